@@ -11,6 +11,6 @@ func newBootstrapAgentCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "bootstrap-agent",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("bootstrap-agent: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("bootstrap-agent: not built yet") },
 	}
 }

@@ -11,6 +11,6 @@ func newDevServerCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "dev-server",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("dev-server: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("dev-server: not built yet") },
 	}
 }

@@ -11,6 +11,6 @@ func newGetCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "get",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("get: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("get: not built yet") },
 	}
 }

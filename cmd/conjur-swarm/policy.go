@@ -11,6 +11,6 @@ func newPolicyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "policy",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("policy: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("policy: not built yet") },
 	}
 }

@@ -11,6 +11,6 @@ func newServeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("serve: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("serve: not built yet") },
 	}
 }

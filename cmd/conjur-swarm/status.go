@@ -11,6 +11,6 @@ func newStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "not built yet",
-		RunE: func(*cobra.Command, []string) error { return errors.New("status: not built yet") },
+		RunE:  func(*cobra.Command, []string) error { return errors.New("status: not built yet") },
 	}
 }
