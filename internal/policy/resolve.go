@@ -1,0 +1,268 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// groupVal is the text a named group of a match re: pattern captured.
+type groupVal struct {
+	value       string
+	serviceSide bool
+}
+
+// Resolve decides req. The first rule whose match holds decides: its
+// variable is expanded and checked against the safety rules and within, its
+// version is expanded, and its allow conditions must all hold, else the
+// request is denied (there is no fall-through to later rules). When no rule
+// matches, the request is denied.
+func (p *Policy) Resolve(req Request) Decision {
+	for _, r := range p.rules {
+		groups, ok := r.matches(req)
+		if !ok {
+			continue
+		}
+		return p.decide(r, req, groups)
+	}
+	return Decision{
+		DoNotReuse: true,
+		Condition:  "match",
+		Reason: fmt.Sprintf("no rule matched secret %s (rules tried: %s); add a rule or fix the secret's labels",
+			quote(req.SecretName), joinNames(p.rules)),
+	}
+}
+
+// matches reports whether every match condition of r holds, with the named
+// groups the re: patterns captured.
+func (r *rule) matches(req Request) (map[string]groupVal, bool) {
+	var groups map[string]groupVal
+	for _, c := range r.match {
+		v, present := c.field.value(req, c.key)
+		if !present {
+			return nil, false
+		}
+		p, ok := c.first(v)
+		if !ok {
+			return nil, false
+		}
+		if p.re.NumSubexp() == 0 {
+			continue
+		}
+		idx := p.re.FindStringSubmatchIndex(v)
+		for i, name := range p.re.SubexpNames() {
+			if name == "" || idx[2*i] < 0 {
+				continue
+			}
+			if groups == nil {
+				groups = map[string]groupVal{}
+			}
+			groups[name] = groupVal{value: v[idx[2*i]:idx[2*i+1]], serviceSide: c.field.serviceSide()}
+		}
+	}
+	return groups, true
+}
+
+// first returns the first static pattern of c that matches v.
+func (c cond) first(v string) (pattern, bool) {
+	for _, p := range c.pats {
+		if p.re != nil && p.re.MatchString(v) {
+			return p, true
+		}
+	}
+	return pattern{}, false
+}
+
+// decide applies the matched rule r to req.
+func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decision {
+	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse}
+	deny := func(condition, format string, args ...any) Decision {
+		d.Allow = false
+		d.Condition = condition
+		d.Reason = fmt.Sprintf("rule %q denies: %s: ", r.name, condition) + fmt.Sprintf(format, args...)
+		return d
+	}
+
+	id, cond, why := expand(r.variable, req, groups, true)
+	if why != "" {
+		return deny(cond, "%s", why)
+	}
+	if why := checkID(id); why != "" {
+		return deny("variable", "the resolved id %s %s", quote(id), why)
+	}
+	if !underWithin(id, p.within) {
+		return deny("within", "the resolved id %s is not under %s", quote(id), strings.Join(p.within, ", "))
+	}
+	d.Variable = id
+
+	if r.version != nil {
+		text, cond, why := expand(*r.version, req, groups, false)
+		if why != "" {
+			return deny(strings.Replace(cond, "variable", "version", 1), "%s", why)
+		}
+		v, why := parseVersion(text)
+		if why != "" {
+			return deny("version", "%s %s", quote(text), why)
+		}
+		d.Version = v
+	}
+
+	for _, c := range r.allow {
+		if why := c.allows(req, groups); why != "" {
+			return deny(c.path, "%s", why)
+		}
+	}
+	d.Allow = true
+	d.Reason = fmt.Sprintf("rule %q allows variable %q", r.name, id)
+	return d
+}
+
+// expand fills t's placeholders from the request. For the variable
+// (segments true) service-side values must be a single path segment. It
+// returns the text, or the condition and reason that denies.
+func expand(t template, req Request, groups map[string]groupVal, segments bool) (string, string, string) {
+	var b strings.Builder
+	for _, part := range t.parts {
+		if part.ph == nil {
+			b.WriteString(part.lit)
+			continue
+		}
+		ph := *part.ph
+		cond := "variable " + ph.String()
+		v, side, why := lookup(ph, req, groups)
+		if why != "" {
+			return "", cond, why
+		}
+		if segments && side && strings.Contains(v, "/") {
+			return "", cond, fmt.Sprintf("%s is %s, which holds a /: service-side values must be a single path segment", ph, quote(v))
+		}
+		if b.Len()+len(v) > MaxIDLength {
+			return "", cond, fmt.Sprintf("%s is %d bytes long: the resolved id would exceed %d bytes", ph, len(v), MaxIDLength)
+		}
+		b.WriteString(v)
+	}
+	return b.String(), "", ""
+}
+
+// lookup returns a placeholder's value, whether it comes from the task
+// (service side), or why it has none. Empty values count as missing.
+func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bool, string) {
+	var v string
+	var why string
+	switch ph.kind {
+	case phSecret:
+		v, why = req.SecretName, "the request has no secret name"
+	case phStack:
+		var ok bool
+		v, ok = req.SecretLabels[stackLabel]
+		why = fmt.Sprintf("secret label %q is missing (the secret was not created by docker stack deploy)", stackLabel)
+		if ok {
+			why = fmt.Sprintf("secret label %q is empty", stackLabel)
+		}
+	case phSecretKey:
+		v = req.SecretName
+		why = "the request has no secret name"
+		if stack := req.SecretLabels[stackLabel]; stack != "" {
+			key, ok := strings.CutPrefix(req.SecretName, stack+"_")
+			if !ok || key == "" {
+				return "", false, fmt.Sprintf("secret name %s does not start with its stack's prefix %s", quote(req.SecretName), quote(stack+"_"))
+			}
+			v = key
+		}
+	case phSecretLabel:
+		var ok bool
+		v, ok = req.SecretLabels[ph.arg]
+		why = fmt.Sprintf("secret label %s is missing", quote(ph.arg))
+		if ok {
+			why = fmt.Sprintf("secret label %s is empty", quote(ph.arg))
+		}
+	case phService:
+		v, why = req.ServiceName, "the request has no service name"
+	case phServiceLabel:
+		var ok bool
+		v, ok = req.ServiceLabels[ph.arg]
+		why = fmt.Sprintf("service label %s is missing", quote(ph.arg))
+		if ok {
+			why = fmt.Sprintf("service label %s is empty", quote(ph.arg))
+		}
+	case phImage:
+		v, why = req.Image, "the request has no image"
+	case phNode:
+		v, why = req.NodeID, "the request has no node id"
+	case phMatch:
+		g, ok := groups[ph.arg]
+		if !ok || g.value == "" {
+			return "", false, fmt.Sprintf("group %q captured nothing", ph.arg)
+		}
+		if !utf8.ValidString(g.value) {
+			return "", false, fmt.Sprintf("group %q captured text that is not valid UTF-8", ph.arg)
+		}
+		return g.value, g.serviceSide, ""
+	}
+	if v == "" {
+		return "", false, why
+	}
+	if !utf8.ValidString(v) {
+		return "", false, fmt.Sprintf("%s is not valid UTF-8", ph)
+	}
+	return v, ph.kind.serviceSide(), ""
+}
+
+// allows returns "" when the allow condition holds for req, else why not.
+func (c cond) allows(req Request, groups map[string]groupVal) string {
+	what := c.field.describe(c.key)
+	v, present := c.field.value(req, c.key)
+	if !present {
+		return what + " is missing"
+	}
+	var want []string
+	for _, p := range c.pats {
+		re := p.re
+		if p.tmpl != nil {
+			var missing string
+			compiled, err := compileGlob(*p.tmpl, func(ph placeholder) string {
+				val, _, why := lookup(ph, req, groups)
+				if why != "" && missing == "" {
+					missing = fmt.Sprintf("%s in %q has no value: %s", ph, p.raw, why)
+				}
+				return val
+			})
+			if missing != "" {
+				return missing
+			}
+			if err != nil {
+				return fmt.Sprintf("pattern %q could not be built: %v", p.raw, err)
+			}
+			re = compiled
+			want = append(want, expandForMessage(*p.tmpl, req, groups))
+		} else {
+			want = append(want, p.raw)
+		}
+		if re.MatchString(v) {
+			return ""
+		}
+	}
+	if len(want) == 1 {
+		return fmt.Sprintf("%s is %s, want %s", what, quote(v), quote(want[0]))
+	}
+	q := make([]string, len(want))
+	for i, w := range want {
+		q[i] = quote(w)
+	}
+	return fmt.Sprintf("%s is %s, want one of %s", what, quote(v), strings.Join(q, ", "))
+}
+
+// expandForMessage renders an allow glob with its placeholders filled in,
+// for deny reasons.
+func expandForMessage(t template, req Request, groups map[string]groupVal) string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.ph == nil {
+			b.WriteString(p.lit)
+			continue
+		}
+		v, _, _ := lookup(*p.ph, req, groups)
+		b.WriteString(globQuote(v))
+	}
+	return b.String()
+}
