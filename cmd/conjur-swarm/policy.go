@@ -1,16 +1,226 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
-// TODO(owner): replaced by the real command.
+// newPolicyCmd groups the mapping policy tools: validate and explain.
 func newPolicyCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("policy: not built yet") },
+		Short: "Validate the mapping policy file and explain its decisions",
+		Long: `Tools for the mapping policy: the YAML file that decides which Conjur variable
+a swarm secret stands for and which tasks may have it (see docs/mapping.md).`,
+		Args: cobra.NoArgs,
 	}
+	cmd.AddCommand(newPolicyValidateCmd(), newPolicyExplainCmd())
+	return cmd
+}
+
+func newPolicyValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check mapping files; print every problem as FILE:LINE:COL: message",
+		Long: `Check one or more mapping policy files.
+
+A good file prints one line on stdout ("FILE: ok, N rules (...), sha256:...").
+A broken file prints every problem on stderr as FILE:LINE:COL: message.
+The exit status is 0 when every file is good, 1 otherwise.`,
+		Example: "  conjur-swarm policy validate docs/examples/mapping.yml",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			failed := false
+			for _, file := range args {
+				p, err := policy.ParseFile(file)
+				if err != nil {
+					failed = true
+					printPolicyError(cmd.ErrOrStderr(), err)
+					continue
+				}
+				rules := p.Rules()
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d %s (%s), %s\n",
+					file, len(rules), plural(len(rules), "rule", "rules"), strings.Join(rules, ", "), p.Hash())
+			}
+			if failed {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+// printPolicyError prints Problems one per line, other errors as one line.
+func printPolicyError(w io.Writer, err error) {
+	var ps policy.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(w, p.String())
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// explainOutput is the JSON form of `policy explain -o json`.
+type explainOutput struct {
+	Decision   string `json:"decision"` // "allow" or "deny"
+	Rule       string `json:"rule"`
+	Variable   string `json:"variable"`
+	Account    string `json:"account"`
+	Version    int    `json:"version"`
+	DoNotReuse bool   `json:"do_not_reuse"`
+	Condition  string `json:"condition"`
+	Reason     string `json:"reason"`
+	Policy     string `json:"policy"`      // the file, or "builtin"
+	PolicyHash string `json:"policy_hash"` // "sha256:..." or "builtin"
+}
+
+func newPolicyExplainCmd() *cobra.Command {
+	var (
+		file, output                string
+		req                         policy.Request
+		secretLabels, serviceLabels []string
+	)
+	cmd := &cobra.Command{
+		Use:   "explain [-f FILE] --secret NAME [flags]",
+		Short: "Show which rule decides a request, the variable, and allow or deny with the reason",
+		Long: `Resolve one request the way the plugin does, without calling Conjur: which rule
+matched, the Conjur variable id, the version, allow or deny, and why.
+
+Without -f the built-in policy is used (the single conjur.variable label rule).
+The exit status is 0 for allow, 3 for deny, 1 when the file is broken or a flag is wrong.`,
+		Example: `  conjur-swarm policy explain -f docs/examples/mapping.yml \
+    --secret web_db_password --secret-label com.docker.stack.namespace=web \
+    --service web_api --service-label com.docker.stack.namespace=web`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			var err error
+			if req.SecretLabels, err = parseLabelFlags("--secret-label", secretLabels); err != nil {
+				return err
+			}
+			if req.ServiceLabels, err = parseLabelFlags("--service-label", serviceLabels); err != nil {
+				return err
+			}
+			p := policy.Builtin()
+			if file != "" {
+				if p, err = policy.ParseFile(file); err != nil {
+					printPolicyError(cmd.ErrOrStderr(), err)
+					return exitError{code: 1}
+				}
+			}
+			d := p.Resolve(req)
+			out := explainOutput{
+				Decision: "deny", Rule: d.Rule, Variable: d.Variable, Account: d.Account, Version: d.Version,
+				DoNotReuse: d.DoNotReuse, Condition: d.Condition, Reason: d.Reason,
+				Policy: p.File(), PolicyHash: p.Hash(),
+			}
+			if d.Allow {
+				out.Decision = "allow"
+			}
+			if output == "json" {
+				err = writeExplainJSON(cmd.OutOrStdout(), out)
+			} else {
+				err = writeExplainText(cmd.OutOrStdout(), out)
+			}
+			if err != nil {
+				return err
+			}
+			if !d.Allow {
+				return exitError{code: 3}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "mapping policy file (default: the built-in policy)")
+	f.StringVar(&req.SecretName, "secret", "", "secret name, as Swarm sends it (a stack's secrets are named STACK_KEY)")
+	f.StringArrayVar(&secretLabels, "secret-label", nil, "secret label KEY=VALUE (repeatable)")
+	f.StringVar(&req.ServiceName, "service", "", "service name")
+	f.StringArrayVar(&serviceLabels, "service-label", nil, "service label KEY=VALUE (repeatable)")
+	f.StringVar(&req.Image, "image", "", "task image")
+	f.StringVar(&req.NodeID, "node", "", "node id")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	_ = cmd.MarkFlagRequired("secret")
+	return cmd
+}
+
+// parseLabelFlags turns repeated KEY=VALUE flags into a map. Values may hold
+// "=" and ","; a key given twice is an error.
+func parseLabelFlags(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want KEY=VALUE", flag, kv)
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("%s: label %q given twice", flag, k)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func writeExplainJSON(w io.Writer, out explainOutput) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func writeExplainText(w io.Writer, out explainOutput) error {
+	orNone := func(s, none string) string {
+		if s == "" {
+			return none
+		}
+		return s
+	}
+	version := "latest"
+	if out.Version > 0 {
+		version = strconv.Itoa(out.Version)
+	}
+	policyLine := out.PolicyHash
+	if out.Policy != "builtin" {
+		policyLine = out.Policy + " (" + out.PolicyHash + ")"
+	}
+	rows := [][2]string{
+		{"decision", out.Decision},
+		{"rule", orNone(out.Rule, "(none matched)")},
+		{"variable", orNone(out.Variable, "(none)")},
+		{"version", version},
+		{"account", orNone(out.Account, "(the plugin's CONJUR_ACCOUNT)")},
+		{"do_not_reuse", strconv.FormatBool(out.DoNotReuse)},
+	}
+	if out.Condition != "" {
+		rows = append(rows, [2]string{"condition", out.Condition})
+	}
+	rows = append(rows, [2]string{"reason", out.Reason}, [2]string{"policy", policyLine})
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-13s %s\n", r[0]+":", r[1])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

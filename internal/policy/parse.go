@@ -421,7 +421,11 @@ func (ps *parser) pattern(n *yaml.Node, s, path, section string, f field, defs, 
 			ps.addIn(n, 3+loc[0], "%s: placeholders are not expanded in re: patterns; use a glob to compare with %s", path, expr[loc[0]:loc[1]])
 			return pattern{}, false
 		}
-		re, err := regexp.Compile(`\A(?:` + expr + `)\z`)
+		_, err := regexp.Compile(expr)
+		var re *regexp.Regexp
+		if err == nil {
+			re, err = regexp.Compile(`\A(?:` + expr + `)\z`)
+		}
 		if err != nil {
 			ps.addIn(n, 3, "%s: bad re: pattern: %s", path, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			return pattern{}, false

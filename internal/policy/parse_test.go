@@ -120,7 +120,7 @@ rules:
       secret_labels: {k: "re:{stack}-x"}
     variable: apps/x
 `, []string{
-			"5:19: match.secret: bad re: pattern: missing closing ): `\\A(?:(unclosed)\\z`",
+			"5:19: match.secret: bad re: pattern: missing closing ): `(unclosed`",
 			`6:16: match.service: bad glob: glob "[a-" has an unclosed [`,
 			`7:15: match.image: empty re: pattern; write re:<RE2 expression>`,
 			`8:13: match.node: placeholders such as {node} are expanded only in allow, variable and version; in match use a glob or re: (write \{ for a literal brace)`,

@@ -72,29 +72,39 @@ func NewStore(path string, log *zap.Logger) (*Store, error) {
 		log.Info("mapping policy: built-in (no mapping file set)", zap.String("hash", "builtin"), zap.Int("rules", 1))
 		return s, nil
 	}
-	data, err := readFile(path)
-	if err != nil {
+	p, err := ParseFile(path)
+	var ps Problems
+	switch {
+	case errors.As(err, &ps):
 		return nil, err
-	}
-	p, err := Parse(path, data)
-	if err != nil {
-		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w (check CONJUR_SWARM_MAPPING_FILE and the mapping mount)", err)
 	}
 	s.cur.Store(&loaded{policy: p, at: time.Now()})
 	log.Info("mapping policy loaded", zap.String("path", path), zap.String("hash", p.Hash()), zap.Int("rules", len(p.rules)))
 	return s, nil
 }
 
+// ParseFile reads the mapping file at path and parses it (see Parse). A file
+// that cannot be read is a plain error, not Problems.
+func ParseFile(path string) (*Policy, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
 // readFile reads at most MaxFileSize+1 bytes of the file.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("mapping file: %w (check CONJUR_SWARM_MAPPING_FILE and the mapping mount)", err)
+		return nil, fmt.Errorf("read mapping file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("mapping file %s: %w", path, err)
+		return nil, fmt.Errorf("read mapping file %s: %w", path, err)
 	}
 	return data, nil
 }

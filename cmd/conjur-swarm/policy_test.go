@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The golden files under testdata/policy/ hold the exact output of the
+// policy commands. Rewrite them with: go test ./cmd/conjur-swarm/ -run TestPolicyGolden -update
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite golden files under testdata/")
+	}
+}
+
+func updateGolden() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// runCLI runs the root command in-process and renders what a user would
+// see: stdout, stderr and the exit status main would choose.
+func runCLI(args ...string) string {
+	root := newRootCmd()
+	var stdout, stderr bytes.Buffer
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := 0
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else {
+			code = 1
+			fmt.Fprintln(&stderr, "conjur-swarm:", err)
+		}
+	}
+	return fmt.Sprintf("$ conjur-swarm %s\nexit status %d\n--- stdout\n%s--- stderr\n%s",
+		strings.Join(args, " "), code, stdout.String(), stderr.String())
+}
+
+func TestPolicyGolden(t *testing.T) {
+	const m = "testdata/policy/mapping.yml"
+	stack := []string{"--secret", "web_db_password", "--secret-label", "com.docker.stack.namespace=web",
+		"--secret-label", "conjur.version=2", "--service", "web_api", "--service-label", "com.docker.stack.namespace=web",
+		"--image", "registry.example.com/web/api:1.4", "--node", "n1"}
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"validate-ok", []string{"policy", "validate", m}, 0},
+		{"validate-broken", []string{"policy", "validate", "testdata/policy/broken.yml"}, 1},
+		{"validate-several", []string{"policy", "validate", m, "testdata/policy/broken.yml"}, 1},
+		{"validate-missing-file", []string{"policy", "validate", "testdata/policy/nope.yml"}, 1},
+		{"explain-allow-by-label", []string{"policy", "explain", "-f", m, "--secret", "db", "--secret-label", "conjur.variable=apps/db/password"}, 0},
+		{"explain-allow-stack", append([]string{"policy", "explain", "-f", m}, stack...), 0},
+		{"explain-allow-stack-json", append([]string{"policy", "explain", "-f", m, "-o", "json"}, stack...), 0},
+		{"explain-deny-other-stack", []string{"policy", "explain", "-f", m, "--secret", "web_db_password",
+			"--secret-label", "com.docker.stack.namespace=web", "--secret-label", "conjur.version=2",
+			"--service-label", "com.docker.stack.namespace=evil", "--image", "registry.example.com/x"}, 3},
+		{"explain-deny-other-stack-json", []string{"policy", "explain", "-f", m, "-o", "json", "--secret", "web_db_password",
+			"--secret-label", "com.docker.stack.namespace=web", "--secret-label", "conjur.version=2",
+			"--service-label", "com.docker.stack.namespace=evil", "--image", "registry.example.com/x"}, 3},
+		{"explain-deny-no-rule", []string{"policy", "explain", "-f", m, "--secret", "plain"}, 3},
+		{"explain-deny-hostile-label", []string{"policy", "explain", "-f", m, "--secret", "db",
+			"--secret-label", "conjur.variable=apps/../secret/x,apps/\u2215y"}, 3},
+		{"explain-builtin", []string{"policy", "explain", "--secret", "db", "--secret-label", "conjur.variable=prod/db/password", "-o", "json"}, 0},
+		{"explain-broken-file", []string{"policy", "explain", "-f", "testdata/policy/broken.yml", "--secret", "db"}, 1},
+		{"explain-bad-label-flag", []string{"policy", "explain", "--secret", "db", "--secret-label", "novalue"}, 1},
+		{"explain-bad-output", []string{"policy", "explain", "--secret", "db", "-o", "yaml"}, 1},
+		{"explain-no-secret", []string{"policy", "explain"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := runCLI(tc.args...)
+			if want := fmt.Sprintf("exit status %d\n", tc.code); !strings.Contains(got, want) {
+				t.Errorf("want %q in:\n%s", want, got)
+			}
+			golden := filepath.Join("testdata", "policy", tc.name+".golden")
+			if updateGolden() {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
