@@ -1,0 +1,551 @@
+package conjurdev
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+)
+
+// maxBody bounds request bodies (policies and values).
+const maxBody = 10 << 20
+
+var _ http.Handler = (*Server)(nil)
+
+// ServeHTTP answers one request of the Conjur API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.handle("GET /{$}", EpInfo, false, s.root)
+	s.handle("GET /health", EpHealth, false, s.health)
+	s.handle("GET /authenticators", EpAuthenticators, false, s.listAuthenticators)
+
+	s.handle("POST /authn/{account}/{rest...}", EpAuthn, false, s.authenticate)
+	s.handle("GET /authn/{account}/login", EpLogin, false, s.login)
+	s.handle("PUT /authn/{account}/api_key", EpRotate, true, s.rotate)
+
+	s.handle("POST /authn-jwt/{service}/{account}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
+	s.handle("POST /authn-jwt/{service}/{account}/{host}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
+	s.handle("PATCH /authn-jwt/{service}/{account}", EpAuthenticators, true, s.authed(s.enableJWT))
+	s.handle("GET /authn-jwt/{service}/{account}/status", EpAuthenticators, false, s.authed(s.statusJWT))
+
+	s.handle("GET /secrets/{account}/{kind}/{id...}", EpSecret, false, s.authed(s.getSecret))
+	s.handle("POST /secrets/{account}/{kind}/{id...}", EpSecretSet, true, s.authed(s.setSecret))
+	s.handle("GET /secrets", EpBatch, false, s.authed(s.batch))
+	s.handle("GET /secrets/{$}", EpBatch, false, s.authed(s.batch))
+
+	for _, m := range []string{"POST", "PATCH", "PUT"} {
+		s.handle(m+" /policies/{account}/policy/{id...}", EpPolicy, true, s.authed(s.loadPolicyHTTP))
+	}
+
+	s.handle("GET /resources/{account}", EpResources, false, s.authed(s.listResources))
+	s.handle("GET /resources/{account}/{$}", EpResources, false, s.authed(s.listResources))
+	s.handle("GET /resources/{account}/{kind}", EpResources, false, s.authed(s.listResources))
+	s.handle("GET /resources/{account}/{kind}/{id...}", EpResources, false, s.authed(s.showResource))
+	s.handle("GET /whoami", EpWhoami, false, s.authed(s.whoami))
+
+	s.handle("/", EpOther, false, func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [" + r.Method + "] " + r.URL.Path})
+	})
+}
+
+// handle registers h for pattern, counting requests as endpoint ep and
+// applying the fault switches; write marks changes refused by a follower.
+func (s *Server) handle(pattern, ep string, write bool, h http.HandlerFunc) {
+	c := s.counts[ep]
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c.Add(1)
+		if s.faults.apply(w, r, write) {
+			return
+		}
+		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
+			start := time.Now()
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			h(rec, r)
+			ce.Write(zap.String("endpoint", ep), zap.String("method", r.Method),
+				zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+				zap.Duration("duration", time.Since(start)))
+			return
+		}
+		h(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// caller is the authenticated role of a request.
+type caller struct {
+	role string // full role id
+	iat  int64
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c caller)
+
+// authed checks the access token of every request before h runs.
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		claims, err := s.tokens.parseAuthorization(r.Header.Get("Authorization"), s.now())
+		if err != nil {
+			unauthorized(w, err.Error())
+			return
+		}
+		role := s.loginRole(claims.Sub)
+		s.mu.RLock()
+		_, exists := s.st.resources[role]
+		s.mu.RUnlock()
+		if !exists {
+			unauthorized(w, errTokenInvalid.Error())
+			return
+		}
+		h(w, r, caller{role: role, iat: claims.Iat})
+	}
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	if msg != "" {
+		_, _ = io.WriteString(w, msg)
+	}
+}
+
+func writeError(w http.ResponseWriter, e *StatusError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(e.body())
+}
+
+// writeErr answers err: a *StatusError as itself, anything else 500.
+func (s *Server) writeErr(w http.ResponseWriter, err error) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		writeError(w, se)
+		return
+	}
+	s.log.Error("internal error", zap.Error(err))
+	writeError(w, &StatusError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error in the dev server; see its log"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(bytes.TrimRight(buf.Bytes(), "\n"))
+}
+
+func acceptsBase64(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		if strings.Contains(strings.ToLower(v), "base64") {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- authn ----
+
+func (s *Server) authnEnabled(name string) bool {
+	if s.authenticators == nil {
+		return true
+	}
+	return s.authenticators[name]
+}
+
+// writeToken issues an access token for login, as raw JSON or base64.
+func (s *Server) writeToken(w http.ResponseWriter, r *http.Request, login string) {
+	tok := s.tokens.issue(login, s.now(), s.ttl)
+	if acceptsBase64(r) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "base64")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, base64.StdEncoding.EncodeToString(tok))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(tok)
+}
+
+// checkAPIKey reports whether key is the API key of login's user or host.
+func (s *Server) checkAPIKey(login, key string) (string, bool) {
+	role := s.loginRole(login)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	res, ok := s.st.resources[role]
+	if !ok || res.apiKey == "" || key == "" {
+		return role, false
+	}
+	return role, subtle.ConstantTimeCompare([]byte(res.apiKey), []byte(key)) == 1
+}
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
+	login, ok := strings.CutSuffix(r.PathValue("rest"), "/authenticate")
+	if !ok || login == "" {
+		writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [POST] " + r.URL.Path})
+		return
+	}
+	key, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil || r.PathValue("account") != s.account || !s.authnEnabled("authn") {
+		unauthorized(w, "")
+		return
+	}
+	if _, ok := s.checkAPIKey(login, string(key)); !ok {
+		unauthorized(w, "")
+		return
+	}
+	s.writeToken(w, r, login)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	user, pass, ok := r.BasicAuth()
+	if !ok || r.PathValue("account") != s.account || !s.authnEnabled("authn") {
+		unauthorized(w, "")
+		return
+	}
+	role, ok := s.checkAPIKey(user, pass)
+	if !ok {
+		unauthorized(w, "")
+		return
+	}
+	s.mu.RLock()
+	key := s.st.resources[role].apiKey
+	s.mu.RUnlock()
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, key)
+}
+
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("account") != s.account {
+		unauthorized(w, "")
+		return
+	}
+	var self string
+	if user, pass, ok := r.BasicAuth(); ok {
+		role, ok := s.checkAPIKey(user, pass)
+		if !ok {
+			unauthorized(w, "")
+			return
+		}
+		self = role
+	} else {
+		claims, err := s.tokens.parseAuthorization(r.Header.Get("Authorization"), s.now())
+		if err != nil {
+			unauthorized(w, err.Error())
+			return
+		}
+		self = s.loginRole(claims.Sub)
+	}
+	target := self
+	if q := r.URL.Query().Get("role"); q != "" {
+		target = s.roleID(q)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, ok := s.st.resources[target]
+	if _, selfOK := s.st.resources[self]; !selfOK {
+		unauthorized(w, "")
+		return
+	}
+	if !ok || (target != self && !s.st.visible(self, res)) {
+		writeError(w, notFound(target))
+		return
+	}
+	if target != self && !s.st.can(self, res, "update") {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if res.kind != "user" && res.kind != "host" {
+		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: fmt.Sprintf("%s has no API key: only users and hosts have one", target)})
+		return
+	}
+	key, err := s.rotateLocked(res)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, key)
+}
+
+// ---- secrets ----
+
+func secretNotFound(full string) *StatusError {
+	return &StatusError{
+		Status: http.StatusNotFound, Code: "not_found",
+		Message: fmt.Sprintf("CONJ00076E Variable %s is empty or not found.", full),
+	}
+}
+
+func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, c caller) {
+	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
+	version := 0
+	if v := r.URL.Query().Get("version"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: fmt.Sprintf("version %q must be a positive integer", v)})
+			return
+		}
+		version = n
+	}
+	s.mu.RLock()
+	res, ok := s.st.resources[full]
+	if !ok || !s.st.visible(c.role, res) {
+		s.mu.RUnlock()
+		writeError(w, secretNotFound(full))
+		return
+	}
+	if !s.st.can(c.role, res, "execute") {
+		s.mu.RUnlock()
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	var sv secretVersion
+	if version == 0 {
+		sv, ok = res.latest()
+	} else {
+		sv, ok = res.version(version)
+	}
+	mime := res.mimeType()
+	s.mu.RUnlock()
+	if !ok {
+		writeError(w, secretNotFound(full))
+		return
+	}
+	// Stored values are never modified in place, so writing after the
+	// unlock is safe.
+	w.Header().Set("Content-Type", mime)
+	w.Header().Set("Content-Length", strconv.Itoa(len(sv.value)))
+	_, _ = w.Write(sv.value)
+}
+
+// blank is Ruby's String#blank?: empty or only whitespace.
+func blank(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	return len(bytes.TrimFunc(b, unicode.IsSpace)) == 0
+}
+
+func (s *Server) setSecret(w http.ResponseWriter, r *http.Request, c caller) {
+	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
+	value, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, &StatusError{Status: http.StatusBadRequest, Code: "bad_request", Message: "could not read the value"})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, ok := s.st.resources[full]
+	if !ok || !s.st.visible(c.role, res) {
+		writeError(w, notFound(full))
+		return
+	}
+	if !s.st.can(c.role, res, "update") {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if blank(value) {
+		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "'value' may not be empty"})
+		return
+	}
+	if len(value) > maxBody {
+		writeError(w, &StatusError{Status: http.StatusRequestEntityTooLarge, Code: "argument_error", Message: "the value is larger than 10 MiB"})
+		return
+	}
+	res.addValue(value)
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
+	raw := r.URL.Query().Get("variable_ids")
+	var ids []string
+	seen := map[string]bool{}
+	for _, id := range strings.Split(raw, ",") {
+		if strings.TrimSpace(id) == "" {
+			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids must be a comma-separated list of full variable ids, none blank"})
+			return
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	b64 := acceptsBase64(r)
+	s.mu.RLock()
+	vars := make([]*resource, len(ids))
+	for i, id := range ids {
+		res, ok := s.st.resources[id]
+		if !ok {
+			s.mu.RUnlock()
+			writeError(w, notFound(id))
+			return
+		}
+		vars[i] = res
+	}
+	for _, res := range vars {
+		if !s.st.can(c.role, res, "execute") {
+			s.mu.RUnlock()
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+	}
+	out := make(map[string]string, len(vars))
+	for _, res := range vars {
+		sv, ok := res.latest()
+		if !ok {
+			s.mu.RUnlock()
+			writeError(w, secretNotFound(res.id))
+			return
+		}
+		switch {
+		case b64:
+			out[res.id] = base64.StdEncoding.EncodeToString(sv.value)
+		case !utf8.Valid(sv.value):
+			s.mu.RUnlock()
+			writeError(w, &StatusError{Status: http.StatusNotAcceptable, Code: "not_acceptable",
+				Message: fmt.Sprintf("CONJ00074E Variable %s has a value that is not UTF-8 encoded: fetch it alone or use the base64 encoding (Accept-Encoding: base64)", res.id)})
+			return
+		default:
+			out[res.id] = string(sv.value)
+		}
+	}
+	s.mu.RUnlock()
+	if b64 {
+		w.Header().Set("Content-Encoding", "base64")
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ---- policies ----
+
+func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller) {
+	mode := LoadMode(r.Method)
+	if r.URL.Query().Get("dryRun") == "true" {
+		writeError(w, &StatusError{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "the dev server does not implement policy dry runs"})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "the policy could not be read or is larger than 10 MiB"})
+		return
+	}
+	if r.PathValue("account") != s.account {
+		writeError(w, notFound(r.PathValue("account")+":policy:"+r.PathValue("id")))
+		return
+	}
+	if !s.loadMu.TryLock() {
+		writeError(w, errConflict())
+		return
+	}
+	defer s.loadMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	branch, err := s.branchID(r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	pol := s.st.resources[branch]
+	if !s.st.visible(c.role, pol) {
+		writeError(w, notFound(branch))
+		return
+	}
+	priv := "update"
+	if mode == ModePost {
+		priv = "create"
+	}
+	if !s.st.can(c.role, pol, priv) {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	res, err := s.loadPolicyLocked(mode, branch, body)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	type createdRole struct {
+		ID     string `json:"id"`
+		APIKey string `json:"api_key"`
+	}
+	created := map[string]createdRole{}
+	for id, key := range res.CreatedRoles {
+		created[id] = createdRole{ID: id, APIKey: key}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"created_roles": created, "version": res.Version})
+}
+
+// ---- status ----
+
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeJSON(w, http.StatusOK, map[string]string{"version": Version})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = fmt.Fprintf(w, `<!DOCTYPE html>
+<html><head><title>Conjur Status</title></head>
+<body><h1>Conjur (conjur-swarm dev server)</h1>
+<dl><dt>Account</dt><dd>%s</dd><dt>Version</dt><dd>Version %s</dd></dl>
+<p>An in-memory development server. Nothing here is persistent or secret.</p>
+</body></html>
+`, s.account, Version)
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ok":       true,
+		"database": map[string]any{"ok": true, "connect": map[string]string{"main": "ok"}},
+		"role":     s.roleName(),
+	})
+}
+
+func (s *Server) roleName() string {
+	if s.faults.ReadOnly() {
+		return "follower"
+	}
+	return "master"
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c caller) {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	type who struct {
+		ClientIP      string `json:"client_ip"`
+		UserAgent     string `json:"user_agent"`
+		Account       string `json:"account"`
+		Username      string `json:"username"`
+		TokenIssuedAt string `json:"token_issued_at"`
+	}
+	writeJSON(w, http.StatusOK, who{
+		ClientIP: ip, UserAgent: r.UserAgent(), Account: s.account, Username: loginOf(c.role),
+		TokenIssuedAt: time.Unix(c.iat, 0).UTC().Format("2006-01-02T15:04:05.000+00:00"),
+	})
+}

@@ -1,0 +1,152 @@
+package conjurdev
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Access tokens look like Conjur's: a JSON object with base64 "protected",
+// "payload" and "signature" fields, the payload carrying sub, iat and exp.
+// Conjur signs with an RSA key (slosilo); the dev server signs with an HMAC
+// key of its own, which the client cannot tell apart because it never
+// verifies the signature. ExpireTokens replaces the key, so every token
+// issued before fails verification.
+
+// Token errors, each answered 401 with its text as Conjur does.
+var (
+	errAuthMissing    = errors.New("Authorization missing")
+	errTokenMalformed = errors.New("Malformed authorization token")
+	errTokenInvalid   = errors.New("Unauthorized: Invalid token")
+)
+
+// tokenClaims is the payload of an access token.
+type tokenClaims struct {
+	Sub string `json:"sub"`
+	Iat int64  `json:"iat"`
+	Exp int64  `json:"exp"`
+}
+
+type tokenKey struct {
+	secret []byte
+	kid    string
+	// protected is the base64 protected header, the same for every token.
+	protected string
+}
+
+type tokenSigner struct {
+	key atomic.Pointer[tokenKey]
+}
+
+func newTokenSigner() (*tokenSigner, error) {
+	s := &tokenSigner{}
+	if err := s.rotate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// rotate replaces the signing key: every token signed before is rejected.
+func (s *tokenSigner) rotate() error {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(secret)
+	kid := hex.EncodeToString(sum[:16])
+	hdr, _ := json.Marshal(map[string]string{"alg": "conjur.org/slosilo/v2", "kid": kid})
+	s.key.Store(&tokenKey{secret: secret, kid: kid, protected: base64.StdEncoding.EncodeToString(hdr)})
+	return nil
+}
+
+type tokenJSON struct {
+	Protected string `json:"protected"`
+	Payload   string `json:"payload"`
+	Signature string `json:"signature"`
+}
+
+func sign(k *tokenKey, protected, payload string) string {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte(protected))
+	m.Write([]byte{'.'})
+	m.Write([]byte(payload))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// issue returns the raw JSON access token for sub, valid for ttl from now.
+func (s *tokenSigner) issue(sub string, now time.Time, ttl time.Duration) []byte {
+	k := s.key.Load()
+	c := tokenClaims{Sub: sub, Iat: now.Unix(), Exp: now.Add(ttl).Unix()}
+	if c.Exp <= c.Iat {
+		c.Exp = c.Iat + 1
+	}
+	p, _ := json.Marshal(c)
+	payload := base64.StdEncoding.EncodeToString(p)
+	out, _ := json.Marshal(tokenJSON{Protected: k.protected, Payload: payload, Signature: sign(k, k.protected, payload)})
+	return out
+}
+
+// parseAuthorization checks an Authorization header value of the form
+// `Token token="<base64 of the token JSON>"` and returns the token's claims.
+// Errors are errAuthMissing, errTokenMalformed or errTokenInvalid.
+func (s *tokenSigner) parseAuthorization(header string, now time.Time) (tokenClaims, error) {
+	if header == "" {
+		return tokenClaims{}, errAuthMissing
+	}
+	raw, err := tokenFromHeader(header)
+	if err != nil {
+		return tokenClaims{}, err
+	}
+	return s.verify(raw, now)
+}
+
+// tokenFromHeader extracts and decodes the token bytes of an Authorization
+// header.
+func tokenFromHeader(header string) ([]byte, error) {
+	const prefix = `Token token="`
+	if !strings.HasPrefix(header, prefix) {
+		return nil, errTokenMalformed
+	}
+	rest := header[len(prefix):]
+	end := strings.IndexByte(rest, '"')
+	if end < 0 {
+		return nil, errTokenMalformed
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest[:end])
+	if err != nil {
+		return nil, errTokenMalformed
+	}
+	return raw, nil
+}
+
+// verify checks the token's form, signature and lifetime.
+func (s *tokenSigner) verify(raw []byte, now time.Time) (tokenClaims, error) {
+	var t tokenJSON
+	if err := json.Unmarshal(raw, &t); err != nil || t.Protected == "" || t.Payload == "" || t.Signature == "" {
+		return tokenClaims{}, errTokenMalformed
+	}
+	k := s.key.Load()
+	want := sign(k, t.Protected, t.Payload)
+	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
+		return tokenClaims{}, errTokenInvalid
+	}
+	p, err := base64.StdEncoding.DecodeString(t.Payload)
+	if err != nil {
+		return tokenClaims{}, errTokenInvalid
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(p, &c); err != nil || c.Sub == "" || c.Exp == 0 {
+		return tokenClaims{}, errTokenInvalid
+	}
+	if now.Unix() >= c.Exp {
+		return tokenClaims{}, errTokenInvalid
+	}
+	return c, nil
+}
