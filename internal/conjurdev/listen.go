@@ -182,4 +182,3 @@ func (l *Listener) Close() error {
 
 // Done is closed when the listener has stopped serving.
 func (l *Listener) Done() <-chan struct{} { return l.done }
-
