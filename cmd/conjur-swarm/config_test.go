@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// clearEnv blanks every setting's variable (viper treats empty as unset).
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, s := range settings {
+		t.Setenv(s.env, "")
+	}
+}
+
+func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	clearEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	addSettingFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse flags: %v", err)
+	}
+	v := viper.New()
+	if err := bindSettings(v, fs); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	return loadConfig(v)
+}
+
+func TestLoadConfig(t *testing.T) {
+	defaults := Config{
+		Socket:          "/run/docker/plugins/conjur.sock",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		FetchTimeout:    5 * time.Second,
+		ShutdownTimeout: 20 * time.Second,
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want func(c *Config)
+	}{
+		{name: "ok/defaults", want: func(*Config) {}},
+		{
+			name: "ok/environment",
+			env: map[string]string{
+				"CONJUR_SWARM_SOCKET":           "/tmp/x.sock",
+				"CONJUR_SWARM_MAPPING_FILE":     "/etc/conjur-swarm/mapping/mapping.yml",
+				"CONJUR_SWARM_LOG_LEVEL":        "DEBUG",
+				"CONJUR_SWARM_LOG_FORMAT":       "console",
+				"CONJUR_SWARM_FETCH_TIMEOUT":    "2s",
+				"CONJUR_SWARM_CACHE_TTL":        "30s",
+				"CONJUR_SWARM_CREDENTIAL_FILE":  "/etc/conjur-swarm/identity/credential.json",
+				"CONJUR_SWARM_METRICS_LISTEN":   "127.0.0.1:9090",
+				"CONJUR_SWARM_ALLOW_HTTP":       "true",
+				"CONJUR_SWARM_SHUTDOWN_TIMEOUT": "3s",
+				"CONJUR_APPLIANCE_URL":          "https://a.example, https://b.example ,",
+				"CONJUR_ACCOUNT":                "myorg",
+				"CONJUR_AUTHN_LOGIN":            "host/swarm/conjur-plugin",
+				"CONJUR_CERT_FILE":              "/etc/conjur-swarm/ca/conjur.pem",
+				"CONJUR_AUTHN_JWT_SERVICE_ID":   "swarm",
+				"JWT_TOKEN_PATH":                "/etc/conjur-swarm/identity/jwt",
+				"CONJUR_AUTHN_JWT_HOST_ID":      "swarm/conjur-plugin",
+			},
+			want: func(c *Config) {
+				c.Socket = "/tmp/x.sock"
+				c.MappingFile = "/etc/conjur-swarm/mapping/mapping.yml"
+				c.LogLevel, c.LogFormat = "debug", "console"
+				c.FetchTimeout, c.CacheTTL, c.ShutdownTimeout = 2*time.Second, 30*time.Second, 3*time.Second
+				c.CredentialFile = "/etc/conjur-swarm/identity/credential.json"
+				c.MetricsListen = "127.0.0.1:9090"
+				c.AllowHTTP = true
+				c.Conjur = ConjurSettings{
+					ApplianceURLs: []string{"https://a.example", "https://b.example"},
+					Account:       "myorg",
+					Login:         "host/swarm/conjur-plugin",
+					CertFile:      "/etc/conjur-swarm/ca/conjur.pem",
+					JWTServiceID:  "swarm",
+					JWTTokenPath:  "/etc/conjur-swarm/identity/jwt",
+					JWTHostID:     "swarm/conjur-plugin",
+				}
+			},
+		},
+		{
+			name: "ok/flags beat the environment",
+			env:  map[string]string{"CONJUR_SWARM_SOCKET": "/env.sock", "CONJUR_SWARM_LOG_LEVEL": "warn"},
+			args: []string{"--socket", "/flag.sock", "--allow-http", "--fetch-timeout", "1s"},
+			want: func(c *Config) {
+				c.Socket, c.LogLevel, c.AllowHTTP, c.FetchTimeout = "/flag.sock", "warn", true, time.Second
+			},
+		},
+		{
+			name: "ok/cache ttl zero and the dev API key",
+			env:  map[string]string{"CONJUR_SWARM_CACHE_TTL": "0", "CONJUR_AUTHN_API_KEY": " k3y "},
+			want: func(c *Config) { c.Conjur.APIKey = "k3y" },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := load(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			want := defaults
+			tc.want(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // every one must appear in the error
+	}{
+		{
+			name: "fail/every problem at once",
+			env: map[string]string{
+				"CONJUR_SWARM_SOCKET":           " ",
+				"CONJUR_SWARM_LOG_LEVEL":        "chatty",
+				"CONJUR_SWARM_LOG_FORMAT":       "xml",
+				"CONJUR_SWARM_FETCH_TIMEOUT":    "5x",
+				"CONJUR_SWARM_CACHE_TTL":        "-1s",
+				"CONJUR_SWARM_METRICS_LISTEN":   "9090",
+				"CONJUR_SWARM_ALLOW_HTTP":       "maybe",
+				"CONJUR_SWARM_SHUTDOWN_TIMEOUT": "0s",
+				"CONJUR_CERT_FILE":              "/ca.pem",
+				"CONJUR_SSL_CERTIFICATE":        "-----BEGIN CERTIFICATE-----",
+			},
+			want: []string{
+				"CONJUR_SWARM_SOCKET is empty",
+				`CONJUR_SWARM_LOG_LEVEL is "chatty"`,
+				`CONJUR_SWARM_LOG_FORMAT is "xml"`,
+				`CONJUR_SWARM_FETCH_TIMEOUT is "5x"`,
+				"CONJUR_SWARM_CACHE_TTL is -1s",
+				`CONJUR_SWARM_METRICS_LISTEN is "9090"`,
+				`CONJUR_SWARM_ALLOW_HTTP is "maybe"`,
+				"CONJUR_SWARM_SHUTDOWN_TIMEOUT is 0s",
+				"CONJUR_CERT_FILE and CONJUR_SSL_CERTIFICATE are both set",
+			},
+		},
+		{
+			name: "fail/fetch timeout at Swarm's limit",
+			env:  map[string]string{"CONJUR_SWARM_FETCH_TIMEOUT": "30s"},
+			want: []string{"CONJUR_SWARM_FETCH_TIMEOUT is 30s"},
+		},
+		{
+			name: "fail/fatal log level is not a level to run at",
+			env:  map[string]string{"CONJUR_SWARM_LOG_LEVEL": "fatal"},
+			want: []string{`CONJUR_SWARM_LOG_LEVEL is "fatal"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.env)
+			if err == nil {
+				t.Fatal("loadConfig: no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if got, want := strings.Count(err.Error(), "\n")+1, len(tc.want); got != want {
+				t.Errorf("error has %d lines, want %d:\n%v", got, want, err)
+			}
+		})
+	}
+}
+
+func TestConfigRedactsCredentials(t *testing.T) {
+	const key = "api-key-that-must-not-show"
+	const pem = "-----BEGIN CERTIFICATE-----\nMIIBnotreally\n-----END CERTIFICATE-----\n"
+	c, err := load(t, map[string]string{"CONJUR_AUTHN_API_KEY": key, "CONJUR_SSL_CERTIFICATE": pem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Conjur.APIKey != key {
+		t.Fatalf("API key not loaded")
+	}
+	var outputs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		outputs = append(outputs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, c.Conjur))
+	}
+	var buf bytes.Buffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
+	log.Info("settings", zap.Object("config", c), zap.Any("any", c), zap.Stringer("str", c))
+	outputs = append(outputs, buf.String())
+	for _, out := range outputs {
+		if strings.Contains(out, key) || strings.Contains(out, "MIIBnotreally") {
+			t.Errorf("credential shown: %s", out)
+		}
+		if !strings.Contains(out, "REDACTED") {
+			t.Errorf("no redaction marker in: %s", out)
+		}
+	}
+}

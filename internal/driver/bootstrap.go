@@ -1,0 +1,89 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxCredentialBytes bounds a bootstrap body: a credential is an API key or a
+// JWT, a few KiB at most.
+const maxCredentialBytes = 64 << 10
+
+// adoptTimeout bounds the authentication that checks a handed-over credential.
+const adoptTimeout = 20 * time.Second
+
+// BootstrapAnswer is the body of the answer to POST /ConjurSwarm.Bootstrap.
+type BootstrapAnswer struct {
+	OK          bool   `json:"ok,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Err         string `json:"Err,omitempty"`
+}
+
+// Bootstrap takes a credential handed over by the bootstrap agent: it parses
+// it, lets the Conjur client authenticate with it (which accepts only the
+// login pinned in CONJUR_AUTHN_LOGIN) and adopts it. The credential lives in
+// memory only. The answer carries an HTTP status for the endpoint; the log
+// line names the fingerprint, never the key.
+func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer, int) {
+	data, err := io.ReadAll(io.LimitReader(body, maxCredentialBytes+1))
+	if err != nil {
+		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusBadRequest, "the credential could not be read", err)
+	}
+	if len(data) > maxCredentialBytes {
+		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the credential is larger than %d bytes; hand over {\"login\":...,\"api_key\":...} or {\"jwt\":...}", maxCredentialBytes), nil)
+	}
+	cred, err := ParseCredential(data)
+	clear(data)
+	if err != nil {
+		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusBadRequest,
+			"the credential is not {\"login\":...,\"api_key\":...} or {\"jwt\":...}; fix the bootstrap secret", err)
+	}
+	fp := cred.Fingerprint()
+	if d.opts.Credentials == nil {
+		return d.bootstrapFailed(fp, CodeNotConfigured, http.StatusServiceUnavailable,
+			d.opts.NotConfigured+"; set the plugin's Conjur settings first", nil)
+	}
+	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
+	defer cancel()
+	if err := d.opts.Credentials.Adopt(ctx, cred); err != nil {
+		code, msg := conjurFailure(err)
+		return d.bootstrapFailed(fp, code, bootstrapStatus(code), msg, err)
+	}
+	d.log.Info("credential handoff accepted", zap.String("login", cred.Login), zap.String("fingerprint", fp))
+	return BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
+}
+
+func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, cause error) (BootstrapAnswer, int) {
+	text := fmt.Sprintf("conjur-swarm [%s] credential handoff", code)
+	if fp != "" {
+		text += fmt.Sprintf(" (fingerprint %s)", fp)
+	}
+	text += ": " + msg
+	logFields := []zap.Field{zap.String("code", string(code)), zap.String("fingerprint", fp), zap.String("err", text)}
+	if cause != nil {
+		logFields = append(logFields, zap.String("cause", flatten(cause)))
+	}
+	d.log.Warn("credential handoff rejected", logFields...)
+	return BootstrapAnswer{Err: text}, status
+}
+
+func bootstrapStatus(code Code) int {
+	switch code {
+	case "CREDENTIAL_REJECTED":
+		return http.StatusBadRequest
+	case "AUTH_REFUSED":
+		return http.StatusForbidden
+	case "UNAVAILABLE", "TIMEOUT", "TLS":
+		return http.StatusBadGateway
+	case CodeNotConfigured:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}

@@ -1,0 +1,235 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Observer receives one call per decision, for metrics. Its labels must stay
+// low-cardinality and secret-free: decision, code and rule only.
+type Observer interface {
+	ObserveDecision(decision string, code Code, rule string, d time.Duration)
+}
+
+// Options configure a Driver. Resolver and Logger are required.
+type Options struct {
+	Resolver Resolver
+	// Fetcher is nil when the plugin's Conjur settings are incomplete; every
+	// allowed request then fails NOT_CONFIGURED with NotConfigured as reason.
+	Fetcher       Fetcher
+	NotConfigured string
+	// Account is the plugin's CONJUR_ACCOUNT: a mapping file that names
+	// another account cannot be served by this plugin's identity.
+	Account string
+
+	Credentials  CredentialSink // nil: the bootstrap endpoint answers NOT_CONFIGURED
+	ConjurStatus ConjurReporter // nil: status shows no Conjur section
+	PolicyStatus PolicyReporter // nil: status shows no mapping section
+
+	Logger   *zap.Logger
+	Observer Observer // nil: no metrics
+
+	// RecentDecisions is how many decisions the status endpoint keeps
+	// (default 100).
+	RecentDecisions int
+	// RequestTimeout bounds one GetSecret end to end (default 25s, under
+	// Swarm's 30 s plugin timeout). The Conjur client has its own, shorter,
+	// fetch deadline.
+	RequestTimeout time.Duration
+	// Version is reported by the status endpoint.
+	Version string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Driver answers GetSecret requests: policy, then Conjur, then the value
+// checks, with one audit record per decision. It is safe for concurrent use.
+type Driver struct {
+	opts    Options
+	log     *zap.Logger
+	audit   *zap.Logger
+	journal *journal
+	started time.Time
+}
+
+// New checks the options and returns a Driver.
+func New(opts Options) (*Driver, error) {
+	var errs []error
+	if opts.Resolver == nil {
+		errs = append(errs, errors.New("driver: Options.Resolver is nil"))
+	}
+	if opts.Logger == nil {
+		errs = append(errs, errors.New("driver: Options.Logger is nil"))
+	}
+	if opts.RequestTimeout < 0 {
+		errs = append(errs, errors.New("driver: Options.RequestTimeout is negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 25 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Fetcher == nil && opts.NotConfigured == "" {
+		opts.NotConfigured = "the plugin has no Conjur connection settings"
+	}
+	return &Driver{
+		opts:    opts,
+		log:     opts.Logger,
+		audit:   opts.Logger.Named("audit"),
+		journal: newJournal(opts.RecentDecisions),
+		started: opts.Now(),
+	}, nil
+}
+
+// HandleGetSecret decodes a GetSecret body and answers it. A body that cannot
+// be decoded is answered BAD_REQUEST and audited like any other decision.
+func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) Response {
+	start := d.opts.Now()
+	req, err := DecodeRequest(body)
+	if err != nil {
+		return d.finish(start, Record{Secret: req.SecretName}, CodeBadRequest,
+			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
+	}
+	return d.GetSecret(ctx, req)
+}
+
+// GetSecret answers one request.
+func (d *Driver) GetSecret(ctx context.Context, req Request) Response {
+	start := d.opts.Now()
+	rec := Record{
+		Secret:    req.SecretName,
+		Service:   req.ServiceName,
+		ServiceID: req.ServiceID,
+		Task:      req.TaskID,
+		Node:      req.NodeID,
+		Image:     req.TaskImage,
+	}
+	if err := req.Validate(); err != nil {
+		return d.finish(start, rec, CodeBadRequest,
+			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
+	}
+
+	dec := d.opts.Resolver.Resolve(req.policyRequest())
+	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
+	if !dec.Allow {
+		reason := dec.Reason
+		if reason == "" {
+			reason = "no rule of the mapping policy matched"
+		}
+		msg := reason + "; check the secret's labels and the service with `conjur-swarm policy explain`, or change the mapping file"
+		return d.finish(start, rec, CodeDenied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
+	}
+	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {
+		return d.finish(start, rec, CodeNotConfigured,
+			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
+	}
+	if d.opts.Fetcher == nil {
+		return d.finish(start, rec, CodeNotConfigured,
+			d.opts.NotConfigured+"; set the plugin's Conjur settings (docker plugin disable, docker plugin set, docker plugin enable) and check `conjur-swarm status`", nil, nil)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
+	defer cancel()
+	val, err := d.opts.Fetcher.Get(ctx, Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse})
+	rec.Coalesced, rec.Cached = val.Coalesced, val.Cached
+	if err != nil {
+		code, msg := conjurFailure(err)
+		return d.finish(start, rec, code, msg, err, nil)
+	}
+	switch n := len(val.Data); {
+	case n == 0:
+		return d.finish(start, rec, CodeValueUnusable,
+			"Conjur returned an empty value and Swarm needs 1 byte to 500 KiB; set a value for the variable", nil, nil)
+	case n >= MaxValueBytes:
+		return d.finish(start, rec, CodeValueUnusable,
+			fmt.Sprintf("the value is %d bytes and Swarm accepts less than %d (500 KiB); store a smaller value", n, MaxValueBytes), nil, nil)
+	}
+	rec.Decision = DecisionAllow
+	rec.Time = start
+	rec.Duration = d.opts.Now().Sub(start)
+	d.record(rec, nil)
+	return Response{Value: val.Data, DoNotReuse: dec.DoNotReuse}
+}
+
+// conjurFailure turns a Fetcher error into a code and a message saying what
+// failed and what to do. The Conjur client's message is used when it has one.
+func conjurFailure(err error) (Code, string) {
+	var ce *ConjurError
+	if errors.As(err, &ce) {
+		msg := ce.Msg
+		if msg == "" {
+			msg = conjurAdvice[Code(ce.Code)]
+		}
+		if msg == "" {
+			msg = "the Conjur request failed; see the plugin log"
+		}
+		return Code(ce.Code), msg
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "TIMEOUT", conjurAdvice["TIMEOUT"]
+	}
+	if errors.Is(err, context.Canceled) {
+		return CodeUnavailable, "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
+	}
+	return CodeInternal, "an unexpected error occurred while fetching from Conjur; see the plugin log"
+}
+
+// finish records a failed decision and returns its answer.
+func (d *Driver) finish(start time.Time, rec Record, code Code, msg string, cause error, extra []zap.Field) Response {
+	rec.Time = start
+	rec.Code = code
+	rec.Decision = DecisionError
+	if code == CodeDenied {
+		rec.Decision = DecisionDeny
+	}
+	text := errText(code, rec.Secret, rec.Variable, rec.Rule, msg)
+	rec.Reason = text
+	rec.Duration = d.opts.Now().Sub(start)
+	if cause != nil {
+		extra = append(extra, zap.String("cause", flatten(cause)))
+	}
+	d.record(rec, extra)
+	return Response{Err: text}
+}
+
+// record writes the single audit line of a decision, keeps it for status and
+// tells the observer.
+func (d *Driver) record(rec Record, extra []zap.Field) {
+	fields := rec.fields()
+	if rec.Decision != DecisionAllow {
+		fields = append(fields, zap.String("err", rec.Reason))
+	}
+	fields = append(fields, extra...)
+	switch rec.Decision {
+	case DecisionAllow:
+		d.audit.Info("secret served", fields...)
+	case DecisionDeny:
+		d.audit.Warn("secret denied", fields...)
+	default:
+		d.audit.Error("secret not served", fields...)
+	}
+	d.journal.add(rec)
+	if d.opts.Observer != nil {
+		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
+	}
+}
+
+// flatten renders an error on one line (errors.Join uses newlines).
+func flatten(err error) string {
+	b := []byte(err.Error())
+	for i, c := range b {
+		if c == '\n' {
+			b[i] = ';'
+		}
+	}
+	return string(b)
+}

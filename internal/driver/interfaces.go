@@ -1,0 +1,30 @@
+package driver
+
+import "context"
+
+// Resolver decides which Conjur variable a request stands for and whether
+// the task may have it (*policy.Store).
+type Resolver interface {
+	Resolve(PolicyRequest) PolicyDecision
+}
+
+// Fetcher fetches one variable's value from Conjur (*conjur.Client).
+type Fetcher interface {
+	Get(ctx context.Context, ref Ref) (Value, error)
+}
+
+// CredentialSink checks a handed-over credential by authenticating with it
+// and adopts it (*conjur.Client).
+type CredentialSink interface {
+	Adopt(ctx context.Context, cred Credential) error
+}
+
+// ConjurReporter reports the Conjur client's state for the status endpoint.
+type ConjurReporter interface {
+	Status() ConjurStatus
+}
+
+// PolicyReporter reports the mapping file's state for the status endpoint.
+type PolicyReporter interface {
+	Status() PolicyStatus
+}

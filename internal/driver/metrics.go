@@ -1,0 +1,46 @@
+package driver
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics is an Observer that exports Prometheus metrics. Labels are the
+// decision, the error code and the rule name: bounded sets chosen by the
+// operator, never a secret name, a variable id or a value.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+}
+
+var _ Observer = (*Metrics)(nil)
+
+// NewMetrics registers the driver's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "conjur_swarm",
+			Name:      "decisions_total",
+			Help:      "GetSecret decisions by outcome (allow, deny, error), error code and mapping rule.",
+		}, []string{"decision", "code", "rule"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "conjur_swarm",
+			Name:      "decision_duration_seconds",
+			Help:      "Time to answer a GetSecret request, by outcome.",
+			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25},
+		}, []string{"decision"}),
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveDecision counts one decision.
+func (m *Metrics) ObserveDecision(decision string, code Code, rule string, d time.Duration) {
+	m.decisions.WithLabelValues(decision, string(code), rule).Inc()
+	m.duration.WithLabelValues(decision).Observe(d.Seconds())
+}
