@@ -223,7 +223,8 @@ func TestDoNotReuse(t *testing.T) {
 	tasks := waitReaders(t, twin, 2, nil)
 	for id, f := range tasks {
 		checkValues(t, id, f, map[string][]byte{pt: []byte("per-task-value-1")})
-		s.waitPluginLog(t, s.pluginID, id, pt) // the plugin answered this very task
+		// The plugin answered this very task, with DoNotReuse.
+		s.waitPluginLog(t, s.pluginID, `"task":"`+id+`"`, `"secret":"`+pt+`"`, `"do_not_reuse":true`)
 	}
 	if n := fetches() - before; n < 2 {
 		t.Errorf("Conjur saw %d fetches for 2 replicas of a per-task secret, want at least 2", n)
@@ -233,6 +234,7 @@ func TestDoNotReuse(t *testing.T) {
 	s.service(t, holder, []string{pt, ru}, "--restart-condition", "none")
 	_, f := only(waitReaders(t, holder, 1, nil))
 	checkValues(t, holder, f, map[string][]byte{pt: []byte("per-task-value-1"), ru: []byte("reusable-value-1")})
+	s.waitPluginLog(t, s.pluginID, `"secret":"`+ru+`"`, `"rule":"e2e-reusable"`, `"do_not_reuse":false`)
 
 	s.dev.Faults().SetStatus(503, 1)
 	t.Cleanup(s.dev.Faults().Reset)
@@ -317,7 +319,7 @@ func TestBootstrapCredentialFromSwarmSecret(t *testing.T) {
 	old := taskIDs(t, svc)
 	next, f := only(waitReaders(t, svc, 1, old))
 	checkValues(t, next, f, map[string][]byte{sec: []byte("bootstrap-value-1")})
-	s.waitPluginLog(t, pluginID, "handoff")
+	s.waitPluginLog(t, pluginID, "credential handoff accepted", pluginLogin)
 
 	key, err := s.dev.APIKey("host:swarm/conjur-plugin")
 	if err != nil {
