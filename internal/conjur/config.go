@@ -1,0 +1,171 @@
+package conjur
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults and limits applied by New.
+const (
+	DefaultFetchTimeout = 5 * time.Second
+	MaxFetchTimeout     = 30 * time.Second // Swarm gives a plugin 30 s; a fetch must end well before
+	DefaultBatchWindow  = 2 * time.Millisecond
+	MaxBatchWindow      = 100 * time.Millisecond
+	DefaultMaxBatch     = 100
+	MaxMaxBatch         = 500
+	MaxCacheTTL         = 10 * time.Minute
+)
+
+// Config holds the connection settings. The comments name the plugin setting
+// (environment variable) that fills each field; validation errors use those names.
+type Config struct {
+	ApplianceURLs  []string      // CONJUR_APPLIANCE_URL, comma-separated list allowed; tried in order, failing ones set aside
+	Account        string        // CONJUR_ACCOUNT
+	Login          string        // CONJUR_AUTHN_LOGIN, e.g. "host/swarm/conjur-plugin"; the handoff accepts only this login
+	CACertPEM      []byte        // from CONJUR_SSL_CERTIFICATE or the file CONJUR_CERT_FILE (cmd reads the file)
+	AllowHTTP      bool          // plain http:// URLs only when true (dev)
+	APIKey         string        // CONJUR_AUTHN_API_KEY: development only
+	CredentialFile string        // CONJUR_SWARM_CREDENTIAL_FILE: API key text or credential JSON; re-read at each authentication
+	JWTServiceID   string        // CONJUR_AUTHN_JWT_SERVICE_ID
+	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
+	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
+	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
+	BatchWindow    time.Duration // how long to gather requests into one batch (default ~2ms)
+	MaxBatch       int           // default 100
+	CacheTTL       time.Duration // 0 = off (default)
+}
+
+// String describes the configuration without the API key.
+func (c Config) String() string {
+	key := ""
+	if c.APIKey != "" {
+		key = "[REDACTED]"
+	}
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s batch_window=%s max_batch=%d cache_ttl=%s allow_http=%t ca=%t}",
+		c.ApplianceURLs, c.Account, c.Login, key, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
+		c.FetchTimeout, c.BatchWindow, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0)
+}
+
+// GoString redacts like String so %#v cannot print the API key.
+func (c Config) GoString() string { return c.String() }
+
+// Format redacts in every verb.
+func (c Config) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// Validate reports every problem at once, naming the setting to fix. A zero
+// FetchTimeout, BatchWindow or MaxBatch means "use the default".
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.ApplianceURLs) == 0 {
+		bad("CONJUR_APPLIANCE_URL is not set: give the Conjur URL (https://conjur.example.com), or several separated by commas")
+	}
+	seen := map[string]bool{}
+	for _, raw := range c.ApplianceURLs {
+		if err := checkURL(raw, c.AllowHTTP); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		norm := strings.TrimRight(raw, "/")
+		if seen[norm] {
+			bad("CONJUR_APPLIANCE_URL lists %q twice: give each appliance once", raw)
+		}
+		seen[norm] = true
+	}
+	if c.Account == "" {
+		bad("CONJUR_ACCOUNT is not set: give the Conjur account name (the first part of every Conjur id, e.g. \"myorg\")")
+	} else if strings.ContainsAny(c.Account, ":/ \t\n") {
+		bad("CONJUR_ACCOUNT %q contains ':', '/' or whitespace: give the bare account name", c.Account)
+	}
+	if c.Login == "" && c.JWTServiceID == "" {
+		bad("CONJUR_AUTHN_LOGIN is not set: give the plugin's Conjur identity, e.g. host/swarm/conjur-plugin (or set CONJUR_AUTHN_JWT_SERVICE_ID for authn-jwt)")
+	}
+	if c.Login != "" && (strings.TrimSpace(c.Login) != c.Login || strings.ContainsAny(c.Login, "\n\r\t")) {
+		bad("CONJUR_AUTHN_LOGIN has surrounding whitespace or control characters: give it exactly, e.g. host/swarm/conjur-plugin")
+	}
+	if len(c.CACertPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c.CACertPEM) {
+			bad("CONJUR_SSL_CERTIFICATE / CONJUR_CERT_FILE holds no PEM certificate: give the CA certificate that signed Conjur's certificate (-----BEGIN CERTIFICATE-----)")
+		}
+	}
+	sources := 0
+	for _, s := range []string{c.APIKey, c.CredentialFile, c.JWTTokenPath} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		bad("more than one of CONJUR_AUTHN_API_KEY, CONJUR_SWARM_CREDENTIAL_FILE and JWT_TOKEN_PATH is set: keep exactly one credential source (or none and use the handoff)")
+	}
+	if c.APIKey != "" && c.Login == "" {
+		bad("CONJUR_AUTHN_API_KEY is set without CONJUR_AUTHN_LOGIN: set the login the key belongs to")
+	}
+	if c.JWTTokenPath != "" && c.JWTServiceID == "" {
+		bad("JWT_TOKEN_PATH is set without CONJUR_AUTHN_JWT_SERVICE_ID: set the authn-jwt service id configured in Conjur")
+	}
+	if c.JWTHostID != "" && c.JWTServiceID == "" {
+		bad("CONJUR_AUTHN_JWT_HOST_ID is set without CONJUR_AUTHN_JWT_SERVICE_ID: set the authn-jwt service id")
+	}
+	if c.JWTServiceID != "" && strings.ContainsAny(c.JWTServiceID, "/ \t\n") {
+		bad("CONJUR_AUTHN_JWT_SERVICE_ID %q contains '/' or whitespace: give the service id only (the part after conjur/authn-jwt/)", c.JWTServiceID)
+	}
+	if c.FetchTimeout < 0 || c.FetchTimeout >= MaxFetchTimeout {
+		bad("CONJUR_SWARM_FETCH_TIMEOUT is %s: give a duration above 0 and below %s (Swarm waits at most 30s for the plugin), e.g. 5s", c.FetchTimeout, MaxFetchTimeout)
+	}
+	if c.BatchWindow < 0 || c.BatchWindow > MaxBatchWindow {
+		bad("batch window is %s: give 0 (default %s) up to %s", c.BatchWindow, DefaultBatchWindow, MaxBatchWindow)
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch {
+		bad("max batch is %d: give 0 (default %d) up to %d", c.MaxBatch, DefaultMaxBatch, MaxMaxBatch)
+	}
+	if c.CacheTTL < 0 || c.CacheTTL > MaxCacheTTL {
+		bad("CONJUR_SWARM_CACHE_TTL is %s: give 0 (off) or a short duration up to %s, e.g. 30s", c.CacheTTL, MaxCacheTTL)
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("CONJUR_APPLIANCE_URL entry %q is not an absolute URL: give it as https://host[:port][/path]", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return fmt.Errorf("CONJUR_APPLIANCE_URL entry %q uses plain http: use https (plain http is for the development server only)", raw)
+		}
+	default:
+		return fmt.Errorf("CONJUR_APPLIANCE_URL entry %q has scheme %q: use https://", raw, u.Scheme)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("CONJUR_APPLIANCE_URL entry %q carries credentials, a query or a fragment: give scheme, host, port and path only", raw)
+	}
+	return nil
+}
+
+// withDefaults fills zero values.
+func (c Config) withDefaults() Config {
+	if c.FetchTimeout == 0 {
+		c.FetchTimeout = DefaultFetchTimeout
+	}
+	if c.BatchWindow == 0 {
+		c.BatchWindow = DefaultBatchWindow
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	urls := make([]string, len(c.ApplianceURLs))
+	for i, u := range c.ApplianceURLs {
+		urls[i] = strings.TrimRight(u, "/")
+	}
+	c.ApplianceURLs = urls
+	c.CACertPEM = append([]byte(nil), c.CACertPEM...)
+	return c
+}

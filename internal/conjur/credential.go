@@ -1,0 +1,168 @@
+package conjur
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Credential is what the plugin authenticates with: a login and its API key,
+// or a JWT for authn-jwt. It redacts itself in every fmt verb, in JSON and in zap.
+type Credential struct{ Login, APIKey, JWT string }
+
+// maxCredentialSize bounds a credential document (a JWT can be a few KiB).
+const maxCredentialSize = 64 << 10
+
+// ParseCredential reads the handoff / credential-file JSON:
+// {"login": "host/...", "api_key": "..."} or {"jwt": "..."}.
+// Its errors never echo the input.
+func ParseCredential(data []byte) (Credential, error) {
+	if len(data) > maxCredentialSize {
+		return Credential{}, fmt.Errorf("credential is %d bytes, more than the %d allowed: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}", len(data), maxCredentialSize)
+	}
+	var doc struct {
+		Login  *string `json:"login"`
+		APIKey *string `json:"api_key"`
+		JWT    *string `json:"jwt"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return Credential{}, fmt.Errorf("credential is not valid JSON (syntax error at byte %d): give {\"login\":..,\"api_key\":..} or {\"jwt\":..}", syn.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return Credential{}, errors.New("credential JSON ends early (truncated): give the whole {\"login\":..,\"api_key\":..} or {\"jwt\":..}, it is not valid JSON")
+		case errors.As(err, &typ) && typ.Field != "":
+			return Credential{}, fmt.Errorf("credential field %q must be a string", typ.Field)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return Credential{}, errors.New("credential has a field other than login, api_key and jwt: remove it")
+		default:
+			return Credential{}, errors.New("credential is not a JSON object: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}")
+		}
+	}
+	if dec.More() {
+		return Credential{}, errors.New("credential has data after the JSON object: give exactly one object")
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return strings.TrimSpace(*p)
+	}
+	c := Credential{Login: str(doc.Login), APIKey: str(doc.APIKey), JWT: str(doc.JWT)}
+	switch {
+	case c.JWT != "" && (c.Login != "" || c.APIKey != ""):
+		return Credential{}, errors.New("credential mixes jwt with login/api_key: give one form only")
+	case c.JWT != "":
+		if strings.Count(c.JWT, ".") != 2 || hasSpaceOrControl(c.JWT) {
+			return Credential{}, errors.New("credential jwt is not a compact JWT (header.payload.signature)")
+		}
+	case c.Login == "" && c.APIKey == "":
+		return Credential{}, errors.New("credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}")
+	case c.Login == "":
+		return Credential{}, errors.New("credential has an api_key but no login: add \"login\" (e.g. host/swarm/conjur-plugin)")
+	case c.APIKey == "":
+		return Credential{}, errors.New("credential has a login but no api_key: add \"api_key\"")
+	}
+	if hasSpaceOrControl(c.APIKey) {
+		return Credential{}, errors.New("credential api_key contains whitespace or control characters: give the key exactly as Conjur issued it")
+	}
+	if hasControl(c.Login) {
+		return Credential{}, errors.New("credential login contains control characters")
+	}
+	return c, nil
+}
+
+// parseCredentialFile accepts credential JSON or bare API-key text; a bare key
+// belongs to defaultLogin.
+func parseCredentialFile(data []byte, defaultLogin string) (Credential, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return Credential{}, errors.New("the file is empty")
+	}
+	if trimmed[0] == '{' {
+		return ParseCredential(trimmed)
+	}
+	key := string(trimmed)
+	if len(key) > maxCredentialSize || hasSpaceOrControl(key) {
+		return Credential{}, errors.New("the file is neither credential JSON nor a single API key")
+	}
+	if defaultLogin == "" {
+		return Credential{}, errors.New("the file holds a bare API key but CONJUR_AUTHN_LOGIN is not set")
+	}
+	return Credential{Login: defaultLogin, APIKey: key}, nil
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+func hasSpaceOrControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+}
+
+// IsZero reports whether no credential is held.
+func (c Credential) IsZero() bool { return c.APIKey == "" && c.JWT == "" }
+
+// Fingerprint is a short stable hex string (sha256 of the login and the
+// secret) that identifies a credential without revealing it; "" for none.
+func (c Credential) Fingerprint() string {
+	if c.IsZero() {
+		return ""
+	}
+	h := sha256.New()
+	if c.JWT != "" {
+		h.Write([]byte("jwt\x00"))
+		h.Write([]byte(c.JWT))
+	} else {
+		h.Write([]byte(c.Login))
+		h.Write([]byte{0})
+		h.Write([]byte(c.APIKey))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func (c Credential) kind() string {
+	switch {
+	case c.JWT != "":
+		return "jwt"
+	case c.APIKey != "":
+		return "api_key"
+	}
+	return "none"
+}
+
+// String shows the login, the kind and the fingerprint, never the secret.
+func (c Credential) String() string {
+	return fmt.Sprintf("conjur.Credential{login=%q kind=%s fingerprint=%s}", c.Login, c.kind(), c.Fingerprint())
+}
+
+// GoString redacts like String.
+func (c Credential) GoString() string { return c.String() }
+
+// Format redacts in every verb.
+func (c Credential) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// MarshalJSON writes the redacted form.
+func (c Credential) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"login": c.Login, "kind": c.kind(), "fingerprint": c.Fingerprint()})
+}
+
+// MarshalLogObject writes the redacted form to zap.
+func (c Credential) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("login", c.Login)
+	enc.AddString("kind", c.kind())
+	enc.AddString("fingerprint", c.Fingerprint())
+	return nil
+}

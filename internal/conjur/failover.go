@@ -1,0 +1,283 @@
+package conjur
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cyberark/conjur-api-go/conjurapi/authn"
+	"github.com/cyberark/conjur-api-go/conjurapi/response"
+)
+
+// urlFailure is one URL that failed during a request.
+type urlFailure struct {
+	url string
+	err error
+}
+
+// failoverError says that no URL answered.
+type failoverError struct{ fails []urlFailure }
+
+func (e *failoverError) Error() string {
+	parts := make([]string, len(e.fails))
+	for i, f := range e.fails {
+		parts[i] = f.url + ": " + shortCause(f.err)
+	}
+	if len(parts) == 0 {
+		return "no appliance URL was tried"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e *failoverError) Unwrap() []error {
+	errs := make([]error, len(e.fails))
+	for i, f := range e.fails {
+		errs[i] = f.err
+	}
+	return errs
+}
+
+// withFailover runs op against the URLs in order until one answers. A URL that
+// fails (connect error, timeout, TLS, 5xx, 405, ...) is set aside with backoff
+// and the next is tried within the same deadline; each attempt but the last
+// gets an equal share of the time left. An answer (success, 401/403/404, a
+// refusal) ends the loop: it is not retried elsewhere.
+func (c *Client) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
+	eps := c.candidates()
+	var fails []urlFailure
+	for i, ep := range eps {
+		if ctx.Err() != nil {
+			break
+		}
+		actx, cancel := attemptContext(ctx, len(eps)-i, c.now())
+		err := op(actx, ep)
+		cancel()
+		if err == nil {
+			ep.succeeded(c)
+			c.noteContact(ep.url)
+			return ep.url, nil
+		}
+		if isAnswer(err) {
+			if httpStatus(err) != 0 {
+				ep.succeeded(c)
+				c.noteContact(ep.url)
+			}
+			return ep.url, err
+		}
+		fails = append(fails, urlFailure{ep.url, err})
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			ep.failed(c, err)
+		}
+	}
+	return "", &failoverError{fails: fails}
+}
+
+// attemptContext bounds one attempt to remaining/left of ctx's time when
+// other URLs remain to be tried.
+func attemptContext(ctx context.Context, left int, now time.Time) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok || left <= 1 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, now.Add(d.Sub(now)/time.Duration(left)))
+}
+
+// isAnswer reports whether err is Conjur's answer (to return as is) rather
+// than a failure of the URL (to try the next one).
+func isAnswer(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return true
+	}
+	if st := httpStatus(err); st != 0 {
+		switch {
+		case st == 405, st == 408, st == 429, st >= 500, st < 400:
+			return false
+		}
+		return true
+	}
+	return !isTransport(err)
+}
+
+func isTransport(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+func isTLSVerification(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
+}
+
+// conjurError is response.ConjurError seen through this package.
+type conjurError = response.ConjurError
+
+func asConjurError(err error, target **conjurError) bool { return errors.As(err, target) }
+
+// httpStatus is the HTTP status Conjur answered with, or 0.
+func httpStatus(err error) int {
+	var ce *conjurError
+	if asConjurError(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+func messageOf(ce *conjurError) string {
+	if ce.Details != nil && ce.Details.Message != "" {
+		return ce.Details.Message
+	}
+	return ce.Message
+}
+
+// finalError turns what withFailover returned into an *Error for variable id
+// ("" when not about a variable).
+func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		if id != "" && e.Variable == "" {
+			return e.withVariable(id)
+		}
+		return e
+	}
+	var fe *failoverError
+	if errors.As(err, &fe) {
+		if ctx.Err() != nil {
+			return c.contextError(ctx, id, fe)
+		}
+		allTLS, allTimeouts := len(fe.fails) > 0, len(fe.fails) > 0
+		for _, f := range fe.fails {
+			allTLS = allTLS && isTLSVerification(f.err)
+			allTimeouts = allTimeouts && isTimeout(f.err)
+		}
+		if allTimeouts { // slow, not down
+			return c.contextError(ctx, id, fe)
+		}
+		if allTLS {
+			return &Error{Code: CodeTLS, Variable: id, Cause: fe,
+				Msg: fmt.Sprintf("the TLS certificate of Conjur cannot be verified (%s): set CONJUR_CERT_FILE (or CONJUR_SSL_CERTIFICATE) to the CA certificate that signed it, and use the host name the certificate names", fe)}
+		}
+		return &Error{Code: CodeUnavailable, Variable: id, Cause: fe,
+			Msg: fmt.Sprintf("no Conjur appliance answered (%s): check that Conjur is up and reachable from this node, and CONJUR_APPLIANCE_URL", fe)}
+	}
+	st := httpStatus(err)
+	login := c.identity()
+	switch st {
+	case 403:
+		return &Error{Code: CodeForbidden, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("the plugin's Conjur identity %s may see variable %s but lacks execute on it: add a !permit with privilege execute on it for %s", login, id, login)}
+	case 404:
+		return &Error{Code: CodeNotFound, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("variable %s does not exist, has no value yet, or is invisible to %s: check the id (mapping), set a value, and !permit read and execute on it", id, login)}
+	case 401:
+		return &Error{Code: CodeAuthRefused, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("Conjur refused the access token of %s (401): hand the current credential over again", login)}
+	case 400, 422:
+		return &Error{Code: CodeBadRequest, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("Conjur rejected the request for variable %s as invalid (HTTP %d: %s): check the variable id", id, st, shortCause(err))}
+	case 406:
+		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("Conjur cannot send variable %s in the requested encoding (HTTP 406): report it with the Conjur version", id)}
+	case 0:
+		if ctx.Err() != nil {
+			return c.contextError(ctx, id, err)
+		}
+		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("Conjur's answer for variable %s cannot be used (%s): check that CONJUR_APPLIANCE_URL points at Conjur 1.11 or later", id, shortCause(err))}
+	}
+	return &Error{Code: CodeUnavailable, Variable: id, Cause: err,
+		Msg: fmt.Sprintf("Conjur answered HTTP %d for variable %s: check Conjur's logs", st, id)}
+}
+
+// contextError is the error for a deadline or cancellation.
+func (c *Client) contextError(ctx context.Context, id string, cause error) *Error {
+	if cause == nil {
+		cause = ctx.Err()
+	}
+	what := "the request"
+	if id != "" {
+		what = "variable " + id
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return &Error{Code: CodeCanceled, Variable: id, Cause: cause, Msg: fmt.Sprintf("the fetch of %s was canceled by its caller", what)}
+	}
+	return &Error{Code: CodeTimeout, Variable: id, Cause: cause,
+		Msg: fmt.Sprintf("Conjur did not answer for %s within the fetch timeout (%s): check Conjur's load and the network, or raise CONJUR_SWARM_FETCH_TIMEOUT (below 30s)", what, c.cfg.FetchTimeout)}
+}
+
+func (c *Client) identity() string {
+	c.credMu.Lock()
+	defer c.credMu.Unlock()
+	if c.handoff != nil && c.handoff.Login != "" {
+		return c.handoff.Login
+	}
+	if c.used.login != "" {
+		return c.used.login
+	}
+	if c.cfg.Login != "" {
+		return c.cfg.Login
+	}
+	return "(the plugin's identity)"
+}
+
+// shortCause is a one-line cause for a user message.
+func shortCause(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ce *conjurError
+	if asConjurError(err, &ce) {
+		if m := messageOf(ce); m != "" && !strings.HasPrefix(m, fmt.Sprint(ce.Code)) {
+			return fmt.Sprintf("HTTP %d: %s", ce.Code, m)
+		}
+		return fmt.Sprintf("HTTP %d", ce.Code)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case isTLSVerification(err):
+		return "certificate not trusted: " + err.Error()
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+func authnLoginPair(c Credential) authn.LoginPair {
+	return authn.LoginPair{Login: c.Login, APIKey: c.APIKey}
+}
+
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n, err := io.ReadFull(r, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+func trimSpaceBytes(b []byte) []byte { return bytes.TrimSpace(b) }

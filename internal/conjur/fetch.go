@@ -1,0 +1,458 @@
+package conjur
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cyberark/conjur-api-go/conjurapi"
+	"go.uber.org/zap/zapcore"
+)
+
+// Ref names one variable to fetch.
+type Ref struct {
+	ID      string // "apps/db/password", without account and kind
+	Version int    // 0 = latest
+	NoCache bool   // bypass the value cache (a fresh fetch is still shared with concurrent identical requests)
+}
+
+// Value is a fetched variable. It never prints Data.
+type Value struct {
+	Data      []byte
+	Coalesced bool   // this Get joined a fetch another caller had started
+	Cached    bool   // served from the value cache
+	URL       string // the appliance that answered
+}
+
+// String describes the value without its content.
+func (v Value) String() string {
+	return fmt.Sprintf("conjur.Value{len=%d coalesced=%t cached=%t url=%q}", len(v.Data), v.Coalesced, v.Cached, v.URL)
+}
+
+// GoString redacts like String.
+func (v Value) GoString() string { return v.String() }
+
+// Format redacts in every verb.
+func (v Value) Format(f fmt.State, verb rune) { fmt.Fprint(f, v.String()) }
+
+// MarshalLogObject logs the value's metadata only.
+func (v Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("len", len(v.Data))
+	enc.AddBool("coalesced", v.Coalesced)
+	enc.AddBool("cached", v.Cached)
+	enc.AddString("url", v.URL)
+	return nil
+}
+
+type refKey struct {
+	id      string
+	version int
+}
+
+type result struct {
+	data []byte
+	url  string
+	err  error
+}
+
+// call is one fetch of one (ID, Version), shared by every Get that asks for
+// it while it is in flight. Its own deadline (FetchTimeout from creation) is
+// independent of any one caller's.
+type call struct {
+	key    refKey
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    result
+}
+
+type cacheEntry struct {
+	data    []byte
+	url     string
+	expires time.Time
+}
+
+const (
+	maxIDLength = 1024
+	// maxBatchQuery bounds the escaped variable_ids query of one batch request,
+	// well under common URL limits (Conjur's Puma allows 10 KiB of query).
+	maxBatchQuery = 7000
+)
+
+func checkRef(ref Ref) *Error {
+	switch {
+	case ref.ID == "":
+		return &Error{Code: CodeBadRequest, Msg: "no variable id given: name the Conjur variable to fetch"}
+	case len(ref.ID) > maxIDLength:
+		return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("variable id is %d bytes long, more than %d: check the mapping", len(ref.ID), maxIDLength)}
+	case hasControl(ref.ID) || strings.HasPrefix(ref.ID, "/"):
+		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: "variable id has a control character or a leading '/': check the mapping"}
+	case ref.Version < 0:
+		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: fmt.Sprintf("variable version %d is negative: give 0 for the latest, or a version number", ref.Version)}
+	}
+	return nil
+}
+
+// Get fetches one variable, bounded by FetchTimeout (or ctx's earlier
+// deadline). Concurrent Gets of the same (ID, Version) share one fetch; Gets of
+// the latest version that arrive together go out as one batch request.
+func (c *Client) Get(ctx context.Context, ref Ref) (Value, error) {
+	if err := checkRef(ref); err != nil {
+		c.noteError(err)
+		return Value{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	defer cancel()
+	cl, coalesced, v, ok := c.start(ref)
+	if ok {
+		return v, nil
+	}
+	v, err := c.wait(ctx, cl, ref, coalesced)
+	c.noteError(err)
+	return v, err
+}
+
+// Fetch fetches several variables under one FetchTimeout; values[i] and
+// errs[i] answer refs[i]. The requests batch and coalesce like Get's.
+func (c *Client) Fetch(ctx context.Context, refs []Ref) ([]Value, []error) {
+	vals := make([]Value, len(refs))
+	errs := make([]error, len(refs))
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	defer cancel()
+	calls := make([]*call, len(refs))
+	shared := make([]bool, len(refs))
+	for i, ref := range refs {
+		if err := checkRef(ref); err != nil {
+			errs[i] = err
+			continue
+		}
+		var ok bool
+		calls[i], shared[i], vals[i], ok = c.start(ref)
+		if ok {
+			calls[i] = nil
+		}
+	}
+	for i, cl := range calls {
+		if cl != nil {
+			vals[i], errs[i] = c.wait(ctx, cl, refs[i], shared[i])
+		}
+	}
+	for _, err := range errs {
+		c.noteError(err)
+	}
+	return vals, errs
+}
+
+// start returns the cached value (ok), or the call to wait for: an existing
+// one (coalesced) or a new one, queued for the batch or started alone.
+func (c *Client) start(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
+	key := refKey{ref.ID, ref.Version}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg.CacheTTL > 0 && !ref.NoCache {
+		if e, hit := c.cache[key]; hit {
+			if c.now().Before(e.expires) {
+				return nil, false, Value{Data: bytes.Clone(e.data), Cached: true, URL: e.url}, true
+			}
+			delete(c.cache, key)
+		}
+	}
+	if cl := c.inflight[key]; cl != nil {
+		return cl, true, Value{}, false
+	}
+	cl = &call{key: key, done: make(chan struct{})}
+	cl.ctx, cl.cancel = context.WithTimeout(c.ctx, c.cfg.FetchTimeout)
+	c.inflight[key] = cl
+	if ref.Version != 0 || strings.Contains(ref.ID, ",") || c.cfg.MaxBatch == 1 {
+		if !c.spawn(func() { c.complete(cl, c.fetchOne(cl.ctx, key.id, key.version)) }) {
+			c.finishLocked(cl, result{err: errClosed})
+		}
+		return cl, false, Value{}, false
+	}
+	c.life.RLock()
+	closed := c.closed
+	c.life.RUnlock()
+	if closed {
+		c.finishLocked(cl, result{err: errClosed})
+		return cl, false, Value{}, false
+	}
+	c.pending = append(c.pending, cl)
+	if len(c.pending) >= c.cfg.MaxBatch {
+		c.flushReady = true
+	}
+	if !c.flushReady && c.flushTimer == nil {
+		c.flushTimer = time.AfterFunc(c.cfg.BatchWindow, c.windowClosed)
+	}
+	c.dispatchLocked()
+	return cl, false, Value{}, false
+}
+
+func (c *Client) wait(ctx context.Context, cl *call, ref Ref, coalesced bool) (Value, error) {
+	select {
+	case <-cl.done:
+		if cl.res.err != nil {
+			return Value{}, cl.res.err
+		}
+		return Value{Data: bytes.Clone(cl.res.data), Coalesced: coalesced, URL: cl.res.url}, nil
+	case <-ctx.Done():
+		return Value{}, c.contextError(ctx, ref.ID, nil)
+	}
+}
+
+// complete publishes a call's result.
+func (c *Client) complete(cl *call, res result) {
+	c.mu.Lock()
+	c.finishLocked(cl, res)
+	c.mu.Unlock()
+}
+
+func (c *Client) finishLocked(cl *call, res result) {
+	if c.inflight[cl.key] == cl {
+		delete(c.inflight, cl.key)
+	}
+	if res.err == nil && c.cfg.CacheTTL > 0 {
+		c.cache[cl.key] = cacheEntry{data: res.data, url: res.url, expires: c.now().Add(c.cfg.CacheTTL)}
+		if len(c.cache)%256 == 0 {
+			c.sweepCacheLocked()
+		}
+	}
+	if res.err != nil {
+		var e *Error
+		if errors.As(res.err, &e) && e.Variable == "" {
+			res.err = e.withVariable(cl.key.id)
+		}
+	}
+	cl.res = res
+	cl.cancel()
+	close(cl.done)
+}
+
+func (c *Client) sweepCacheLocked() {
+	now := c.now()
+	for k, e := range c.cache {
+		if !now.Before(e.expires) {
+			delete(c.cache, k)
+		}
+	}
+}
+
+// --- batching -----------------------------------------------------------------
+
+func (c *Client) windowClosed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushTimer = nil
+	if len(c.pending) > 0 {
+		c.flushReady = true
+	}
+	c.dispatchLocked()
+}
+
+// dispatchLocked sends pending calls as batches while the window has closed
+// (or a full batch is waiting) and fewer than maxActiveBatches are in flight.
+// Calls that find no free slot wait, gathering into the next batch.
+func (c *Client) dispatchLocked() {
+	for c.flushReady && len(c.pending) > 0 && c.batchesActive < maxActiveBatches {
+		n, size := 0, 0
+		for n < len(c.pending) && n < c.cfg.MaxBatch {
+			l := len(url.QueryEscape(c.cfg.Account+":variable:"+c.pending[n].key.id)) + 3
+			if n > 0 && size+l > maxBatchQuery {
+				break
+			}
+			size += l
+			n++
+		}
+		batch := append([]*call(nil), c.pending[:n]...)
+		c.pending = append(c.pending[:0], c.pending[n:]...)
+		c.batchesActive++
+		if !c.spawn(func() { c.runBatch(batch) }) {
+			c.batchesActive--
+			for _, cl := range batch {
+				c.finishLocked(cl, result{err: errClosed})
+			}
+		}
+	}
+	if len(c.pending) == 0 {
+		c.flushReady = false
+	}
+}
+
+func (c *Client) runBatch(batch []*call) {
+	deadline := time.Time{}
+	ids := make([]string, len(batch))
+	for i, cl := range batch {
+		ids[i] = cl.key.id
+		if d, _ := cl.ctx.Deadline(); d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	res := c.fetchBatch(ctx, ids)
+	cancel()
+	c.mu.Lock()
+	for _, cl := range batch {
+		c.finishLocked(cl, res[cl.key.id])
+	}
+	c.batchesActive--
+	c.dispatchLocked()
+	c.mu.Unlock()
+}
+
+// fetchBatch fetches ids (latest versions) with one batch request. When the
+// batch fails as a whole because of some variables (403, 404, 406, 422), it
+// finds them: a 404 names the first missing one, which is answered and the
+// rest retried; otherwise the batch is split in halves down to single fetches,
+// so every other variable still arrives and each failure is reported alone.
+func (c *Client) fetchBatch(ctx context.Context, ids []string) map[string]result {
+	out := make(map[string]result, len(ids))
+	if len(ids) == 1 {
+		out[ids[0]] = c.fetchOne(ctx, ids[0], 0)
+		return out
+	}
+	full := make([]string, len(ids))
+	prefix := c.cfg.Account + ":variable:"
+	for i, id := range ids {
+		full[i] = prefix + id
+	}
+	var vals map[string][]byte
+	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
+		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			m, err := api.RetrieveBatchSecretsSafe(full)
+			if err == nil {
+				vals = m
+			}
+			return err
+		})
+	})
+	if err == nil {
+		for _, id := range ids {
+			if v, ok := vals[prefix+id]; ok {
+				out[id] = result{data: v, url: u}
+			} else {
+				out[id] = result{err: &Error{Code: CodeValueUnusable, Variable: id,
+					Msg: fmt.Sprintf("Conjur's batch answer from %s left out variable %s: retry; if it persists, report it with the Conjur version", u, id)}}
+			}
+		}
+		return out
+	}
+	switch httpStatus(err) {
+	case 403, 404, 406, 422:
+	default:
+		for _, id := range ids {
+			out[id] = result{err: c.finalError(ctx, err, id)}
+		}
+		return out
+	}
+	if id := missingVariable(err, prefix); id != "" && contains(ids, id) && httpStatus(err) == 404 {
+		out[id] = result{err: c.finalError(ctx, err, id)}
+		rest := make([]string, 0, len(ids)-1)
+		for _, x := range ids {
+			if x != id {
+				rest = append(rest, x)
+			}
+		}
+		for k, v := range c.fetchBatch(ctx, rest) {
+			out[k] = v
+		}
+		return out
+	}
+	half := len(ids) / 2
+	var left map[string]result
+	var wg sync.WaitGroup
+	wg.Go(func() { left = c.fetchBatch(ctx, ids[:half]) })
+	right := c.fetchBatch(ctx, ids[half:])
+	wg.Wait()
+	for k, v := range left {
+		out[k] = v
+	}
+	for k, v := range right {
+		out[k] = v
+	}
+	return out
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// missingVariable extracts the variable a batch 404 names, from Conjur's
+// "CONJ00076E Variable acct:variable:ID is empty or not found." or its
+// "Variable 'ID' not found in account 'acct'" ("" if neither).
+func missingVariable(err error, prefix string) string {
+	var ce *conjurError
+	if !asConjurError(err, &ce) {
+		return ""
+	}
+	msg := messageOf(ce)
+	if i := strings.Index(msg, "Variable "+prefix); i >= 0 {
+		rest := msg[i+len("Variable "+prefix):]
+		if j := strings.Index(rest, " is empty or not found"); j > 0 {
+			return rest[:j]
+		}
+	}
+	if i := strings.Index(msg, "Variable '"); i >= 0 {
+		rest := msg[i+len("Variable '"):]
+		if j := strings.Index(rest, "' not found"); j > 0 {
+			return rest[:j]
+		}
+	}
+	return ""
+}
+
+// fetchOne fetches one variable (version 0 = latest) with a single request.
+func (c *Client) fetchOne(ctx context.Context, id string, version int) result {
+	full := c.cfg.Account + ":variable:" + id
+	var data []byte
+	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
+		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			var d []byte
+			var err error
+			if version > 0 {
+				d, err = api.RetrieveSecretWithVersion(full, version)
+			} else {
+				d, err = api.RetrieveSecret(full)
+			}
+			if err == nil {
+				data = d
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return result{err: c.finalError(ctx, err, id)}
+	}
+	return result{data: data, url: u}
+}
+
+// authorized runs do against ep with an access token; on a 401 it forces one
+// re-authentication and retries once.
+func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*conjurapi.Client) error) error {
+	tok, err := c.token(ctx, ep, nil)
+	if err != nil {
+		return err
+	}
+	err = do(c.bind(ctx, ep.api, tok))
+	if httpStatus(err) != 401 {
+		return err
+	}
+	fresh, err := c.token(ctx, ep, tok)
+	if err != nil {
+		return err
+	}
+	err = do(c.bind(ctx, ep.api, fresh))
+	if httpStatus(err) == 401 {
+		return &Error{Code: CodeAuthRefused, Cause: err,
+			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}
+	}
+	return err
+}
