@@ -59,7 +59,7 @@ func (ps *parser) addAt(line, col int, format string, args ...any) {
 	if col < 1 {
 		col = 1
 	}
-	ps.problems = append(ps.problems, Problem{File: ps.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
+	ps.problems = append(ps.problems, Problem{File: ps.file, Line: line, Col: col, Msg: oneLine(fmt.Sprintf(format, args...))})
 }
 
 func (ps *parser) add(n *yaml.Node, format string, args ...any) {
@@ -373,7 +373,7 @@ func (ps *parser) conds(n *yaml.Node, what, section string, defs, refs map[strin
 				ps.add(lk, "%s.%s: a label key cannot be empty", section, f.key())
 				continue
 			}
-			c := cond{path: fmt.Sprintf("%s.%s[%s]", section, f.key(), lk.Value), field: f, key: lk.Value}
+			c := cond{path: fmt.Sprintf("%s.%s[%s]", section, f.key(), oneLine(lk.Value)), field: f, key: lk.Value}
 			c.pats = ps.patterns(le.val, c.path, section, f, defs, refs)
 			out = append(out, c)
 		}

@@ -18,33 +18,44 @@ type groupVal struct {
 // request is denied (there is no fall-through to later rules). When no rule
 // matches, the request is denied.
 func (p *Policy) Resolve(req Request) Decision {
+	var misses []string
 	for _, r := range p.rules {
-		groups, ok := r.matches(req)
-		if !ok {
+		groups, failed := r.matches(req)
+		if failed != "" {
+			if len(misses) < maxMissesShown {
+				misses = append(misses, fmt.Sprintf("%s: %s", r.name, failed))
+			}
 			continue
 		}
 		return p.decide(r, req, groups)
 	}
+	if n := len(p.rules) - len(misses); n > 0 {
+		misses = append(misses, fmt.Sprintf("%d more", n))
+	}
 	return Decision{
 		DoNotReuse: true,
 		Condition:  "match",
-		Reason: fmt.Sprintf("no rule matched secret %s (rules tried: %s); add a rule or fix the secret's labels",
-			quote(req.SecretName), joinNames(p.rules)),
+		Reason: oneLine(fmt.Sprintf("no rule matched secret %s (%s); add a rule or fix the secret's labels",
+			quote(req.SecretName), strings.Join(misses, "; "))),
 	}
 }
 
+// maxMissesShown bounds how many rules a no-match reason lists.
+const maxMissesShown = 8
+
 // matches reports whether every match condition of r holds, with the named
-// groups the re: patterns captured.
-func (r *rule) matches(req Request) (map[string]groupVal, bool) {
+// groups the re: patterns captured; else it returns the first condition that
+// failed, e.g. "match.secret_labels[env] is missing".
+func (r *rule) matches(req Request) (map[string]groupVal, string) {
 	var groups map[string]groupVal
 	for _, c := range r.match {
 		v, present := c.field.value(req, c.key)
 		if !present {
-			return nil, false
+			return nil, c.path + " is missing"
 		}
 		p, ok := c.first(v)
 		if !ok {
-			return nil, false
+			return nil, c.path + " does not match"
 		}
 		if p.re.NumSubexp() == 0 {
 			continue
@@ -60,7 +71,7 @@ func (r *rule) matches(req Request) (map[string]groupVal, bool) {
 			groups[name] = groupVal{value: v[idx[2*i]:idx[2*i+1]], serviceSide: c.field.serviceSide()}
 		}
 	}
-	return groups, true
+	return groups, ""
 }
 
 // first returns the first static pattern of c that matches v.
@@ -78,8 +89,8 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse}
 	deny := func(condition, format string, args ...any) Decision {
 		d.Allow = false
-		d.Condition = condition
-		d.Reason = fmt.Sprintf("rule %q denies: %s: ", r.name, condition) + fmt.Sprintf(format, args...)
+		d.Condition = oneLine(condition)
+		d.Reason = oneLine(fmt.Sprintf("rule %q denies: %s: ", r.name, condition) + fmt.Sprintf(format, args...))
 		return d
 	}
 

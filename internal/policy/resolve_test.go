@@ -80,8 +80,14 @@ func labels(kv ...string) map[string]string {
 	return m
 }
 
-func TestResolveMatching(t *testing.T) {
-	p := mustParse(t, testPolicy)
+type matchingCase struct {
+	name string
+	req  Request
+	want Decision
+}
+
+// matchingCases are the outcomes testPolicy promises (also fuzz seeds).
+func matchingCases() []matchingCase {
 	stackReq := Request{
 		SecretName:    "web_db_password",
 		SecretLabels:  labels("com.docker.stack.namespace", "web"),
@@ -90,11 +96,7 @@ func TestResolveMatching(t *testing.T) {
 		Image:         "registry.example.com/web/api:1.2",
 		NodeID:        "n1",
 	}
-	tests := []struct {
-		name string
-		req  Request
-		want Decision
-	}{
+	return []matchingCase{
 		{
 			name: "ok/by-label-first-rule-wins",
 			req:  Request{SecretName: "db", SecretLabels: labels("conjur.variable", "apps/db/password", "conjur.version", "3", "com.docker.stack.namespace", "web")},
@@ -141,7 +143,11 @@ func TestResolveMatching(t *testing.T) {
 			name: "fail/no-rule-matches",
 			req:  Request{SecretName: "other"},
 			want: Decision{DoNotReuse: true, Condition: "match",
-				Reason: `no rule matched secret "other" (rules tried: by-label, latest-by-label, per-env, by-service, regex, service-group, stack-secrets, image-tag, fallback-denied, fallback-allowed); add a rule or fix the secret's labels`},
+				Reason: `no rule matched secret "other" (by-label: match.secret_labels[conjur.variable] is missing; ` +
+					`latest-by-label: match.secret_labels[conjur.latest] is missing; per-env: match.secret does not match; ` +
+					`by-service: match.secret does not match; regex: match.secret does not match; service-group: match.service is missing; ` +
+					`stack-secrets: match.secret_labels[com.docker.stack.namespace] is missing; image-tag: match.secret does not match; 2 more); ` +
+					`add a rule or fix the secret's labels`},
 		},
 		{
 			name: "fail/match-list-excludes-other-env",
@@ -219,7 +225,11 @@ func TestResolveMatching(t *testing.T) {
 				Reason: `rule "stack-secrets" denies: variable {secret_key}: secret name "db_password" does not start with its stack's prefix "web_"`},
 		},
 	}
-	for _, tc := range tests {
+}
+
+func TestResolveMatching(t *testing.T) {
+	p := mustParse(t, testPolicy)
+	for _, tc := range matchingCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got := p.Resolve(tc.req)
 			want := tc.want
@@ -239,8 +249,17 @@ func TestResolveMatching(t *testing.T) {
 // TestResolveHostile feeds hostile values through every placeholder
 // family. Each must be denied, naming the rule and a condition, with no
 // variable in the decision.
-func TestResolveHostile(t *testing.T) {
-	p := mustParse(t, testPolicy)
+type hostileCase struct {
+	name      string
+	req       Request
+	rule      string
+	condition string
+	reason    string // substring
+}
+
+// hostileCases are requests with hostile values and how testPolicy denies
+// them (also fuzz seeds).
+func hostileCases() []hostileCase {
 	long := strings.Repeat("a", 10000)
 	byLabel := func(v string) Request {
 		return Request{SecretName: "x", SecretLabels: labels("conjur.latest", v)}
@@ -252,13 +271,7 @@ func TestResolveHostile(t *testing.T) {
 	env := func(v string) Request {
 		return Request{SecretName: "env_x", ServiceLabels: labels("env", v)}
 	}
-	tests := []struct {
-		name      string
-		req       Request
-		rule      string
-		condition string
-		reason    string // substring
-	}{
+	return []hostileCase{
 		{"fail/label-dot-dot-escapes-branch", byLabel("apps/../etc/passwd"), "latest-by-label", "variable", `".." path segment`},
 		{"fail/label-dot-segment", byLabel("apps/./x"), "latest-by-label", "variable", `"." path segment`},
 		{"fail/label-empty-segment", byLabel("apps//x"), "latest-by-label", "variable", "empty path segment"},
@@ -296,7 +309,11 @@ func TestResolveHostile(t *testing.T) {
 		{"fail/service-group-slash", Request{SecretName: "worker_token", ServiceName: "a/../b-worker"}, "service-group", "variable {match:svc}", "single path segment"},
 		{"fail/service-label-division-slash", Request{SecretName: "svc_x", ServiceName: "a\u2215b", NodeID: "n"}, "by-service", "variable", "U+2215"},
 	}
-	for _, tc := range tests {
+}
+
+func TestResolveHostile(t *testing.T) {
+	p := mustParse(t, testPolicy)
+	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			d := p.Resolve(tc.req)
 			if d.Allow {
