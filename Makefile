@@ -56,12 +56,12 @@ soak: ## A bounded soak run (~60 s) through the plugin socket with faults
 	@echo "soak: not built yet (issue 8)"; exit 1
 
 .PHONY: plugin
-plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)`
-	@echo "plugin: not built yet (issue 5)"; exit 1
+plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (replaces that exact name)
+	plugin/build.sh '$(PLUGIN):$(TAG)' build/plugin '$(GO)' '$(LDFLAGS)'
 
 .PHONY: image
-image: ## Build the bootstrap-agent image with docker import
-	@echo "image: not built yet (issue 5)"; exit 1
+image: ## Build the bootstrap-agent image $(IMAGE) with docker import; prints its sha256 id
+	plugin/image.sh '$(IMAGE)' build/agent '$(GO)' '$(LDFLAGS)'
 
 .PHONY: clean
 clean: ## Remove build outputs

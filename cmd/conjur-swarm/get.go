@@ -2,15 +2,113 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cyberark/conjur-swarm/internal/driver"
 )
 
-// TODO(owner): replaced by the real command.
+// defaultSocket is where a managed plugin's socket is NOT (that is
+// /run/docker/plugins/<id>/conjur.sock); it is serve's default.
+const defaultSocket = "/run/docker/plugins/conjur.sock"
+
+type getFlags struct {
+	socket        string
+	timeout       time.Duration
+	secret        string
+	secretLabels  []string
+	service       string
+	serviceID     string
+	serviceLabels []string
+	taskID        string
+	image         string
+	node          string
+}
+
 func newGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("get: not built yet") },
+	var f getFlags
+	cmd := &cobra.Command{
+		Use:   "get --socket PATH --secret NAME [--secret-label k=v]... [--service NAME] ...",
+		Short: "Send a GetSecret to a running plugin exactly as Swarm does; print the value",
+		Long: `Send POST /SecretProvider.GetSecret to the plugin socket the way the Swarm
+leader does and print the value to stdout as raw bytes. On a refusal the
+plugin's error goes to stderr and the exit status is 1.
+
+A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
+(docker plugin inspect -f '{{.Id}}' cyberark/conjur).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := f.request()
+			if err != nil {
+				return err
+			}
+			res, err := driver.NewClient(f.socket, f.timeout).GetSecret(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if res.Err != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), res.Err)
+				return exitError{code: 1}
+			}
+			_, err = cmd.OutOrStdout().Write(res.Value)
+			return err
+		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.socket, "socket", defaultSocket, "the plugin's unix socket")
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long (Swarm waits 30s)")
+	fl.StringVar(&f.secret, "secret", "", "secret name (SecretName)")
+	fl.StringArrayVar(&f.secretLabels, "secret-label", nil, "secret label k=v (repeatable)")
+	fl.StringVar(&f.service, "service", "", "service name (ServiceName)")
+	fl.StringVar(&f.serviceID, "service-id", "", "service id (ServiceID)")
+	fl.StringArrayVar(&f.serviceLabels, "service-label", nil, "service label k=v (repeatable)")
+	fl.StringVar(&f.taskID, "task-id", "", "task id (TaskID)")
+	fl.StringVar(&f.image, "image", "", "task image (TaskImage)")
+	fl.StringVar(&f.node, "node", "", "node id (NodeID)")
+	return cmd
+}
+
+func (f getFlags) request() (driver.Request, error) {
+	var errs []error
+	if f.secret == "" {
+		errs = append(errs, errors.New("--secret is required: give the secret's name"))
+	}
+	sl, err := labelFlags("--secret-label", f.secretLabels)
+	errs = append(errs, err)
+	vl, err := labelFlags("--service-label", f.serviceLabels)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return driver.Request{}, err
+	}
+	return driver.Request{
+		SecretName:    f.secret,
+		SecretLabels:  sl,
+		ServiceID:     f.serviceID,
+		ServiceName:   f.service,
+		ServiceLabels: vl,
+		TaskID:        f.taskID,
+		TaskImage:     f.image,
+		NodeID:        f.node,
+	}, nil
+}
+
+// labelFlags reads repeated k=v flags.
+func labelFlags(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	var errs []error
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			errs = append(errs, fmt.Errorf("%s %q: want KEY=VALUE", flag, kv))
+			continue
+		}
+		out[k] = v
+	}
+	return out, errors.Join(errs...)
 }

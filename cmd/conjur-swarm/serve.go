@@ -1,16 +1,335 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
-// TODO(owner): replaced by the real command.
+// Development mode defaults (serve --dev, what `make run` starts).
+const (
+	devSocket      = "./run/conjur.sock"
+	devPluginLogin = "host/swarm/conjur-plugin"
+	devPluginRole  = "host:swarm/conjur-plugin"
+)
+
+// serveOptions are serve's own flags besides the settings.
+type serveOptions struct {
+	dev    bool
+	devDir string
+	prog   string    // how the user invoked us, for the printed next step
+	out    io.Writer // the printed next step (dev mode)
+}
+
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var opts serveOptions
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("serve: not built yet") },
+		Short: "Run the plugin daemon on its socket (the managed plugin's entrypoint)",
+		Long: `Run the secret driver: answer Swarm's GetSecret calls on the plugin socket,
+plus the status and bootstrap endpoints.
+
+Settings come from flags and the environment (flags win). Without Conjur
+settings or without a credential the plugin still starts, and every request
+fails with an error that says what to set; see ` + "`conjur-swarm status`" + `.
+
+With --dev it starts an embedded Conjur-compatible server seeded with
+docs/examples (Conjur policy, values, mapping file) and listens on
+./run/conjur.sock.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := viper.New()
+			if err := bindSettings(v, cmd.Flags()); err != nil {
+				return err
+			}
+			if opts.dev {
+				applyDevDefaults(v, cmd)
+			}
+			cfg, err := loadConfig(v)
+			if err != nil {
+				return fmt.Errorf("the settings are invalid:\n%w", err)
+			}
+			opts.prog = os.Args[0]
+			opts.out = cmd.OutOrStdout()
+			return runServe(cmd.Context(), cfg, opts)
+		},
 	}
+	addSettingFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.dev, "dev", false, "run against an embedded Conjur-compatible server seeded with --dev-dir, socket ./run/conjur.sock")
+	cmd.Flags().StringVar(&opts.devDir, "dev-dir", "docs/examples", "demo data for --dev: conjur-policy.yml, values.yml, mapping.yml")
+	return cmd
+}
+
+// applyDevDefaults points the socket, the mapping file and the log format at
+// development values unless a flag says otherwise.
+func applyDevDefaults(v *viper.Viper, cmd *cobra.Command) {
+	devDir, _ := cmd.Flags().GetString("dev-dir")
+	if !cmd.Flags().Changed("socket") {
+		v.Set("socket", devSocket)
+	}
+	if !cmd.Flags().Changed("mapping-file") {
+		v.Set("mapping_file", filepath.Join(devDir, "mapping.yml"))
+	}
+	if !cmd.Flags().Changed("log-format") {
+		v.Set("log_format", "console")
+	}
+}
+
+// runServe wires the policy store, the Conjur client, the driver, the
+// socket server and the optional metrics endpoint, and runs until ctx is
+// cancelled (SIGINT/SIGTERM), then drains.
+func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	var devURL string
+	if opts.dev {
+		dev, closeDev, err := startDevConjur(opts.devDir, log.Named("conjurdev"))
+		if err != nil {
+			return err
+		}
+		defer closeDev()
+		cfg.Conjur, cfg.AllowHTTP, devURL = dev, false, dev.ApplianceURLs[0]
+	}
+
+	store, err := policy.NewStore(cfg.MappingFile, log.Named("policy"))
+	if err != nil {
+		return fmt.Errorf("mapping file (CONJUR_SWARM_MAPPING_FILE): %w", err)
+	}
+
+	client, notConfigured := newConjurClient(cfg, opts.dev, log)
+	if client != nil {
+		defer func() { _ = client.Close() }()
+	}
+
+	var observer driver.Observer
+	var metricsSrv *http.Server
+	if cfg.MetricsListen != "" {
+		m, srv, err := newMetricsServer(cfg.MetricsListen)
+		if err != nil {
+			return err
+		}
+		observer, metricsSrv = m, srv
+	}
+
+	dopts := driver.Options{
+		Resolver:      store,
+		PolicyStatus:  store,
+		Account:       cfg.Conjur.Account,
+		NotConfigured: notConfigured,
+		Logger:        log.Named("driver"),
+		Observer:      observer,
+		Version:       version,
+	}
+	if client != nil { // never a typed nil in an interface
+		dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = client, client, client
+	}
+	d, err := driver.New(dopts)
+	if err != nil {
+		return err
+	}
+
+	ln, err := listenSocket(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := driver.NewServer(d, log.Named("server"))
+
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.Background())
+	defer func() {
+		stopBG()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := store.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("mapping file watcher stopped", zap.Error(err))
+		}
+	}()
+	if metricsSrv != nil {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("CONJUR_SWARM_METRICS_LISTEN %s: %w", cfg.MetricsListen, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics endpoint stopped", zap.Error(err))
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = metricsSrv.Shutdown(sctx)
+		}()
+	}
+
+	st := store.Status()
+	log.Info("plugin serving",
+		zap.String("version", version),
+		zap.String("socket", cfg.Socket),
+		zap.String("mapping_hash", st.Hash),
+		zap.Int("mapping_rules", st.Rules),
+		zap.Bool("conjur_configured", client != nil),
+		zap.Object("settings", cfg))
+	if opts.dev {
+		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
+	}
+
+	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+	log.Info("plugin stopped", zap.NamedError("drain", err))
+	return err
+}
+
+// newConjurClient builds the Conjur client. When Conjur's settings are
+// missing or invalid it returns nil and the reason, which every request's
+// NOT_CONFIGURED answer and the status endpoint repeat.
+func newConjurClient(cfg Config, dev bool, log *zap.Logger) (*conjur.Client, string) {
+	fail := func(err error) (*conjur.Client, string) {
+		reason := "the Conjur settings are incomplete or invalid: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+		log.Error("the plugin cannot reach Conjur until its settings are fixed; every request fails NOT_CONFIGURED", zap.String("problems", reason))
+		return nil, reason
+	}
+	ca, err := cfg.Conjur.caPEM()
+	if err != nil {
+		return fail(err)
+	}
+	ccfg := conjur.Config{
+		ApplianceURLs:  cfg.Conjur.ApplianceURLs,
+		Account:        cfg.Conjur.Account,
+		Login:          cfg.Conjur.Login,
+		CACertPEM:      ca,
+		AllowHTTP:      cfg.AllowHTTP,
+		APIKey:         cfg.Conjur.APIKey,
+		CredentialFile: cfg.CredentialFile,
+		JWTServiceID:   cfg.Conjur.JWTServiceID,
+		JWTTokenPath:   cfg.Conjur.JWTTokenPath,
+		JWTHostID:      cfg.Conjur.JWTHostID,
+		FetchTimeout:   cfg.FetchTimeout,
+		CacheTTL:       cfg.CacheTTL,
+	}
+	if cfg.Conjur.APIKey != "" && !dev {
+		log.Warn("CONJUR_AUTHN_API_KEY is set: for development only, its value shows in `docker plugin inspect`; use the bootstrap handoff or CONJUR_SWARM_CREDENTIAL_FILE")
+	}
+	client, err := conjur.New(ccfg, log.Named("conjur"))
+	if err != nil {
+		return fail(err)
+	}
+	return client, ""
+}
+
+// listenSocket listens on the unix socket at path, creating its directory
+// and replacing a stale socket file, but refusing one another process still
+// answers on.
+func listenSocket(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s exists and is not a socket: remove it or choose another path", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: another process is serving on it; stop it first", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: removing the stale socket: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// newMetricsServer builds the Prometheus endpoint (/metrics) with the
+// driver's metrics and the Go and process collectors.
+func newMetricsServer(addr string) (*driver.Metrics, *http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := driver.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return m, &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}, nil
+}
+
+// startDevConjur starts the embedded Conjur-compatible server over TLS on a
+// free loopback port, seeded with dir's demo policy and values, and returns
+// the Conjur settings that point the plugin at it with the demo host's API
+// key.
+func startDevConjur(dir string, log *zap.Logger) (ConjurSettings, func(), error) {
+	srv, err := conjurdev.New(conjurdev.Options{Logger: log})
+	if err != nil {
+		return ConjurSettings{}, nil, err
+	}
+	res, err := srv.LoadDemo(dir)
+	if err != nil {
+		return ConjurSettings{}, nil, fmt.Errorf("--dev needs the demo data (run it from the repository root or give --dev-dir): %w", err)
+	}
+	key, ok := res.CreatedRoles[srv.Account()+":"+devPluginRole]
+	if !ok {
+		if key, err = srv.APIKey(devPluginRole); err != nil {
+			return ConjurSettings{}, nil, fmt.Errorf("--dev: the demo policy in %s defines no %s: %w", dir, devPluginRole, err)
+		}
+	}
+	l, err := srv.Listen("127.0.0.1:0", true)
+	if err != nil {
+		return ConjurSettings{}, nil, err
+	}
+	return ConjurSettings{
+		ApplianceURLs:  []string{l.URL},
+		Account:        srv.Account(),
+		Login:          devPluginLogin,
+		SSLCertificate: string(l.CAPEM),
+		APIKey:         key,
+	}, func() { _ = l.Close() }, nil
+}
+
+func printDevNextStep(w io.Writer, prog, socket, url string) {
+	fmt.Fprintf(w, `
+conjur-swarm is serving on %[2]s against the embedded Conjur-compatible server at %[3]s.
+In another terminal:
+
+  %[1]s get --socket %[2]s --secret db_password --secret-label conjur.variable=apps/demo/db-password --service web
+  %[1]s status --socket %[2]s
+
+Stop with Ctrl-C.
+
+`, prog, socket, url)
 }

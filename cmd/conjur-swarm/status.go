@@ -1,16 +1,176 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cyberark/conjur-swarm/internal/driver"
 )
 
-// TODO(owner): replaced by the real command.
 func newStatusCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("status: not built yet") },
+	var socket, output string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "status --socket PATH [-o json]",
+		Short: "Show a running plugin's health: credential, Conjur contact, mapping file, recent decisions",
+		Long: `Ask the plugin for its status (POST /ConjurSwarm.Status): whether it has a
+credential (fingerprint only), the last Conjur contact and error, each
+appliance URL's health, the mapping file in force, counters and the most
+recent decisions. No value and no key is ever shown.
+
+When ` + "`docker service ps`" + ` says "secret not found", run this on the leader
+manager: the plugin's reason is in the recent decisions.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			st, err := driver.NewClient(socket, timeout).Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return writeStatus(cmd.OutOrStdout(), st)
+		},
 	}
+	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "the plugin's unix socket")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
+	return cmd
+}
+
+// writeStatus prints the status for a terminal.
+func writeStatus(w io.Writer, st driver.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), ago(st.Now, t))
+	}
+
+	version := st.Version
+	if version == "" {
+		version = "unknown"
+	}
+	p("Plugin\tconjur-swarm %s, started %s", version, when(st.StartedAt))
+	if !st.Configured {
+		p("Conjur\tNOT CONFIGURED: %s", st.ConfigProblem)
+	}
+	if c := st.Conjur; c != nil {
+		if st.Configured {
+			p("Conjur\tconfigured")
+		}
+		p("  login\t%s", orDash(c.Login))
+		if c.HasCredential() {
+			p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), when(c.CredentialSetAt))
+		} else {
+			p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")
+		}
+		if !c.TokenExpiresAt.IsZero() {
+			p("  token expires\t%s", c.TokenExpiresAt.UTC().Format(time.RFC3339))
+		}
+		p("  last contact\t%s%s", when(c.LastContact), via(c.LastURL))
+		if c.LastErrorCode != "" || c.LastError != "" {
+			p("  last error\t[%s] %s", c.LastErrorCode, c.LastError)
+		}
+		for _, u := range c.URLs {
+			health := "healthy"
+			if !u.Healthy {
+				health = fmt.Sprintf("failing (%d failures, retry %s)", u.Failures, when(u.RetryAt))
+			}
+			p("  url\t%s %s", u.URL, health)
+		}
+	}
+	if m := st.Mapping; m != nil {
+		path := m.Path
+		if path == "" {
+			path = "built-in policy"
+		}
+		p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, when(m.LoadedAt))
+		if m.LastError != "" {
+			p("  rejected\t%s: %s (the previous file stays in force)", when(m.LastErrorAt), m.LastError)
+		}
+	}
+	c := st.Counters
+	p("Requests\t%d total: %d allowed, %d denied, %d failed%s", c.Requests, c.Allowed, c.Denied, c.Errors, byCode(c.ByCode))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if len(st.Recent) == 0 {
+		_, err := fmt.Fprintln(w, "\nNo decisions yet.")
+		return err
+	}
+	fmt.Fprintf(w, "\nRecent decisions, newest first:\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\tVARIABLE\tDURATION")
+	for _, r := range st.Recent {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Time.UTC().Format(time.TimeOnly), r.Decision, orDash(string(r.Code)), r.Secret, orDash(r.Service),
+			orDash(r.Node), orDash(r.Rule), orDash(r.Variable), r.Duration.Round(time.Microsecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var reasons []string
+	for _, r := range st.Recent {
+		if r.Decision != driver.DecisionAllow && r.Reason != "" {
+			reasons = append(reasons, fmt.Sprintf("  %s  %s", r.Time.UTC().Format(time.TimeOnly), r.Reason))
+		}
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, "\nWhy the refused ones were refused:\n%s\n", strings.Join(reasons, "\n"))
+	}
+	return nil
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		return "in " + (-d).String()
+	}
+	return d.String() + " ago"
+}
+
+func via(url string) string {
+	if url == "" {
+		return ""
+	}
+	return " via " + url
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func byCode(m map[driver.Code]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[driver.Code(k)]))
+	}
+	return "; by code: " + strings.Join(parts, " ")
 }

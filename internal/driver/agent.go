@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -114,7 +115,7 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 		return res
 	}
 	defer clear(data)
-	cred, err := ParseCredential(data)
+	cred, err := conjur.ParseCredential(data)
 	if err != nil {
 		a.warnOnce("the bootstrap credential is not {\"login\":...,\"api_key\":...} or {\"jwt\":...}; fix the swarm secret",
 			zap.String("file", a.opts.SecretFile), zap.String("cause", flatten(err)))

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"fmt"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io"
 	"net/http"
 	"time"
@@ -38,7 +39,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer
 		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("the credential is larger than %d bytes; hand over {\"login\":...,\"api_key\":...} or {\"jwt\":...}", maxCredentialBytes), nil)
 	}
-	cred, err := ParseCredential(data)
+	cred, err := conjur.ParseCredential(data)
 	clear(data)
 	if err != nil {
 		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusBadRequest,
@@ -67,7 +68,7 @@ func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, c
 	text += ": " + msg
 	logFields := []zap.Field{zap.String("code", string(code)), zap.String("fingerprint", fp), zap.String("err", text)}
 	if cause != nil {
-		logFields = append(logFields, zap.String("cause", flatten(cause)))
+		logFields = append(logFields, zap.String("cause", causeText(cause)))
 	}
 	d.log.Warn("credential handoff rejected", logFields...)
 	return BootstrapAnswer{Err: text}, status

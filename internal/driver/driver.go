@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -163,7 +165,7 @@ func (d *Driver) GetSecret(ctx context.Context, req Request) Response {
 // conjurFailure turns a Fetcher error into a code and a message saying what
 // failed and what to do. The Conjur client's message is used when it has one.
 func conjurFailure(err error) (Code, string) {
-	var ce *ConjurError
+	var ce *conjur.Error
 	if errors.As(err, &ce) {
 		msg := ce.Msg
 		if msg == "" {
@@ -195,7 +197,7 @@ func (d *Driver) finish(start time.Time, rec Record, code Code, msg string, caus
 	rec.Reason = text
 	rec.Duration = d.opts.Now().Sub(start)
 	if cause != nil {
-		extra = append(extra, zap.String("cause", flatten(cause)))
+		extra = append(extra, zap.String("cause", causeText(cause)))
 	}
 	d.record(rec, extra)
 	return Response{Err: text}
@@ -221,6 +223,12 @@ func (d *Driver) record(rec Record, extra []zap.Field) {
 	if d.opts.Observer != nil {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
 	}
+}
+
+// causeText renders an error with its cause chain for the log (a
+// conjur.Error prints its cause with %+v).
+func causeText(err error) string {
+	return strings.ReplaceAll(fmt.Sprintf("%+v", err), "\n", "; ")
 }
 
 // flatten renders an error on one line (errors.Join uses newlines).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +62,8 @@ func labelled(variable string) Request {
 }
 
 func TestGetSecret(t *testing.T) {
-	conjurErr := func(code ConjurCode, msg string) error {
-		return &ConjurError{Code: code, Variable: "apps/demo/db-password", Msg: msg, Cause: errors.New("http 500")}
+	conjurErr := func(code conjur.Code, msg string) error {
+		return &conjur.Error{Code: code, Variable: "apps/demo/db-password", Msg: msg, Cause: errors.New("http 500")}
 	}
 	tests := []struct {
 		name      string

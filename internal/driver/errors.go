@@ -77,4 +77,6 @@ var conjurAdvice = map[Code]string{
 	"TIMEOUT":             "Conjur did not answer within CONJUR_SWARM_FETCH_TIMEOUT; check Conjur's load and the network",
 	"TLS":                 "Conjur's certificate could not be verified; set CONJUR_CERT_FILE (via the `ca` mount) to the CA that signed it",
 	"VALUE_UNUSABLE":      "Conjur returned a value that cannot be used as returned",
+	"BAD_REQUEST":         "Conjur rejected the request as malformed; check the variable id the mapping produced",
+	"CANCELED":            "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm retries the task",
 }

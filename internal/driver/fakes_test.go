@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"sync"
 	"time"
 
@@ -58,7 +59,7 @@ func (f *fakeFetcher) Get(ctx context.Context, ref Ref) (Value, error) {
 	defer f.mu.Unlock()
 	data, ok := f.values[ref.ID]
 	if !ok {
-		return Value{}, &ConjurError{Code: "NOT_FOUND", Variable: ref.ID, Msg: "variable " + ref.ID + " is not found; check the id"}
+		return Value{}, &conjur.Error{Code: "NOT_FOUND", Variable: ref.ID, Msg: "variable " + ref.ID + " is not found; check the id"}
 	}
 	return Value{Data: append([]byte(nil), data...), Coalesced: f.flags.Coalesced, Cached: f.flags.Cached, URL: "https://conjur.test"}, nil
 }
