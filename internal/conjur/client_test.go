@@ -84,7 +84,7 @@ func TestFailoverFirstURLDown(t *testing.T) {
 		{"ok/503 on everything", faulty(func(f *conjurdev.Faults) { f.SetStatus(503, 1) })},
 		{"ok/405 like a misrouted follower", faulty(func(f *conjurdev.Faults) { f.SetStatus(405, 1) })},
 		{"ok/connection dropped", faulty(func(f *conjurdev.Faults) { f.SetDrop(1) })},
-		{"ok/slower than the fetch timeout", faulty(func(f *conjurdev.Faults) { f.SetLatency(5 * time.Second) })},
+		{"ok/slower than the fetch timeout", faulty(func(f *conjurdev.Faults) { f.SetLatency(2 * time.Second) })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,7 +252,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 			if warm {
 				mustGet(t, c, varID(0))
 			}
-			s.Faults().SetLatency(2 * time.Second)
+			s.Faults().SetLatency(time.Second)
 			_, errs := c.Fetch(t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}, {ID: varID(3), Version: 1}})
 			for i, err := range errs {
 				if CodeOf(err) != CodeTimeout {

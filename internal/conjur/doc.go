@@ -1,4 +1,45 @@
 // Package conjur is the plugin's Conjur client: credentials, the access token
 // lifecycle, bounded fetches with coalescing and batching, and failover across
 // several appliance URLs. It wraps github.com/cyberark/conjur-api-go.
+//
+// How it uses conjur-api-go: one conjurapi.Client per appliance URL (two
+// with authn-jwt), built from a hand-made conjurapi.Config with credential
+// storage "none" and an explicit environment, so nothing is read from the
+// keyring, ~/.netrc, /etc/conjur.conf or ~/.conjurrc and nothing is probed
+// at construction. conjurapi's methods take no context and keep their access
+// token without a lock, so every request runs on a shallow per-request copy
+// of that client whose http.Client carries the request's context (its
+// deadline) over this package's transport, and whose authenticator only
+// hands back the token this package obtained. The token itself, its refresh
+// and its locking live here.
+//
+// Tokens: one per appliance URL. Real Conjur followers accept the leader's
+// tokens, but a token is only known to be good where it was issued, and in
+// tests every URL is a separate conjurdev instance with its own signing key.
+// Keeping one per URL costs one extra authentication per URL actually used and
+// never sends a token where it may be rejected. One authentication per URL
+// runs at a time; callers wait for it, each honouring its own context. A token
+// is refreshed in the background from 80% of its lifetime (read from the
+// payload's exp - iat and timed on the local clock), callers wait for a new
+// one from 95%, and a 401 forces one re-authentication and one retry. The
+// credential file and the JWT file are read again at every authentication.
+//
+// Fetching: Get and Fetch are bounded by FetchTimeout. Identical requests in
+// flight share one call; latest-version requests arriving within BatchWindow
+// go out as one binary-safe batch (RetrieveBatchSecretsSafe) of up to MaxBatch
+// ids, with at most two batches in flight so that a burst gathers into few
+// requests. A batch that fails as a whole because of some variables (403, 404,
+// 406, 422) is narrowed down (the variable a 404 names is answered and the
+// rest retried, otherwise the batch is halved) so every other variable still
+// arrives and each failure is reported alone. Versioned refs go out singly.
+//
+// Failover: URLs are tried in order; one that fails (connection error,
+// timeout, TLS, 5xx, 405, 429) is set aside with exponential backoff (0.5s
+// doubling to 30s) and the request moves on to the next within the same
+// deadline, each attempt but the last getting an equal share of the time left.
+// 401, 403 and 404 are answers, never retried elsewhere.
+//
+// Every error is an *Error with a stable Code and a message that says what to
+// do; the cause is kept for the log (Unwrap, %+v). No error holds a secret
+// value or an API key; Credential and Value redact themselves.
 package conjur

@@ -213,6 +213,9 @@ func (c *Client) contextError(ctx context.Context, id string, cause error) *Erro
 	if cause == nil {
 		cause = ctx.Err()
 	}
+	if c.ctx.Err() != nil { // Close interrupted the request
+		return errClosed.withVariable(id)
+	}
 	what := "the request"
 	if id != "" {
 		what = "variable " + id

@@ -126,17 +126,23 @@ func (c *Client) Fetch(ctx context.Context, refs []Ref) ([]Value, []error) {
 	defer cancel()
 	calls := make([]*call, len(refs))
 	shared := make([]bool, len(refs))
+	c.mu.Lock()
 	for i, ref := range refs {
 		if err := checkRef(ref); err != nil {
 			errs[i] = err
 			continue
 		}
 		var ok bool
-		calls[i], shared[i], vals[i], ok = c.start(ref)
+		calls[i], shared[i], vals[i], ok = c.startLocked(ref)
 		if ok {
 			calls[i] = nil
 		}
 	}
+	if len(c.pending) > 0 { // the caller's refs belong together: no window to wait for
+		c.flushReady = true
+		c.dispatchLocked()
+	}
+	c.mu.Unlock()
 	for i, cl := range calls {
 		if cl != nil {
 			vals[i], errs[i] = c.wait(ctx, cl, refs[i], shared[i])
@@ -151,9 +157,27 @@ func (c *Client) Fetch(ctx context.Context, refs []Ref) ([]Value, []error) {
 // start returns the cached value (ok), or the call to wait for: an existing
 // one (coalesced) or a new one, queued for the batch or started alone.
 func (c *Client) start(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
-	key := refKey{ref.ID, ref.Version}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cl, coalesced, v, ok = c.startLocked(ref)
+	if cl != nil && !coalesced && ref.Version == 0 {
+		if len(c.pending) >= c.cfg.MaxBatch || c.batchesActive == 0 && len(c.pending) == 1 && c.flushTimer == nil {
+			// A full batch goes at once; so does a request that finds nothing
+			// in flight (an idle client adds no batching delay). Otherwise
+			// requests gather until the window closes or a batch slot frees.
+			c.flushReady = true
+		}
+		if !c.flushReady && c.flushTimer == nil && len(c.pending) > 0 {
+			c.flushTimer = time.AfterFunc(c.cfg.BatchWindow, c.windowClosed)
+		}
+		c.dispatchLocked()
+	}
+	return cl, coalesced, v, ok
+}
+
+// startLocked is start without the dispatch decision; c.mu is held.
+func (c *Client) startLocked(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
+	key := refKey{ref.ID, ref.Version}
 	if c.cfg.CacheTTL > 0 && !ref.NoCache {
 		if e, hit := c.cache[key]; hit {
 			if c.now().Before(e.expires) {
@@ -182,13 +206,6 @@ func (c *Client) start(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
 		return cl, false, Value{}, false
 	}
 	c.pending = append(c.pending, cl)
-	if len(c.pending) >= c.cfg.MaxBatch {
-		c.flushReady = true
-	}
-	if !c.flushReady && c.flushTimer == nil {
-		c.flushTimer = time.AfterFunc(c.cfg.BatchWindow, c.windowClosed)
-	}
-	c.dispatchLocked()
 	return cl, false, Value{}, false
 }
 
@@ -299,6 +316,9 @@ func (c *Client) runBatch(batch []*call) {
 		c.finishLocked(cl, res[cl.key.id])
 	}
 	c.batchesActive--
+	if len(c.pending) > 0 { // they gathered while this batch was out: send them now
+		c.flushReady = true
+	}
 	c.dispatchLocked()
 	c.mu.Unlock()
 }
