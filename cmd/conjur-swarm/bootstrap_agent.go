@@ -2,15 +2,79 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/driver"
 )
 
-// TODO(owner): replaced by the real command.
 func newBootstrapAgentCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "bootstrap-agent",
-		Short: "not built yet",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("bootstrap-agent: not built yet") },
+	var opts driver.AgentOptions
+	var once bool
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "bootstrap-agent [--secret-file FILE] [--plugins-dir DIR] [--interval 10s]",
+		Short: "Hand the plugin's Conjur credential from a swarm secret to the plugin on this node",
+		Long: `Read the credential JSON ({"login":...,"api_key":...} or {"jwt":...}) from a
+swarm secret, find the conjur-swarm plugin socket(s) under the mounted
+/run/docker/plugins (DIR/conjur.sock and DIR/<plugin id>/conjur.sock), and post
+the credential to each plugin that reports none or another one. It keeps
+running and checks again every --interval, so a restarted or re-enabled plugin
+gets the credential back. It logs the credential's fingerprint, never the key.
+
+Run it as a global service on the managers (see docs/install.md):
+
+  docker service create --name conjur-bootstrap --mode global \
+    --constraint node.role==manager --secret conjur-bootstrap \
+    --mount type=bind,source=/run/docker/plugins,target=/run/docker/plugins \
+    --network host IMAGE`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			opts.Logger = log.Named("bootstrap")
+			agent, err := driver.NewAgent(opts)
+			if err != nil {
+				return err
+			}
+			if once {
+				res := agent.Pass(cmd.Context())
+				for sock, why := range res.Failed {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", sock, why)
+				}
+				if len(res.HandedTo)+len(res.Current) == 0 || len(res.Failed) > 0 {
+					return errors.New("bootstrap-agent --once: not every plugin holds the credential (see above and the log)")
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "credential handed to %d plugin(s), already held by %d: %s\n",
+					len(res.HandedTo), len(res.Current), strings.Join(res.Sockets, ", "))
+				return nil
+			}
+			log.Info("bootstrap agent started", defaultFields(opts)...)
+			return agent.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.SecretFile, "secret-file", "/run/secrets/conjur-bootstrap", "the swarm secret holding the credential JSON")
+	fl.StringVar(&opts.PluginsDir, "plugins-dir", "/run/docker/plugins", "the host's /run/docker/plugins as mounted into the agent")
+	fl.DurationVar(&opts.Interval, "interval", 10*time.Second, "how often to check the plugins")
+	fl.DurationVar(&opts.CallTimeout, "timeout", 25*time.Second, "deadline of each call to a plugin")
+	fl.BoolVar(&once, "once", false, "make one pass and exit (1 unless every plugin found holds the credential)")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&logFormat, "log-format", "json", "json or console")
+	return cmd
+}
+
+func defaultFields(o driver.AgentOptions) []zap.Field {
+	return []zap.Field{
+		zap.String("secret_file", o.SecretFile),
+		zap.String("plugins_dir", o.PluginsDir),
+		zap.Duration("interval", o.Interval),
 	}
 }
