@@ -6,6 +6,10 @@ import (
 	"unicode/utf8"
 )
 
+// MaxValueLength bounds the request values a placeholder may take (label
+// values, names, image, node, group captures), in bytes.
+const MaxValueLength = 4096
+
 // groupVal is the text a named group of a match re: pattern captured.
 type groupVal struct {
 	value       string
@@ -205,6 +209,9 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 		if !ok || g.value == "" {
 			return "", false, fmt.Sprintf("group %q captured nothing", ph.arg)
 		}
+		if len(g.value) > MaxValueLength {
+			return "", false, fmt.Sprintf("group %q captured %d bytes, more than %d", ph.arg, len(g.value), MaxValueLength)
+		}
 		if !utf8.ValidString(g.value) {
 			return "", false, fmt.Sprintf("group %q captured text that is not valid UTF-8", ph.arg)
 		}
@@ -212,6 +219,9 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 	}
 	if v == "" {
 		return "", false, why
+	}
+	if len(v) > MaxValueLength {
+		return "", false, fmt.Sprintf("%s is %d bytes long, more than %d", ph, len(v), MaxValueLength)
 	}
 	if !utf8.ValidString(v) {
 		return "", false, fmt.Sprintf("%s is not valid UTF-8", ph)

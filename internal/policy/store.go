@@ -73,12 +73,8 @@ func NewStore(path string, log *zap.Logger) (*Store, error) {
 		return s, nil
 	}
 	p, err := ParseFile(path)
-	var ps Problems
-	switch {
-	case errors.As(err, &ps):
+	if err != nil {
 		return nil, err
-	case err != nil:
-		return nil, fmt.Errorf("%w (check CONJUR_SWARM_MAPPING_FILE and the mapping mount)", err)
 	}
 	s.cur.Store(&loaded{policy: p, at: time.Now()})
 	log.Info("mapping policy loaded", zap.String("path", path), zap.String("hash", p.Hash()), zap.Int("rules", len(p.rules)))
@@ -156,9 +152,9 @@ func (s *Store) Check() {
 	if s.path == "" {
 		return
 	}
+	data, err := readFile(s.path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := readFile(s.path)
 	if err != nil {
 		msg := err.Error()
 		if msg != s.lastReadErr {
