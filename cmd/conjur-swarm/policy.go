@@ -20,7 +20,13 @@ func newPolicyCmd() *cobra.Command {
 		Short: "Validate the mapping policy file and explain its decisions",
 		Long: `Tools for the mapping policy: the YAML file that decides which Conjur variable
 a swarm secret stands for and which tasks may have it (see docs/mapping.md).`,
-		Args: cobra.NoArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q: want validate or explain", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
 	}
 	cmd.AddCommand(newPolicyValidateCmd(), newPolicyExplainCmd())
 	return cmd

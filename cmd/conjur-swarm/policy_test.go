@@ -78,6 +78,7 @@ func TestPolicyGolden(t *testing.T) {
 		{"explain-bad-label-flag", []string{"policy", "explain", "--secret", "db", "--secret-label", "novalue"}, 1},
 		{"explain-bad-output", []string{"policy", "explain", "--secret", "db", "-o", "yaml"}, 1},
 		{"explain-no-secret", []string{"policy", "explain"}, 1},
+		{"unknown-subcommand", []string{"policy", "check", "x.yml"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
