@@ -84,6 +84,10 @@ func absIdent(prefix, kind, id string) string {
 	}
 }
 
+// maxPlanLinks bounds the grants and permits one load may expand to
+// (roles x members, roles x resources x privileges).
+const maxPlanLinks = 1000000
+
 type scope struct {
 	prefix string // identifier prefix ("" at root)
 	policy string // full id of the enclosing policy
@@ -130,6 +134,9 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 				}
 			}
 		case opGrant, opRevoke:
+			if len(st.roles)*len(st.members)+len(p.grants)+len(p.revokes) > maxPlanLinks {
+				return &policyError{Line: st.line, Col: st.col, Msg: "policy too large: too many grants"}
+			}
 			for _, r := range st.roles {
 				role, err := refOf(r)
 				if err != nil {
@@ -150,6 +157,9 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 				}
 			}
 		case opPermit, opDeny:
+			if len(st.roles)*len(st.resources)*len(st.privileges)+len(p.permits)+len(p.denies) > maxPlanLinks {
+				return &policyError{Line: st.line, Col: st.col, Msg: "policy too large: too many permits"}
+			}
 			for _, r := range st.roles {
 				role, err := refOf(r)
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -53,13 +54,21 @@ func (s *Server) LoadValuesFile(path string) error {
 	return nil
 }
 
+var yamlLine = regexp.MustCompile(`line \d+`)
+
 // ParseValues reads a values document: a mapping of variable id to a
 // string value, "base64:<std base64>" for binary values. Errors never
 // repeat a value.
 func ParseValues(data []byte) (map[string][]byte, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not a YAML mapping of variable id to value: %w", err)
+		// yaml's messages may quote the document, and so a value: keep
+		// only the line number.
+		where := ""
+		if m := yamlLine.FindString(err.Error()); m != "" {
+			where = " (" + m + ")"
+		}
+		return nil, fmt.Errorf("not a YAML mapping of variable id to value%s", where)
 	}
 	out := make(map[string][]byte, len(raw))
 	var problems []string

@@ -202,23 +202,29 @@ func TestLoadPolicy_language(t *testing.T) {
 	}
 }
 
+// emptyPolicies are valid documents that declare nothing.
+var emptyPolicies = []string{"", "# only a comment\n", "--- []\n"}
+
+// policyErrorTests are bad loads; FuzzParsePolicy is seeded from them.
+var policyErrorTests = []struct {
+	name, branch, body string
+	status             int
+	code               string
+}{
+	{"fail/unknown-tag", "root", "- !secret x\n", 422, "policy_invalid"},
+	{"fail/not-a-list", "root", "a: b\n", 422, "policy_invalid"},
+	{"fail/bad-yaml", "root", "- !variable [\n", 422, "policy_invalid"},
+	{"fail/unknown-attribute", "root", "- !variable {id: x, colour: red}\n", 422, "policy_invalid"},
+	{"fail/missing-reference", "root", "- !permit {role: !group nobody, privilege: read, resource: !variable apps/demo/db-password}\n", 404, "not_found"},
+	{"fail/missing-branch", "nowhere", "- !variable x\n", 404, "not_found"},
+	{"fail/grant-to-variable", "root", "- !grant {role: !variable apps/demo/db-password, member: !host swarm/conjur-plugin}\n", 422, "policy_invalid"},
+}
+
+
 func TestLoadPolicy_errors(t *testing.T) {
 	e := newEnv(t)
 	admin := e.admin()
-	tests := []struct {
-		name, branch, body string
-		status             int
-		code               string
-	}{
-		{"fail/unknown-tag", "root", "- !secret x\n", 422, "policy_invalid"},
-		{"fail/not-a-list", "root", "a: b\n", 422, "policy_invalid"},
-		{"fail/bad-yaml", "root", "- !variable [\n", 422, "policy_invalid"},
-		{"fail/unknown-attribute", "root", "- !variable {id: x, colour: red}\n", 422, "policy_invalid"},
-		{"fail/missing-reference", "root", "- !permit {role: !group nobody, privilege: read, resource: !variable apps/demo/db-password}\n", 404, "not_found"},
-		{"fail/missing-branch", "nowhere", "- !variable x\n", 404, "not_found"},
-		{"fail/grant-to-variable", "root", "- !grant {role: !variable apps/demo/db-password, member: !host swarm/conjur-plugin}\n", 422, "policy_invalid"},
-	}
-	for _, tt := range tests {
+	for _, tt := range policyErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := loadVia(t, admin, conjurapi.PolicyModePatch, tt.branch, tt.body)
 			ce := conjurErr(err)
@@ -227,7 +233,7 @@ func TestLoadPolicy_errors(t *testing.T) {
 			}
 		})
 	}
-	for _, body := range []string{"", "# only a comment\n", "--- []\n"} {
+	for _, body := range emptyPolicies {
 		if _, err := loadVia(t, admin, conjurapi.PolicyModePost, "root", body); err != nil {
 			t.Errorf("empty document %q: %v", body, err)
 		}

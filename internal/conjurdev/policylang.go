@@ -107,9 +107,22 @@ func yamlMsg(err error) string {
 
 type parser struct {
 	aliases int // alias expansions, bounded against alias bombs
+	nodes   int // statements and references produced, bounded likewise
 }
 
-const maxAliasExpansions = 10000
+const (
+	maxAliasExpansions = 10000
+	maxPolicyNodes     = 100000
+)
+
+// count charges one produced statement or reference against the budget.
+func (p *parser) count(n *yaml.Node) error {
+	p.nodes++
+	if p.nodes > maxPolicyNodes {
+		return errAt(n, "policy too large: more than %d records and references (after expanding aliases)", maxPolicyNodes)
+	}
+	return nil
+}
 
 func (p *parser) deref(n *yaml.Node) (*yaml.Node, error) {
 	for n.Kind == yaml.AliasNode {
@@ -144,6 +157,9 @@ func (p *parser) list(n *yaml.Node, depth int) ([]stmt, error) {
 			}
 			out = append(out, sub...)
 			continue
+		}
+		if err := p.count(item); err != nil {
+			return nil, err
 		}
 		s, err := p.statement(item, depth)
 		if err != nil {
@@ -405,6 +421,9 @@ func (p *parser) refs(n *yaml.Node, depth int) ([]ref, error) {
 	}
 	if depth > maxPolicyDepth {
 		return nil, errAt(n, "references nested too deeply")
+	}
+	if err := p.count(n); err != nil {
+		return nil, err
 	}
 	if n.Kind != yaml.SequenceNode {
 		r, err := p.ref(n)
