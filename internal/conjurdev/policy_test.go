@@ -220,7 +220,6 @@ var policyErrorTests = []struct {
 	{"fail/grant-to-variable", "root", "- !grant {role: !variable apps/demo/db-password, member: !host swarm/conjur-plugin}\n", 422, "policy_invalid"},
 }
 
-
 func TestLoadPolicy_errors(t *testing.T) {
 	e := newEnv(t)
 	admin := e.admin()
