@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,13 +45,13 @@ func FuzzParse(f *testing.F) {
 // FuzzResolve checks the safety invariant: an allowed id always obeys the
 // safety rules and lies under within, and every deny names a condition.
 func FuzzResolve(f *testing.F) {
+	policies := fuzzPolicies(f)
 	for _, req := range fuzzSeedRequests() {
-		for which := range uint8(len(fuzzPolicies(f))) {
+		for which := range uint8(len(policies)) {
 			f.Add(which, req.SecretName, req.SecretLabels[stackLabel], req.SecretLabels["conjur.variable"]+req.SecretLabels["conjur.latest"],
 				req.SecretLabels["conjur.version"], req.ServiceName, req.ServiceLabels[stackLabel], req.ServiceLabels["env"], req.Image, req.NodeID)
 		}
 	}
-	policies := fuzzPolicies(f)
 	f.Fuzz(func(t *testing.T, which uint8, secret, stack, variable, version, service, serviceStack, env, image, node string) {
 		p := policies[int(which)%len(policies)]
 		req := Request{SecretName: secret, ServiceName: service, Image: image, NodeID: node,
@@ -72,7 +73,19 @@ func FuzzResolve(f *testing.F) {
 
 // fuzzPolicies are the policies FuzzResolve draws from.
 func fuzzPolicies(t testing.TB) []*Policy {
-	return []*Policy{mustParse(t, testPolicy), Builtin()}
+	ps := []*Policy{mustParse(t, testPolicy), Builtin()}
+	files, err := filepath.Glob(filepath.Join(docsDir, "examples", "mapping-recipes", "*.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, filepath.Join(docsDir, "examples", "mapping.yml")) {
+		p, err := ParseFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // fuzzSeedRequests are the requests of the table tests.

@@ -129,6 +129,13 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 	}
 	d.Allow = true
 	d.Reason = fmt.Sprintf("rule %q allows variable %q", r.name, id)
+	if len(r.allow) > 0 {
+		held := make([]string, len(r.allow))
+		for i, c := range r.allow {
+			held[i] = c.path
+		}
+		d.Reason += fmt.Sprintf(" (%s held)", oneLine(strings.Join(held, ", ")))
+	}
 	return d
 }
 

@@ -113,7 +113,7 @@ func matchingCases() []matchingCase {
 			name: "ok/stack-secret-with-allow",
 			req:  stackReq,
 			want: Decision{Allow: true, Rule: "stack-secrets", Account: "myorg", Variable: "apps/web/db_password", DoNotReuse: true,
-				Reason: `rule "stack-secrets" allows variable "apps/web/db_password"`},
+				Reason: `rule "stack-secrets" allows variable "apps/web/db_password" (allow.service_labels[com.docker.stack.namespace], allow.image held)`},
 		},
 		{
 			name: "ok/per-env-from-service-label",
