@@ -642,3 +642,42 @@ func TestStatusTracksContact(t *testing.T) {
 		t.Fatalf("credential status = %+v", st)
 	}
 }
+
+// Each waiter of a shared call honours its own deadline; the call goes on for
+// the others, and the authentication they all wait for runs once.
+func TestWaitersHonourTheirOwnContext(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
+	s.Faults().SetLatency(200 * time.Millisecond)
+
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	var shortErr error
+	var long []error
+	var mu sync.Mutex
+	wg.Go(func() { _, shortErr = c.Get(short, Ref{ID: varID(5)}) })
+	for range 5 {
+		wg.Go(func() {
+			v, err := c.Get(t.Context(), Ref{ID: varID(5)})
+			if err == nil && string(v.Data) != varValue(5) {
+				err = fmt.Errorf("wrong value %q", v.Data)
+			}
+			mu.Lock()
+			long = append(long, err)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if CodeOf(shortErr) != CodeTimeout {
+		t.Errorf("short caller: %+v, want TIMEOUT", shortErr)
+	}
+	for _, err := range long {
+		if err != nil {
+			t.Errorf("long caller: %+v", err)
+		}
+	}
+	if a, r := s.Count(conjurdev.EpAuthn), s.secretRequests(); a != 1 || r != 1 {
+		t.Errorf("%d authentications and %d secret requests, want 1 and 1", a, r)
+	}
+}

@@ -148,7 +148,8 @@ func FuzzParseCredential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseCredential(data)
 		if err != nil {
-			if len(data) >= 8 && strings.Contains(err.Error(), string(data)) {
+			const hint = `{"login":..,"api_key":..} or {"jwt":..}`
+			if len(data) >= 8 && strings.Contains(err.Error(), string(data)) && !strings.Contains(hint, string(data)) {
 				t.Fatalf("error echoes the input: %v", err)
 			}
 			return
