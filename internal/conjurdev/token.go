@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -43,7 +44,15 @@ type tokenKey struct {
 
 type tokenSigner struct {
 	key atomic.Pointer[tokenKey]
+
+	// cache remembers headers already verified under the current key, so a
+	// client reusing its token costs a map lookup (expiry is still checked
+	// on every use). Rotation and overflow empty it.
+	cacheMu sync.RWMutex
+	cache   map[string]tokenClaims
 }
+
+const maxTokenCache = 4096
 
 func newTokenSigner() (*tokenSigner, error) {
 	s := &tokenSigner{}
@@ -62,7 +71,10 @@ func (s *tokenSigner) rotate() error {
 	sum := sha256.Sum256(secret)
 	kid := hex.EncodeToString(sum[:16])
 	hdr, _ := json.Marshal(map[string]string{"alg": "conjur.org/slosilo/v2", "kid": kid})
+	s.cacheMu.Lock()
 	s.key.Store(&tokenKey{secret: secret, kid: kid, protected: base64.StdEncoding.EncodeToString(hdr)})
+	s.cache = map[string]tokenClaims{}
+	s.cacheMu.Unlock()
 	return nil
 }
 
@@ -100,11 +112,33 @@ func (s *tokenSigner) parseAuthorization(header string, now time.Time) (tokenCla
 	if header == "" {
 		return tokenClaims{}, errAuthMissing
 	}
+	s.cacheMu.RLock()
+	c, hit := s.cache[header]
+	s.cacheMu.RUnlock()
+	if hit {
+		if now.Unix() >= c.Exp {
+			return tokenClaims{}, errTokenInvalid
+		}
+		return c, nil
+	}
 	raw, err := tokenFromHeader(header)
 	if err != nil {
 		return tokenClaims{}, err
 	}
-	return s.verify(raw, now)
+	k := s.key.Load()
+	c, err = s.verifyWith(k, raw, now)
+	if err != nil {
+		return tokenClaims{}, err
+	}
+	s.cacheMu.Lock()
+	if s.key.Load() == k { // not rotated meanwhile
+		if len(s.cache) >= maxTokenCache {
+			s.cache = map[string]tokenClaims{}
+		}
+		s.cache[header] = c
+	}
+	s.cacheMu.Unlock()
+	return c, nil
 }
 
 // tokenFromHeader extracts and decodes the token bytes of an Authorization
@@ -126,13 +160,13 @@ func tokenFromHeader(header string) ([]byte, error) {
 	return raw, nil
 }
 
-// verify checks the token's form, signature and lifetime.
-func (s *tokenSigner) verify(raw []byte, now time.Time) (tokenClaims, error) {
+// verifyWith checks the token's form, its signature under k and its
+// lifetime.
+func (s *tokenSigner) verifyWith(k *tokenKey, raw []byte, now time.Time) (tokenClaims, error) {
 	var t tokenJSON
 	if err := json.Unmarshal(raw, &t); err != nil || t.Protected == "" || t.Payload == "" || t.Signature == "" {
 		return tokenClaims{}, errTokenMalformed
 	}
-	k := s.key.Load()
 	want := sign(k, t.Protected, t.Payload)
 	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
 		return tokenClaims{}, errTokenInvalid
