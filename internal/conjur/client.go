@@ -531,6 +531,9 @@ func (c *Client) token(ctx context.Context, ep *endpoint, stale *accessToken) (*
 	}
 	select {
 	case <-call.done:
+		if call.err != nil && t != nil && t != stale && t.gen == gen && c.now().Before(t.expiresAt) {
+			return t, nil // the refresh failed but the token in hand has not expired: use it
+		}
 		return call.tok, call.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -550,6 +553,9 @@ func (c *Client) startAuthLocked(ep *endpoint) *authCall {
 		var tok *accessToken
 		if err == nil {
 			tok, err = c.authenticate(ctx, ep, cred)
+		}
+		if err != nil {
+			c.log.Debug("conjur authentication failed", zap.String("url", ep.url), zap.String("source", source), zap.Error(err))
 		}
 		if tok != nil {
 			tok.gen = gen
@@ -590,7 +596,12 @@ func (c *Client) noteCredential(source string, cred Credential) {
 // it the credential in use. On any error the previous credential stays.
 func (c *Client) Adopt(ctx context.Context, cred Credential) (err error) {
 	defer func() { c.noteError(err) }()
+	c.life.RLock()
+	closed := c.closed
+	c.life.RUnlock()
 	switch {
+	case closed:
+		return errClosed
 	case cred.IsZero():
 		return &Error{Code: CodeCredentialRejected, Msg: "the handed-over credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}"}
 	case cred.JWT != "" && c.cfg.JWTServiceID == "":

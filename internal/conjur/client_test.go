@@ -681,3 +681,30 @@ func TestWaitersHonourTheirOwnContext(t *testing.T) {
 		t.Errorf("%d authentications and %d secret requests, want 1 and 1", a, r)
 	}
 }
+
+// Near expiry, a refresh that fails does not fail the fetch while the token
+// in hand is still valid.
+func TestFailedRefreshKeepsUnexpiredToken(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	var authnDown atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if authnDown.Load() && strings.HasPrefix(r.URL.Path, "/authn/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	c := newClient(t, clientConfig(s.key, front.URL))
+	var offset atomic.Int64
+	c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+
+	mustGet(t, c, varID(1))
+	authnDown.Store(true)
+	offset.Store(int64(7*time.Minute + 40*time.Second)) // 96% of 8m
+	mustGet(t, c, varID(2))
+	offset.Store(int64(9 * time.Minute)) // expired: now the refresh failure shows
+	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != CodeUnavailable {
+		t.Fatalf("expired token and authn down: %+v, want UNAVAILABLE", err)
+	}
+}
