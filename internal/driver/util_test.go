@@ -1,5 +1,27 @@
 package driver
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"testing"
+)
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
