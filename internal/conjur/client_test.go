@@ -3,6 +3,8 @@ package conjur
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -707,4 +709,55 @@ func TestFailedRefreshKeepsUnexpiredToken(t *testing.T) {
 	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != CodeUnavailable {
 		t.Fatalf("expired token and authn down: %+v, want UNAVAILABLE", err)
 	}
+}
+
+// A large Fetch is cut into batches whose query stays under common URL limits.
+func TestBatchQueryIsBounded(t *testing.T) {
+	var mu sync.Mutex
+	var longest, batches int
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/authn/"):
+			now := time.Now().Unix()
+			w.Write(tokenJSON(fmt.Sprintf(`{"sub":"x","iat":%d,"exp":%d}`, now, now+480)))
+		case r.URL.Path == "/secrets" || r.URL.Path == "/secrets/":
+			mu.Lock()
+			batches++
+			longest = max(longest, len(r.URL.RawQuery))
+			mu.Unlock()
+			out := map[string]string{}
+			for _, id := range strings.Split(r.URL.Query().Get("variable_ids"), ",") {
+				out[id] = base64Encode([]byte("v:" + id))
+			}
+			w.Header().Set("Content-Encoding", "base64")
+			writeJSONTest(w, out)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(fake.Close)
+	cfg := clientConfig("key", fake.URL)
+	cfg.MaxBatch = 500
+	c := newClient(t, cfg)
+	refs := make([]Ref, 400)
+	for i := range refs {
+		refs[i] = Ref{ID: fmt.Sprintf("apps/some-rather-long-application-name/env/production/secret-%03d", i)}
+	}
+	vals, errs := c.Fetch(t.Context(), refs)
+	for i := range refs {
+		if errs[i] != nil || string(vals[i].Data) != "v:dev:variable:"+refs[i].ID {
+			t.Fatalf("ref %d: %q, %+v", i, vals[i].Data, errs[i])
+		}
+	}
+	t.Logf("%d batches, longest query %d bytes", batches, longest)
+	if longest > maxBatchQuery+len("variable_ids=") {
+		t.Errorf("a batch query is %d bytes, over the %d bound", longest, maxBatchQuery)
+	}
+}
+
+func base64Encode(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func writeJSONTest(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
 }

@@ -25,10 +25,12 @@
 // credential file and the JWT file are read again at every authentication.
 //
 // Fetching: Get and Fetch are bounded by FetchTimeout. Identical requests in
-// flight share one call; latest-version requests arriving within BatchWindow
-// go out as one binary-safe batch (RetrieveBatchSecretsSafe) of up to MaxBatch
-// ids, with at most two batches in flight so that a burst gathers into few
-// requests. A batch that fails as a whole because of some variables (403, 404,
+// flight share one call. A request that finds the client idle goes out at
+// once; requests for latest versions that arrive while others are in flight
+// gather for BatchWindow, or until one of the two batch slots frees, and go
+// out as one binary-safe batch (RetrieveBatchSecretsSafe) of up to MaxBatch
+// ids (and at most ~7 KB of query), so a burst costs a few requests and a
+// lone request no delay. The refs of one Fetch go out together at once. A batch that fails as a whole because of some variables (403, 404,
 // 406, 422) is narrowed down (the variable a 404 names is answered and the
 // rest retried, otherwise the batch is halved) so every other variable still
 // arrives and each failure is reported alone. Versioned refs go out singly.
