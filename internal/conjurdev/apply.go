@@ -227,11 +227,16 @@ func invalidPolicy(err error) *StatusError {
 // in mode. The caller holds s.mu for writing and has checked permissions.
 func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (LoadResult, error) {
 	st := s.st
+	_, _, branchIdent, _ := splitID(branch)
+	invalidPolicy := func(err error) *StatusError {
+		se := invalidPolicy(err)
+		se.Filename = branchIdent
+		return se
+	}
 	stmts, err := parsePolicy(body)
 	if err != nil {
 		return LoadResult{}, invalidPolicy(err)
 	}
-	_, _, branchIdent, _ := splitID(branch)
 	sc := scope{prefix: branchIdent, policy: branch, owner: branch}
 	if branch == st.fullID("policy", "root") {
 		sc = scope{prefix: "", policy: branch, owner: st.fullID("user", "admin")}

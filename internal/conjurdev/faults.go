@@ -100,9 +100,10 @@ func (f *Faults) apply(w http.ResponseWriter, r *http.Request, write bool) bool 
 		return true
 	}
 	if write && f.readOnly.Load() {
+		// Conjur's own answer on a node that refuses writes.
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, _ = w.Write(errorBody("method_not_allowed", "this server is a read-only follower: send writes to the leader"))
+		_, _ = w.Write([]byte(`{"error":{"code":405,"message":"Write operations are not allowed"}}`))
 		return true
 	}
 	return false

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,13 +160,39 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(bytes.TrimRight(buf.Bytes(), "\n"))
 }
 
+// acceptsBase64 is how authentication reads Accept-Encoding: base64 is
+// one of the comma-separated encodings.
 func acceptsBase64(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept-Encoding") {
-		if strings.Contains(strings.ToLower(v), "base64") {
-			return true
+		for _, enc := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(enc), "base64") {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// batchWantsBase64 is how the batch endpoint reads it, as Conjur does:
+// the whole header must be "base64".
+func batchWantsBase64(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Accept-Encoding")), "base64")
+}
+
+// rubyBase64 encodes as Ruby's Base64.encode64, which Conjur's batch
+// endpoint uses: standard alphabet, a newline after every 60 characters
+// and at the end. Decoders ignore the newlines.
+func rubyBase64(b []byte) string {
+	enc := base64.StdEncoding.EncodeToString(b)
+	var sb strings.Builder
+	for len(enc) > 60 {
+		sb.WriteString(enc[:60])
+		sb.WriteByte('\n')
+		enc = enc[60:]
+	}
+	sb.WriteString(enc)
+	sb.WriteByte('\n')
+	return sb.String()
 }
 
 // ---- authn ----
@@ -181,13 +208,13 @@ func (s *Server) authnEnabled(name string) bool {
 func (s *Server) writeToken(w http.ResponseWriter, r *http.Request, login string) {
 	tok := s.tokens.issue(login, s.now(), s.ttl)
 	if acceptsBase64(r) {
-		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Content-Encoding", "base64")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, base64.StdEncoding.EncodeToString(tok))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(tok)
 }
@@ -281,7 +308,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.kind != "user" && res.kind != "host" {
-		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: fmt.Sprintf("%s has no API key: only users and hosts have one", target)})
+		writeError(w, &StatusError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: fmt.Sprintf("%s has no API key: only users and hosts have one", target)})
 		return
 	}
 	key, err := s.rotateLocked(res)
@@ -384,26 +411,38 @@ func (s *Server) setSecret(w http.ResponseWriter, r *http.Request, c caller) {
 
 func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 	raw := r.URL.Query().Get("variable_ids")
-	var ids []string
+	ids := strings.Split(raw, ",")
+	for len(ids) > 0 && ids[len(ids)-1] == "" { // as Ruby's String#split
+		ids = ids[:len(ids)-1]
+	}
+	if len(ids) == 0 {
+		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids"})
+		return
+	}
 	seen := map[string]bool{}
-	for _, id := range strings.Split(raw, ",") {
-		if strings.TrimSpace(id) == "" {
-			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids must be a comma-separated list of full variable ids, none blank"})
+	var dups []string
+	for _, id := range ids {
+		if id == "" {
+			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids"})
 			return
 		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
+		if seen[id] && !slices.Contains(dups, id) {
+			dups = append(dups, id)
 		}
+		seen[id] = true
 	}
-	b64 := acceptsBase64(r)
+	if len(dups) > 0 {
+		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids has duplicates: " + strings.Join(dups, ",")})
+		return
+	}
+	b64 := batchWantsBase64(r)
 	s.mu.RLock()
 	vars := make([]*resource, len(ids))
 	for i, id := range ids {
 		res, ok := s.st.resources[id]
 		if !ok {
 			s.mu.RUnlock()
-			writeError(w, notFound(id))
+			writeError(w, secretNotFound(id))
 			return
 		}
 		vars[i] = res
@@ -425,11 +464,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 		switch {
 		case b64:
-			out[res.id] = base64.StdEncoding.EncodeToString(sv.value)
+			out[res.id] = rubyBase64(sv.value)
 		case !utf8.Valid(sv.value):
 			s.mu.RUnlock()
 			writeError(w, &StatusError{Status: http.StatusNotAcceptable, Code: "not_acceptable",
-				Message: fmt.Sprintf("CONJ00074E Variable %s has a value that is not UTF-8 encoded: fetch it alone or use the base64 encoding (Accept-Encoding: base64)", res.id)})
+				Message: "CONJ00074E Issue encoding secret into JSON format, try including 'Accept-Encoding: base64' header in request."})
 			return
 		default:
 			out[res.id] = string(sv.value)

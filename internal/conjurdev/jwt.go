@@ -157,7 +157,8 @@ func (s *Server) authenticateJWT(w http.ResponseWriter, r *http.Request) {
 	form, _ := url.ParseQuery(string(body))
 	raw := form.Get("jwt")
 	if raw == "" {
-		writeError(w, &StatusError{Status: http.StatusBadRequest, Code: "bad_request", Message: "CONJ00009E Field 'jwt' is missing or empty in request body"})
+		s.log.Info("authn-jwt refused", zap.String("service", service), zap.Int("status", http.StatusBadRequest), zap.String("reason", "CONJ00009E Field 'jwt' is missing or empty in request body"))
+		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	deny := func(status int, reason string) {
@@ -208,6 +209,11 @@ func (s *Server) authenticateJWT(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil, errors.New("the JWT has no kid and there are several keys")
 	})
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		s.log.Info("authn-jwt refused", zap.String("service", service), zap.Int("status", http.StatusUnauthorized), zap.String("reason", "the JWT expired"))
+		writeError(w, &StatusError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "CONJ00016E Token expired"})
+		return
+	}
 	if err != nil {
 		deny(http.StatusUnauthorized, "JWT rejected: "+err.Error())
 		return

@@ -221,14 +221,25 @@ func TestBatch(t *testing.T) {
 		hdr := e.tokenHeader(plugin)
 		q := "?variable_ids=" + url.QueryEscape("dev:variable:apps/demo/tls-key")
 		resp, body := e.do("GET", "/secrets/"+q, "", map[string]string{"Authorization": hdr, "Accept-Encoding": "base64"})
-		want := `{"dev:variable:apps/demo/tls-key":"` + base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0xff}) + `"}`
+		want := `{"dev:variable:apps/demo/tls-key":"` + base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0xff}) + `\n"}` // Ruby's encode64 ends with a newline
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "base64" || body != want {
 			t.Errorf("got %d %q %s, want 200 base64 %s", resp.StatusCode, resp.Header.Get("Content-Encoding"), body, want)
 		}
 	})
-	t.Run("fail/blank-ids-422", func(t *testing.T) {
+	t.Run("ok/long-base64-lines", func(t *testing.T) {
+		long := bytes.Repeat([]byte{0xfe}, 200)
+		if err := e.srv.SetSecret("apps/shop/api-token", long); err != nil {
+			t.Fatal(err)
+		}
+		got, err := plugin.RetrieveBatchSecretsSafe([]string{"apps/shop/api-token"})
+		if err != nil || !bytes.Equal(got["dev:variable:apps/shop/api-token"], long) {
+			t.Fatalf("got %d bytes, %v", len(got["dev:variable:apps/shop/api-token"]), err)
+		}
+	})
+	t.Run("fail/blank-or-duplicate-ids-422", func(t *testing.T) {
 		hdr := e.tokenHeader(plugin)
-		for _, q := range []string{"", "?variable_ids=", "?variable_ids=" + url.QueryEscape("dev:variable:apps/demo/db-password,,")} {
+		a := "dev:variable:apps/demo/db-password"
+		for _, q := range []string{"", "?variable_ids=", "?variable_ids=" + url.QueryEscape(a+",,"+a), "?variable_ids=" + url.QueryEscape(a+","+a)} {
 			resp, body := e.do("GET", "/secrets/"+q, "", map[string]string{"Authorization": hdr})
 			if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "argument_error") {
 				t.Errorf("GET /secrets/%s: %d %s, want 422 argument_error", q, resp.StatusCode, body)

@@ -344,6 +344,7 @@ type StatusError struct {
 	Target    string // not_found: the kind
 	ID        string // not_found: the full id
 	Line, Col int    // policy_invalid: where
+	Filename  string // policy_invalid: the policy loaded
 }
 
 func (e *StatusError) Error() string {
@@ -365,9 +366,10 @@ func (e *StatusError) body() []byte {
 		Message string `json:"message"`
 	}
 	type inner struct {
-		Type string `json:"type"`
-		Line int    `json:"line,omitempty"`
-		Col  int    `json:"column,omitempty"`
+		Code     string `json:"code"`
+		Filename string `json:"filename"`
+		Line     int    `json:"line"`
+		Col      int    `json:"column"`
 	}
 	type errObj struct {
 		Code       string   `json:"code"`
@@ -381,7 +383,7 @@ func (e *StatusError) body() []byte {
 		o.Details = &details{Code: e.Code, Target: "id", Message: e.ID}
 	}
 	if e.Code == "policy_invalid" {
-		o.InnerError = &inner{Type: "policy_invalid", Line: e.Line, Col: e.Col}
+		o.InnerError = &inner{Code: "policy_invalid", Filename: e.Filename, Line: e.Line, Col: e.Col}
 	}
 	b, _ := json.Marshal(map[string]errObj{"error": o})
 	return b
