@@ -761,3 +761,33 @@ func writeJSONTest(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
+
+// Close ends requests in flight with UNAVAILABLE and leaves no goroutine.
+func TestCloseEndsRequestsInFlight(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	s.Faults().SetLatency(300 * time.Millisecond)
+	cfg := clientConfig(s.key, s.listen(t, false).URL)
+	cfg.FetchTimeout = 5 * time.Second
+	c, err := New(cfg, quietLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := c.Get(context.Background(), Ref{ID: varID(i)})
+			errc <- err
+		}()
+	}
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.inflight) == 3
+	}, "three calls in flight")
+	c.Close()
+	for range 3 {
+		if err := <-errc; CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("after Close: %+v, want UNAVAILABLE (shutting down)", err)
+		}
+	}
+}
