@@ -134,6 +134,9 @@ func unauthorized(w http.ResponseWriter, msg string) {
 }
 
 func writeError(w http.ResponseWriter, e *StatusError) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.body())

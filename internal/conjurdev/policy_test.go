@@ -263,8 +263,8 @@ func TestLoadPolicy_conflict(t *testing.T) {
 	e.srv.loadMu.Lock() // a load in progress
 	_, err := loadVia(t, e.admin(), conjurapi.PolicyModePatch, "root", "- !variable x\n")
 	e.srv.loadMu.Unlock()
-	if statusOf(err) != 409 {
-		t.Fatalf("concurrent load: %v, want 409", err)
+	if ce := conjurErr(err); ce == nil || ce.Code != 409 || ce.Details == nil || ce.Details.Code != "policy_conflict" {
+		t.Fatalf("concurrent load: %v, want 409 policy_conflict", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package conjurdev
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -246,4 +247,29 @@ func TestBatch(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestRedaction(t *testing.T) {
+	opts := Options{Account: "dev", AdminAPIKey: "SECRET-ADMIN-KEY"}
+	res := LoadResult{CreatedRoles: map[string]string{"dev:host:x": "SECRET-HOST-KEY"}, Version: 2}
+	iss := testIssuer(t)
+	for _, v := range []any{opts, &opts, res, &res, iss} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+			if got := fmt.Sprintf(verb, v); strings.Contains(got, "SECRET") || strings.Contains(got, "PRIVATE") {
+				t.Errorf("%s of %T leaks: %s", verb, v, got)
+			}
+		}
+	}
+	for _, v := range []any{opts, res} {
+		b, err := json.Marshal(v)
+		if err != nil || strings.Contains(string(b), "SECRET") {
+			t.Errorf("JSON of %T leaks or fails: %s %v", v, b, err)
+		}
+	}
+	if got := fmt.Sprintf("%+v", iss); !strings.Contains(got, redacted) || strings.Contains(got, iss.key.N.String()[:20]) {
+		t.Errorf("JWTIssuer prints %s", got)
+	}
+	if !strings.Contains(res.String(), "dev:host:x") {
+		t.Errorf("LoadResult.String() should name the roles: %s", res)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -345,6 +346,8 @@ type StatusError struct {
 	ID        string // not_found: the full id
 	Line, Col int    // policy_invalid: where
 	Filename  string // policy_invalid: the policy loaded
+
+	RetryAfter int // seconds, sent as Retry-After when > 0 (409 policy_conflict)
 }
 
 func (e *StatusError) Error() string {
@@ -353,8 +356,9 @@ func (e *StatusError) Error() string {
 
 func errConflict() *StatusError {
 	return &StatusError{
-		Status: http.StatusConflict, Code: "conflict",
-		Message: "another policy load is in progress: retry when it has finished",
+		Status: http.StatusConflict, Code: "policy_conflict",
+		Message:    "Concurrent policy load in progress, please retry",
+		RetryAfter: 1 + mrand.IntN(8),
 	}
 }
 
