@@ -39,6 +39,7 @@ type serveOptions struct {
 	devDir string
 	prog   string    // how the user invoked us, for the printed next step
 	out    io.Writer // the printed next step (dev mode)
+	ready  func()    // called once the socket listens (tests)
 }
 
 func newServeCmd() *cobra.Command {
@@ -201,6 +202,9 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		zap.Object("settings", cfg))
 	if opts.dev {
 		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
+	}
+	if opts.ready != nil {
+		opts.ready()
 	}
 
 	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)

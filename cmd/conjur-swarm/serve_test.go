@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// TestServeDevNextStepWorks runs `serve --dev` in-process and then the exact
+// `get` command it prints: it must return the demo value. Then `status`
+// reports the decision, and cancelling the context stops serve cleanly.
+func TestServeDevNextStepWorks(t *testing.T) {
+	clearEnv(t)
+	sock := filepath.Join(t.TempDir(), "conjur.sock")
+	v := viper.New()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	addSettingFlags(fs)
+	if err := bindSettings(v, fs); err != nil {
+		t.Fatal(err)
+	}
+	v.Set("socket", sock)
+	v.Set("mapping_file", "../../docs/examples/mapping.yml")
+	v.Set("log_level", "warn")
+	cfg, err := loadConfig(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, cfg, serveOptions{dev: true, devDir: "../../docs/examples", prog: "conjur-swarm", out: &out, ready: func() { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve --dev stopped: %v", err)
+	}
+
+	var getLine, statusLine string
+	for _, l := range strings.Split(out.String(), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "conjur-swarm get "):
+			getLine = l
+		case strings.HasPrefix(l, "conjur-swarm status "):
+			statusLine = l
+		}
+	}
+	if getLine == "" || statusLine == "" {
+		t.Fatalf("serve --dev printed no next step:\n%s", out.String())
+	}
+	stdout, stderr, code := execCLI(strings.Fields(getLine)[1:]...)
+	if stdout != "demo-db-password-0001" || code != 0 {
+		t.Errorf("the printed get command gave %q, exit %d, stderr %s", stdout, code, stderr)
+	}
+	status, _, _ := execCLI(strings.Fields(statusLine)[1:]...)
+	for _, want := range []string{"Conjur           configured", "credential     env, fingerprint", "1 total: 1 allowed", "apps/demo/db-password"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+// TestServeWithoutConjurSettings: the plugin starts with no Conjur settings
+// and answers every request NOT_CONFIGURED, naming the settings to set.
+func TestServeWithoutConjurSettings(t *testing.T) {
+	clearEnv(t)
+	sock := filepath.Join(t.TempDir(), "conjur.sock")
+	cfg, err := load(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, cfg, serveOptions{ready: func() { close(ready) }}) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	}
+	stdout, stderr, code := execCLI("get", "--socket", sock, "--secret", "db", "--secret-label", "conjur.variable=apps/x")
+	if stdout != "" || code != 1 {
+		t.Errorf("get printed %q and exited %d, want nothing and 1", stdout, code)
+	}
+	for _, want := range []string{"conjur-swarm [NOT_CONFIGURED] secret \"db\"", "CONJUR_APPLIANCE_URL is not set"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("get's stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// execCLI runs the root command in-process: stdout, stderr and the exit
+// status main would choose.
+func execCLI(args ...string) (string, string, int) {
+	root := newRootCmd()
+	var stdout, stderr bytes.Buffer
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := 0
+	if err != nil {
+		code = 1
+		var ee exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else {
+			stderr.WriteString("conjur-swarm: " + err.Error() + "\n")
+		}
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func TestListenSocketRefusesALiveOne(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "conjur.sock")
+	ln, err := listenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := listenSocket(sock); err == nil || !strings.Contains(err.Error(), "another process is serving on it") {
+		t.Fatalf("second listen: %v", err)
+	}
+	notSock := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notSock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenSocket(notSock); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("listen on a file: %v", err)
+	}
+}
+
+// startQuietPlugin runs serve with no Conjur settings on sock until stop.
+func startQuietPlugin(t *testing.T, sock string) (stop func()) {
+	t.Helper()
+	cfg, err := load(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, cfg, serveOptions{ready: func() { close(ready) }}) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/driver"
+)
+
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite golden files under testdata/")
+	}
+}
+
+// checkGolden compares got with testdata/NAME; -update rewrites it.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func sampleStatus() map[string]driver.Status {
+	t0 := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+	healthy := driver.Status{
+		Version:    "v1.0.0",
+		StartedAt:  t0,
+		Now:        t0.Add(10 * time.Minute),
+		Configured: true,
+		Conjur: &driver.ConjurState{
+			Login: "host/swarm/conjur-plugin", CredentialSource: "handoff", CredentialFingerprint: "777bef257a50b278",
+			CredentialSetAt: t0.Add(time.Minute), TokenExpiresAt: t0.Add(14 * time.Minute),
+			LastContact: t0.Add(9 * time.Minute), LastURL: "https://conjur-follower-1.example.com",
+			LastErrorCode: "NOT_FOUND", LastError: "variable apps/shop/missing is empty or not found",
+			URLs: []driver.URLState{
+				{URL: "https://conjur-follower-1.example.com", Healthy: true},
+				{URL: "https://conjur-follower-2.example.com", Failures: 3, RetryAt: t0.Add(11 * time.Minute)},
+			},
+		},
+		Mapping: &driver.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
+			LoadedAt: t0, LastError: "mapping.yml:4:5: unknown field \"variabel\"", LastErrorAt: t0.Add(5 * time.Minute)},
+		Counters: driver.Counters{Requests: 3, Allowed: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
+		Recent: []driver.Record{
+			{Time: t0.Add(9 * time.Minute), Secret: "shop_missing", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/shop/missing",
+				Decision: "error", Code: "NOT_FOUND", Reason: `conjur-swarm [NOT_FOUND] secret "shop_missing" (variable "apps/shop/missing", rule "stack-secrets"): variable apps/shop/missing is empty or not found`, Duration: 2 * time.Millisecond},
+			{Time: t0.Add(8 * time.Minute), Secret: "plain", Service: "web", Node: "n1", Decision: "deny", Code: "DENIED",
+				Reason: `conjur-swarm [DENIED] secret "plain": no rule matched`, Duration: 12 * time.Microsecond},
+			{Time: t0.Add(7 * time.Minute), Secret: "db_password", Service: "web", Node: "n1", Rule: "by-label", Variable: "apps/demo/db-password",
+				Decision: "allow", Duration: 1500 * time.Microsecond, DoNotReuse: true},
+		},
+	}
+	unconfigured := driver.Status{
+		Version: "v1.0.0", StartedAt: t0, Now: t0.Add(3 * time.Second),
+		ConfigProblem: "the Conjur settings are incomplete or invalid: CONJUR_APPLIANCE_URL is not set",
+		Mapping:       &driver.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
+	}
+	noCredential := driver.Status{
+		StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
+		Conjur:  &driver.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "none", URLs: []driver.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
+		Mapping: &driver.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
+	}
+	return map[string]driver.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential}
+}
+
+func TestStatusGolden(t *testing.T) {
+	for name, st := range sampleStatus() {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := writeStatus(&buf, st); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("status", name+".txt"), buf.String())
+		})
+	}
+}
+
+// TestStatusCommand runs `status` against a plugin socket, in both formats.
+func TestStatusCommand(t *testing.T) {
+	clearEnv(t)
+	sock := filepath.Join(t.TempDir(), "conjur.sock")
+	stop := startQuietPlugin(t, sock)
+	defer stop()
+
+	out, errOut, code := execCLI("status", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "Conjur    NOT CONFIGURED") || !strings.Contains(out, "No decisions yet.") {
+		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = execCLI("status", "--socket", sock, "-o", "json")
+	var st driver.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Configured || st.Mapping.Hash != "builtin" {
+		t.Errorf("status -o json: exit %d, %v\n%s", code, err, out)
+	}
+	_, errOut, code = execCLI("status", "--socket", sock, "-o", "yaml")
+	if code != 1 || !strings.Contains(errOut, `-o "yaml": want table or json`) {
+		t.Errorf("status -o yaml: exit %d %s", code, errOut)
+	}
+	_, errOut, code = execCLI("status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
+	if code != 1 || !strings.Contains(errOut, "calling the plugin at") {
+		t.Errorf("status on a missing socket: exit %d %s", code, errOut)
+	}
+}
+
+func TestGetFlags(t *testing.T) {
+	_, errOut, code := execCLI("get", "--socket", "/nonexistent.sock", "--secret-label", "novalue", "--service-label", "=x")
+	for _, want := range []string{"--secret is required", `--secret-label "novalue": want KEY=VALUE`, `--service-label "=x": want KEY=VALUE`} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+}
