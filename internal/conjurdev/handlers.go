@@ -59,6 +59,7 @@ func (s *Server) routes() {
 	s.handle("GET /resources/{account}/{kind}", EpResources, false, s.authed(s.listResources))
 	s.handle("GET /resources/{account}/{kind}/{id...}", EpResources, false, s.authed(s.showResource))
 	s.handle("GET /whoami", EpWhoami, false, s.authed(s.whoami))
+	s.handle("GET /roles/{account}/{kind}/{id...}", EpRoles, false, s.authed(s.showRole))
 
 	s.handle("/", EpOther, false, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [" + r.Method + "] " + r.URL.Path})

@@ -322,3 +322,33 @@ func exists(c *conjurapi.Client, id string) (bool, error) {
 		return false, err
 	}
 }
+
+func TestRoles(t *testing.T) {
+	e := newEnv(t)
+	plugin := e.plugin()
+	all, err := plugin.RoleMembershipsAll("dev:host:swarm/conjur-plugin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dev:group:apps/secret-readers", "dev:host:swarm/conjur-plugin"}; !slices.Equal(all, want) {
+		t.Errorf("memberships (all) %v, want %v", all, want)
+	}
+	members, err := e.admin().RoleMembers("dev:group:apps/secret-readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range members {
+		ids = append(ids, m["member"].(string))
+	}
+	if want := []string{"dev:host:swarm/conjur-plugin", "dev:policy:apps"}; !slices.Equal(ids, want) {
+		t.Errorf("members %v, want %v (the grant and the owning policy)", ids, want)
+	}
+	role, err := plugin.Role("dev:host:swarm/conjur-plugin")
+	if err != nil || role["id"] != "dev:host:swarm/conjur-plugin" {
+		t.Fatalf("own role: %v, %v", role, err)
+	}
+	if _, err := plugin.Role("dev:user:admin"); statusOf(err) != 404 {
+		t.Fatalf("invisible role: %v, want 404", err)
+	}
+}

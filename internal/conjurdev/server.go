@@ -52,12 +52,13 @@ const (
 	EpInfo           = "info"
 	EpHealth         = "health"
 	EpAuthenticators = "authenticators"
+	EpRoles          = "roles"
 	EpOther          = "other"
 )
 
 var endpoints = []string{
 	EpAuthn, EpAuthnJWT, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
-	EpResources, EpWhoami, EpInfo, EpHealth, EpAuthenticators, EpOther,
+	EpResources, EpWhoami, EpInfo, EpHealth, EpAuthenticators, EpRoles, EpOther,
 }
 
 // Server is an in-memory Conjur. It is an http.Handler and safe for
