@@ -245,7 +245,7 @@ func checkID(n *yaml.Node, id string) error {
 			return errAt(n, "id %q has a control character", id)
 		}
 	}
-	if strings.Contains(id, ":") && !strings.HasPrefix(id, "/") {
+	if strings.Contains(id, ":") {
 		// Conjur ids may not hold the account/kind separator.
 		return errAt(n, "id %q must not contain ':'", id)
 	}

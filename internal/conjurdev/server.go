@@ -393,7 +393,3 @@ func (e *StatusError) body() []byte {
 	b, _ := json.Marshal(map[string]errObj{"error": o})
 	return b
 }
-
-func errorBody(code, message string) []byte {
-	return (&StatusError{Code: code, Message: message}).body()
-}

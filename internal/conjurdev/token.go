@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,11 +20,17 @@ import (
 // verifies the signature. ExpireTokens replaces the key, so every token
 // issued before fails verification.
 
+// tokenError is a token problem; its text is the 401 body, word for word
+// as Conjur sends it.
+type tokenError string
+
+func (e tokenError) Error() string { return string(e) }
+
 // Token errors, each answered 401 with its text as Conjur does.
-var (
-	errAuthMissing    = errors.New("Authorization missing")
-	errTokenMalformed = errors.New("Malformed authorization token")
-	errTokenInvalid   = errors.New("Unauthorized: Invalid token")
+const (
+	errAuthMissing    tokenError = "Authorization missing"
+	errTokenMalformed tokenError = "Malformed authorization token"
+	errTokenInvalid   tokenError = "Unauthorized: Invalid token"
 )
 
 // tokenClaims is the payload of an access token.
