@@ -172,3 +172,50 @@ func testOtherCA(t *testing.T) string {
 	}
 	return string(ca.caPEM)
 }
+
+func TestStatusEndpoints(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, path, accept string
+		status             int
+		ctype, body        string
+	}{
+		{"ok/root-json", "/", "application/json, text/html", 200, "application/json", `{"version":"1.24.0"}`},
+		{"ok/root-html", "/", "text/html", 200, "text/html", "<dd>Version 1.24.0</dd>"},
+		{"ok/health", "/health", "", 200, "application/json", `"ok":true`},
+		{"ok/authenticators", "/authenticators", "", 200, "application/json", `"enabled":["authn"]`},
+		{"fail/enterprise-info-is-absent", "/info", "", 404, "application/json", `"not_found"`},
+		{"fail/unknown-route", "/nope", "", 404, "application/json", `"not_found"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := map[string]string{}
+			if tt.accept != "" {
+				hdr["Accept"] = tt.accept
+			}
+			resp, body := e.do("GET", tt.path, "", hdr)
+			if resp.StatusCode != tt.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tt.ctype) || !strings.Contains(body, tt.body) {
+				t.Fatalf("GET %s: %d %q %s; want %d %s containing %s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, tt.status, tt.ctype, tt.body)
+			}
+		})
+	}
+}
+
+func TestListenTLS_ipv6(t *testing.T) {
+	srv, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := srv.Listen("[::1]:0", true)
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer l.Close()
+	if !strings.HasPrefix(l.URL, "https://[::1]:") {
+		t.Fatalf("URL %s", l.URL)
+	}
+	e := &env{t: t, srv: srv, url: l.URL, ca: l.CAPEM}
+	if _, err := e.admin().WhoAmI(); err != nil {
+		t.Fatalf("over ::1: %v", err)
+	}
+}
