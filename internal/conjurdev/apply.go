@@ -223,9 +223,9 @@ func invalidPolicy(err error) *StatusError {
 	return se
 }
 
-// loadPolicyLocked parses body and applies it at branch (a full policy id)
-// in mode. The caller holds s.mu for writing and has checked permissions.
-func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (LoadResult, error) {
+// planPolicy parses body and resolves it against the store at branch
+// without changing anything. The caller holds s.mu (read is enough).
+func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, error) {
 	st := s.st
 	_, _, branchIdent, _ := splitID(branch)
 	invalidPolicy := func(err error) *StatusError {
@@ -235,7 +235,7 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 	}
 	stmts, err := parsePolicy(body)
 	if err != nil {
-		return LoadResult{}, invalidPolicy(err)
+		return nil, invalidPolicy(err)
 	}
 	sc := scope{prefix: branchIdent, policy: branch, owner: branch}
 	if branch == st.fullID("policy", "root") {
@@ -243,10 +243,10 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 	}
 	p := &plan{byID: map[string]*planRecord{}}
 	if err := st.resolve(sc, stmts, p); err != nil {
-		return LoadResult{}, invalidPolicy(err)
+		return nil, invalidPolicy(err)
 	}
 	if mode == ModePost && p.hasWrite {
-		return LoadResult{}, invalidPolicy(&policyError{Msg: "!delete, !deny and !revoke are not allowed when loading a policy with POST: use PATCH or PUT"})
+		return nil, invalidPolicy(&policyError{Msg: "!delete, !deny and !revoke are not allowed when loading a policy with POST: use PATCH or PUT"})
 	}
 	// Every reference must name a record declared here or existing already.
 	for _, r := range p.refs {
@@ -259,7 +259,19 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 		if isDeletion(p, r.full) {
 			continue
 		}
-		return LoadResult{}, notFound(r.full)
+		return nil, notFound(r.full)
+	}
+
+	return p, nil
+}
+
+// loadPolicyLocked parses body and applies it at branch (a full policy id)
+// in mode. The caller holds s.mu for writing and has checked permissions.
+func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (LoadResult, error) {
+	st := s.st
+	p, err := s.planPolicy(mode, branch, body)
+	if err != nil {
+		return LoadResult{}, err
 	}
 
 	now := s.now()

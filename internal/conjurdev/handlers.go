@@ -489,10 +489,6 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 
 func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller) {
 	mode := LoadMode(r.Method)
-	if r.URL.Query().Get("dryRun") == "true" {
-		writeError(w, &StatusError{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "the dev server does not implement policy dry runs"})
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
 		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "the policy could not be read or is larger than 10 MiB"})
@@ -500,6 +496,10 @@ func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller
 	}
 	if r.PathValue("account") != s.account {
 		writeError(w, notFound(r.PathValue("account")+":policy:"+r.PathValue("id")))
+		return
+	}
+	if r.URL.Query().Get("dryRun") == "true" {
+		s.dryRun(w, r, c, mode, body)
 		return
 	}
 	if !s.loadMu.TryLock() {

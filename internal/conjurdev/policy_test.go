@@ -352,3 +352,36 @@ func TestRoles(t *testing.T) {
 		t.Fatalf("invisible role: %v, want 404", err)
 	}
 }
+
+func TestDryRun(t *testing.T) {
+	e := newEnv(t)
+	admin := e.admin()
+	before := e.srv.Counts()[EpPolicy]
+	resp, err := admin.DryRunPolicy(conjurapi.PolicyModePatch, "apps", strings.NewReader(`
+- !variable new/one
+- !delete
+  record: !variable demo/read-only
+`))
+	if err != nil || resp.Status != "Valid YAML" {
+		t.Fatalf("dry run: %+v, %v", resp, err)
+	}
+	if len(resp.Created.Items) != 1 || resp.Created.Items[0].Id != "dev:variable:apps/new/one" {
+		t.Errorf("created %+v", resp.Created.Items)
+	}
+	if len(resp.Deleted.Items) != 1 || resp.Deleted.Items[0].Id != "dev:variable:apps/demo/read-only" {
+		t.Errorf("deleted %+v", resp.Deleted.Items)
+	}
+	if ok, _ := exists(admin, "dev:variable:apps/new/one"); ok {
+		t.Errorf("a dry run created a record")
+	}
+	if ok, _ := exists(admin, "dev:variable:apps/demo/read-only"); !ok {
+		t.Errorf("a dry run deleted a record")
+	}
+	bad, err := admin.DryRunPolicy(conjurapi.PolicyModePatch, "apps", strings.NewReader("- !nonsense x\n"))
+	if err != nil || bad.Status != "Invalid YAML" || len(bad.Errors) != 1 || bad.Errors[0].Line != 1 {
+		t.Fatalf("invalid dry run: %+v, %v", bad, err)
+	}
+	if got := e.srv.Counts()[EpPolicy] - before; got != 2 {
+		t.Errorf("policy requests %d, want 2", got)
+	}
+}
