@@ -471,6 +471,7 @@ func (s *suite) waitPluginLog(t *testing.T, pluginID string, want ...string) str
 			}
 			if ok {
 				found = l
+				t.Logf("plugin log: %s", l)
 				return true, ""
 			}
 		}

@@ -330,6 +330,9 @@ func TestBootstrapCredentialFromSwarmSecret(t *testing.T) {
 	if strings.Contains(inspect, key) {
 		t.Error("docker plugin inspect shows the plugin's API key")
 	}
+	if strings.Contains(mustDocker(t, "service", "inspect", agent), key) {
+		t.Error("docker service inspect of the agent shows the plugin's API key")
+	}
 	st := s.status(t, pluginID)
 	if strings.Contains(st, key) {
 		t.Error("conjur-swarm status shows the plugin's API key")
