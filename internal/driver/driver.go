@@ -180,7 +180,7 @@ func conjurFailure(err error) (Code, string) {
 		return "TIMEOUT", conjurAdvice["TIMEOUT"]
 	}
 	if errors.Is(err, context.Canceled) {
-		return CodeUnavailable, "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
+		return "CANCELED", "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
 	}
 	return CodeInternal, "an unexpected error occurred while fetching from Conjur; see the plugin log"
 }

@@ -27,8 +27,8 @@ const (
 	// CodeNotConfigured: the plugin's Conjur settings are missing or invalid,
 	// so nothing can be fetched until they are set.
 	CodeNotConfigured Code = "NOT_CONFIGURED"
-	// CodeUnavailable: returned for the shutdown case and by Conjur when
-	// every appliance URL failed.
+	// CodeUnavailable: every appliance URL failed (from Conjur), or the
+	// request was cancelled before Conjur answered.
 	CodeUnavailable Code = "UNAVAILABLE"
 	// CodeInternal: anything unexpected; the log has the cause.
 	CodeInternal Code = "INTERNAL"

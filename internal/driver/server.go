@@ -26,24 +26,26 @@ const (
 // legacy (non-managed) plugins.
 const manifest = `{"Implements": ["secretprovider"]}`
 
-// Server serves a Driver on a listener with go-plugins-helpers' sdk handler:
-// GetSecret for Swarm, plus the private status and bootstrap endpoints.
-// Shutdown stops accepting, lets in-flight requests finish, then closes the
-// remaining (idle) connections.
+// Server serves a Driver on a listener: GetSecret for Swarm, /Plugin.Activate
+// for legacy plugins, and the private status and bootstrap endpoints.
+//
+// Answers are encoded with go-plugins-helpers' sdk (EncodeResponse, its
+// media type and the Activate manifest) as its secrets handler does. The
+// listener is served by a net/http Server of our own rather than
+// sdk.Handler.Serve, because that one cannot be shut down: a drain must know
+// when each response has been written, which only http.Server.Shutdown does.
 type Server struct {
 	d   *Driver
 	log *zap.Logger
-	h   sdk.Handler
+	hs  *http.Server
 
 	mu       sync.Mutex
 	idle     *sync.Cond // signalled when inflight drops to zero
 	inflight int
-	closing  bool
-	conns    map[net.Conn]struct{}
-	ln       net.Listener
-	served   chan struct{} // closed when the sdk's Serve has returned
+	started  bool
+	served   chan struct{} // closed when http.Server.Serve has returned
 	stopOnce sync.Once
-	stopped  chan struct{} // closed by Shutdown
+	stopped  chan struct{} // closed when Shutdown has finished
 }
 
 // NewServer returns a Server for d.
@@ -51,16 +53,27 @@ func NewServer(d *Driver, log *zap.Logger) *Server {
 	s := &Server{
 		d:       d,
 		log:     log,
-		h:       sdk.NewHandler(manifest),
-		conns:   map[net.Conn]struct{}{},
 		served:  make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
-	s.h.HandleFunc(PathGetSecret, s.guard(http.MethodPost, s.getSecret))
-	s.h.HandleFunc(PathStatus, s.guard("", s.status))
-	s.h.HandleFunc(PathBootstrap, s.guard(http.MethodPost, s.bootstrap))
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathActivate, activate)
+	mux.HandleFunc(PathGetSecret, s.guard(http.MethodPost, s.getSecret))
+	mux.HandleFunc(PathStatus, s.guard("", s.status))
+	mux.HandleFunc(PathBootstrap, s.guard(http.MethodPost, s.bootstrap))
+	s.hs = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+	}
 	return s
+}
+
+// activate answers /Plugin.Activate as sdk.NewHandler does.
+func activate(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
+	_, _ = fmt.Fprintln(w, manifest)
 }
 
 // Serve answers requests on l until ctx is done or Shutdown is called. When
@@ -68,17 +81,17 @@ func NewServer(d *Driver, log *zap.Logger) *Server {
 // called once.
 func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
 	s.mu.Lock()
-	if s.ln != nil {
+	if s.started {
 		s.mu.Unlock()
 		return errors.New("driver: Server.Serve called twice")
 	}
-	s.ln = &trackingListener{Listener: l, s: s}
+	s.started = true
 	s.mu.Unlock()
 
 	errc := make(chan error, 1)
 	go func() {
 		defer close(s.served)
-		errc <- s.h.Serve(s.ln)
+		errc <- s.hs.Serve(l)
 	}()
 	select {
 	case <-ctx.Done():
@@ -86,13 +99,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 		defer cancel()
 		return s.Shutdown(sctx)
 	case <-s.stopped:
-		<-s.served
 		return nil
 	case err := <-errc:
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		if closing {
+		if errors.Is(err, http.ErrServerClosed) {
 			<-s.stopped
 			return nil
 		}
@@ -101,64 +110,35 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 	}
 }
 
-// Shutdown stops accepting connections, waits for in-flight requests until
-// ctx is done, then closes every connection. It returns ctx's error when
-// requests were still running at the deadline.
+// Shutdown stops accepting connections and lets in-flight requests finish
+// and their answers be written, until ctx is done; then it closes every
+// connection (cancelling what still runs) and waits for the handlers to
+// return. It returns ctx's error when requests were still running at the
+// deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.hs.Shutdown(ctx)
+	if err != nil {
+		_ = s.hs.Close()
+		err = fmt.Errorf("shutdown: requests still running: %w", err)
+	}
 	s.mu.Lock()
-	s.closing = true
-	ln := s.ln
+	for s.inflight > 0 {
+		s.idle.Wait()
+	}
+	started := s.started
 	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
-
-	drained := make(chan struct{})
-	go func() {
-		s.mu.Lock()
-		for s.inflight > 0 {
-			s.idle.Wait()
-		}
-		s.mu.Unlock()
-		close(drained)
-	}()
-	var err error
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		err = fmt.Errorf("shutdown: requests still running: %w", ctx.Err())
-	}
-
-	// With every connection closed, handlers still running past the
-	// deadline see their request context cancelled and return soon.
-	s.mu.Lock()
-	conns := make([]net.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	<-drained
-	if ln != nil {
+	if started {
 		<-s.served
 	}
 	s.stopOnce.Do(func() { close(s.stopped) })
 	return err
 }
 
-// guard counts a request as in flight, refuses it while stopping, checks
-// the method ("" = any) and turns a panic into an INTERNAL answer.
+// guard counts a request as in flight, checks the method ("" = any) and
+// turns a panic into an INTERNAL answer.
 func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			w.Header().Set("Connection", "close")
-			writeJSON(w, http.StatusServiceUnavailable, Response{Err: fmt.Sprintf("conjur-swarm [%s] the plugin is stopping; Swarm retries the task", CodeUnavailable)})
-			return
-		}
 		s.inflight++
 		s.mu.Unlock()
 		defer func() {
@@ -202,43 +182,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// trackingListener remembers accepted connections so Shutdown can close
-// the idle ones that the sdk's http.Server would otherwise keep open.
-type trackingListener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, s: l.s}
-	l.s.mu.Lock()
-	if l.s.closing {
-		l.s.mu.Unlock()
-		_ = c.Close()
-		return nil, net.ErrClosed
-	}
-	l.s.conns[tc] = struct{}{}
-	l.s.mu.Unlock()
-	return tc, nil
-}
-
-type trackedConn struct {
-	net.Conn
-	s    *Server
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.s.mu.Lock()
-		delete(c.s.conns, c)
-		c.s.mu.Unlock()
-	})
-	return c.Conn.Close()
 }

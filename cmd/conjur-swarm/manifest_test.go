@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// pluginManifest is the part of plugin/config.json these tests check.
+type pluginManifest struct {
+	Entrypoint []string
+	Interface  struct {
+		Types  []string
+		Socket string
+	}
+	Network struct{ Type string }
+	Linux   struct {
+		Capabilities    []string
+		AllowAllDevices bool
+		Devices         []any
+	}
+	Env []struct {
+		Name     string
+		Settable []string
+		Value    string
+	}
+	Mounts []struct {
+		Name, Source, Destination, Type string
+		Options, Settable               []string
+	}
+}
+
+func readManifest(t *testing.T) pluginManifest {
+	t.Helper()
+	data, err := os.ReadFile("../../plugin/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m pluginManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("plugin/config.json: %v", err)
+	}
+	return m
+}
+
+// TestPluginManifest checks plugin/config.json against what Docker needs
+// and what docs/ and e2e/ rely on.
+func TestPluginManifest(t *testing.T) {
+	m := readManifest(t)
+	if !slices.Equal(m.Entrypoint, []string{"/conjur-swarm", "serve"}) {
+		t.Errorf("entrypoint %v", m.Entrypoint)
+	}
+	if !slices.Equal(m.Interface.Types, []string{"docker.secretprovider/1.0"}) || m.Interface.Socket != "conjur.sock" {
+		t.Errorf("interface %+v", m.Interface)
+	}
+	if m.Network.Type != "host" {
+		t.Errorf("network %q: only host reaches Conjur", m.Network.Type)
+	}
+	if len(m.Linux.Capabilities) != 0 || m.Linux.AllowAllDevices || len(m.Linux.Devices) != 0 {
+		t.Errorf("the plugin asks for privileges: %+v", m.Linux)
+	}
+
+	wantEnv := []string{"CONJUR_APPLIANCE_URL", "CONJUR_ACCOUNT", "CONJUR_AUTHN_LOGIN", "CONJUR_CERT_FILE",
+		"CONJUR_AUTHN_JWT_SERVICE_ID", "JWT_TOKEN_PATH", "CONJUR_SWARM_MAPPING_FILE", "CONJUR_SWARM_CREDENTIAL_FILE",
+		"CONJUR_SWARM_LOG_LEVEL", "CONJUR_SWARM_FETCH_TIMEOUT", "CONJUR_SWARM_CACHE_TTL", "CONJUR_SWARM_METRICS_LISTEN"}
+	var gotEnv []string
+	known := map[string]setting{}
+	for _, s := range settings {
+		known[s.env] = s
+	}
+	for _, e := range m.Env {
+		gotEnv = append(gotEnv, e.Name)
+		s, ok := known[e.Name]
+		if !ok {
+			t.Errorf("env %s is not a setting serve reads", e.Name)
+			continue
+		}
+		if strings.Contains(e.Name, "API_KEY") || e.Name == "CONJUR_SSL_CERTIFICATE" {
+			t.Errorf("env %s would put a credential in docker plugin inspect", e.Name)
+		}
+		if !slices.Equal(e.Settable, []string{"value"}) {
+			t.Errorf("env %s is not settable", e.Name)
+		}
+		if e.Value != s.def {
+			t.Errorf("env %s defaults to %q in the manifest and %q in serve", e.Name, e.Value, s.def)
+		}
+	}
+	slices.Sort(gotEnv)
+	slices.Sort(wantEnv)
+	if !slices.Equal(gotEnv, wantEnv) {
+		t.Errorf("env %v, want %v", gotEnv, wantEnv)
+	}
+
+	wantMounts := map[string]string{"mapping": "/etc/conjur-swarm/mapping", "ca": "/etc/conjur-swarm/ca", "identity": "/etc/conjur-swarm/identity"}
+	for _, mt := range m.Mounts {
+		if wantMounts[mt.Name] != mt.Destination {
+			t.Errorf("mount %s -> %s", mt.Name, mt.Destination)
+		}
+		delete(wantMounts, mt.Name)
+		if mt.Type != "bind" || !slices.Contains(mt.Options, "ro") || !slices.Equal(mt.Settable, []string{"source"}) {
+			t.Errorf("mount %s is not a settable read-only bind: %+v", mt.Name, mt)
+		}
+		if mt.Source == "" || strings.HasPrefix(mt.Source, "/run") || strings.Contains(mt.Source, "docker") {
+			t.Errorf("mount %s default source %q: empty mounts the runtime bundle, /run and docker dirs hold sockets", mt.Name, mt.Source)
+		}
+	}
+	if len(wantMounts) != 0 {
+		t.Errorf("mounts missing: %v", wantMounts)
+	}
+}
+
+// TestInstallDocListsEverySetting: docs/install.md's reference names every
+// setting serve reads, with its default.
+func TestInstallDocListsEverySetting(t *testing.T) {
+	data, err := os.ReadFile("../../docs/install.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, s := range settings {
+		row := ""
+		for _, line := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(line, "| `"+s.env+"`") {
+				row = line
+				break
+			}
+		}
+		if row == "" {
+			t.Errorf("docs/install.md has no reference row for %s", s.env)
+			continue
+		}
+		def := "(none)"
+		if s.def != "" {
+			def = "`" + s.def + "`"
+		}
+		if !strings.Contains(row, "| "+def+" |") {
+			t.Errorf("docs/install.md gives %s a default other than %s: %s", s.env, def, row)
+		}
+	}
+}

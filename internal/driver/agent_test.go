@@ -1,0 +1,168 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// agentFixture serves a driver whose credential sink is a fake, at
+// plugins/<id>/conjur.sock, and an agent pointed at it with a fake clock.
+type agentFixture struct {
+	sink   *fakeSink
+	sock   string
+	secret string
+	agent  *Agent
+	logs   *observer.ObservedLogs
+	clock  time.Time
+}
+
+func newAgentFixture(t *testing.T) *agentFixture {
+	t.Helper()
+	f := &agentFixture{sink: &fakeSink{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) {
+		o.Credentials = f.sink
+		o.ConjurStatus = fakeConjurStatus{sink: f.sink}
+	})
+	plugins := t.TempDir()
+	f.sock = filepath.Join(plugins, "f00d", SocketName)
+	if err := os.MkdirAll(filepath.Dir(f.sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", f.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(d, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	f.secret = filepath.Join(t.TempDir(), "conjur-bootstrap")
+	core, logs := observer.New(zap.DebugLevel)
+	f.logs = logs
+	a, err := NewAgent(AgentOptions{SecretFile: f.secret, PluginsDir: plugins, Interval: 10 * time.Second, MaxBackoff: 40 * time.Second, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.now = func() time.Time { return f.clock }
+	f.agent = a
+	return f
+}
+
+const credA = `{"login":"host/swarm/conjur-plugin","api_key":"key-aaaa-1111"}`
+
+func TestAgentBacksOffARefusedCredential(t *testing.T) {
+	f := newAgentFixture(t)
+	writeFile(t, f.secret, credA)
+	f.sink.err = errors.New("conjur refused") // becomes INTERNAL at the endpoint
+	ctx := context.Background()
+
+	if res := f.agent.Pass(ctx); len(res.Failed) != 1 {
+		t.Fatalf("first pass %+v, want a refusal", res)
+	}
+	// Within the backoff the agent does not offer the same credential again.
+	f.clock = f.clock.Add(5 * time.Second)
+	res := f.agent.Pass(ctx)
+	if why := res.Failed[f.sock]; !strings.Contains(why, "refused earlier; next try at") {
+		t.Fatalf("second pass %+v, want a wait", res)
+	}
+	// The delay doubles (10s, 20s, 40s) and stops at MaxBackoff.
+	var waits []time.Duration
+	for range 4 {
+		f.clock = f.clock.Add(time.Hour)
+		f.agent.Pass(ctx)
+		waits = append(waits, f.agent.state[f.sock].retryAt.Sub(f.clock))
+	}
+	if diff := cmp.Diff([]time.Duration{20 * time.Second, 40 * time.Second, 40 * time.Second, 40 * time.Second}, waits); diff != "" {
+		t.Errorf("backoff (-want +got):\n%s", diff)
+	}
+	// A different credential is offered at once, and accepted.
+	f.sink.mu.Lock()
+	f.sink.err = nil
+	f.sink.mu.Unlock()
+	writeFile(t, f.secret, `{"login":"host/swarm/conjur-plugin","api_key":"key-bbbb-2222"}`)
+	if res := f.agent.Pass(ctx); len(res.HandedTo) != 1 {
+		t.Fatalf("new credential: %+v", res)
+	}
+	for _, e := range f.logs.All() {
+		for _, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && (strings.Contains(s, "key-aaaa-1111") || strings.Contains(s, "key-bbbb-2222")) {
+				t.Errorf("an API key appears in the agent's log: %v", e.ContextMap())
+			}
+		}
+	}
+}
+
+func TestAgentProblemsAreLoggedOnce(t *testing.T) {
+	f := newAgentFixture(t)
+	ctx := context.Background()
+	for range 3 {
+		f.agent.Pass(ctx) // no secret file yet
+	}
+	if n := f.logs.FilterMessageSnippet("cannot read the bootstrap credential").Len(); n != 1 {
+		t.Errorf("%d warnings about the missing file, want 1", n)
+	}
+	writeFile(t, f.secret, "not json at all key-cccc")
+	f.agent.Pass(ctx)
+	lines := f.logs.FilterMessageSnippet("not {\"login\"").All()
+	if len(lines) != 1 || strings.Contains(lines[0].ContextMap()["cause"].(string), "key-cccc") {
+		t.Errorf("bad credential warning: %v", lines)
+	}
+}
+
+func TestFindSockets(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a1/conjur.sock", "b2/conjur.sock", "conjur.sock"} {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("unix", full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	// Not sockets, or not ours: ignored.
+	if err := os.MkdirAll(filepath.Join(dir, "c3"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "c3", SocketName), "")
+	ln, err := net.Listen("unix", filepath.Join(dir, "other.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	got, err := FindSockets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "a1/conjur.sock"), filepath.Join(dir, "b2/conjur.sock"), filepath.Join(dir, "conjur.sock")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sockets (-want +got):\n%s", diff)
+	}
+	if _, err := FindSockets(filepath.Join(dir, "missing")); err == nil {
+		t.Error("no error for a missing directory")
+	}
+}
+
+func TestNewAgentOptions(t *testing.T) {
+	_, err := NewAgent(AgentOptions{Interval: -1})
+	for _, want := range []string{"--secret-file", "--plugins-dir", "must not be negative", "no logger"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+)
+
+func TestBootstrapEndpoint(t *testing.T) {
+	const good = `{"login":"host/swarm/conjur-plugin","api_key":"key-dddd-4444"}`
+	tests := []struct {
+		name       string
+		body       string
+		sinkErr    error
+		noSink     bool
+		wantStatus int
+		wantErr    string
+	}{
+		{name: "ok/adopted", body: good, wantStatus: http.StatusOK},
+		{name: "fail/not JSON", body: "key-dddd-4444", wantStatus: http.StatusBadRequest, wantErr: "[CREDENTIAL_REJECTED]"},
+		{name: "fail/too large", body: `{"jwt":"` + strings.Repeat("a", maxCredentialBytes) + `"}`, wantStatus: http.StatusRequestEntityTooLarge, wantErr: "larger than"},
+		{name: "fail/not configured", body: good, noSink: true, wantStatus: http.StatusServiceUnavailable, wantErr: "[NOT_CONFIGURED]"},
+		{
+			name: "fail/refused by Conjur", body: good, wantStatus: http.StatusForbidden, wantErr: "[AUTH_REFUSED]",
+			sinkErr: &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused host/swarm/conjur-plugin"},
+		},
+		{
+			name: "fail/Conjur down", body: good, wantStatus: http.StatusBadGateway, wantErr: "[UNAVAILABLE]",
+			sinkErr: &conjur.Error{Code: conjur.CodeUnavailable, Msg: "no URL answered"},
+		},
+		{name: "fail/unexpected", body: good, sinkErr: errors.New("boom"), wantStatus: http.StatusInternalServerError, wantErr: "[INTERNAL]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &fakeSink{err: tc.sinkErr}
+			d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) {
+				o.Credentials = sink
+				if tc.noSink {
+					o.Credentials = nil
+				}
+			})
+			_, sock := servePlugin(t, d)
+			code, body := rawPost(t, sock, PathBootstrap, tc.body)
+			if code != tc.wantStatus {
+				t.Errorf("status %d, want %d (%s)", code, tc.wantStatus, body)
+			}
+			if tc.wantErr == "" {
+				fp := conjur.Credential{Login: "host/swarm/conjur-plugin", APIKey: "key-dddd-4444"}.Fingerprint()
+				if !strings.Contains(body, `"ok":true`) || !strings.Contains(body, fp) || len(sink.adopted) != 1 {
+					t.Errorf("answer %s, adopted %d", body, len(sink.adopted))
+				}
+			} else if !strings.Contains(body, tc.wantErr) {
+				t.Errorf("answer %s, want %s", body, tc.wantErr)
+			}
+			for _, e := range logs.All() {
+				if strings.Contains(e.Message, "key-dddd") {
+					t.Errorf("key in the log message")
+				}
+				for _, v := range e.ContextMap() {
+					if s, ok := v.(string); ok && strings.Contains(s, "key-dddd") {
+						t.Errorf("key in the log: %v", e.ContextMap())
+					}
+				}
+			}
+			if strings.Contains(body, "key-dddd") {
+				t.Errorf("key echoed in the answer: %s", body)
+			}
+			if n := len(logs.All()); n != 1 {
+				t.Errorf("%d log lines for one handoff, want 1", n)
+			}
+		})
+	}
+}
+
+func TestBootstrapNeedsPost(t *testing.T) {
+	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.Credentials = &fakeSink{} })
+	_, sock := servePlugin(t, d)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://plugin"+PathBootstrap, nil)
+	resp, err := NewClient(sock, 0).hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d", resp.StatusCode)
+	}
+}
