@@ -12,12 +12,14 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.uber.org/goleak"
 )
 
 // TestServeDevNextStepWorks runs `serve --dev` in-process and then the exact
 // `get` command it prints: it must return the demo value. Then `status`
 // reports the decision, and cancelling the context stops serve cleanly.
 func TestServeDevNextStepWorks(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	clearEnv(t)
 	sock := filepath.Join(t.TempDir(), "conjur.sock")
 	v := viper.New()

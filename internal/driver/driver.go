@@ -127,7 +127,7 @@ func (d *Driver) GetSecret(ctx context.Context, req Request) Response {
 		if reason == "" {
 			reason = "no rule of the mapping policy matched"
 		}
-		msg := reason + "; check the secret's labels and the service with `conjur-swarm policy explain`, or change the mapping file"
+		msg := reason + "; test the request with `conjur-swarm policy explain`"
 		return d.finish(start, rec, CodeDenied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
 	}
 	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {

@@ -89,7 +89,7 @@ func TestGetSecret(t *testing.T) {
 			name:     "fail/no rule matched",
 			req:      Request{SecretName: "plain"},
 			wantCode: CodeDenied,
-			wantErr:  `conjur-swarm [DENIED] secret "plain": no rule matched; check the secret's labels`,
+			wantErr:  "conjur-swarm [DENIED] secret \"plain\": no rule matched; test the request with `conjur-swarm policy explain`",
 		},
 		{
 			name: "fail/allow condition failed names rule and variable",

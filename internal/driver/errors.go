@@ -27,8 +27,8 @@ const (
 	// CodeNotConfigured: the plugin's Conjur settings are missing or invalid,
 	// so nothing can be fetched until they are set.
 	CodeNotConfigured Code = "NOT_CONFIGURED"
-	// CodeUnavailable: every appliance URL failed (from Conjur), or the
-	// request was cancelled before Conjur answered.
+	// CodeUnavailable: every appliance URL failed (passed on from the
+	// Conjur client).
 	CodeUnavailable Code = "UNAVAILABLE"
 	// CodeInternal: anything unexpected; the log has the cause.
 	CodeInternal Code = "INTERNAL"

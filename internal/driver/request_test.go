@@ -2,12 +2,14 @@ package driver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.uber.org/zap"
 )
 
 // swarmBody is a GetSecret body as swarmkit v2 marshals it.
@@ -99,6 +101,31 @@ func TestDecodeErrorsDoNotEchoInput(t *testing.T) {
 			t.Errorf("error echoes the input: %v", err)
 		}
 	}
+}
+
+// FuzzHandleGetSecret: whatever the body, the driver answers (never panics)
+// with either a value or an Err that starts with a code, never both.
+func FuzzHandleGetSecret(f *testing.F) {
+	for _, tc := range decodeCases {
+		if len(tc.body) < 4096 {
+			f.Add([]byte(tc.body))
+		}
+	}
+	d, err := New(Options{Resolver: &fakeResolver{}, Fetcher: demoFetcher(), Logger: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		res := d.HandleGetSecret(context.Background(), bytes.NewReader(body))
+		switch {
+		case res.Err != "" && res.Value != nil:
+			t.Fatalf("both a value and an Err: %v", res)
+		case res.Err == "" && len(res.Value) == 0:
+			t.Fatalf("neither a value nor an Err")
+		case res.Err != "" && !strings.HasPrefix(res.Err, "conjur-swarm ["):
+			t.Fatalf("Err without a code: %q", res.Err)
+		}
+	})
 }
 
 // FuzzDecodeRequest: any body either fails with an error or yields a request
