@@ -237,11 +237,11 @@ type stackConfig struct {
 	// urls gives the appliance URLs and the PEM of any CA they need besides
 	// the stack's own (default: the stack's listener alone).
 	urls     func(s *stack) ([]string, []byte)
-	login    string                  // CONJUR_AUTHN_LOGIN (default pluginLogin)
-	handover func(s *stack) string   // credential JSON handed over at start (default: the plugin host's key)
-	adminKey string                  // the dev server's admin key ("" generates one)
-	quiet    bool                    // log at info (the soak), not debug
-	logSink  zapcore.Core            // instead of an observer (the soak)
+	login    string                // CONJUR_AUTHN_LOGIN (default pluginLogin)
+	handover func(s *stack) string // credential JSON handed over at start (default: the plugin host's key)
+	adminKey string                // the dev server's admin key ("" generates one)
+	quiet    bool                  // log at info (the soak), not debug
+	logSink  zapcore.Core          // instead of an observer (the soak)
 }
 
 // stack is the product in one process, wired as cmd/conjur-swarm serve wires
@@ -249,7 +249,7 @@ type stackConfig struct {
 // through the bootstrap endpoint, as the agent does), the real policy.Store
 // watching a mapping file, the driver and its unix socket.
 type stack struct {
-	t       testing.TB
+	t testing.TB
 	*devServer
 	addr    string // host:port of the listener
 	mu      sync.Mutex
