@@ -17,8 +17,10 @@ command -v docker >/dev/null || { echo "plugin: the docker CLI is not installed"
 
 # One build at a time in this tree (make plugin may run concurrently).
 mkdir -p "$(dirname "$out")"
-exec 9>"$(dirname "$out")/.plugin.lock"
-flock 9
+if command -v flock >/dev/null; then
+  exec 9>"$(dirname "$out")/.plugin.lock"
+  flock 9
+fi
 
 rm -rf "$out"
 mkdir -p "$out/rootfs/etc/ssl/certs" "$out/rootfs/run/docker/plugins" "$out/rootfs/tmp" \

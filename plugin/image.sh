@@ -10,8 +10,10 @@ image=$1 out=$2 go=${3:-go} ldflags=${4:-}
 command -v docker >/dev/null || { echo "image: the docker CLI is not installed" >&2; exit 1; }
 
 mkdir -p "$(dirname "$out")"
-exec 9>"$(dirname "$out")/.image.lock"
-flock 9
+if command -v flock >/dev/null; then
+  exec 9>"$(dirname "$out")/.image.lock"
+  flock 9
+fi
 
 rm -rf "$out"
 mkdir -p "$out/rootfs/tmp" "$out/rootfs/run/secrets" "$out/rootfs/run/docker/plugins"

@@ -84,12 +84,19 @@ func writeStatus(w io.Writer, st driver.Status) error {
 		}
 		p("  last contact\t%s%s", when(c.LastContact), via(c.LastURL))
 		if c.LastErrorCode != "" || c.LastError != "" {
-			p("  last error\t[%s] %s", c.LastErrorCode, c.LastError)
+			at := ""
+			if !c.LastErrorAt.IsZero() {
+				at = " at " + when(c.LastErrorAt)
+			}
+			p("  last error\t[%s]%s: %s", c.LastErrorCode, at, c.LastError)
 		}
 		for _, u := range c.URLs {
 			health := "healthy"
 			if !u.Healthy {
 				health = fmt.Sprintf("failing (%d failures, retry %s)", u.Failures, when(u.RetryAt))
+				if u.LastError != "" {
+					health += ": " + u.LastError
+				}
 			}
 			p("  url\t%s %s", u.URL, health)
 		}

@@ -51,10 +51,10 @@ func sampleStatus() map[string]driver.Status {
 			Login: "host/swarm/conjur-plugin", CredentialSource: "handoff", CredentialFingerprint: "777bef257a50b278",
 			CredentialSetAt: t0.Add(time.Minute), TokenExpiresAt: t0.Add(14 * time.Minute),
 			LastContact: t0.Add(9 * time.Minute), LastURL: "https://conjur-follower-1.example.com",
-			LastErrorCode: "NOT_FOUND", LastError: "variable apps/shop/missing is empty or not found",
+			LastErrorCode: "NOT_FOUND", LastError: "variable apps/shop/missing is empty or not found", LastErrorAt: t0.Add(9 * time.Minute),
 			URLs: []driver.URLState{
 				{URL: "https://conjur-follower-1.example.com", Healthy: true},
-				{URL: "https://conjur-follower-2.example.com", Failures: 3, RetryAt: t0.Add(11 * time.Minute)},
+				{URL: "https://conjur-follower-2.example.com", Failures: 3, RetryAt: t0.Add(11 * time.Minute), LastError: "connection refused"},
 			},
 		},
 		Mapping: &driver.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,

@@ -39,11 +39,12 @@ type AgentOptions struct {
 // it finds, and again whenever a plugin reports no credential or another
 // one. It never logs the credential, only its fingerprint.
 type Agent struct {
-	opts  AgentOptions
-	log   *zap.Logger
-	now   func() time.Time
-	state map[string]*socketState // by socket path
-	last  string                  // the last "nothing to do" warning, to log it once
+	opts     AgentOptions
+	log      *zap.Logger
+	now      func() time.Time
+	state    map[string]*socketState // by socket path
+	last     string                  // the last "nothing to do" warning, to log it once
+	problems map[string]string       // by socket path: the last problem logged for it
 }
 
 type socketState struct {
@@ -79,7 +80,7 @@ func NewAgent(opts AgentOptions) (*Agent, error) {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 5 * time.Minute
 	}
-	return &Agent{opts: opts, log: opts.Logger, now: time.Now, state: map[string]*socketState{}}, nil
+	return &Agent{opts: opts, log: opts.Logger, now: time.Now, state: map[string]*socketState{}, problems: map[string]string{}}, nil
 }
 
 // Run makes a pass every Interval until ctx is done.
@@ -154,13 +155,14 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, fp string) 
 	c := NewClient(sock, a.opts.CallTimeout)
 	st, err := c.Status(ctx)
 	if err != nil {
-		a.log.Warn("plugin did not answer status", zap.String("socket", sock), zap.String("cause", flatten(err)))
+		a.problem(sock, "plugin did not answer status (not conjur-swarm, or not running)", zap.String("cause", flatten(err)))
 		return "", err
 	}
 	if !st.Configured {
-		a.log.Warn("plugin has no Conjur settings yet; not handing the credential over", zap.String("socket", sock), zap.String("problem", st.ConfigProblem))
-		return "", errors.New("plugin not configured")
+		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", st.ConfigProblem))
+		return "", errors.New("plugin not configured: " + st.ConfigProblem)
 	}
+	delete(a.problems, sock)
 	if st.Conjur.HasCredential() && st.Conjur.CredentialFingerprint == fp {
 		delete(a.state, sock)
 		return "current", nil
@@ -193,6 +195,16 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, fp string) 
 	a.log.Info("credential handed over", zap.String("socket", sock), zap.String("fingerprint", ans.Fingerprint),
 		zap.String("previous_fingerprint", previous))
 	return "handed", nil
+}
+
+// problem logs a socket's problem when it differs from the last one logged
+// for that socket, so a stuck plugin does not fill the log every interval.
+func (a *Agent) problem(sock, msg string, fields ...zap.Field) {
+	if a.problems[sock] == msg {
+		return
+	}
+	a.problems[sock] = msg
+	a.log.Warn(msg, append([]zap.Field{zap.String("socket", sock)}, fields...)...)
 }
 
 func (a *Agent) warnOnce(msg string, fields ...zap.Field) {

@@ -96,24 +96,27 @@ func New(opts Options) (*Driver, error) {
 // be decoded is answered BAD_REQUEST and audited like any other decision.
 func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) Response {
 	start := d.opts.Now()
-	req, err := DecodeRequest(body)
+	req, err := decodeRequest(body)
 	if err != nil {
-		return d.finish(start, Record{Secret: req.SecretName}, CodeBadRequest,
+		return d.finish(start, Record{}, CodeBadRequest,
 			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
 	}
-	return d.GetSecret(ctx, req)
+	return d.getSecret(ctx, req, start)
 }
 
 // GetSecret answers one request.
 func (d *Driver) GetSecret(ctx context.Context, req Request) Response {
-	start := d.opts.Now()
+	return d.getSecret(ctx, req, d.opts.Now())
+}
+
+func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Response {
 	rec := Record{
-		Secret:    req.SecretName,
-		Service:   req.ServiceName,
-		ServiceID: req.ServiceID,
-		Task:      req.TaskID,
-		Node:      req.NodeID,
-		Image:     req.TaskImage,
+		Secret:    clip(req.SecretName),
+		Service:   clip(req.ServiceName),
+		ServiceID: clip(req.ServiceID),
+		Task:      clip(req.TaskID),
+		Node:      clip(req.NodeID),
+		Image:     clip(req.TaskImage),
 	}
 	if err := req.Validate(); err != nil {
 		return d.finish(start, rec, CodeBadRequest,

@@ -233,6 +233,19 @@ func TestHandleGetSecretBadBody(t *testing.T) {
 	}
 }
 
+func TestInvalidRequestIsAuditedWithClippedNames(t *testing.T) {
+	d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{})
+	long := strings.Repeat("n", 5000)
+	got := d.HandleGetSecret(context.Background(), strings.NewReader(`{"SecretName":"`+long+`","ServiceName":"web"}`))
+	if !strings.Contains(got.Err, "[BAD_REQUEST]") || !strings.Contains(got.Err, "SecretName is 5000 bytes long") || len(got.Err) > 1000 {
+		t.Fatalf("Err (%d bytes) %.300q", len(got.Err), got.Err)
+	}
+	line := logs.All()[0].ContextMap()
+	if line["service"] != "web" || !strings.HasSuffix(line["secret"].(string), "...[clipped]") || len(line["secret"].(string)) > 300 {
+		t.Errorf("audit line %v", line)
+	}
+}
+
 func TestRecentDecisionsRing(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.RecentDecisions = 3 })
 	for _, name := range []string{"a", "b", "c", "d", "e"} {

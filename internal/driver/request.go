@@ -91,6 +91,18 @@ func (r Response) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // break every task; anything else that is not one well-formed JSON object of
 // the expected shape, or that fails Validate, is an error (never a panic).
 func DecodeRequest(r io.Reader) (Request, error) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return Request{}, err
+	}
+	return req, nil
+}
+
+// decodeRequest reads the body into a Request without validating the fields.
+func decodeRequest(r io.Reader) (Request, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxRequestBytes+1))
 	if err != nil {
 		return Request{}, fmt.Errorf("reading the request body: %w", err)
@@ -112,9 +124,6 @@ func DecodeRequest(r io.Reader) (Request, error) {
 	}
 	if dec.More() {
 		return Request{}, errors.New("request body holds more than one JSON value")
-	}
-	if err := req.Validate(); err != nil {
-		return Request{}, err
 	}
 	return req, nil
 }
@@ -182,6 +191,20 @@ func checkLabels(field string, labels map[string]string) []error {
 		}
 	}
 	return errs
+}
+
+// clip bounds a request field for the audit record and the Err text (a
+// request that failed validation may carry anything up to 1 MiB).
+func clip(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "...[clipped]"
 }
 
 func checkText(s string, maxLen int) error {

@@ -29,6 +29,7 @@ type ConjurState struct {
 	LastURL               string     `json:"last_url,omitempty"`
 	LastErrorCode         string     `json:"last_error_code,omitempty"`
 	LastError             string     `json:"last_error,omitempty"`
+	LastErrorAt           time.Time  `json:"last_error_at,omitzero"`
 	URLs                  []URLState `json:"urls,omitempty"`
 }
 
@@ -39,10 +40,11 @@ func (c *ConjurState) HasCredential() bool {
 
 // URLState is one appliance URL's health.
 type URLState struct {
-	URL      string    `json:"url"`
-	Healthy  bool      `json:"healthy"`
-	Failures int       `json:"failures,omitempty"`
-	RetryAt  time.Time `json:"retry_at,omitzero"`
+	URL       string    `json:"url"`
+	Healthy   bool      `json:"healthy"`
+	Failures  int       `json:"failures,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // MappingState is the mapping policy's side of the status.
@@ -81,12 +83,13 @@ func (d *Driver) Status() Status {
 			LastURL:               cs.LastURL,
 			LastErrorCode:         string(cs.LastErrorCode),
 			LastError:             cs.LastError,
+			LastErrorAt:           cs.LastErrorAt,
 		}
 		if st.Conjur.CredentialSource == "" {
 			st.Conjur.CredentialSource = "none"
 		}
 		for _, u := range cs.URLs {
-			st.Conjur.URLs = append(st.Conjur.URLs, URLState{URL: u.URL, Healthy: u.Healthy, Failures: u.Failures, RetryAt: u.RetryAt})
+			st.Conjur.URLs = append(st.Conjur.URLs, URLState{URL: u.URL, Healthy: u.Healthy, Failures: u.Failures, RetryAt: u.RetryAt, LastError: u.LastError})
 		}
 	}
 	if d.opts.PolicyStatus != nil {
