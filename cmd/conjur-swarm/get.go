@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,9 +13,30 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/driver"
 )
 
-// defaultSocket is where a managed plugin's socket is NOT (that is
-// /run/docker/plugins/<id>/conjur.sock); it is serve's default.
+// defaultSocket is serve's default socket (a legacy plugin's). A managed
+// plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock.
 const defaultSocket = "/run/docker/plugins/conjur.sock"
+
+// pluginSocket picks the socket for get and status: the flag when given;
+// otherwise the default socket if it exists, else the only managed plugin
+// socket under /run/docker/plugins.
+func pluginSocket(cmd *cobra.Command, flag string) (string, error) {
+	if cmd.Flags().Changed("socket") {
+		return flag, nil
+	}
+	if _, err := os.Stat(defaultSocket); err == nil {
+		return defaultSocket, nil
+	}
+	found, _ := driver.FindSockets(filepath.Dir(defaultSocket))
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("no plugin socket found under %s: give --socket (a managed plugin's is /run/docker/plugins/<plugin id>/conjur.sock)", filepath.Dir(defaultSocket))
+	default:
+		return "", fmt.Errorf("several plugin sockets found, give one with --socket: %s", strings.Join(found, ", "))
+	}
+}
 
 type getFlags struct {
 	socket        string
@@ -45,7 +68,11 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 			if err != nil {
 				return err
 			}
-			res, err := driver.NewClient(f.socket, f.timeout).GetSecret(cmd.Context(), req)
+			sock, err := pluginSocket(cmd, f.socket)
+			if err != nil {
+				return err
+			}
+			res, err := driver.NewClient(sock, f.timeout).GetSecret(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -58,7 +85,7 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.socket, "socket", defaultSocket, "the plugin's unix socket")
+	fl.StringVar(&f.socket, "socket", defaultSocket, "the plugin's unix socket (default: this one if it exists, else the only one under /run/docker/plugins/*/)")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long (Swarm waits 30s)")
 	fl.StringVar(&f.secret, "secret", "", "secret name (SecretName)")
 	fl.StringArrayVar(&f.secretLabels, "secret-label", nil, "secret label k=v (repeatable)")

@@ -32,7 +32,11 @@ manager: the plugin's reason is in the recent decisions.`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
-			st, err := driver.NewClient(socket, timeout).Status(cmd.Context())
+			sock, err := pluginSocket(cmd, socket)
+			if err != nil {
+				return err
+			}
+			st, err := driver.NewClient(sock, timeout).Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,7 +48,7 @@ manager: the plugin's reason is in the recent decisions.`,
 			return writeStatus(cmd.OutOrStdout(), st)
 		},
 	}
-	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "the plugin's unix socket")
+	cmd.Flags().StringVar(&socket, "socket", defaultSocket, "the plugin's unix socket (default: this one if it exists, else the only one under /run/docker/plugins/*/)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
 	return cmd
