@@ -180,10 +180,10 @@ func conjurFailure(err error) (Code, string) {
 		return Code(ce.Code), msg
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return "TIMEOUT", conjurAdvice["TIMEOUT"]
+		return Code(conjur.CodeTimeout), conjurAdvice[Code(conjur.CodeTimeout)]
 	}
 	if errors.Is(err, context.Canceled) {
-		return "CANCELED", "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
+		return Code(conjur.CodeCanceled), "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
 	}
 	return CodeInternal, "an unexpected error occurred while fetching from Conjur; see the plugin log"
 }
