@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// quickstartBlocks returns the shell of every ```sh block of a Markdown file.
+func quickstartBlocks(doc string) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		switch {
+		case !in && line == "```sh":
+			in = true
+		case in && line == "```":
+			in = false
+		case in:
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestQuickstartRunsAsWritten runs every command of docs/quickstart.md, in
+// order, with bash -euo pipefail, and checks what the walk-through says they
+// print. Only names are changed so that the run cannot touch a user's
+// objects: the plugin, images, services and secrets get this run's prefix,
+// files go to a temporary directory, the dev server to a free port, and the
+// `docker swarm init` line is left out (the swarm is already active).
+func TestQuickstartRunsAsWritten(t *testing.T) {
+	s := getSuite(t)
+	doc, err := os.ReadFile(filepath.Join(s.root, "docs", "quickstart.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := s.dir("quickstart")
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := runID + "-qs"
+	script := strings.NewReplacer(
+		"cyberark/conjur:latest", p+"/conjur:latest",
+		"make plugin\n", "make plugin PLUGIN="+p+"/conjur VERSION="+p+"\n",
+		"make -s image", "make -s image IMAGE="+p+"-agent:latest",
+		"conjur-swarm-agent:latest", p+"-agent:latest",
+		"conjur-swarm-reader:local", p+"-reader:local",
+		"demo-app", p+"-app",
+		"outsider", p+"-outsider",
+		"conjur-bootstrap-agent", p+"-agent",
+		"source=conjur-bootstrap,", "source="+p+"-bootstrap,",
+		"secret create conjur-bootstrap ", "secret create "+p+"-bootstrap ",
+		"db_password conjur-bootstrap\n", p+"_db_password "+p+"-bootstrap\n",
+		"db_password", p+"_db_password",
+		"127.0.0.1:8443", fmt.Sprintf("127.0.0.1:%d", port),
+		"/etc/conjur-swarm-demo", dir+"/etc",
+		"/tmp/", dir+"/",
+		"docker swarm init", ": docker swarm init",
+	).Replace(quickstartBlocks(string(doc)))
+	// The walk-through deploys stack "shop" (the demo data holds
+	// apps/shop/*): never touch someone else's.
+	if _, err := docker("service", "inspect", "shop_app"); err == nil {
+		t.Skip("a stack named shop already runs on this engine; docs/quickstart.md deploys one of that name")
+	}
+	if strings.Count(script, "\n") < 50 {
+		t.Fatalf("docs/quickstart.md: only %d lines of shell found", strings.Count(script, "\n"))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "quickstart.sh"), []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// What the walk-through's own clean-up would have removed, had it
+		// been reached; stack "shop" keeps its name (the demo data holds
+		// apps/shop/*).
+		_, _ = docker("service", "rm", p+"-app", p+"-outsider", p+"-agent")
+		ours, _ := docker("image", "inspect", "-f", "{{.Id}}", p+"-reader:local")
+		if img, err := docker("service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "shop_app"); err == nil && ours != "" && img == ours {
+			_, _ = docker("stack", "rm", "shop")
+			_ = waitContainersGone("shop_")
+		}
+		_ = waitContainersGone(p)
+		_, _ = docker("secret", "rm", p+"_db_password", p+"-bootstrap")
+		removePlugin(p + "/conjur:latest")
+		_, _ = docker("image", "rm", "-f", p+"-reader:local", p+"-agent:latest")
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", filepath.Join(dir, "quickstart.sh"))
+	cmd.Dir = s.root
+	// Its own process group, so that the dev server it starts in the
+	// background is stopped with it, whatever happens.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Start()
+	if err == nil {
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) })
+		err = cmd.Wait()
+	}
+	if err != nil {
+		t.Fatalf("docs/quickstart.md (run as %s): %v\n%s", filepath.Join(dir, "quickstart.sh"), err, out.String())
+	}
+	for _, want := range []string{
+		"demo-db-password-0001\n",         // get, and the service (step 5, 6)
+		"shop-db-password-0001\n",         // the stack (step 7)
+		"not found",                       // the denied task (step 8)
+		"DENIED",                          // its decision in status (step 8)
+		"demo-db-password-0002\n",         // rotation (step 9)
+		"NONE: hand one over",             // no credential (step 10)
+		"handoff",                         // the handoff (step 10)
+		"no key in docker plugin inspect", // (step 10)
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("docs/quickstart.md output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// freePort asks the kernel for a free TCP port on loopback.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
