@@ -39,9 +39,15 @@ lint: ## go vet, staticcheck and govulncheck (installs the last two if missing)
 	"$$(command -v govulncheck || echo $$($(GO) env GOPATH)/bin/govulncheck)" ./... || \
 	  { echo "govulncheck could not finish (it needs vuln.go.dev; no network here?)"; exit 1; }
 
+STORM_FLAGS ?=
+BENCH_PKGS  := ./internal/policy/ ./internal/driver/ ./internal/conjur/
+
 .PHONY: bench
-bench: ## Benchmarks and the Swarm-leader-change storm; ends with a RESULT line
-	@echo "bench: not built yet (issue 7)"; exit 1
+bench: build ## Benchmarks and the Swarm-leader-change storm; rewrites docs/benchmarks.md; ends with a RESULT line
+	mkdir -p build/bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | tee build/bench/go-bench.txt
+	$(GO) build -o build/bench/storm ./bench/storm
+	build/bench/storm -plugin $(BIN) -go-bench build/bench/go-bench.txt -doc docs/benchmarks.md $(STORM_FLAGS)
 
 .PHONY: e2e
 e2e: ## The end-to-end suite against the local Docker Engine in swarm mode

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+)
+
+const (
+	pluginLogin = "host/swarm/conjur-plugin"
+	pluginRole  = "host:swarm/conjur-plugin"
+)
+
+func variableID(i int) string { return fmt.Sprintf("apps/storm/v%03d", i) }
+func variableValue(i int) string {
+	return fmt.Sprintf("storm-value-%03d-0123456789abcdef", i)
+}
+
+// stormPolicy is the Conjur policy: the plugin's host, D variables, and
+// execute on them through a group (the shape of docs/examples).
+func stormPolicy(d int) string {
+	var sb strings.Builder
+	sb.WriteString("- !policy\n  id: swarm\n  body:\n  - !host\n    id: conjur-plugin\n")
+	sb.WriteString("- !policy\n  id: apps\n  body:\n  - !group secret-readers\n  - &vars\n")
+	for i := range d {
+		fmt.Fprintf(&sb, "    - !variable %s\n", strings.TrimPrefix(variableID(i), "apps/"))
+	}
+	sb.WriteString("  - !permit\n    role: !group secret-readers\n    privileges: [read, execute]\n    resources: *vars\n")
+	sb.WriteString("- !grant\n  role: !group apps/secret-readers\n  member: !host swarm/conjur-plugin\n")
+	return sb.String()
+}
+
+// conjurInfo is what the Conjur child tells the harness (the API key goes
+// to the credential file instead).
+type conjurInfo struct {
+	URL     string `json:"url"`
+	Account string `json:"account"`
+}
+
+// serveConjur is the Conjur child process: conjurdev seeded with D
+// variables on loopback HTTP, the plugin host's API key written to
+// work/credential (0600), and a control socket work/control.sock on which the
+// harness sets the latency and reads the request counts. It runs until
+// SIGTERM.
+func serveConjur(work string, d int) error {
+	dev, err := conjurdev.New(conjurdev.Options{})
+	if err != nil {
+		return err
+	}
+	res, err := dev.LoadPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(d)))
+	if err != nil {
+		return fmt.Errorf("loading the storm policy: %w", err)
+	}
+	key, ok := res.CreatedRoles[dev.Account()+":"+pluginRole]
+	if !ok {
+		return fmt.Errorf("the storm policy created no %s", pluginRole)
+	}
+	for i := range d {
+		if err := dev.SetSecret(variableID(i), []byte(variableValue(i))); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, "credential"), []byte(key), 0o600); err != nil {
+		return err
+	}
+	l, err := dev.Listen("127.0.0.1:0", false)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(conjurInfo{URL: l.URL, Account: dev.Account()})
+	})
+	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
+		lat, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		dev.Faults().SetLatency(lat)
+	})
+	mux.HandleFunc("POST /reset-counts", func(http.ResponseWriter, *http.Request) { dev.ResetCounts() })
+	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(dev.Counts())
+	})
+	ln, err := net.Listen("unix", filepath.Join(work, "control.sock"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// conjurCtl is the harness's handle on the Conjur child.
+type conjurCtl struct {
+	proc    *child
+	hc      *http.Client
+	url     string
+	account string
+	key     string
+}
+
+func startConjur(ctx context.Context, self, work string, d int) (*conjurCtl, error) {
+	p, err := startChild(self, work, "conjur", []string{"-child", "conjur", "-work", work, "-variables", fmt.Sprint(d)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(work, "control.sock")
+	c := &conjurCtl{proc: p, hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}}
+	var info conjurInfo
+	if err := p.waitReady(ctx, func() error { return c.call(http.MethodGet, "/info", &info) }); err != nil {
+		return nil, err
+	}
+	key, err := os.ReadFile(filepath.Join(work, "credential"))
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	c.url, c.account, c.key = info.URL, info.Account, string(key)
+	return c, nil
+}
+
+func (c *conjurCtl) call(method, path string, out any) error {
+	req, err := http.NewRequest(method, "http://control"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("conjur child: %s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (c *conjurCtl) setLatency(d time.Duration) error {
+	return c.call(http.MethodPost, "/latency?d="+d.String(), nil)
+}
+
+func (c *conjurCtl) resetCounts() error { return c.call(http.MethodPost, "/reset-counts", nil) }
+
+// requests is the total of every endpoint's count, and the non-zero counts
+// by endpoint ("authn=10000 secret=10000").
+func (c *conjurCtl) requests() (int64, string, error) {
+	var counts map[string]int64
+	if err := c.call(http.MethodGet, "/counts", &counts); err != nil {
+		return 0, "", err
+	}
+	var total int64
+	var parts []string
+	for k, v := range counts {
+		total += v
+		if v != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(parts)
+	return total, strings.Join(parts, " "), nil
+}
+
+func (c *conjurCtl) close() {
+	c.hc.CloseIdleConnections()
+	c.proc.stop()
+}

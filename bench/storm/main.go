@@ -1,0 +1,236 @@
+// Command storm is the benchmark harness of `make bench`: it replays the
+// GetSecret storm a Swarm leader change causes (every running task's secrets
+// asked for at once) against the conjur-swarm plugin running as its own
+// process, and against a naive driver that authenticates and fetches one
+// variable per request, both talking to the same Conjur-compatible server
+// (internal/conjurdev) that adds a fixed latency to every request. It also
+// measures the latency of one GetSecret through the plugin next to one
+// direct conjur-api-go fetch, writes docs/benchmarks.md from the figures,
+// and ends its output with one line: RESULT {json}.
+//
+// It is a development tool: nothing in the product imports it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	plugin      string        // path of the conjur-swarm binary
+	tasks       int           // N
+	secrets     int           // M per task
+	variables   int           // D distinct variables
+	latency     time.Duration // L added by the server to every request
+	concurrency int           // GetSecret calls in flight at most
+	reuse       bool          // mapping rule reuse: true (DoNotReuse=false)
+	samples     int           // sequential calls for the p50 comparison
+	goBench     string        // go test -bench output to include in the doc ("" = none)
+	doc         string        // Markdown file to write ("" = none)
+	keep        bool          // keep the work directory (logs, mapping)
+	pluginEnv   envList       // extra plugin settings (experiments)
+
+	// child process roles (the harness starts itself as the Conjur server
+	// and as the naive driver)
+	child, work, conjurURL, conjurAccount string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.plugin, "plugin", "bin/conjur-swarm", "conjur-swarm binary to run as the plugin process (`make build` makes it)")
+	flag.IntVar(&o.tasks, "tasks", 2000, "N: tasks whose secrets are asked for at once")
+	flag.IntVar(&o.secrets, "secrets", 5, "M: secrets per task")
+	flag.IntVar(&o.variables, "variables", 200, "D: distinct Conjur variables the N x M secrets map to")
+	flag.DurationVar(&o.latency, "latency", 2*time.Millisecond, "L: latency the Conjur-compatible server adds to every request during the storm")
+	flag.IntVar(&o.concurrency, "concurrency", 512, "GetSecret calls in flight at most (the leader's dispatcher burst), the same for both drivers")
+	flag.BoolVar(&o.reuse, "reuse", false, "mapping rule with reuse: true (answers DoNotReuse=false); default reuse: false (DoNotReuse=true)")
+	flag.IntVar(&o.samples, "samples", 2000, "sequential calls each for the direct-fetch vs plugin GetSecret p50 (server latency 0)")
+	flag.StringVar(&o.goBench, "go-bench", "", "file holding `go test -bench` output to include in the document")
+	flag.StringVar(&o.doc, "doc", "", "write the Markdown report to this file, e.g. docs/benchmarks.md")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (plugin log, mapping file) and print its path")
+	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
+	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur or naive child process")
+	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
+	flag.StringVar(&o.conjurURL, "conjur-url", "", "internal: the naive child's Conjur URL")
+	flag.StringVar(&o.conjurAccount, "conjur-account", "", "internal: the naive child's Conjur account")
+	flag.Parse()
+	if o.child != "" {
+		if err := runChild(o); err != nil {
+			fmt.Fprintf(os.Stderr, "storm %s child: %v\n", o.child, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "storm:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "storm:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func runChild(o options) error {
+	switch o.child {
+	case "conjur":
+		return serveConjur(o.work, o.variables)
+	case "naive":
+		return serveNaive(o.work, o.conjurURL, o.conjurAccount)
+	}
+	return fmt.Errorf("unknown -child %q", o.child)
+}
+
+func (o options) validate() error {
+	switch {
+	case o.tasks < 1 || o.secrets < 1 || o.variables < 1:
+		return fmt.Errorf("-tasks, -secrets and -variables must be at least 1")
+	case o.concurrency < 1:
+		return fmt.Errorf("-concurrency must be at least 1")
+	case o.samples < 1:
+		return fmt.Errorf("-samples must be at least 1")
+	case o.latency < 0:
+		return fmt.Errorf("-latency must not be negative")
+	}
+	if _, err := os.Stat(o.plugin); err != nil {
+		return fmt.Errorf("-plugin %s: %w (run `make build` first)", o.plugin, err)
+	}
+	return nil
+}
+
+// result is the RESULT line's object.
+type result struct {
+	NaiveConjurRequests int64   `json:"naive_conjur_requests"`
+	OursConjurRequests  int64   `json:"ours_conjur_requests"`
+	NaiveWallMS         float64 `json:"naive_wall_ms"`
+	OursWallMS          float64 `json:"ours_wall_ms"`
+	OursP99MS           float64 `json:"ours_p99_ms"`
+	DirectFetchP50US    float64 `json:"direct_fetch_p50_us"`
+	PluginGetP50US      float64 `json:"plugin_get_p50_us"`
+	PluginPeakRSSMiB    float64 `json:"plugin_peak_rss_mib"`
+}
+
+func run(ctx context.Context, o options) error {
+	work, err := os.MkdirTemp("", "conjur-swarm-storm-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("work directory:", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := captureEnv()
+	env.LoadBefore = loadAvg()
+
+	cj, err := startConjur(ctx, self, work, o.variables)
+	if err != nil {
+		return err
+	}
+	defer cj.close()
+	plug, plugSock, settings, err := startPlugin(ctx, o, cj, work)
+	if err != nil {
+		return err
+	}
+	defer plug.stop()
+	naive, naiveSock, err := startNaive(ctx, self, work, cj)
+	if err != nil {
+		return err
+	}
+	defer naive.stop()
+
+	load := newLoad(o)
+
+	// 1. Latency of one call at a time, server latency 0, warm token:
+	// direct conjur-api-go fetch vs GetSecret through the plugin socket.
+	fmt.Printf("latency: %d sequential calls each, direct conjur-api-go fetch vs GetSecret through the plugin (server latency 0)\n", o.samples)
+	lat, err := measureLatency(ctx, cj, plugSock, plug, o.samples)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  direct fetch  p50 %s  p90 %s  p99 %s\n", us(lat.direct.p50), us(lat.direct.p90), us(lat.direct.p99))
+	fmt.Printf("  plugin get    p50 %s  p90 %s  p99 %s  (plugin process: %s CPU, %.1f context switches per GetSecret)\n",
+		us(lat.plugin.p50), us(lat.plugin.p90), us(lat.plugin.p99), us(lat.pluginCPU), lat.pluginSwitches)
+
+	// 2. The storm, ours then naive, same requests, same bound, same latency.
+	if err := cj.setLatency(o.latency); err != nil {
+		return err
+	}
+	fmt.Printf("storm: %d tasks x %d secrets over %d variables, %d in flight at most, server latency %s\n",
+		o.tasks, o.secrets, o.variables, o.concurrency, o.latency)
+	ours, err := load.storm(ctx, "ours", plugSock, cj, plug)
+	if err != nil {
+		return err
+	}
+	ours.print()
+	nv, err := load.storm(ctx, "naive", naiveSock, cj, naive)
+	if err != nil {
+		return err
+	}
+	nv.print()
+	env.LoadAfter = loadAvg()
+	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
+
+	if ours.failed > 0 || nv.failed > 0 {
+		return fmt.Errorf("storm answers failed: ours %d (first: %s), naive %d (first: %s); see the plugin log with -keep",
+			ours.failed, ours.firstErr, nv.failed, nv.firstErr)
+	}
+
+	res := result{
+		NaiveConjurRequests: nv.requests,
+		OursConjurRequests:  ours.requests,
+		NaiveWallMS:         round(ms(nv.wall), 1),
+		OursWallMS:          round(ms(ours.wall), 1),
+		OursP99MS:           round(ms(ours.lat.p99), 2),
+		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
+		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
+		PluginPeakRSSMiB:    round(float64(ours.rssKiB)/1024, 1),
+	}
+	if o.doc != "" {
+		var goBench []byte
+		if o.goBench != "" {
+			if goBench, err = os.ReadFile(o.goBench); err != nil {
+				return fmt.Errorf("-go-bench: %w", err)
+			}
+		}
+		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, goBench: string(goBench), plugin: settings})
+		if err := os.WriteFile(o.doc, []byte(doc), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("wrote", o.doc)
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Println("RESULT " + string(line))
+	return nil
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return fmt.Sprint(*e) }
+
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
