@@ -106,7 +106,7 @@ type stormResult struct {
 	byEndpoint string // non-zero counts by endpoint
 	failed     int
 	firstErr   string
-	doNotReuse int // answers with DoNotReuse set
+	doNotReuse int           // answers with DoNotReuse set
 	rssKiB     int64         // the driver process's peak RSS (VmHWM), over its life
 	cpu        time.Duration // the driver process's CPU time during the storm
 }
