@@ -11,6 +11,9 @@ IMAGE     ?= conjur-swarm-agent:$(TAG)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
+SOAK_DURATION ?= 60s
+SOAK_GETS     ?= 100000
+SOAK_WORKERS  ?= 64
 BENCHTIME ?= 1s
 
 .PHONY: help
@@ -54,12 +57,13 @@ e2e: ## The end-to-end suite against the local Docker Engine in swarm mode
 	$(GO) test -count=1 -timeout 15m -v ./e2e/
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
-	@echo "fuzz: not built yet (issue 8)"; exit 1
+fuzz: ## Run every fuzz target in the repo for FUZZTIME each (default 30s); failing inputs become seeds
+	GO='$(GO)' FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh
 
 .PHONY: soak
-soak: ## A bounded soak run (~60 s) through the plugin socket with faults
-	@echo "soak: not built yet (issue 8)"; exit 1
+soak: ## Soak: SOAK_GETS GetSecret calls (100000) through the plugin socket with faults, at most SOAK_DURATION (60s)
+	$(GO) test -count=1 -run '^TestSoak$$' -v -timeout 15m ./internal/reliability/ \
+	  -args -soak='$(SOAK_DURATION)' -soak-gets='$(SOAK_GETS)' -soak-workers='$(SOAK_WORKERS)'
 
 .PHONY: plugin
 plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (replaces that exact name)

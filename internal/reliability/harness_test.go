@@ -465,6 +465,9 @@ func (s *stack) expectCode(req driver.Request, code string) string {
 	if !strings.Contains(res.Err, fmt.Sprintf("secret %q", req.SecretName)) {
 		s.t.Errorf("Err %q does not name the secret %q", res.Err, req.SecretName)
 	}
+	if s.logs == nil {
+		return res.Err // the soak's sink counts audit lines itself
+	}
 	e, ok := s.auditLine(req.TaskID)
 	if !ok {
 		s.t.Fatalf("no audit line for %s", req.TaskID)
@@ -486,6 +489,9 @@ func (s *stack) expectValue(req driver.Request, want []byte) {
 	res := s.get(req)
 	if res.Err != "" || string(res.Value) != string(want) {
 		s.t.Fatalf("%s: Err %q, value ok=%v; want the exact value", req.SecretName, res.Err, string(res.Value) == string(want))
+	}
+	if s.logs == nil {
+		return
 	}
 	e, ok := s.auditLine(req.TaskID)
 	if !ok {
