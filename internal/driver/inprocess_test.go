@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
@@ -54,6 +56,7 @@ type stack struct {
 	ca     []byte
 	apiKey string
 	logs   *logSink
+	obs    *observer.ObservedLogs
 	log    *zap.Logger
 	store  *policy.Store
 }
@@ -81,12 +84,16 @@ func newStack(t *testing.T) *stack {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	sink := &logSink{}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), sink, zap.DebugLevel))
+	obsCore, obs := observer.New(zap.DebugLevel)
+	log := zap.New(zapcore.NewTee(
+		zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), sink, zap.DebugLevel),
+		obsCore,
+	))
 	store, err := policy.NewStore(filepath.Join(examples, "mapping.yml"), log.Named("policy"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key, logs: sink, log: log, store: store}
+	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key, logs: sink, obs: obs, log: log, store: store}
 }
 
 func (s *stack) conjurConfig() conjur.Config {
@@ -242,7 +249,19 @@ func TestInProcessEveryPath(t *testing.T) {
 	for _, v := range values {
 		secrets = append(secrets, v)
 	}
-	logText := s.logs.String()
+	// Every field of every entry, as the observer saw it, plus the JSON text.
+	var fieldText strings.Builder
+	for _, e := range s.obs.All() {
+		fieldText.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&fieldText, " %s=%v", k, v)
+		}
+		fieldText.WriteByte('\n')
+	}
+	if n := s.obs.FilterLoggerName("driver.audit").Len(); n != len(cases) {
+		t.Errorf("%d audit lines for %d requests, want one each", n, len(cases))
+	}
+	logText := s.logs.String() + fieldText.String()
 	if !strings.Contains(logText, `"code":"AUTH_REFUSED"`) || !strings.Contains(logText, `"decision":"allow"`) {
 		t.Fatalf("the log does not hold the audit lines; the leak check would prove nothing:\n%s", logText)
 	}
