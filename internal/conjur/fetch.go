@@ -213,7 +213,7 @@ func (c *Client) wait(ctx context.Context, cl *call, ref Ref, coalesced bool) (V
 	select {
 	case <-cl.done:
 		if cl.res.err != nil {
-			return Value{}, cl.res.err
+			return Value{Coalesced: coalesced}, cl.res.err // no data; says whether the failure was shared
 		}
 		return Value{Data: bytes.Clone(cl.res.data), Coalesced: coalesced, URL: cl.res.url}, nil
 	case <-ctx.Done():
