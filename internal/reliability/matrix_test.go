@@ -87,8 +87,15 @@ func TestFaultMatrix(t *testing.T) {
 			// under the fault in its last moments (coalescing) and share its
 			// TIMEOUT; once that fetch has ended the variable is served.
 			eventually(t, 2*fetchTimeout, "the slow variable is not served after the fault cleared", func() bool {
-				res := s.get(s.byLabel(dbPassword))
-				return res.Err == "" && string(res.Value) == string(s.values[dbPassword])
+				req := s.byLabel(dbPassword)
+				res := s.get(req)
+				if res.Err == "" {
+					return string(res.Value) == string(s.values[dbPassword])
+				}
+				if e, _ := s.auditLine(req.TaskID); e.ContextMap()["coalesced"] != true {
+					t.Fatalf("after the fault cleared, a Get that did not share the old fetch failed: %s", res.Err)
+				}
+				return false
 			})
 			return "TIMEOUT", "next new fetch after the latency is removed"
 		}},
