@@ -100,7 +100,7 @@ func applyDevDefaults(v *viper.Viper, cmd *cobra.Command) {
 // socket server and the optional metrics endpoint, and runs until ctx is
 // cancelled (SIGINT/SIGTERM), then drains.
 func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := newPluginLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
