@@ -12,11 +12,15 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 	"github.com/cyberark/conjur-api-go/conjurapi/authn"
 
+	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/driver"
 )
 
@@ -109,19 +113,23 @@ type stormResult struct {
 	doNotReuse int           // answers with DoNotReuse set
 	rssKiB     int64         // the driver process's peak RSS (VmHWM), over its life
 	cpu        time.Duration // the driver process's CPU time during the storm
+	clientCPU  time.Duration // the harness's (the load generator's) CPU time during the storm
+	conjurCPU  time.Duration // the Conjur server process's CPU time during the storm
+	inFlight   int           // the concurrency bound
 }
 
 func (r stormResult) print() {
 	fmt.Printf("  %-5s  %d Gets in %s (%.0f/s)  p50 %s  p99 %s  max %s  conjur requests %d (%s)  failed %d  DoNotReuse %d\n",
 		r.name, r.gets, r.wall.Round(time.Millisecond), float64(r.gets)/r.wall.Seconds(),
 		msf(r.lat.p50), msf(r.lat.p99), msf(r.lat.max), r.requests, r.byEndpoint, r.failed, r.doNotReuse)
-	fmt.Printf("  process peak RSS %.1f MiB  CPU %s\n", float64(r.rssKiB)/1024, r.cpu.Round(time.Millisecond))
+	fmt.Printf("         driver process peak RSS %.1f MiB; CPU during the storm: driver %s, load generator %s, Conjur server %s\n",
+		float64(r.rssKiB)/1024, r.cpu.Round(time.Millisecond), r.clientCPU.Round(time.Millisecond), r.conjurCPU.Round(time.Millisecond))
 }
 
-// storm sends every request to socket with o.concurrency workers, all
-// released at once, and counts what reached the server meanwhile.
-func (l *load) storm(ctx context.Context, name, socket string, cj *conjurCtl, proc *child) (stormResult, error) {
-	c := newSocketClient(socket, l.o.concurrency)
+// storm sends every request to socket with inFlight workers, all released
+// at once, and counts what reached the server meanwhile.
+func (l *load) storm(ctx context.Context, name, socket string, inFlight int, cj *conjurCtl, proc *child) (stormResult, error) {
+	c := newSocketClient(socket, inFlight)
 	defer c.close()
 	n := len(l.bodies)
 	lat := make([]time.Duration, n)
@@ -137,7 +145,12 @@ func (l *load) storm(ctx context.Context, name, socket string, cj *conjurCtl, pr
 	if err != nil {
 		return stormResult{}, err
 	}
-	for range l.o.concurrency {
+	conjurCPU0, err := processCPU(cj.proc.pid())
+	if err != nil {
+		return stormResult{}, err
+	}
+	self0 := selfCPU()
+	for range inFlight {
 		wg.Go(func() {
 			<-start
 			for {
@@ -164,7 +177,8 @@ func (l *load) storm(ctx context.Context, name, socket string, cj *conjurCtl, pr
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	r := stormResult{name: name, gets: n, wall: time.Since(t0), doNotReuse: int(dnr.Load())}
+	r := stormResult{name: name, gets: n, wall: time.Since(t0), doNotReuse: int(dnr.Load()), inFlight: inFlight}
+	r.clientCPU = selfCPU() - self0
 	if err := ctx.Err(); err != nil {
 		return r, err
 	}
@@ -179,6 +193,11 @@ func (l *load) storm(ctx context.Context, name, socket string, cj *conjurCtl, pr
 		return r, err
 	}
 	r.cpu = cpu1 - cpu0
+	conjurCPU1, err := processCPU(cj.proc.pid())
+	if err != nil {
+		return r, err
+	}
+	r.conjurCPU = conjurCPU1 - conjurCPU0
 	r.lat = percentilesOf(lat)
 	for _, e := range errs {
 		if e != "" {
@@ -193,16 +212,20 @@ func (l *load) storm(ctx context.Context, name, socket string, cj *conjurCtl, pr
 
 // latencies compares one call at a time, warm token, server latency 0.
 type latencies struct {
-	samples        int
-	direct, plugin percentiles
+	samples int
+	direct  percentiles // conjur-api-go RetrieveSecret from the harness
+	client  percentiles // the plugin's Conjur client (conjur.Client.Get) alone, in the harness
+	socket  percentiles // GetSecret to the null driver: the socket and protocol alone
+	plugin  percentiles // GetSecret through the plugin: socket, driver, policy, conjur.Client, Conjur
+
 	pluginCPU      time.Duration // plugin process CPU per GetSecret
 	pluginSwitches float64       // plugin context switches per GetSecret
 }
 
-// measureLatency alternates blocks of direct conjur-api-go fetches and
-// GetSecret calls through the plugin socket, so that a change in the
-// machine's load during the run touches both alike.
-func measureLatency(ctx context.Context, cj *conjurCtl, socket string, plug *child, samples int) (latencies, error) {
+// measureLatency times one call at a time of each kind, alternating blocks
+// of 100 of each so that a change in the machine's load during the run
+// touches all alike.
+func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *child, nullSock string, samples int) (latencies, error) {
 	if err := cj.setLatency(0); err != nil {
 		return latencies{}, err
 	}
@@ -216,75 +239,105 @@ func measureLatency(ctx context.Context, cj *conjurCtl, socket string, plug *chi
 		return latencies{}, err
 	}
 	defer api.GetHttpClient().CloseIdleConnections()
-	c := newSocketClient(socket, 1)
-	defer c.close()
+	cc, err := conjur.New(conjur.Config{
+		ApplianceURLs: []string{cj.url},
+		Account:       cj.account,
+		Login:         pluginLogin,
+		AllowHTTP:     true,
+		APIKey:        cj.key,
+	}, zap.NewNop())
+	if err != nil {
+		return latencies{}, err
+	}
+	defer cc.Close()
+	pc := newSocketClient(plugSock, 1)
+	defer pc.close()
+	nc := newSocketClient(nullSock, 1)
+	defer nc.close()
+
 	const id = 0
+	want := variableValue(id)
 	body, _ := json.Marshal(driver.Request{
 		SecretName:   "storm_v000",
 		SecretLabels: map[string]string{"conjur.variable": variableID(id)},
 		ServiceName:  "svc-00", ServiceID: "service0", TaskID: "task0", NodeID: "node0",
 		TaskImage: "registry.example.com/storm/app:1.0",
 	})
-	// Warm both: token, connections.
-	for range 50 {
-		if _, err := api.RetrieveSecret(variableID(id)); err != nil {
-			return latencies{}, fmt.Errorf("direct fetch: %w", err)
-		}
-		res, err := c.get(ctx, body)
-		if err != nil {
-			return latencies{}, fmt.Errorf("plugin GetSecret: %w", err)
-		}
-		if res.Err != "" {
-			return latencies{}, fmt.Errorf("plugin GetSecret: %s", res.Err)
+	viaSocket := func(c *socketClient, what string) func() error {
+		return func() error {
+			res, err := c.get(ctx, body)
+			if err != nil || res.Err != "" || string(res.Value) != want {
+				return fmt.Errorf("%s: wrong answer (err %v, %s)", what, err, res.Err)
+			}
+			return nil
 		}
 	}
-	direct := make([]time.Duration, 0, samples)
-	plugin := make([]time.Duration, 0, samples)
+	probes := []func() error{
+		func() error {
+			v, err := api.RetrieveSecret(variableID(id))
+			if err != nil || string(v) != want {
+				return fmt.Errorf("direct fetch: wrong answer (err %v)", err)
+			}
+			return nil
+		},
+		func() error {
+			v, err := cc.Get(ctx, conjur.Ref{ID: variableID(id)})
+			if err != nil || string(v.Data) != want {
+				return fmt.Errorf("conjur.Client Get: wrong answer (err %v)", err)
+			}
+			return nil
+		},
+		viaSocket(nc, "null driver GetSecret"),
+		viaSocket(pc, "plugin GetSecret"),
+	}
+	const pluginProbe = 3
+	// Warm every path: tokens, connections.
+	for range 50 {
+		for _, p := range probes {
+			if err := p(); err != nil {
+				return latencies{}, err
+			}
+		}
+	}
+	times := make([][]time.Duration, len(probes))
 	var pluginCPU time.Duration
 	var switches int64
 	const block = 100
-	for len(direct) < samples {
+	for done := 0; done < samples; done += block {
 		if err := ctx.Err(); err != nil {
 			return latencies{}, err
 		}
-		k := min(block, samples-len(direct))
-		for range k {
-			t0 := time.Now()
-			v, err := api.RetrieveSecret(variableID(id))
-			direct = append(direct, time.Since(t0))
-			if err != nil || string(v) != variableValue(id) {
-				return latencies{}, fmt.Errorf("direct fetch: wrong answer (err %v)", err)
+		k := min(block, samples-done)
+		for i, p := range probes {
+			var cpu0 time.Duration
+			var sw0 int64
+			if i == pluginProbe {
+				cpu0, _ = processCPU(plug.pid())
+				sw0, _ = contextSwitches(plug.pid())
+			}
+			for range k {
+				t0 := time.Now()
+				err := p()
+				times[i] = append(times[i], time.Since(t0))
+				if err != nil {
+					return latencies{}, err
+				}
+			}
+			if i == pluginProbe {
+				cpu1, _ := processCPU(plug.pid())
+				sw1, _ := contextSwitches(plug.pid())
+				pluginCPU += cpu1 - cpu0
+				switches += sw1 - sw0
 			}
 		}
-		cpu0, err := processCPU(plug.pid())
-		if err != nil {
-			return latencies{}, err
-		}
-		sw0, err := contextSwitches(plug.pid())
-		if err != nil {
-			return latencies{}, err
-		}
-		for range k {
-			t0 := time.Now()
-			res, err := c.get(ctx, body)
-			plugin = append(plugin, time.Since(t0))
-			if err != nil || res.Err != "" || string(res.Value) != variableValue(id) {
-				return latencies{}, fmt.Errorf("plugin GetSecret: wrong answer (err %v, %s)", err, res.Err)
-			}
-		}
-		cpu1, err := processCPU(plug.pid())
-		if err != nil {
-			return latencies{}, err
-		}
-		sw1, err := contextSwitches(plug.pid())
-		if err != nil {
-			return latencies{}, err
-		}
-		pluginCPU += cpu1 - cpu0
-		switches += sw1 - sw0
 	}
 	return latencies{
-		samples: samples, direct: percentilesOf(direct), plugin: percentilesOf(plugin),
+		samples: samples,
+		direct:  percentilesOf(times[0]),
+		client:  percentilesOf(times[1]),
+		socket:  percentilesOf(times[2]),
+		plugin:  percentilesOf(times[pluginProbe]),
+
 		pluginCPU:      pluginCPU / time.Duration(samples),
 		pluginSwitches: float64(switches) / float64(samples),
 	}, nil
@@ -305,6 +358,15 @@ func percentilesOf(ds []time.Duration) percentiles {
 		return ds[max(0, min(i, len(ds)-1))]
 	}
 	return percentiles{p50: at(0.50), p90: at(0.90), p99: at(0.99), max: ds[len(ds)-1]}
+}
+
+// selfCPU is the harness process's user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64  { return float64(d) / float64(time.Millisecond) }

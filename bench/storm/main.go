@@ -36,11 +36,14 @@ type options struct {
 	goBench     string        // go test -bench output to include in the doc ("" = none)
 	doc         string        // Markdown file to write ("" = none)
 	keep        bool          // keep the work directory (logs, mapping)
-	pluginEnv   envList       // extra plugin settings (experiments)
 
 	// child process roles (the harness starts itself as the Conjur server
-	// and as the naive driver)
+	// and as the naive and null drivers)
 	child, work, conjurURL, conjurAccount string
+
+	pluginEnv envList // extra plugin settings (experiments)
+	extras    bool    // run the other scenarios for the document
+	nodes     int     // in-flight bound of the per-node scenario
 }
 
 func main() {
@@ -56,11 +59,13 @@ func main() {
 	flag.StringVar(&o.goBench, "go-bench", "", "file holding `go test -bench` output to include in the document")
 	flag.StringVar(&o.doc, "doc", "", "write the Markdown report to this file, e.g. docs/benchmarks.md")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (plugin log, mapping file) and print its path")
+	flag.BoolVar(&o.extras, "extras", true, "also run the other scenarios the document shows (floor, cache on, per-node bound)")
+	flag.IntVar(&o.nodes, "nodes", 20, "in-flight bound of the per-node scenario: swarmkit fetches each node's secrets one after another")
 	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
-	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur or naive child process")
+	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur, naive or null child process")
 	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
-	flag.StringVar(&o.conjurURL, "conjur-url", "", "internal: the naive child's Conjur URL")
-	flag.StringVar(&o.conjurAccount, "conjur-account", "", "internal: the naive child's Conjur account")
+	flag.StringVar(&o.conjurURL, "conjur-url", "", "internal: the driver child's Conjur URL")
+	flag.StringVar(&o.conjurAccount, "conjur-account", "", "internal: the driver child's Conjur account")
 	flag.Parse()
 	if o.child != "" {
 		if err := runChild(o); err != nil {
@@ -86,8 +91,8 @@ func runChild(o options) error {
 	switch o.child {
 	case "conjur":
 		return serveConjur(o.work, o.variables)
-	case "naive":
-		return serveNaive(o.work, o.conjurURL, o.conjurAccount)
+	case "naive", "null":
+		return serveDriver(o.child, o.work, o.conjurURL, o.conjurAccount)
 	}
 	return fmt.Errorf("unknown -child %q", o.child)
 }
@@ -96,8 +101,8 @@ func (o options) validate() error {
 	switch {
 	case o.tasks < 1 || o.secrets < 1 || o.variables < 1:
 		return fmt.Errorf("-tasks, -secrets and -variables must be at least 1")
-	case o.concurrency < 1:
-		return fmt.Errorf("-concurrency must be at least 1")
+	case o.concurrency < 1 || o.nodes < 1:
+		return fmt.Errorf("-concurrency and -nodes must be at least 1")
 	case o.samples < 1:
 		return fmt.Errorf("-samples must be at least 1")
 	case o.latency < 0:
@@ -143,29 +148,42 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer cj.close()
-	plug, plugSock, settings, err := startPlugin(ctx, o, cj, work)
+	plug, plugSock, settings, err := startPlugin(ctx, "plugin", o.plugin, o.reuse, o.pluginEnv, cj, work)
 	if err != nil {
 		return err
 	}
 	defer plug.stop()
-	naive, naiveSock, err := startNaive(ctx, self, work, cj)
+	naive, naiveSock, err := startDriver(ctx, "naive", self, work, cj)
 	if err != nil {
 		return err
 	}
 	defer naive.stop()
-
-	load := newLoad(o)
-
-	// 1. Latency of one call at a time, server latency 0, warm token:
-	// direct conjur-api-go fetch vs GetSecret through the plugin socket.
-	fmt.Printf("latency: %d sequential calls each, direct conjur-api-go fetch vs GetSecret through the plugin (server latency 0)\n", o.samples)
-	lat, err := measureLatency(ctx, cj, plugSock, plug, o.samples)
+	null, nullSock, err := startDriver(ctx, "null", self, work, cj)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  direct fetch  p50 %s  p90 %s  p99 %s\n", us(lat.direct.p50), us(lat.direct.p90), us(lat.direct.p99))
-	fmt.Printf("  plugin get    p50 %s  p90 %s  p99 %s  (plugin process: %s CPU, %.1f context switches per GetSecret)\n",
-		us(lat.plugin.p50), us(lat.plugin.p90), us(lat.plugin.p99), us(lat.pluginCPU), lat.pluginSwitches)
+	defer null.stop()
+
+	load := newLoad(o)
+
+	// 1. One call at a time, server latency 0, warm token.
+	fmt.Printf("latency: %d sequential calls of each kind, warm token, server latency 0\n", o.samples)
+	lat, err := measureLatency(ctx, cj, plugSock, plug, nullSock, o.samples)
+	if err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		name string
+		p    percentiles
+	}{
+		{"direct conjur-api-go fetch", lat.direct},
+		{"conjur.Client Get alone", lat.client},
+		{"GetSecret, null driver", lat.socket},
+		{"GetSecret, plugin", lat.plugin},
+	} {
+		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", l.name, us(l.p.p50), us(l.p.p90), us(l.p.p99))
+	}
+	fmt.Printf("  plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.pluginCPU), lat.pluginSwitches)
 
 	// 2. The storm, ours then naive, same requests, same bound, same latency.
 	if err := cj.setLatency(o.latency); err != nil {
@@ -173,22 +191,29 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("storm: %d tasks x %d secrets over %d variables, %d in flight at most, server latency %s\n",
 		o.tasks, o.secrets, o.variables, o.concurrency, o.latency)
-	ours, err := load.storm(ctx, "ours", plugSock, cj, plug)
+	ours, err := load.storm(ctx, "ours", plugSock, o.concurrency, cj, plug)
 	if err != nil {
 		return err
 	}
 	ours.print()
-	nv, err := load.storm(ctx, "naive", naiveSock, cj, naive)
+	nv, err := load.storm(ctx, "naive", naiveSock, o.concurrency, cj, naive)
 	if err != nil {
 		return err
 	}
 	nv.print()
 	env.LoadAfter = loadAvg()
 	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
-
 	if ours.failed > 0 || nv.failed > 0 {
 		return fmt.Errorf("storm answers failed: ours %d (first: %s), naive %d (first: %s); see the plugin log with -keep",
 			ours.failed, ours.firstErr, nv.failed, nv.firstErr)
+	}
+
+	// 3. Other scenarios for the document, not in RESULT.
+	var extras []stormResult
+	if o.extras {
+		if extras, err = runExtras(ctx, o, load, work, cj, plugSock, plug, naiveSock, naive, nullSock, null); err != nil {
+			return err
+		}
 	}
 
 	res := result{
@@ -208,7 +233,7 @@ func run(ctx context.Context, o options) error {
 				return fmt.Errorf("-go-bench: %w", err)
 			}
 		}
-		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, goBench: string(goBench), plugin: settings})
+		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, extras: extras, goBench: string(goBench), plugin: settings})
 		if err := os.WriteFile(o.doc, []byte(doc), 0o644); err != nil {
 			return err
 		}

@@ -53,12 +53,53 @@ func (n *naiveDriver) Get(req secrets.Request) secrets.Response {
 	return secrets.Response{Value: v, DoNotReuse: true}
 }
 
-// serveNaive is the naive driver's child process: it serves on
-// work/naive.sock until SIGTERM, with the API key from work/credential.
-func serveNaive(work, url, account string) error {
-	key, err := os.ReadFile(filepath.Join(work, "credential"))
+// nullDriver answers every Get from memory with the value the harness
+// expects, without Conjur: the same handler and socket as the naive driver,
+// so a storm against it measures the floor, what the load generator and
+// the plugin protocol cost on this machine whatever the driver does.
+type nullDriver struct{}
+
+func (nullDriver) Get(req secrets.Request) secrets.Response {
+	var i int
+	if _, err := fmt.Sscanf(req.SecretLabels["conjur.variable"], "apps/storm/v%d", &i); err != nil {
+		return secrets.Response{Err: "not a storm variable"}
+	}
+	return secrets.Response{Value: []byte(variableValue(i)), DoNotReuse: true}
+}
+
+// serveDriver is a driver child process ("naive" or "null"): it serves on
+// work/<kind>.sock until SIGTERM.
+func serveDriver(kind, work, url, account string) error {
+	var drv secrets.Driver = nullDriver{}
+	if kind == "naive" {
+		d, err := newNaive(work, url, account)
+		if err != nil {
+			return err
+		}
+		drv = d
+	}
+	ln, err := net.Listen("unix", filepath.Join(work, kind+".sock"))
 	if err != nil {
 		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = ln.Close()
+	}()
+	err = secrets.NewHandler(drv).Serve(ln)
+	if ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// newNaive builds the naive driver with the API key from work/credential.
+func newNaive(work, url, account string) (*naiveDriver, error) {
+	key, err := os.ReadFile(filepath.Join(work, "credential"))
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 1024
@@ -73,30 +114,17 @@ func serveNaive(work, url, account string) error {
 		login: authn.LoginPair{Login: pluginLogin, APIKey: strings.TrimSpace(string(key))},
 		hc:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}
-	ln, err := net.Listen("unix", filepath.Join(work, "naive.sock"))
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = ln.Close()
-	}()
-	err = secrets.NewHandler(d).Serve(ln)
-	if ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return d, nil
 }
 
-// startNaive runs the naive driver as its own process, like the plugin.
-func startNaive(ctx context.Context, self, work string, cj *conjurCtl) (*child, string, error) {
-	p, err := startChild(self, work, "naive", []string{"-child", "naive", "-work", work, "-conjur-url", cj.url, "-conjur-account", cj.account}, nil)
+// startDriver runs the naive or the null driver as its own process, like
+// the plugin.
+func startDriver(ctx context.Context, kind, self, work string, cj *conjurCtl) (*child, string, error) {
+	p, err := startChild(self, work, kind, []string{"-child", kind, "-work", work, "-conjur-url", cj.url, "-conjur-account", cj.account}, nil)
 	if err != nil {
 		return nil, "", err
 	}
-	sock := filepath.Join(work, "naive.sock")
+	sock := filepath.Join(work, kind+".sock")
 	err = p.waitReady(ctx, func() error {
 		c, err := net.Dial("unix", sock)
 		if err != nil {

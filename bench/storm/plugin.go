@@ -27,12 +27,12 @@ rules:
 // startPlugin runs `conjur-swarm serve` as its own process, configured
 // through the environment only, as the managed plugin is, with the
 // credential in a file.
-func startPlugin(ctx context.Context, o options, cj *conjurCtl, work string) (*child, string, []string, error) {
-	mapFile := filepath.Join(work, "mapping.yml")
-	if err := os.WriteFile(mapFile, []byte(mappingFile(o.reuse)), 0o644); err != nil {
+func startPlugin(ctx context.Context, name, bin string, reuse bool, extraEnv []string, cj *conjurCtl, work string) (*child, string, []string, error) {
+	mapFile := filepath.Join(work, name+"-mapping.yml")
+	if err := os.WriteFile(mapFile, []byte(mappingFile(reuse)), 0o644); err != nil {
 		return nil, "", nil, err
 	}
-	sock := filepath.Join(work, "conjur.sock")
+	sock := filepath.Join(work, name+".sock")
 	settings := []string{
 		"CONJUR_APPLIANCE_URL=" + cj.url,
 		"CONJUR_ACCOUNT=" + cj.account,
@@ -42,8 +42,8 @@ func startPlugin(ctx context.Context, o options, cj *conjurCtl, work string) (*c
 		"CONJUR_SWARM_MAPPING_FILE=" + mapFile,
 		"CONJUR_SWARM_SOCKET=" + sock,
 	}
-	settings = append(settings, o.pluginEnv...)
-	p, err := startChild(o.plugin, work, "plugin", []string{"serve"}, settings)
+	settings = append(settings, extraEnv...)
+	p, err := startChild(bin, work, name, []string{"serve"}, settings)
 	if err != nil {
 		return nil, "", nil, err
 	}

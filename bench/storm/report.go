@@ -107,6 +107,7 @@ type report struct {
 	res         result
 	ours, naive stormResult
 	lat         latencies
+	extras      []stormResult
 	goBench     string
 	plugin      []string
 }

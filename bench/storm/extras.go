@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// runExtras runs the scenarios that explain the default storm's figures,
+// with the same requests and server latency:
+//   - floor: a driver that answers from memory, on the same handler and
+//     socket: what the load generator and the protocol cost on this machine;
+//   - cached: the plugin with a reuse: true rule and CONJUR_SWARM_CACHE_TTL=30s;
+//   - per node: ours and naive with only o.nodes calls in flight, as when
+//     swarmkit's dispatcher fetches each node's secrets one after another.
+func runExtras(ctx context.Context, o options, load *load, work string, cj *conjurCtl,
+	plugSock string, plug *child, naiveSock string, naive *child, nullSock string, null *child) ([]stormResult, error) {
+	var out []stormResult
+	add := func(r stormResult, err error) error {
+		if err != nil {
+			return err
+		}
+		r.print()
+		if r.failed > 0 {
+			return fmt.Errorf("storm %q: %d answers failed (first: %s)", r.name, r.failed, r.firstErr)
+		}
+		out = append(out, r)
+		return nil
+	}
+
+	if err := add(load.storm(ctx, "floor", nullSock, o.concurrency, cj, null)); err != nil {
+		return nil, err
+	}
+
+	cached, cachedSock, _, err := startPlugin(ctx, "cached", o.plugin, true, append([]string{"CONJUR_SWARM_CACHE_TTL=30s"}, o.pluginEnv...), cj, work)
+	if err != nil {
+		return nil, err
+	}
+	defer cached.stop()
+	if err := warm(ctx, cachedSock); err != nil {
+		return nil, err
+	}
+	if err := add(load.storm(ctx, "ours, reuse: true + cache 30s", cachedSock, o.concurrency, cj, cached)); err != nil {
+		return nil, err
+	}
+
+	if err := add(load.storm(ctx, fmt.Sprintf("ours, %d in flight", o.nodes), plugSock, o.nodes, cj, plug)); err != nil {
+		return nil, err
+	}
+	if err := add(load.storm(ctx, fmt.Sprintf("naive, %d in flight", o.nodes), naiveSock, o.nodes, cj, naive)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// warm makes a plugin authenticate without caching any storm variable: it
+// asks for a variable that does not exist (answered NOT_FOUND).
+func warm(ctx context.Context, socket string) error {
+	c := newSocketClient(socket, 1)
+	defer c.close()
+	body := []byte(`{"SecretName":"warm","SecretLabels":{"conjur.variable":"apps/storm/warm-up"},"ServiceName":"warm"}`)
+	res, err := c.get(ctx, body)
+	if err != nil {
+		return fmt.Errorf("warming the cached plugin: %w", err)
+	}
+	if !strings.Contains(res.Err, "NOT_FOUND") {
+		return fmt.Errorf("warming the cached plugin: want a NOT_FOUND answer, got %q", res.Err)
+	}
+	return nil
+}
