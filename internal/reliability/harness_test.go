@@ -132,15 +132,32 @@ func (s *secretSet) forms() []string {
 	defer s.mu.Unlock()
 	var out []string
 	for _, v := range s.vals {
-		q, _ := json.Marshal(string(v))
-		for _, f := range []string{string(v), base64.StdEncoding.EncodeToString(v), base64.RawURLEncoding.EncodeToString(v),
-			string(q[1 : len(q)-1]), fmt.Sprintf("%q", v), hex.EncodeToString(v)} {
-			if len(f) >= 8 {
-				out = append(out, f)
+		for _, f := range []string{string(v), fmt.Sprintf("%q", v), base64.StdEncoding.EncodeToString(v),
+			base64.RawURLEncoding.EncodeToString(v), hex.EncodeToString(v)} {
+			// As written, and as a JSON log line escapes it (encoding/json
+			// and zap's encoder differ on invalid UTF-8).
+			q, _ := json.Marshal(f)
+			for _, form := range []string{f, string(q[1 : len(q)-1]), zapEscaped(f)} {
+				if len(form) >= 8 {
+					out = append(out, form)
+				}
 			}
 		}
 	}
 	return out
+}
+
+// zapEscaped is s as zap's JSON encoder writes a string field, without the quotes.
+func zapEscaped(s string) string {
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{})
+	buf, err := enc.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.String("x", s)})
+	if err != nil {
+		return s
+	}
+	defer buf.Free()
+	line := strings.TrimSpace(buf.String())
+	line = strings.TrimPrefix(line, `{"x":"`)
+	return strings.TrimSuffix(line, `"}`)
 }
 
 // find reports which secret forms appear in text (by index, never the form).
