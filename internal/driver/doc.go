@@ -1,4 +1,22 @@
-// Package driver answers Docker Swarm's secret driver calls: it decodes a
-// GetSecret request, resolves it through the mapping policy, fetches the value
-// from Conjur and writes one audit record per decision.
+// Package driver answers Docker Swarm's secret driver calls.
+//
+// The leader manager posts /SecretProvider.GetSecret with a secret's name and
+// labels and the task's service, image and node. A Driver decodes that
+// request (keeping NodeID, which go-plugins-helpers' type drops), resolves it
+// through the mapping policy, fetches the value from Conjur, checks that
+// Swarm can use it (1 byte to under 500 KiB) and answers Value and
+// DoNotReuse, or an Err that carries a stable code, the secret, the variable,
+// the rule, what failed and what to do. Every decision writes exactly one
+// audit log line (never the value) and is kept in a ring of recent decisions.
+//
+// A Server serves a Driver on the plugin's unix socket, with two private
+// endpoints beside GetSecret: /ConjurSwarm.Status (credential fingerprint,
+// Conjur contact, mapping file, counters, recent decisions) and
+// /ConjurSwarm.Bootstrap (the credential handoff). Client speaks the same
+// protocol, the way Docker does, for the get and status commands and for the
+// Agent, which hands the bootstrap credential from a swarm secret to every
+// plugin socket it finds.
+//
+// The package depends on the policy and Conjur client only through the small
+// interfaces in interfaces.go.
 package driver
