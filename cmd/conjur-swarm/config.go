@@ -36,7 +36,7 @@ var settings = []setting{
 	{"credential_file", "CONJUR_SWARM_CREDENTIAL_FILE", "", "credential-file", "file with the API key or credential JSON, re-read at each authentication"},
 	{"metrics_listen", "CONJUR_SWARM_METRICS_LISTEN", "", "metrics-listen", "host:port for Prometheus /metrics; empty = off"},
 	{"allow_http", "CONJUR_SWARM_ALLOW_HTTP", "false", "allow-http", "allow plain http:// Conjur URLs (development only)"},
-	{"shutdown_timeout", "CONJUR_SWARM_SHUTDOWN_TIMEOUT", "20s", "shutdown-timeout", "how long to let in-flight requests finish on SIGTERM"},
+	{"shutdown_timeout", "CONJUR_SWARM_SHUTDOWN_TIMEOUT", "8s", "shutdown-timeout", "how long to let in-flight requests finish on SIGTERM (Docker kills a plugin 10s after it)"},
 
 	{"appliance_url", "CONJUR_APPLIANCE_URL", "", "", "Conjur URL(s), comma-separated (followers are tried in order)"},
 	{"account", "CONJUR_ACCOUNT", "", "", "Conjur account"},
@@ -197,7 +197,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	}
 	c.FetchTimeout = duration("CONJUR_SWARM_FETCH_TIMEOUT", raw.FetchTimeout, 0, 29*time.Second, false, "5s")
 	c.CacheTTL = duration("CONJUR_SWARM_CACHE_TTL", raw.CacheTTL, 0, 10*time.Minute, true, "30s")
-	c.ShutdownTimeout = duration("CONJUR_SWARM_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, 0, 5*time.Minute, false, "20s")
+	c.ShutdownTimeout = duration("CONJUR_SWARM_SHUTDOWN_TIMEOUT", raw.ShutdownTimeout, 0, 5*time.Minute, false, "8s")
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
 			bad("CONJUR_SWARM_METRICS_LISTEN is %q: give host:port, e.g. 127.0.0.1:9090, or leave it empty", raw.MetricsListen)

@@ -46,7 +46,7 @@ func TestLoadConfig(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		FetchTimeout:    5 * time.Second,
-		ShutdownTimeout: 20 * time.Second,
+		ShutdownTimeout: 8 * time.Second,
 	}
 	tests := []struct {
 		name string
