@@ -38,12 +38,6 @@ const (
 // be 1 byte to MaxValueBytes-1 bytes.
 const MaxValueBytes = 500 * 1024
 
-// answerError is a failed decision: the code, what failed and what to do.
-type answerError struct {
-	code Code
-	msg  string // what failed; what to do. Never holds a secret value.
-}
-
 // errText formats the Err an answer carries:
 //
 //	conjur-swarm [CODE] secret "S" (variable "V", rule "R"): what failed; what to do
