@@ -1,0 +1,163 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/policy"
+)
+
+const sampleBench = `goos: linux
+goarch: amd64
+pkg: github.com/cyberark/conjur-swarm/internal/driver
+cpu: Intel(R) Xeon(R) Processor
+BenchmarkDecodeRequest-2     	   54126	     22926 ns/op	  24.73 MB/s	    5352 B/op	      41 allocs/op
+BenchmarkDirectFetch-2       	   19875	     53095 ns/op	   11902 B/op	     129 allocs/op
+PASS
+ok  	github.com/cyberark/conjur-swarm/internal/driver	3.976s
+pkg: github.com/cyberark/conjur-swarm/internal/conjur
+BenchmarkGet/serial-2         	   19136	     65323 ns/op	         1.000 requests/get	   17911 B/op	     231 allocs/op
+--- FAIL: BenchmarkBroken
+BenchmarkOdd-2 1 2 ns/op extra
+`
+
+func TestParseGoBench(t *testing.T) {
+	got := parseGoBench(sampleBench)
+	type row struct{ Pkg, Name, NS, B, Allocs, Others string }
+	var rows []row
+	for _, b := range got {
+		rows = append(rows, row{b.pkg, b.name, b.metric("ns/op"), b.metric("B/op"), b.metric("allocs/op"), b.others()})
+	}
+	want := []row{
+		{"internal/driver", "BenchmarkDecodeRequest-2", "22926", "5352", "41", "24.73 MB/s"},
+		{"internal/driver", "BenchmarkDirectFetch-2", "53095", "11902", "129", ""},
+		{"internal/conjur", "BenchmarkGet/serial-2", "65323", "17911", "231", "1.000 requests/get"},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("parseGoBench (-want +got):\n%s", diff)
+	}
+	sock, direct, ok := inProcess(got)
+	if ok || sock != 0 || direct != 53095 {
+		t.Errorf("inProcess without the socket benchmark = %v, %v, %v; want 0, 53095, false", sock, direct, ok)
+	}
+}
+
+func FuzzParseGoBench(f *testing.F) {
+	f.Add(sampleBench)
+	f.Add("BenchmarkX 1 2 ns/op\npkg: \n")
+	f.Fuzz(func(t *testing.T, out string) {
+		for _, b := range parseGoBench(out) {
+			if !strings.HasPrefix(b.name, "Benchmark") {
+				t.Fatalf("parsed a line that is not a benchmark: %q", b.name)
+			}
+			_ = b.others()
+		}
+	})
+}
+
+func TestPercentilesOf(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := percentilesOf(ds)
+	want := percentiles{p50: 50 * time.Millisecond, p90: 90 * time.Millisecond, p99: 99 * time.Millisecond, max: 100 * time.Millisecond}
+	if got != want {
+		t.Errorf("percentilesOf(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if got := percentilesOf([]time.Duration{7}); got != (percentiles{7, 7, 7, 7}) {
+		t.Errorf("percentilesOf(one) = %+v", got)
+	}
+	if got := percentilesOf(nil); got != (percentiles{}) {
+		t.Errorf("percentilesOf(nil) = %+v", got)
+	}
+}
+
+// TestFixtures checks that the mapping files the plugin gets are valid and
+// resolve storm requests as the report says, and that the storm's Conjur
+// policy grants the plugin host every variable.
+func TestFixtures(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		p, err := policy.Parse("mapping.yml", []byte(mappingFile(reuse)))
+		if err != nil {
+			t.Fatalf("mappingFile(%t): %v", reuse, err)
+		}
+		d := p.Resolve(policy.Request{SecretName: "storm_v007", SecretLabels: map[string]string{"conjur.variable": variableID(7)}})
+		if !d.Allow || d.Variable != variableID(7) || d.DoNotReuse == reuse {
+			t.Errorf("mappingFile(%t) resolves to %+v; want allow %s with DoNotReuse=%t", reuse, d, variableID(7), !reuse)
+		}
+	}
+
+	dev, err := conjurdev.New(conjurdev.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dev.LoadPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(3)))
+	if err != nil {
+		t.Fatalf("stormPolicy: %v", err)
+	}
+	if res.CreatedRoles[dev.Account()+":"+pluginRole] == "" {
+		t.Fatalf("stormPolicy created no %s: %v", pluginRole, res.CreatedRoles)
+	}
+	for i := range 3 {
+		if err := dev.SetSecret(variableID(i), []byte(variableValue(i))); err != nil {
+			t.Errorf("variable %s: %v", variableID(i), err)
+		}
+	}
+}
+
+func TestLoadSpreadsVariables(t *testing.T) {
+	l := newLoad(options{tasks: 40, secrets: 5, variables: 20})
+	if len(l.bodies) != 200 || len(l.want) != 200 {
+		t.Fatalf("got %d bodies and %d values, want 200", len(l.bodies), len(l.want))
+	}
+	seen := map[string]int{}
+	for _, v := range l.want {
+		seen[v]++
+	}
+	if len(seen) != 20 {
+		t.Errorf("the load asks for %d distinct variables, want 20", len(seen))
+	}
+	for v, n := range seen {
+		if n != 10 {
+			t.Errorf("variable value %s asked for %d times, want 10", v, n)
+		}
+	}
+}
+
+func TestProcReaders(t *testing.T) {
+	pid := os.Getpid()
+	rss, err := peakRSSKiB(pid)
+	if err != nil || rss <= 0 {
+		t.Errorf("peakRSSKiB(self) = %d, %v; want a positive size", rss, err)
+	}
+	if _, err := processCPU(pid); err != nil {
+		t.Errorf("processCPU(self): %v", err)
+	}
+	if n, err := contextSwitches(pid); err != nil || n <= 0 {
+		t.Errorf("contextSwitches(self) = %d, %v; want a positive count", n, err)
+	}
+	if _, err := peakRSSKiB(-1); err == nil {
+		t.Error("peakRSSKiB(-1) succeeded; want an error")
+	}
+}
+
+func TestEnvList(t *testing.T) {
+	var e envList
+	if err := e.Set("GOGC=200"); err != nil {
+		t.Errorf("Set(GOGC=200): %v", err)
+	}
+	for _, bad := range []string{"GOGC", "=1"} {
+		if err := e.Set(bad); err == nil {
+			t.Errorf("Set(%q) succeeded; want an error", bad)
+		}
+	}
+	if diff := cmp.Diff(envList{"GOGC=200"}, e); diff != "" {
+		t.Errorf("envList (-want +got):\n%s", diff)
+	}
+}
