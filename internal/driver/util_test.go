@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"testing"
 )
@@ -25,3 +26,5 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", path) }
