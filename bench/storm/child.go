@@ -32,6 +32,8 @@ func startChild(bin, work, name string, args, env []string) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// The child ends with the harness even if the harness is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("starting the %s process: %w", name, err)
