@@ -311,10 +311,11 @@ func (s *suite) pluginSettings(withCredentialFile bool, identityDir string) []st
 }
 
 // installPlugin builds the managed plugin with `make plugin`, configures it
-// and enables it (the caller removes it with removePlugin). version
-// makes the plugin's content unique: this engine refuses `docker plugin
-// create` of content identical to an existing plugin's ("content sha256:...:
-// already exists").
+// and enables it (the caller removes it with removePlugin). version is
+// stamped into the binary (`conjur-swarm status` shows it), which also keeps
+// the plugin's content distinct from any other plugin's: this engine refuses
+// `docker plugin create` of a directory whose content (files and mtimes) an
+// existing plugin already has ("content sha256:...: already exists").
 func (s *suite) installPlugin(name, version string, settings []string) (id string, err error) {
 	repo, tag, _ := strings.Cut(name, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -118,7 +118,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		"not found",                       // the denied task (step 8)
 		"DENIED",                          // its decision in status (step 8)
 		"demo-db-password-0002\n",         // rotation (step 9)
-		"NONE: hand one over",             // no credential (step 10)
+		"NONE",                            // no credential (step 10)
 		"handoff",                         // the handoff (step 10)
 		"no key in docker plugin inspect", // (step 10)
 	} {
