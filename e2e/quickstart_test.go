@@ -35,8 +35,7 @@ func quickstartBlocks(doc string) string {
 // order, with bash -euo pipefail, and checks what the walk-through says they
 // print. Only names are changed so that the run cannot touch a user's
 // objects: the plugin, images, services and secrets get this run's prefix,
-// files go to a temporary directory, the dev server to a free port, and the
-// `docker swarm init` line is left out (the swarm is already active).
+// files go to a temporary directory, and the dev server to a free port.
 func TestQuickstartRunsAsWritten(t *testing.T) {
 	s := getSuite(t)
 	doc, err := os.ReadFile(filepath.Join(s.root, "docs", "quickstart.md"))
@@ -65,7 +64,6 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		"127.0.0.1:8443", fmt.Sprintf("127.0.0.1:%d", port),
 		"/etc/conjur-swarm-demo", dir+"/etc",
 		"/tmp/", dir+"/",
-		"docker swarm init", ": docker swarm init",
 	).Replace(quickstartBlocks(string(doc)))
 	// The walk-through deploys stack "shop" (the demo data holds
 	// apps/shop/*): never touch someone else's.
