@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,15 +77,19 @@ func serveConjur(work string, d int) error {
 	if err := os.WriteFile(filepath.Join(work, "credential"), []byte(key), 0o600); err != nil {
 		return err
 	}
-	l, err := dev.Listen("127.0.0.1:0", false)
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	lim := &slotLimiter{h: dev}
+	api := &http.Server{Handler: lim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = api.Serve(tcp) }()
+	defer api.Close()
+	url := "http://" + tcp.Addr().String()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(conjurInfo{URL: l.URL, Account: dev.Account()})
+		_ = json.NewEncoder(w).Encode(conjurInfo{URL: url, Account: dev.Account()})
 	})
 	mux.HandleFunc("POST /latency", func(w http.ResponseWriter, r *http.Request) {
 		lat, err := time.ParseDuration(r.URL.Query().Get("d"))
@@ -92,6 +98,14 @@ func serveConjur(work string, d int) error {
 			return
 		}
 		dev.Faults().SetLatency(lat)
+	})
+	mux.HandleFunc("POST /slots", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 {
+			http.Error(w, "n must be a number of at least 0", http.StatusBadRequest)
+			return
+		}
+		lim.set(n)
 	})
 	mux.HandleFunc("POST /reset-counts", func(http.ResponseWriter, *http.Request) { dev.ResetCounts() })
 	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
@@ -112,6 +126,35 @@ func serveConjur(work string, d int) error {
 		return err
 	}
 	return nil
+}
+
+// slotLimiter serves at most n requests at once (0: no limit), the others
+// waiting for a slot: a model of a server with a bounded worker pool. The
+// added latency is spent inside the slot.
+type slotLimiter struct {
+	h   http.Handler
+	sem atomic.Pointer[chan struct{}]
+}
+
+func (l *slotLimiter) set(n int) {
+	if n == 0 {
+		l.sem.Store(nil)
+		return
+	}
+	sem := make(chan struct{}, n)
+	l.sem.Store(&sem)
+}
+
+func (l *slotLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if sem := l.sem.Load(); sem != nil {
+		select {
+		case *sem <- struct{}{}:
+			defer func() { <-*sem }()
+		case <-r.Context().Done():
+			return
+		}
+	}
+	l.h.ServeHTTP(w, r)
 }
 
 // conjurCtl is the harness's handle on the Conjur child.
@@ -169,6 +212,11 @@ func (c *conjurCtl) call(method, path string, out any) error {
 
 func (c *conjurCtl) setLatency(d time.Duration) error {
 	return c.call(http.MethodPost, "/latency?d="+d.String(), nil)
+}
+
+// setSlots bounds the requests the server answers at once (0: no bound).
+func (c *conjurCtl) setSlots(n int) error {
+	return c.call(http.MethodPost, fmt.Sprintf("/slots?n=%d", n), nil)
 }
 
 func (c *conjurCtl) resetCounts() error { return c.call(http.MethodPost, "/reset-counts", nil) }

@@ -11,6 +11,8 @@ import (
 //   - floor: a driver that answers from memory, on the same handler and
 //     socket: what the load generator and the protocol cost on this machine;
 //   - cached: the plugin with a reuse: true rule and CONJUR_SWARM_CACHE_TTL=30s;
+//   - bounded server: ours and naive against a Conjur stand-in that answers
+//     at most o.serverSlots requests at once;
 //   - per node: ours and naive with only o.nodes calls in flight, as when
 //     swarmkit's dispatcher fetches each node's secrets one after another.
 func runExtras(ctx context.Context, o options, load *load, work string, cj *conjurCtl,
@@ -44,6 +46,20 @@ func runExtras(ctx context.Context, o options, load *load, work string, cj *conj
 		return nil, err
 	}
 
+	if o.serverSlots > 0 {
+		if err := cj.setSlots(o.serverSlots); err != nil {
+			return nil, err
+		}
+		if err := add(load.storm(ctx, fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), plugSock, o.concurrency, cj, plug)); err != nil {
+			return nil, err
+		}
+		if err := add(load.storm(ctx, fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), naiveSock, o.concurrency, cj, naive)); err != nil {
+			return nil, err
+		}
+		if err := cj.setSlots(0); err != nil {
+			return nil, err
+		}
+	}
 	if err := add(load.storm(ctx, fmt.Sprintf("ours, %d in flight", o.nodes), plugSock, o.nodes, cj, plug)); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,6 +125,18 @@ func (r stormResult) print() {
 		msf(r.lat.p50), msf(r.lat.p99), msf(r.lat.max), r.requests, r.byEndpoint, r.failed, r.doNotReuse)
 	fmt.Printf("         driver process peak RSS %.1f MiB; CPU during the storm: driver %s, load generator %s, Conjur server %s\n",
 		float64(r.rssKiB)/1024, r.cpu.Round(time.Millisecond), r.clientCPU.Round(time.Millisecond), r.conjurCPU.Round(time.Millisecond))
+}
+
+// median returns the run with the median wall time (the upper one of an
+// even count), with rssKiB the largest of all runs (the process's peak).
+func median(runs []stormResult) stormResult {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b stormResult) int { return cmp.Compare(a.wall, b.wall) })
+	m := sorted[len(sorted)/2]
+	for _, r := range runs {
+		m.rssKiB = max(m.rssKiB, r.rssKiB)
+	}
+	return m
 }
 
 // storm sends every request to socket with inFlight workers, all released

@@ -44,6 +44,10 @@ type options struct {
 	pluginEnv envList // extra plugin settings (experiments)
 	extras    bool    // run the other scenarios for the document
 	nodes     int     // in-flight bound of the per-node scenario
+	rounds    int     // default-storm rounds per driver
+	// serverSlots bounds the requests the Conjur stand-in answers at once in
+	// the bounded-server scenario (0: skip it)
+	serverSlots int
 }
 
 func main() {
@@ -61,6 +65,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (plugin log, mapping file) and print its path")
 	flag.BoolVar(&o.extras, "extras", true, "also run the other scenarios the document shows (floor, cache on, per-node bound)")
 	flag.IntVar(&o.nodes, "nodes", 20, "in-flight bound of the per-node scenario: swarmkit fetches each node's secrets one after another")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the default storm per driver, alternating; the median round's figures are reported")
+	flag.IntVar(&o.serverSlots, "server-slots", 8, "the bounded-server scenario's Conjur answers at most this many requests at once (0: skip the scenario)")
 	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
 	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur, naive or null child process")
 	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
@@ -101,8 +107,10 @@ func (o options) validate() error {
 	switch {
 	case o.tasks < 1 || o.secrets < 1 || o.variables < 1:
 		return fmt.Errorf("-tasks, -secrets and -variables must be at least 1")
-	case o.concurrency < 1 || o.nodes < 1:
-		return fmt.Errorf("-concurrency and -nodes must be at least 1")
+	case o.concurrency < 1 || o.nodes < 1 || o.rounds < 1:
+		return fmt.Errorf("-concurrency, -nodes and -rounds must be at least 1")
+	case o.serverSlots < 0:
+		return fmt.Errorf("-server-slots must not be negative")
 	case o.samples < 1:
 		return fmt.Errorf("-samples must be at least 1")
 	case o.latency < 0:
@@ -191,21 +199,31 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("storm: %d tasks x %d secrets over %d variables, %d in flight at most, server latency %s\n",
 		o.tasks, o.secrets, o.variables, o.concurrency, o.latency)
-	ours, err := load.storm(ctx, "ours", plugSock, o.concurrency, cj, plug)
-	if err != nil {
-		return err
+	// Rounds alternate ours and naive so that a change in the machine's load
+	// touches both; each driver's figures are those of its median round.
+	var oursRuns, naiveRuns []stormResult
+	for round := range o.rounds {
+		fmt.Printf(" round %d of %d\n", round+1, o.rounds)
+		r, err := load.storm(ctx, "ours", plugSock, o.concurrency, cj, plug)
+		if err != nil {
+			return err
+		}
+		r.print()
+		oursRuns = append(oursRuns, r)
+		if r, err = load.storm(ctx, "naive", naiveSock, o.concurrency, cj, naive); err != nil {
+			return err
+		}
+		r.print()
+		naiveRuns = append(naiveRuns, r)
 	}
-	ours.print()
-	nv, err := load.storm(ctx, "naive", naiveSock, o.concurrency, cj, naive)
-	if err != nil {
-		return err
-	}
-	nv.print()
+	ours, nv := median(oursRuns), median(naiveRuns)
 	env.LoadAfter = loadAvg()
+	fmt.Printf("median rounds: ours %s, naive %s\n", ours.wall.Round(time.Millisecond), nv.wall.Round(time.Millisecond))
 	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
-	if ours.failed > 0 || nv.failed > 0 {
-		return fmt.Errorf("storm answers failed: ours %d (first: %s), naive %d (first: %s); see the plugin log with -keep",
-			ours.failed, ours.firstErr, nv.failed, nv.firstErr)
+	for _, r := range append(oursRuns, naiveRuns...) {
+		if r.failed > 0 {
+			return fmt.Errorf("storm answers failed: %s %d (first: %s); see the logs with -keep", r.name, r.failed, r.firstErr)
+		}
 	}
 
 	// 3. Other scenarios for the document, not in RESULT.
@@ -233,7 +251,7 @@ func run(ctx context.Context, o options) error {
 				return fmt.Errorf("-go-bench: %w", err)
 			}
 		}
-		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, extras: extras, goBench: string(goBench), plugin: settings})
+		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, goBench: string(goBench), plugin: settings})
 		if err := os.WriteFile(o.doc, []byte(doc), 0o644); err != nil {
 			return err
 		}
