@@ -386,13 +386,15 @@ func renderLimits(w func(string, ...any), r report) {
 	if hasFloor {
 		w("; the null driver, with the same connections, peaked at %.1f MiB", float64(floor.rssKiB)/1024)
 	}
-	w(". It grows with the calls in flight, not with the number of tasks or variables.\n\n")
+	w(". It grows with the calls in flight, not with the number of tasks or variables (compare runs with\n")
+	w("`-concurrency 128`, `-tasks 8000` or `-variables 2000`).\n\n")
 
 	w("**One GetSecret.** The plugin's path crosses two process boundaries (Docker to the plugin, the plugin to\n")
 	w("Conjur) where a direct fetch crosses one. On this 2-CPU virtual machine each crossing wakes a sleeping\n")
 	w("process, and inside the plugin each hand-off between goroutines (HTTP server, batcher, HTTP transport)\n")
 	w("can wake another thread: %.1f context switches and %.0f µs of CPU per sequential GetSecret, most of it\n", r.lat.pluginSwitches, usf(r.lat.pluginCPU))
-	w("in the kernel's context switching and the Go scheduler, not in the driver's code (decoding, policy and\n")
+	w("in the kernel's context switching and the Go scheduler (a perf profile of the plugin process shows\n")
+	w("them on top), not in the driver's code (decoding, policy and\n")
 	w("the audit line are tens of µs: see the Go benchmarks). The socket hop alone (null driver) is %.0f µs and the\n", usf(r.lat.socket.p50))
 	w("Conjur client alone %.0f µs; the plugin's p50 of %.0f µs is their sum plus the driver's work and the extra\n", usf(r.lat.client.p50), res.PluginGetP50US)
 	w("wake-ups. ")
