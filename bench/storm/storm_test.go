@@ -161,3 +161,39 @@ func TestEnvList(t *testing.T) {
 		t.Errorf("envList (-want +got):\n%s", diff)
 	}
 }
+
+func TestRenderDocVerdicts(t *testing.T) {
+	ms := time.Millisecond
+	ours := stormResult{name: "ours", gets: 10000, wall: 400 * ms, requests: 100, inFlight: 512, cpu: 400 * ms, clientCPU: 300 * ms, rssKiB: 40 << 10}
+	naive := stormResult{name: "naive", gets: 10000, wall: 4400 * ms, requests: 20000, inFlight: 512, cpu: 1500 * ms, clientCPU: 500 * ms, conjurCPU: 700 * ms, rssKiB: 70 << 10}
+	floor := stormResult{name: "floor", gets: 10000, wall: 250 * ms, inFlight: 512, cpu: 200 * ms, clientCPU: 280 * ms, rssKiB: 31 << 10}
+	r := report{
+		opts:  options{tasks: 2000, secrets: 5, variables: 200, latency: 2 * ms, concurrency: 512, nodes: 20, rounds: 1, serverSlots: 8},
+		env:   machine{CPUs: 2, CPUModel: "test CPU", GoVersion: "go1.26", LoadBefore: "1 1 1", LoadAfter: "2 2 2"},
+		ours:  ours,
+		naive: naive,
+		res: result{NaiveConjurRequests: 20000, OursConjurRequests: 100, NaiveWallMS: 4400, OursWallMS: 400,
+			DirectFetchP50US: 50, PluginGetP50US: 300, PluginPeakRSSMiB: 40},
+		oursRuns: []stormResult{ours}, naiveRuns: []stormResult{naive}, extras: []stormResult{floor},
+		goBench: sampleBench,
+		plugin:  []string{"CONJUR_APPLIANCE_URL=http://127.0.0.1:4242", "CONJUR_SWARM_SOCKET=/tmp/w/plugin.sock"},
+	}
+	doc := renderDoc(r)
+	for _, want := range []string{
+		"| Conjur requests at least 20× below naive | 200.0× | met |",
+		"| wall time at least 10× below naive | 11.0× | met |",
+		"| plugin peak RSS at most 50 MiB | 40.0 MiB | met |",
+		"(= 260 µs) | 300 µs | **missed** |",
+		"CONJUR_APPLIANCE_URL=http://127.0.0.1:<port>",
+		"CONJUR_SWARM_SOCKET=<work dir>/plugin.sock",
+		"| internal/driver | BenchmarkDecodeRequest-2 | 22926 | 5352 | 41 | 24.73 MB/s |",
+		"no driver can be more than 17.6× faster",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+	if strings.Contains(doc, "/tmp/w") {
+		t.Error("the document shows the work directory's path")
+	}
+}
