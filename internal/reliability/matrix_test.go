@@ -2,7 +2,10 @@ package reliability
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +203,9 @@ func TestFaultMatrix(t *testing.T) {
 			if f.follower.dev.Count(conjurdev.EpAuthn) < 2 {
 				t.Fatal("no authentication against the read-only follower")
 			}
+			if st := postStatus(t, f.followerLn, "/secrets/"+f.follower.dev.Account()+"/variable/apps%2Frel%2Fdb-password"); st != http.StatusMethodNotAllowed {
+				t.Fatalf("a write to the follower answered %d, want 405: the follower is not read-only", st)
+			}
 			return "-", "-"
 		}},
 		{"ok/first appliance down: the next one serves", "follower (first URL) listener closed", func(t *testing.T) (string, string) {
@@ -362,6 +368,21 @@ func followerSetup(t *testing.T) follower {
 	}
 	s.set(t, newVar, randomValue(newVar), s.secrets)
 	return f
+}
+
+// postStatus POSTs an empty body to path on l and returns the status.
+func postStatus(t *testing.T, l *conjurdev.Listener, path string) int {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(l.CAPEM)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Post(l.URL+path, "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }
 
 // reads counts the fetch requests a server has seen.
