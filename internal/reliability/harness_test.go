@@ -257,7 +257,6 @@ type stackConfig struct {
 	login    string                // CONJUR_AUTHN_LOGIN (default pluginLogin)
 	handover func(s *stack) string // credential JSON handed over at start (default: the plugin host's key)
 	adminKey string                // the dev server's admin key ("" generates one)
-	quiet    bool                  // log at info (the soak), not debug
 	logSink  zapcore.Core          // instead of an observer (the soak)
 }
 
