@@ -367,8 +367,8 @@ func renderLimits(w func(string, ...any), r report) {
 	if nodes, ok := findExtra(r.extras, fmt.Sprintf("ours, %d", r.opts.nodes)); ok {
 		if nn, ok := findExtra(r.extras, fmt.Sprintf("naive, %d", r.opts.nodes)); ok {
 			w("With only %d calls in flight (the per-node model) latency rather than CPU bounds both: a naive Get\n", r.opts.nodes)
-			w("waits for 2 round trips (p50 %.2f ms), a conjur-swarm Get for its batch, and for a free batch slot when\n", ms(nn.lat.p50))
-			w("2 batch requests are already out (p50 %.2f ms); the storm took %.0f against %.0f ms (%s) with %d against\n",
+			w("waits for 2 round trips (p50 %.2f ms); a conjur-swarm Get waits for the batch window (2 ms) or a free\n", ms(nn.lat.p50))
+			w("batch slot (2 at most), then for its batch (p50 %.2f ms). The storm took %.0f against %.0f ms (%s) with %d against\n",
 				ms(nodes.lat.p50), ms(nodes.wall), ms(nn.wall), ratio(ms(nn.wall), ms(nodes.wall)), nodes.requests)
 			w("%d Conjur requests. ", nn.requests)
 		}
