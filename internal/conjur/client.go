@@ -205,16 +205,22 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 // no context and keep a token without locking; a copy per request gives each
 // call its deadline and shares no mutable state between goroutines.
 func (c *Client) bind(ctx context.Context, base *conjurapi.Client, tok *accessToken) *conjurapi.Client {
+	parsed := tok != nil && tok.api != nil && base == tok.base
+	if parsed {
+		base = tok.api
+	}
 	cp := *base
 	cp.SetHttpClient(&http.Client{
 		Transport:     ctxTransport{ctx: ctx, rt: c.transport},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: noRedirect,
 	})
-	if tok != nil {
+	if tok != nil && !parsed {
 		cp.SetAuthenticator(staticToken(tok.raw))
 	}
 	return &cp
 }
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 type ctxTransport struct {
 	ctx context.Context
@@ -466,6 +472,7 @@ func (c *Client) authenticate(ctx context.Context, ep *endpoint, cred Credential
 		return nil, &Error{Code: CodeAuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s answered authentication with an unreadable access token: check CONJUR_APPLIANCE_URL points at Conjur", ep.url)}
 	}
+	tok.base, tok.api = ep.api, withToken(ep.api, tok.raw)
 	return tok, nil
 }
 
