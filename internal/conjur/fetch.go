@@ -69,6 +69,7 @@ type call struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	res    result
+	joined int // Gets that joined it after it started (under Client.mu)
 }
 
 type cacheEntry struct {
@@ -108,13 +109,52 @@ func (c *Client) Get(ctx context.Context, ref Ref) (Value, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 	defer cancel()
-	cl, coalesced, v, ok := c.start(ref)
+	cl, coalesced, v, ok, inline := c.start(ctx, ref)
 	if ok {
 		return v, nil
 	}
-	v, err := c.wait(ctx, cl, ref, coalesced)
+	var err error
+	if inline {
+		v, err = c.runInline(ctx, cl, ref)
+	} else {
+		v, err = c.wait(ctx, cl, ref, coalesced)
+	}
 	c.noteError(err)
 	return v, err
+}
+
+// inlineSlack is how much earlier than the shared fetch's own deadline a
+// caller's deadline may fall and the caller still run the fetch itself.
+const inlineSlack = 10 * time.Millisecond
+
+// runInline sends cl, which start took as the only request of an idle
+// client, from the caller's goroutine: no goroutine to start and no hand-off
+// to wake, which on a busy machine costs more than the request's own CPU.
+// Gets of the same variable that arrive meanwhile join it as they would a
+// batch, and other Gets gather for the next batch as they would while a
+// batch is in flight (the call holds a batch slot).
+//
+// If the caller gives up while no other Get has joined, the fetch is
+// abandoned (it is no longer shared) and the caller returns at once. If
+// others have joined, the caller stays until the fetch ends, at most the
+// fetch timeout: start runs a fetch inline only for a caller whose deadline
+// is within inlineSlack of the fetch's, so only a cancellation (the plugin
+// stopping, or Docker hanging up) keeps a caller past its end.
+func (c *Client) runInline(ctx context.Context, cl *call, ref Ref) (Value, error) {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.inflight[cl.key] == cl && cl.joined == 0 {
+			delete(c.inflight, cl.key)
+			cl.cancel()
+		}
+	})
+	c.sendBatch(cl.ctx, []*call{cl}, []string{cl.key.id})
+	stop()
+	if ctx.Err() != nil {
+		return Value{}, c.contextError(ctx, ref.ID, nil)
+	}
+	return c.wait(ctx, cl, ref, false)
 }
 
 // Fetch fetches several variables under one FetchTimeout; values[i] and
@@ -155,12 +195,21 @@ func (c *Client) Fetch(ctx context.Context, refs []Ref) ([]Value, []error) {
 }
 
 // start returns the cached value (ok), or the call to wait for: an existing
-// one (coalesced) or a new one, queued for the batch or started alone.
-func (c *Client) start(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
+// one (coalesced) or a new one, queued for the batch or started alone. A new
+// call that finds the client idle (nothing in flight, nothing gathering) is
+// handed back with inline set, holding a batch slot, for the caller to send
+// itself (runInline), when the caller's deadline (ctx) is not much earlier
+// than the call's.
+func (c *Client) start(ctx context.Context, ref Ref) (cl *call, coalesced bool, v Value, ok, inline bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl, coalesced, v, ok = c.startLocked(ref)
 	if cl != nil && !coalesced && ref.Version == 0 {
+		if c.batchesActive == 0 && c.flushTimer == nil && len(c.pending) == 1 && c.pending[0] == cl && callerOutlasts(ctx, cl) {
+			c.pending = c.pending[:0]
+			c.batchesActive++
+			return cl, false, Value{}, false, true
+		}
 		if len(c.pending) >= c.cfg.MaxBatch || c.batchesActive == 0 && len(c.pending) == 1 && c.flushTimer == nil {
 			// A full batch goes at once; so does a request that finds nothing
 			// in flight (an idle client adds no batching delay). Otherwise
@@ -172,7 +221,18 @@ func (c *Client) start(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
 		}
 		c.dispatchLocked()
 	}
-	return cl, coalesced, v, ok
+	return cl, coalesced, v, ok, false
+}
+
+// callerOutlasts reports whether ctx's deadline, if any, falls no more than
+// inlineSlack before cl's.
+func callerOutlasts(ctx context.Context, cl *call) bool {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return true
+	}
+	cd, _ := cl.ctx.Deadline()
+	return !d.Before(cd.Add(-inlineSlack))
 }
 
 // startLocked is start without the dispatch decision; c.mu is held.
@@ -187,6 +247,7 @@ func (c *Client) startLocked(ref Ref) (cl *call, coalesced bool, v Value, ok boo
 		}
 	}
 	if cl := c.inflight[key]; cl != nil {
+		cl.joined++
 		return cl, true, Value{}, false
 	}
 	cl = &call{key: key, done: make(chan struct{})}
@@ -309,8 +370,14 @@ func (c *Client) runBatch(batch []*call) {
 		}
 	}
 	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	c.sendBatch(ctx, batch, ids)
+}
+
+// sendBatch fetches ids, the keys of batch, under ctx, answers the calls
+// and frees the batch slot, sending what gathered meanwhile.
+func (c *Client) sendBatch(ctx context.Context, batch []*call, ids []string) {
 	res := c.fetchBatch(ctx, ids)
-	cancel()
 	c.mu.Lock()
 	for _, cl := range batch {
 		c.finishLocked(cl, res[cl.key.id])

@@ -1,6 +1,9 @@
 package conjur
 
 import (
+	"context"
+	"time"
+
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
@@ -25,5 +28,89 @@ func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 	mustGet(t, c, varID(1))
 	if s.Count(conjurdev.EpAuthn) != 1 {
 		t.Errorf("%d authentications, want 1", s.Count(conjurdev.EpAuthn))
+	}
+}
+
+// inflightCall returns the call in flight for id, or nil.
+func inflightCall(c *Client, id string) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight[refKey{id, 0}]
+}
+
+// A Get that finds the client idle sends its request itself (no goroutine);
+// when its caller gives up and no other Get shares the fetch, the fetch is
+// abandoned: the caller gets CANCELED and a later Get starts afresh.
+func TestIdleGetRunsInlineAndIsAbandonedWhenCanceled(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
+	mustGet(t, c, varID(0)) // warm token
+	s.Faults().SetLatency(time.Second)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, Ref{ID: varID(1)})
+		errc <- err
+	}()
+	waitFor(t, func() bool { return inflightCall(c, varID(1)) != nil }, "the fetch in flight")
+	c.mu.Lock()
+	active, pending := c.batchesActive, len(c.pending)
+	c.mu.Unlock()
+	if active != 1 || pending != 0 {
+		t.Errorf("%d batches active and %d pending, want the inline fetch holding 1 slot", active, pending)
+	}
+	cancel()
+	if err := <-errc; CodeOf(err) != CodeCanceled {
+		t.Fatalf("canceled caller: %+v, want CANCELED", err)
+	}
+	if inflightCall(c, varID(1)) != nil {
+		t.Error("the abandoned fetch is still there for others to join")
+	}
+	s.Faults().SetLatency(0)
+	mustGet(t, c, varID(1))
+}
+
+// When others joined the fetch an idle Get started, the starter giving up
+// does not fail them: they get the value from the one request.
+func TestInlineFetchSurvivesItsCallerForThoseWhoJoined(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
+	mustGet(t, c, varID(0)) // warm token
+	s.ResetCounts()
+	s.Faults().SetLatency(200 * time.Millisecond)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, Ref{ID: varID(2)})
+		errc <- err
+	}()
+	waitFor(t, func() bool { return inflightCall(c, varID(2)) != nil }, "the fetch in flight")
+	type answer struct {
+		v   Value
+		err error
+	}
+	joined := make(chan answer, 1)
+	go func() {
+		v, err := c.Get(t.Context(), Ref{ID: varID(2)})
+		joined <- answer{v, err}
+	}()
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		cl := c.inflight[refKey{varID(2), 0}]
+		return cl != nil && cl.joined == 1
+	}, "a second Get joined")
+	cancel()
+	a := <-joined
+	if a.err != nil || string(a.v.Data) != varValue(2) || !a.v.Coalesced {
+		t.Errorf("joined Get: %v, %+v; want the value, coalesced", a.v, a.err)
+	}
+	if err := <-errc; CodeOf(err) != CodeCanceled {
+		t.Errorf("canceled starter: %+v, want CANCELED", err)
+	}
+	if n := s.secretRequests(); n != 1 {
+		t.Errorf("%d secret requests, want 1", n)
 	}
 }
