@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 )
 
 // SocketName is the plugin's socket file name (config.json interface.socket).
@@ -136,7 +137,7 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 	}
 	a.last = ""
 	for _, sock := range res.Sockets {
-		outcome, err := a.offer(ctx, sock, data, fp)
+		outcome, err := a.offer(ctx, sock, data, cred.Login, fp)
 		switch {
 		case err != nil:
 			res.Failed[sock] = err.Error()
@@ -151,7 +152,7 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 
 // offer asks one plugin for its status and hands the credential over when
 // the plugin has none or another one.
-func (a *Agent) offer(ctx context.Context, sock string, cred []byte, fp string) (string, error) {
+func (a *Agent) offer(ctx context.Context, sock string, cred []byte, login, fp string) (string, error) {
 	c := NewClient(sock, a.opts.CallTimeout)
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -161,6 +162,14 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, fp string) 
 	if !st.Configured {
 		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", st.ConfigProblem))
 		return "", errors.New("plugin not configured: " + st.ConfigProblem)
+	}
+	// The key never leaves the agent for a plugin pinned to another
+	// identity (another swarm's plugin, a test plugin on the same host):
+	// that plugin would refuse it, but only after receiving it.
+	if login != "" && st.Conjur.Login != "" && st.Conjur.Login != login {
+		a.problem(sock, "plugin is pinned to another Conjur login; not handing the credential over",
+			zap.String("plugin_login", st.Conjur.Login), zap.String("credential_login", login))
+		return "", fmt.Errorf("plugin is pinned to login %q, the credential is for %q", st.Conjur.Login, login)
 	}
 	delete(a.problems, sock)
 	if st.Conjur.HasCredential() && st.Conjur.CredentialFingerprint == fp {

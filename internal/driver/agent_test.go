@@ -104,6 +104,20 @@ func TestAgentBacksOffARefusedCredential(t *testing.T) {
 	}
 }
 
+func TestAgentKeepsTheKeyFromAPluginPinnedToAnotherLogin(t *testing.T) {
+	f := newAgentFixture(t)
+	writeFile(t, f.secret, `{"login":"host/other-swarm/conjur-plugin","api_key":"key-cccc-3333"}`)
+	res := f.agent.Pass(context.Background())
+	if why := res.Failed[f.sock]; !strings.Contains(why, `pinned to login "host/swarm/conjur-plugin"`) {
+		t.Fatalf("pass %+v, want a refusal naming the pinned login", res)
+	}
+	f.sink.mu.Lock()
+	defer f.sink.mu.Unlock()
+	if len(f.sink.adopted) != 0 {
+		t.Errorf("the plugin adopted %d credentials; want none", len(f.sink.adopted))
+	}
+}
+
 func TestAgentProblemsAreLoggedOnce(t *testing.T) {
 	f := newAgentFixture(t)
 	ctx := context.Background()
