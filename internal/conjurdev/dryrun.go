@@ -61,22 +61,8 @@ func sortItems(items []dryRunItem) []dryRunItem {
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode LoadMode, body []byte) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	branch, err := s.branchID(r.PathValue("id"))
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	pol := s.st.resources[branch]
-	if !s.st.visible(c.role, pol) {
-		writeError(w, notFound(branch))
-		return
-	}
-	priv := "update"
-	if mode == ModePost {
-		priv = "create"
-	}
-	if !s.st.can(c.role, pol, priv) {
-		w.WriteHeader(http.StatusForbidden)
+	branch, ok := s.mayLoad(w, r, c, mode)
+	if !ok {
 		return
 	}
 	out := dryRunJSON{Status: "Valid YAML", Errors: []dryRunError{}}

@@ -509,22 +509,8 @@ func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller
 	defer s.loadMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	branch, err := s.branchID(r.PathValue("id"))
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	pol := s.st.resources[branch]
-	if !s.st.visible(c.role, pol) {
-		writeError(w, notFound(branch))
-		return
-	}
-	priv := "update"
-	if mode == ModePost {
-		priv = "create"
-	}
-	if !s.st.can(c.role, pol, priv) {
-		w.WriteHeader(http.StatusForbidden)
+	branch, ok := s.mayLoad(w, r, c, mode)
+	if !ok {
 		return
 	}
 	res, err := s.loadPolicyLocked(mode, branch, body)
@@ -541,6 +527,32 @@ func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller
 		created[id] = createdRole{ID: id, APIKey: key}
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"created_roles": created, "version": res.Version})
+}
+
+// mayLoad resolves the request's policy branch and checks that the caller
+// may load into it with mode (create for POST, update otherwise), answering
+// 404 when the branch is invisible and 403 when it lacks the privilege.
+// s.mu must be held.
+func (s *Server) mayLoad(w http.ResponseWriter, r *http.Request, c caller, mode LoadMode) (string, bool) {
+	branch, err := s.branchID(r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, err)
+		return "", false
+	}
+	pol := s.st.resources[branch]
+	if !s.st.visible(c.role, pol) {
+		writeError(w, notFound(branch))
+		return "", false
+	}
+	priv := "update"
+	if mode == ModePost {
+		priv = "create"
+	}
+	if !s.st.can(c.role, pol, priv) {
+		w.WriteHeader(http.StatusForbidden)
+		return "", false
+	}
+	return branch, true
 }
 
 // ---- status ----
