@@ -213,7 +213,7 @@ func unknownKey(what, key string, known []string) string {
 		return msg + fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	if strings.HasPrefix(what, "rule") && contains(conditionKeys, key) {
-		return msg + fmt.Sprintf(" (conditions go under match: or allow:)")
+		return msg + " (conditions go under match: or allow:)"
 	}
 	return msg + "; known keys: " + strings.Join(known, ", ")
 }
