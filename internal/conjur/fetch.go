@@ -107,8 +107,13 @@ func (c *Client) Get(ctx context.Context, ref Ref) (Value, error) {
 		c.noteError(err)
 		return Value{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
-	defer cancel()
+	// No timer of its own: the call this Get starts or joins ends within
+	// FetchTimeout of its creation, which is no later than this Get's own
+	// FetchTimeout. Every fetch runs under its call's deadline, and a call
+	// waiting for a batch slot waits only for batches of calls created
+	// before it (the queue is first in, first out), so their deadlines free
+	// the slot in time and it then fails at once if its own has passed.
+	// ctx is still honoured for an earlier deadline or a cancellation.
 	cl, coalesced, v, ok, inline := c.start(ctx, ref)
 	if ok {
 		return v, nil

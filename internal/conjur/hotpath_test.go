@@ -114,3 +114,28 @@ func TestInlineFetchSurvivesItsCallerForThoseWhoJoined(t *testing.T) {
 		t.Errorf("%d secret requests, want 1", n)
 	}
 }
+
+// Gets with no deadline of their own are still bounded by FetchTimeout,
+// whether they send the request themselves, gather for a batch or join a
+// fetch in flight.
+func TestGetsWithoutDeadlineTimeOut(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	cfg := clientConfig(s.key, s.listen(t, false).URL)
+	cfg.FetchTimeout = 300 * time.Millisecond
+	c := newClient(t, cfg)
+	mustGet(t, c, varID(0)) // warm token
+	s.Faults().SetLatency(2 * time.Second)
+
+	errs := make(chan error, 12)
+	for i := range 12 {
+		go func() {
+			_, err := c.Get(context.Background(), Ref{ID: varID(1 + i%4)})
+			errs <- err
+		}()
+	}
+	for range 12 {
+		if err := <-errs; CodeOf(err) != CodeTimeout {
+			t.Errorf("err = %+v, want TIMEOUT", err)
+		}
+	}
+}
