@@ -14,9 +14,11 @@ import (
 //   - bounded server: ours and naive against a Conjur stand-in that answers
 //     at most o.serverSlots requests at once;
 //   - per node: ours and naive with only o.nodes calls in flight, as when
-//     swarmkit's dispatcher fetches each node's secrets one after another.
+//     swarmkit's dispatcher fetches each node's secrets one after another;
+//   - one P: the plugin with GOMAXPROCS=1 (oneP), in the default storm and
+//     with o.nodes in flight.
 func runExtras(ctx context.Context, o options, load *load, work string, cj *conjurCtl,
-	plugSock string, plug *child, naiveSock string, naive *child, nullSock string, null *child) ([]stormResult, error) {
+	plugSock string, plug *child, naiveSock string, naive *child, nullSock string, null *child, oneP *probeTarget) ([]stormResult, error) {
 	var out []stormResult
 	add := func(r stormResult, err error) error {
 		if err != nil {
@@ -66,8 +68,19 @@ func runExtras(ctx context.Context, o options, load *load, work string, cj *conj
 	if err := add(load.storm(ctx, fmt.Sprintf("naive, %d in flight", o.nodes), naiveSock, o.nodes, cj, naive)); err != nil {
 		return nil, err
 	}
+	if oneP != nil {
+		if err := add(load.storm(ctx, onePName, oneP.sock, o.concurrency, cj, oneP.proc)); err != nil {
+			return nil, err
+		}
+		if err := add(load.storm(ctx, fmt.Sprintf("%s, %d in flight", onePName, o.nodes), oneP.sock, o.nodes, cj, oneP.proc)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
+
+// onePName names the GOMAXPROCS=1 plugin's scenarios.
+const onePName = "ours, GOMAXPROCS=1"
 
 // warm makes a plugin authenticate without caching any storm variable: it
 // asks for a variable that does not exist (answered NOT_FOUND).

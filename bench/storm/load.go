@@ -233,12 +233,25 @@ type latencies struct {
 
 	pluginCPU      time.Duration // plugin process CPU per GetSecret
 	pluginSwitches float64       // plugin context switches per GetSecret
+
+	// The same plugin run with GOMAXPROCS=1 (an experiment for the
+	// document; hasOneP is false when it was not measured).
+	hasOneP      bool
+	oneP         percentiles
+	onePCPU      time.Duration
+	onePSwitches float64
+}
+
+// probeTarget is a plugin process to time alongside the others.
+type probeTarget struct {
+	sock string
+	proc *child
 }
 
 // measureLatency times one call at a time of each kind, alternating blocks
 // of 100 of each so that a change in the machine's load during the run
 // touches all alike.
-func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *child, nullSock string, samples int) (latencies, error) {
+func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *child, nullSock string, samples int, oneP *probeTarget) (latencies, error) {
 	if err := cj.setLatency(0); err != nil {
 		return latencies{}, err
 	}
@@ -304,6 +317,15 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		viaSocket(pc, "plugin GetSecret"),
 	}
 	const pluginProbe = 3
+	// onePProbe is the same plugin with GOMAXPROCS=1, when given.
+	const onePProbe = 4
+	watched := map[int]*child{pluginProbe: plug}
+	if oneP != nil {
+		oc := newSocketClient(oneP.sock, 1)
+		defer oc.close()
+		probes = append(probes, viaSocket(oc, "plugin (GOMAXPROCS=1) GetSecret"))
+		watched[onePProbe] = oneP.proc
+	}
 	// Warm every path: tokens, connections.
 	for range 50 {
 		for _, p := range probes {
@@ -313,8 +335,8 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		}
 	}
 	times := make([][]time.Duration, len(probes))
-	var pluginCPU time.Duration
-	var switches int64
+	cpu := map[int]time.Duration{}
+	switches := map[int]int64{}
 	const block = 100
 	for done := 0; done < samples; done += block {
 		if err := ctx.Err(); err != nil {
@@ -324,9 +346,10 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		for i, p := range probes {
 			var cpu0 time.Duration
 			var sw0 int64
-			if i == pluginProbe {
-				cpu0, _ = processCPU(plug.pid())
-				sw0, _ = contextSwitches(plug.pid())
+			proc := watched[i]
+			if proc != nil {
+				cpu0, _ = processCPU(proc.pid())
+				sw0, _ = contextSwitches(proc.pid())
 			}
 			for range k {
 				t0 := time.Now()
@@ -336,24 +359,31 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 					return latencies{}, err
 				}
 			}
-			if i == pluginProbe {
-				cpu1, _ := processCPU(plug.pid())
-				sw1, _ := contextSwitches(plug.pid())
-				pluginCPU += cpu1 - cpu0
-				switches += sw1 - sw0
+			if proc != nil {
+				cpu1, _ := processCPU(proc.pid())
+				sw1, _ := contextSwitches(proc.pid())
+				cpu[i] += cpu1 - cpu0
+				switches[i] += sw1 - sw0
 			}
 		}
 	}
-	return latencies{
+	l := latencies{
 		samples: samples,
 		direct:  percentilesOf(times[0]),
 		client:  percentilesOf(times[1]),
 		socket:  percentilesOf(times[2]),
 		plugin:  percentilesOf(times[pluginProbe]),
 
-		pluginCPU:      pluginCPU / time.Duration(samples),
-		pluginSwitches: float64(switches) / float64(samples),
-	}, nil
+		pluginCPU:      cpu[pluginProbe] / time.Duration(samples),
+		pluginSwitches: float64(switches[pluginProbe]) / float64(samples),
+	}
+	if oneP != nil {
+		l.hasOneP = true
+		l.oneP = percentilesOf(times[onePProbe])
+		l.onePCPU = cpu[onePProbe] / time.Duration(samples)
+		l.onePSwitches = float64(switches[onePProbe]) / float64(samples)
+	}
+	return l, nil
 }
 
 type percentiles struct {

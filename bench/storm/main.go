@@ -172,11 +172,24 @@ func run(ctx context.Context, o options) error {
 	}
 	defer null.stop()
 
+	// With the extras, a second plugin process with GOMAXPROCS=1 (otherwise
+	// the same settings): how much of a Get is the Go scheduler handing work
+	// between two threads.
+	var oneP *probeTarget
+	if o.extras {
+		p, sock, _, err := startPlugin(ctx, "oneproc", o.plugin, o.reuse, append([]string{"GOMAXPROCS=1"}, o.pluginEnv...), cj, work)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		oneP = &probeTarget{sock: sock, proc: p}
+	}
+
 	load := newLoad(o)
 
 	// 1. One call at a time, server latency 0, warm token.
 	fmt.Printf("latency: %d sequential calls of each kind, warm token, server latency 0\n", o.samples)
-	lat, err := measureLatency(ctx, cj, plugSock, plug, nullSock, o.samples)
+	lat, err := measureLatency(ctx, cj, plugSock, plug, nullSock, o.samples, oneP)
 	if err != nil {
 		return err
 	}
@@ -192,6 +205,10 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", l.name, us(l.p.p50), us(l.p.p90), us(l.p.p99))
 	}
 	fmt.Printf("  plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.pluginCPU), lat.pluginSwitches)
+	if lat.hasOneP {
+		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", "GetSecret, GOMAXPROCS=1", us(lat.oneP.p50), us(lat.oneP.p90), us(lat.oneP.p99))
+		fmt.Printf("  GOMAXPROCS=1 plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.onePCPU), lat.onePSwitches)
+	}
 
 	// 2. The storm, ours then naive, same requests, same bound, same latency.
 	if err := cj.setLatency(o.latency); err != nil {
@@ -229,7 +246,7 @@ func run(ctx context.Context, o options) error {
 	// 3. Other scenarios for the document, not in RESULT.
 	var extras []stormResult
 	if o.extras {
-		if extras, err = runExtras(ctx, o, load, work, cj, plugSock, plug, naiveSock, naive, nullSock, null); err != nil {
+		if extras, err = runExtras(ctx, o, load, work, cj, plugSock, plug, naiveSock, naive, nullSock, null, oneP); err != nil {
 			return err
 		}
 	}

@@ -213,7 +213,14 @@ func renderDoc(r report) string {
 	row("the plugin's Conjur client alone (`conjur.Client.Get`) in the harness", r.lat.client)
 	row("GetSecret to the null driver (socket and protocol only, no Conjur)", r.lat.socket)
 	row("**GetSecret through the plugin** (socket, driver, policy, Conjur client, Conjur)", r.lat.plugin)
-	w("\nThe plugin process used %.0f µs of CPU and %.1f context switches per sequential GetSecret.\n\n", usf(r.lat.pluginCPU), r.lat.pluginSwitches)
+	if r.lat.hasOneP {
+		row("GetSecret through the same plugin run with `GOMAXPROCS=1` (an experiment, not the default)", r.lat.oneP)
+	}
+	w("\nThe plugin process used %.0f µs of CPU and %.1f context switches per sequential GetSecret", usf(r.lat.pluginCPU), r.lat.pluginSwitches)
+	if r.lat.hasOneP {
+		w("; with\n`GOMAXPROCS=1`, %.0f µs and %.1f", usf(r.lat.onePCPU), r.lat.onePSwitches)
+	}
+	w(".\n\n")
 
 	w("## Targets (default storm)\n\n")
 	w("| target | measured | |\n| --- | --- | --- |\n")
@@ -298,7 +305,13 @@ func renderDoc(r report) string {
 			w("- **Conjur %d at a time**: the stand-in answers at most %d requests at once, the others waiting for a slot\n", o.serverSlots, o.serverSlots)
 			w("  and the added latency spent inside it: a model of a server with a bounded worker pool.\n")
 		}
-		w("- **%d in flight**: the per-node model, as if %d nodes each fetched their tasks' secrets one after another.\n\n", o.nodes, o.nodes)
+		w("- **%d in flight**: the per-node model, as if %d nodes each fetched their tasks' secrets one after another.\n", o.nodes, o.nodes)
+		if r.lat.hasOneP {
+			w("- **GOMAXPROCS=1**: a third plugin process, the default settings plus `GOMAXPROCS=1` (the Go runtime\n")
+			w("  runs goroutines on one thread at a time), in the default storm and with %d in flight. An experiment to\n", o.nodes)
+			w("  size the Go scheduler's share of a Get (see \"One GetSecret\" below), not a recommended setting.\n")
+		}
+		w("\n")
 	}
 
 	if lines := parseGoBench(r.goBench); len(lines) > 0 {
@@ -367,8 +380,9 @@ func renderLimits(w func(string, ...any), r report) {
 	if nodes, ok := findExtra(r.extras, fmt.Sprintf("ours, %d", r.opts.nodes)); ok {
 		if nn, ok := findExtra(r.extras, fmt.Sprintf("naive, %d", r.opts.nodes)); ok {
 			w("With only %d calls in flight (the per-node model) latency rather than CPU bounds both: a naive Get\n", r.opts.nodes)
-			w("waits for 2 round trips (p50 %.2f ms); a conjur-swarm Get waits for the batch window (2 ms) or a free\n", ms(nn.lat.p50))
-			w("batch slot (2 at most), then for its batch (p50 %.2f ms). The storm took %.0f against %.0f ms (%s) with %d against\n",
+			w("waits for 2 round trips (p50 %.2f ms). A conjur-swarm Get that finds the client idle is sent at once; one\n", ms(nn.lat.p50))
+			w("that finds a batch in flight waits for it to return or for the batch window (2 ms) to close, then for its own\n")
+			w("batch (p50 %.2f ms). The storm took %.0f against %.0f ms (%s) with %d against\n",
 				ms(nodes.lat.p50), ms(nodes.wall), ms(nn.wall), ratio(ms(nn.wall), ms(nodes.wall)), nodes.requests)
 			w("%d Conjur requests. ", nn.requests)
 		}
@@ -391,11 +405,22 @@ func renderLimits(w func(string, ...any), r report) {
 
 	w("**One GetSecret.** The plugin's path crosses two process boundaries (Docker to the plugin, the plugin to\n")
 	w("Conjur) where a direct fetch crosses one. On this 2-CPU virtual machine each crossing wakes a sleeping\n")
-	w("process, and inside the plugin each hand-off between goroutines (HTTP server, batcher, HTTP transport)\n")
-	w("can wake another thread: %.1f context switches and %.0f µs of CPU per sequential GetSecret, most of it\n", r.lat.pluginSwitches, usf(r.lat.pluginCPU))
-	w("in the kernel's context switching and the Go scheduler (a perf profile of the plugin process shows\n")
-	w("them on top), not in the driver's code (decoding, policy and\n")
-	w("the audit line are tens of µs: see the Go benchmarks). The socket hop alone (null driver) is %.0f µs and the\n", usf(r.lat.socket.p50))
+	w("process, and inside the plugin each goroutine that net/http wakes (the server's background read of the\n")
+	w("connection, the client transport's write and read loops) can wake a second thread while the first one\n")
+	w("would have run it: %.1f context switches and %.0f µs of CPU per sequential GetSecret, most of it in the\n", r.lat.pluginSwitches, usf(r.lat.pluginCPU))
+	w("kernel's context switching and the Go scheduler (a perf profile of the plugin process shows them on\n")
+	w("top), not in the driver's code (decoding, policy and the audit line are 10 to 20 µs: see the Go\n")
+	w("benchmarks). The Conjur client adds no hand-off of its own: a Get that finds it idle sends the request\n")
+	w("from the caller's goroutine, with the access token parsed once when it arrived. ")
+	if r.lat.hasOneP {
+		w("The same plugin with\n`GOMAXPROCS=1`, where no second thread is woken, answered in %.0f µs (p50) for %.0f µs of CPU and\n", usf(r.lat.oneP.p50), usf(r.lat.onePCPU))
+		w("%.1f context switches per GetSecret: that difference is the Go scheduler's share on this machine. ", r.lat.onePSwitches)
+		if o1, ok := findExtra(r.extras, onePName); ok {
+			w("It is\nnot the default: it caps the plugin at one CPU, which a storm on a manager with more CPUs than this\n")
+			w("machine would feel (here the default storm took %.0f ms with it, %.0f ms without). ", ms(o1.wall), res.OursWallMS)
+		}
+	}
+	w("The socket hop alone (null driver) is %.0f µs and the\n", usf(r.lat.socket.p50))
 	w("Conjur client alone %.0f µs; the plugin's p50 of %.0f µs is their sum plus the driver's work and the extra\n", usf(r.lat.client.p50), res.PluginGetP50US)
 	w("wake-ups. ")
 	if sock, direct, ok := inProcess(parseGoBench(r.goBench)); ok {

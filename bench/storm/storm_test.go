@@ -197,3 +197,32 @@ func TestRenderDocVerdicts(t *testing.T) {
 		t.Error("the document shows the work directory's path")
 	}
 }
+
+// With the GOMAXPROCS=1 plugin measured, the document shows its one-call row,
+// its CPU and switches, and its storm next to the default one.
+func TestRenderDocOneP(t *testing.T) {
+	ms := time.Millisecond
+	ours := stormResult{name: "ours", gets: 10000, wall: 400 * ms, requests: 100, inFlight: 512, cpu: 400 * ms}
+	oneP := stormResult{name: onePName, gets: 10000, wall: 450 * ms, requests: 90, inFlight: 512, cpu: 380 * ms}
+	r := report{
+		opts: options{tasks: 2000, secrets: 5, variables: 200, latency: 2 * ms, concurrency: 512, nodes: 20, rounds: 1},
+		env:  machine{CPUs: 2},
+		ours: ours, naive: stormResult{name: "naive", gets: 10000, wall: 1200 * ms, requests: 20000},
+		res:  result{NaiveWallMS: 1200, OursWallMS: 400, DirectFetchP50US: 100, PluginGetP50US: 360},
+		lat: latencies{samples: 100, plugin: percentiles{p50: 360 * time.Microsecond}, pluginCPU: 250 * time.Microsecond, pluginSwitches: 12.5,
+			hasOneP: true, oneP: percentiles{p50: 300 * time.Microsecond}, onePCPU: 175 * time.Microsecond, onePSwitches: 6.5},
+		oursRuns: []stormResult{ours}, extras: []stormResult{oneP},
+	}
+	doc := renderDoc(r)
+	for _, want := range []string{
+		"| GetSecret through the same plugin run with `GOMAXPROCS=1` (an experiment, not the default) | 300 µs |",
+		"`GOMAXPROCS=1`, 175 µs and 6.5.",
+		"answered in 300 µs (p50) for 175 µs of CPU and\n6.5 context switches",
+		"the default storm took 450 ms with it, 400 ms without",
+		"| ours, GOMAXPROCS=1 | 512 | 90 | 450 ms |",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+}
