@@ -46,6 +46,7 @@ type Client struct {
 	flushTimer    *time.Timer
 	flushReady    bool
 	batchesActive int
+	batchRTT      time.Duration // moving average of a batch request's round trip (0: none yet)
 	cache         map[refKey]cacheEntry
 	lastContact   time.Time
 	lastURL       string

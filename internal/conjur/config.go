@@ -34,7 +34,7 @@ type Config struct {
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
 	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
-	BatchWindow    time.Duration // how long to gather requests into one batch (default ~2ms)
+	BatchWindow    time.Duration // the longest requests gather into one batch (default ~2ms; a quarter of a recent batch round trip when shorter)
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
 }

@@ -222,7 +222,7 @@ func (c *Client) start(ctx context.Context, ref Ref) (cl *call, coalesced bool, 
 			c.flushReady = true
 		}
 		if !c.flushReady && c.flushTimer == nil && len(c.pending) > 0 {
-			c.flushTimer = time.AfterFunc(c.cfg.BatchWindow, c.windowClosed)
+			c.flushTimer = time.AfterFunc(c.windowLocked(), c.windowClosed)
 		}
 		c.dispatchLocked()
 	}
@@ -336,6 +336,23 @@ func (c *Client) windowClosed() {
 	c.dispatchLocked()
 }
 
+// minWindow is the shortest gathering window, so that Gets arriving in the
+// same burst still share a batch when Conjur answers very fast.
+const minWindow = 50 * time.Microsecond
+
+// windowLocked is how long Gets that find a batch in flight (and a batch slot
+// free) gather before they go out as the next batch: a quarter of a recent
+// batch round trip, between minWindow and BatchWindow. Waiting for the batch
+// in flight to return would make them pay two round trips; a quarter of one
+// is enough to gather a burst's arrivals (the Gets of a node's tasks, or of
+// many nodes at once) into one request. c.mu is held.
+func (c *Client) windowLocked() time.Duration {
+	if c.batchRTT == 0 {
+		return c.cfg.BatchWindow
+	}
+	return min(c.cfg.BatchWindow, max(minWindow, c.batchRTT/4))
+}
+
 // dispatchLocked sends pending calls as batches while the window has closed
 // (or a full batch is waiting) and fewer than maxActiveBatches are in flight.
 // Calls that find no free slot wait, gathering into the next batch.
@@ -382,8 +399,15 @@ func (c *Client) runBatch(batch []*call) {
 // sendBatch fetches ids, the keys of batch, under ctx, answers the calls
 // and frees the batch slot, sending what gathered meanwhile.
 func (c *Client) sendBatch(ctx context.Context, batch []*call, ids []string) {
+	t0 := time.Now()
 	res := c.fetchBatch(ctx, ids)
+	rtt := time.Since(t0)
 	c.mu.Lock()
+	if c.batchRTT == 0 {
+		c.batchRTT = rtt
+	} else {
+		c.batchRTT += (rtt - c.batchRTT) / 8
+	}
 	for _, cl := range batch {
 		c.finishLocked(cl, res[cl.key.id])
 	}
