@@ -263,7 +263,7 @@ func renderDoc(r report) string {
 	}
 	w("```\n\n")
 	w("The credential file holds the host's API key. Everything else is the default: log level info (one audit\n")
-	w("line per decision, to a file), fetch timeout 5s, batch window 2ms, batches of at most 100 variables, and\n")
+	w("line per decision, to a file), fetch timeout 5s, batch window at most 2ms, batches of at most 100 variables, and\n")
 	w("the value cache off (`CONJUR_SWARM_CACHE_TTL=0`). The mapping file is the built-in by-label rule under\n")
 	w("`within: [apps/]` with `reuse: %s (%d of %d answers).\n", reuse, r.ours.doNotReuse, r.ours.gets)
 	w("So no answer comes from a cache: the saving is coalescing (concurrent Gets of one variable share one\n")
@@ -381,7 +381,8 @@ func renderLimits(w func(string, ...any), r report) {
 		if nn, ok := findExtra(r.extras, fmt.Sprintf("naive, %d", r.opts.nodes)); ok {
 			w("With only %d calls in flight (the per-node model) latency rather than CPU bounds both: a naive Get\n", r.opts.nodes)
 			w("waits for 2 round trips (p50 %.2f ms). A conjur-swarm Get that finds the client idle is sent at once; one\n", ms(nn.lat.p50))
-			w("that finds a batch in flight waits for it to return or for the batch window (2 ms) to close, then for its own\n")
+			w("that finds a batch in flight waits for it to return or for the batch window to close (a quarter of a recent\n")
+			w("batch round trip, at most 2 ms), then for its own\n")
 			w("batch (p50 %.2f ms). The storm took %.0f against %.0f ms (%s) with %d against\n",
 				ms(nodes.lat.p50), ms(nodes.wall), ms(nn.wall), ratio(ms(nn.wall), ms(nodes.wall)), nodes.requests)
 			w("%d Conjur requests. ", nn.requests)

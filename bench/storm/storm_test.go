@@ -208,7 +208,7 @@ func TestRenderDocOneP(t *testing.T) {
 		opts: options{tasks: 2000, secrets: 5, variables: 200, latency: 2 * ms, concurrency: 512, nodes: 20, rounds: 1},
 		env:  machine{CPUs: 2},
 		ours: ours, naive: stormResult{name: "naive", gets: 10000, wall: 1200 * ms, requests: 20000},
-		res:  result{NaiveWallMS: 1200, OursWallMS: 400, DirectFetchP50US: 100, PluginGetP50US: 360},
+		res: result{NaiveWallMS: 1200, OursWallMS: 400, DirectFetchP50US: 100, PluginGetP50US: 360},
 		lat: latencies{samples: 100, plugin: percentiles{p50: 360 * time.Microsecond}, pluginCPU: 250 * time.Microsecond, pluginSwitches: 12.5,
 			hasOneP: true, oneP: percentiles{p50: 300 * time.Microsecond}, onePCPU: 175 * time.Microsecond, onePSwitches: 6.5},
 		oursRuns: []stormResult{ours}, extras: []stormResult{oneP},
