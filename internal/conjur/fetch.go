@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cyberark/conjur-api-go/conjurapi"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -437,8 +436,8 @@ func (c *Client) fetchBatch(ctx context.Context, ids []string) map[string]result
 	}
 	var vals map[string][]byte
 	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
-			m, err := api.RetrieveBatchSecretsSafe(full)
+		return c.authorized(ctx, ep, func(tok *accessToken) error {
+			m, err := c.retrieveBatch(ctx, ep, tok, full)
 			if err == nil {
 				vals = m
 			}
@@ -527,17 +526,10 @@ func missingVariable(err error, prefix string) string {
 
 // fetchOne fetches one variable (version 0 = latest) with a single request.
 func (c *Client) fetchOne(ctx context.Context, id string, version int) result {
-	full := c.cfg.Account + ":variable:" + id
 	var data []byte
 	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
-			var d []byte
-			var err error
-			if version > 0 {
-				d, err = api.RetrieveSecretWithVersion(full, version)
-			} else {
-				d, err = api.RetrieveSecret(full)
-			}
+		return c.authorized(ctx, ep, func(tok *accessToken) error {
+			d, err := c.retrieveSecret(ctx, ep, tok, id, version)
 			if err == nil {
 				data = d
 			}
@@ -552,12 +544,12 @@ func (c *Client) fetchOne(ctx context.Context, id string, version int) result {
 
 // authorized runs do against ep with an access token; on a 401 it forces one
 // re-authentication and retries once.
-func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*conjurapi.Client) error) error {
+func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*accessToken) error) error {
 	tok, err := c.token(ctx, ep, nil)
 	if err != nil {
 		return err
 	}
-	err = do(c.bind(ctx, ep.api, tok))
+	err = do(tok)
 	if httpStatus(err) != 401 {
 		return err
 	}
@@ -565,7 +557,7 @@ func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*conjurap
 	if err != nil {
 		return err
 	}
-	err = do(c.bind(ctx, ep.api, fresh))
+	err = do(fresh)
 	if httpStatus(err) == 401 {
 		return &Error{Code: CodeAuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}
