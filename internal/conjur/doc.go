@@ -26,14 +26,19 @@
 //
 // Fetching: Get and Fetch are bounded by FetchTimeout. Identical requests in
 // flight share one call. A request that finds the client idle goes out at
-// once; requests for latest versions that arrive while others are in flight
-// gather for BatchWindow, or until one of the two batch slots frees, and go
-// out as one binary-safe batch (RetrieveBatchSecretsSafe) of up to MaxBatch
-// ids (and at most ~7 KB of query), so a burst costs a few requests and a
-// lone request no delay. The refs of one Fetch go out together at once. A batch that fails as a whole because of some variables (403, 404,
-// 406, 422) is narrowed down (the variable a 404 names is answered and the
-// rest retried, otherwise the batch is halved) so every other variable still
-// arrives and each failure is reported alone. Versioned refs go out singly.
+// once, from the caller's goroutine; requests for latest versions that arrive
+// while others are in flight gather for a quarter of a recent batch round
+// trip (at most BatchWindow), or until one of the two batch slots frees, and
+// go out as one binary-safe batch (the request of conjurapi's
+// RetrieveBatchSecretsSafe) of up to MaxBatch ids (and at most ~7 KB of
+// query), so a burst costs a few requests and a lone request no delay. The
+// refs of one Fetch go out together at once. Secret requests are sent by this
+// package as conjurapi would send them (direct.go), with each token's
+// Authorization header made once. A batch that fails as a whole because of
+// some variables (403, 404, 406, 422) is narrowed down (the variable a 404
+// names is answered and the rest retried, otherwise the batch is halved) so
+// every other variable still arrives and each failure is reported alone.
+// Versioned refs go out singly.
 //
 // Failover: URLs are tried in order; one that fails (connection error,
 // timeout, TLS, 5xx, 405, 429) is set aside with exponential backoff (0.5s
