@@ -121,9 +121,9 @@ func (c *Client) retrieveBatch(ctx context.Context, ep *endpoint, tok *accessTok
 		return nil, err
 	}
 	if h.Get("Content-Encoding") != "base64" {
-		return nil, errors.New("Conjur response is not Base64-encoded. " +
-			"The Conjur version may not be compatible with this function - " +
-			"try using RetrieveBatchSecrets instead.")
+		// conjurapi's check, in this project's words: a Conjur too old
+		// for binary-safe batches ignores Accept-Encoding: base64.
+		return nil, errors.New("the batch answer is not base64-encoded (this Conjur ignores Accept-Encoding: base64)")
 	}
 	encoded := map[string]string{}
 	if err := json.Unmarshal(body, &encoded); err != nil {
