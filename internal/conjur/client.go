@@ -160,6 +160,18 @@ func (c *Client) spawn(f func()) bool {
 	return true
 }
 
+// addWorker counts work the caller's goroutine does for the Client (an
+// inline fetch) so that Close waits for it, unless the Client is closed.
+func (c *Client) addWorker() bool {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.workers.Add(1)
+	return true
+}
+
 // endpoint is one appliance URL: its conjurapi clients, its token and its health.
 type endpoint struct {
 	url    string

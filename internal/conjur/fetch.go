@@ -145,6 +145,7 @@ const inlineSlack = 10 * time.Millisecond
 // is within inlineSlack of the fetch's, so only a cancellation (the plugin
 // stopping, or Docker hanging up) keeps a caller past its end.
 func (c *Client) runInline(ctx context.Context, cl *call, ref Ref) (Value, error) {
+	defer c.workers.Done() // start counted it (addWorker): Close waits for it like a goroutine's
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -209,7 +210,7 @@ func (c *Client) start(ctx context.Context, ref Ref) (cl *call, coalesced bool, 
 	defer c.mu.Unlock()
 	cl, coalesced, v, ok = c.startLocked(ref)
 	if cl != nil && !coalesced && ref.Version == 0 {
-		if c.batchesActive == 0 && c.flushTimer == nil && len(c.pending) == 1 && c.pending[0] == cl && callerOutlasts(ctx, cl) {
+		if c.batchesActive == 0 && c.flushTimer == nil && len(c.pending) == 1 && c.pending[0] == cl && callerOutlasts(ctx, cl) && c.addWorker() {
 			c.pending = c.pending[:0]
 			c.batchesActive++
 			return cl, false, Value{}, false, true
