@@ -410,9 +410,9 @@ func renderLimits(w func(string, ...any), r report) {
 	w("connection, the client transport's write and read loops) can wake a second thread while the first one\n")
 	w("would have run it: %.1f context switches and %.0f µs of CPU per sequential GetSecret, most of it in the\n", r.lat.pluginSwitches, usf(r.lat.pluginCPU))
 	w("kernel's context switching and the Go scheduler (a perf profile of the plugin process shows them on\n")
-	w("top), not in the driver's code (decoding, policy and the audit line are 10 to 20 µs: see the Go\n")
+	w("top), not in the driver's code (decoding, policy and the audit line take a few µs each: see the Go\n")
 	w("benchmarks). The Conjur client adds no hand-off of its own: a Get that finds it idle sends the request\n")
-	w("from the caller's goroutine, with the access token parsed once when it arrived. ")
+	w("from the caller's goroutine, with the Authorization header made once per access token. ")
 	if r.lat.hasOneP {
 		w("The same plugin with\n`GOMAXPROCS=1`, where no second thread is woken, answered in %.0f µs (p50) for %.0f µs of CPU and\n", usf(r.lat.oneP.p50), usf(r.lat.onePCPU))
 		w("%.1f context switches per GetSecret: that difference is the Go scheduler's share on this machine. ", r.lat.onePSwitches)
