@@ -121,15 +121,11 @@ func decodeRequest(r io.Reader) (Request, error) {
 	if trimmed[0] != '{' {
 		return Request{}, errors.New("request body is not a JSON object")
 	}
-	// The usual body is what Docker sends: fastDecode reads it. Otherwise
-	// json.Unmarshal decodes it straight from the buffer; anything it
-	// refuses goes through the
+	// The usual body is one well-formed object: json.Unmarshal decodes it
+	// straight from the buffer. Anything it refuses goes through the
 	// Decoder, whose verdict and messages are the ones this function has
 	// always given (Unmarshal accepts exactly the bodies the Decoder path
 	// accepts with nothing after the value).
-	if req, ok := fastDecode(trimmed); ok {
-		return req, nil
-	}
 	var req Request
 	if err := json.Unmarshal(trimmed, &req); err == nil {
 		return req, nil
