@@ -24,7 +24,6 @@ type Client struct {
 	cfg       Config
 	log       *zap.Logger
 	transport *http.Transport
-	http      *http.Client // secret requests (direct.go): c.transport, redirects not followed
 	eps       []*endpoint
 	now       func() time.Time
 
@@ -100,7 +99,6 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		cfg:       cfg,
 		log:       log,
 		transport: tr,
-		http:      &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		now:       time.Now,
 		inflight:  map[refKey]*call{},
 		cache:     map[refKey]cacheEntry{},
@@ -177,7 +175,6 @@ type endpoint struct {
 	url    string
 	api    *conjurapi.Client // authn (API key) and secrets
 	jwtAPI *conjurapi.Client // authn-jwt; nil without a service id
-	urls   directURLs        // secret requests
 
 	mu       sync.Mutex
 	tok      *accessToken
@@ -202,11 +199,7 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conjur client for %s: %w", u, err)
 	}
-	urls, err := newDirectURLs(api, cfg.Account)
-	if err != nil {
-		return nil, fmt.Errorf("conjur secret URLs for %s: %w", u, err)
-	}
-	ep := &endpoint{url: u, api: api, urls: urls}
+	ep := &endpoint{url: u, api: api}
 	if cfg.JWTServiceID != "" {
 		jc := base
 		jc.AuthnType = "jwt"
@@ -225,12 +218,16 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 // no context and keep a token without locking; a copy per request gives each
 // call its deadline and shares no mutable state between goroutines.
 func (c *Client) bind(ctx context.Context, base *conjurapi.Client, tok *accessToken) *conjurapi.Client {
+	parsed := tok != nil && tok.api != nil && base == tok.base
+	if parsed {
+		base = tok.api
+	}
 	cp := *base
 	cp.SetHttpClient(&http.Client{
 		Transport:     ctxTransport{ctx: ctx, rt: c.transport},
 		CheckRedirect: noRedirect,
 	})
-	if tok != nil {
+	if tok != nil && !parsed {
 		cp.SetAuthenticator(staticToken(tok.raw))
 	}
 	return &cp
@@ -488,6 +485,7 @@ func (c *Client) authenticate(ctx context.Context, ep *endpoint, cred Credential
 		return nil, &Error{Code: CodeAuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s answered authentication with an unreadable access token: check CONJUR_APPLIANCE_URL points at Conjur", ep.url)}
 	}
+	tok.base, tok.api = ep.api, withToken(ep.api, tok.raw)
 	return tok, nil
 }
 

@@ -32,9 +32,10 @@
 // go out as one binary-safe batch (the request of conjurapi's
 // RetrieveBatchSecretsSafe) of up to MaxBatch ids (and at most ~7 KB of
 // query), so a burst costs a few requests and a lone request no delay. The
-// refs of one Fetch go out together at once. Secret requests are sent by this
-// package as conjurapi would send them (direct.go), with each token's
-// Authorization header made once. A batch that fails as a whole because of
+// refs of one Fetch go out together at once. Every request goes through
+// conjurapi (RetrieveSecret, RetrieveSecretWithVersion,
+// RetrieveBatchSecretsSafe) on a per-request copy of the endpoint's client
+// whose token was parsed once, when it was obtained. A batch that fails as a whole because of
 // some variables (403, 404, 406, 422) is narrowed down (the variable a 404
 // names is answered and the rest retried, otherwise the batch is halved) so
 // every other variable still arrives and each failure is reported alone.

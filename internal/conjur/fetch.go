@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyberark/conjur-api-go/conjurapi"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -437,8 +438,8 @@ func (c *Client) fetchBatch(ctx context.Context, ids []string) map[string]result
 	}
 	var vals map[string][]byte
 	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return c.authorized(ctx, ep, func(tok *accessToken) error {
-			m, err := c.retrieveBatch(ctx, ep, tok, full)
+		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			m, err := api.RetrieveBatchSecretsSafe(full)
 			if err == nil {
 				vals = m
 			}
@@ -527,10 +528,17 @@ func missingVariable(err error, prefix string) string {
 
 // fetchOne fetches one variable (version 0 = latest) with a single request.
 func (c *Client) fetchOne(ctx context.Context, id string, version int) result {
+	full := c.cfg.Account + ":variable:" + id
 	var data []byte
 	u, err := c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return c.authorized(ctx, ep, func(tok *accessToken) error {
-			d, err := c.retrieveSecret(ctx, ep, tok, id, version)
+		return c.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			var d []byte
+			var err error
+			if version > 0 {
+				d, err = api.RetrieveSecretWithVersion(full, version)
+			} else {
+				d, err = api.RetrieveSecret(full)
+			}
 			if err == nil {
 				data = d
 			}
@@ -545,12 +553,12 @@ func (c *Client) fetchOne(ctx context.Context, id string, version int) result {
 
 // authorized runs do against ep with an access token; on a 401 it forces one
 // re-authentication and retries once.
-func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*accessToken) error) error {
+func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*conjurapi.Client) error) error {
 	tok, err := c.token(ctx, ep, nil)
 	if err != nil {
 		return err
 	}
-	err = do(tok)
+	err = do(c.bind(ctx, ep.api, tok))
 	if httpStatus(err) != 401 {
 		return err
 	}
@@ -558,7 +566,7 @@ func (c *Client) authorized(ctx context.Context, ep *endpoint, do func(*accessTo
 	if err != nil {
 		return err
 	}
-	err = do(fresh)
+	err = do(c.bind(ctx, ep.api, fresh))
 	if httpStatus(err) == 401 {
 		return &Error{Code: CodeAuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}

@@ -2,9 +2,6 @@ package conjur
 
 import (
 	"context"
-	"encoding/base64"
-	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"testing"
@@ -12,8 +9,8 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 )
 
-// A fetch with a warm token sends the Authorization header made once when
-// the token arrived: nothing parses or encodes the token per request.
+// A fetch with a warm token sends it as it is: the conjurapi client a request
+// gets already holds the parsed token, so conjurapi does not parse it again.
 func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
@@ -22,84 +19,15 @@ func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 	ep.mu.Lock()
 	tok := ep.tok
 	ep.mu.Unlock()
-	if tok == nil || tok.authz != authorization(tok.raw) {
-		t.Fatalf("token %v: no Authorization header kept with it", tok)
+	if tok == nil || tok.api == nil {
+		t.Fatalf("token %v: no parsed conjurapi client kept with it", tok)
+	}
+	if api := c.bind(t.Context(), ep.api, tok); api.NeedsTokenRefresh() {
+		t.Error("a request's client would parse the token again")
 	}
 	mustGet(t, c, varID(1))
 	if s.Count(conjurdev.EpAuthn) != 1 {
 		t.Errorf("%d authentications, want 1", s.Count(conjurdev.EpAuthn))
-	}
-}
-
-// The secret requests this package sends are the ones conjurapi would send:
-// same URL (escaping included), same headers.
-func TestDirectRequestsMatchConjurapi(t *testing.T) {
-	const account = "my-acct"
-	ids := []string{"apps/db/password", "a b/c?d#e%f", "x:y:z", "ünï/ćødé", "a/./b", "a/../b", "..", ".", "trailing/", "+&=;,"}
-	for _, base := range []string{"http://conjur.example.com", "https://conjur.example.com:8443/", "https://conjur.example.com/api"} {
-		cfg := Config{ApplianceURLs: []string{base}, Account: account, Login: "host/x", APIKey: "k", AllowHTTP: true}.withDefaults()
-		ep, err := newEndpoint(cfg, base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			for _, version := range []int{0, 3} {
-				var want *http.Request
-				if version == 0 {
-					want, err = ep.api.RetrieveSecretRequest(account + ":variable:" + id)
-				} else {
-					want, err = ep.api.RetrieveSecretWithVersionRequest(account+":variable:"+id, version)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := ep.urls.variableURL(id, version); got != want.URL.String() {
-					t.Errorf("%s, %q version %d: URL %s, conjurapi %s", base, id, version, got, want.URL)
-				}
-			}
-		}
-		full := make([]string, len(ids))
-		for i, id := range ids {
-			full[i] = account + ":variable:" + id
-		}
-		want, err := ep.api.RetrieveBatchSecretsRequest(full, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := ep.urls.batchURL(full); got != want.URL.String() {
-			t.Errorf("%s batch: URL %s, conjurapi %s", base, got, want.URL)
-		}
-		if ep.urls.telemetry != ep.api.GetTelemetryHeader() || ep.urls.telemetry == "" {
-			t.Errorf("telemetry header %q, conjurapi %q", ep.urls.telemetry, ep.api.GetTelemetryHeader())
-		}
-	}
-}
-
-// conjurapi's own Authorization header for a token is the one this package
-// sends.
-func TestAuthorizationMatchesConjurapi(t *testing.T) {
-	b64 := base64.StdEncoding.EncodeToString
-	raw := []byte(`{"protected":"` + b64([]byte(`{"alg":"HS256"}`)) + `","payload":"` +
-		b64([]byte(`{"sub":"host/x","iat":1700000000,"exp":4100000000}`)) + `","signature":"` + b64([]byte("sig")) + `"}`)
-	var got string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Get("Authorization")
-		_, _ = w.Write([]byte("v"))
-	}))
-	defer srv.Close()
-	cfg := Config{ApplianceURLs: []string{srv.URL}, Account: "a", Login: "host/x", APIKey: "k", AllowHTTP: true}.withDefaults()
-	ep, err := newEndpoint(cfg, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := *ep.api
-	api.SetAuthenticator(staticToken(raw))
-	if _, err := api.RetrieveSecret("a:variable:x"); err != nil {
-		t.Fatal(err)
-	}
-	api.GetHttpClient().CloseIdleConnections()
-	if want := authorization(raw); got != want {
-		t.Errorf("Authorization %q, conjurapi sends %q", want, got)
 	}
 }
 

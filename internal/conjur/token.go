@@ -2,9 +2,11 @@ package conjur
 
 import (
 	"encoding/base64"
+
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cyberark/conjur-api-go/conjurapi"
 	"strings"
 	"time"
 )
@@ -28,7 +30,11 @@ type accessToken struct {
 	staleAt   time.Time
 	expiresAt time.Time
 
-	authz string // the Authorization header that carries it
+	// api is base (the endpoint's conjurapi client) with this token already
+	// parsed into it (see withToken); nil until authenticate sets both, and
+	// then never changed. Copies of it send requests without parsing the
+	// token again.
+	base, api *conjurapi.Client
 }
 
 // parseAccessToken reads {"protected","payload","signature"} with a payload
@@ -69,7 +75,6 @@ func parseAccessToken(raw []byte, now time.Time) (*accessToken, error) {
 	frac := func(f float64) time.Time { return now.Add(time.Duration(float64(life) * f)) }
 	return &accessToken{
 		raw:       append([]byte(nil), raw...),
-		authz:     authorization(raw),
 		obtained:  now,
 		refreshAt: frac(refreshAtFraction),
 		staleAt:   frac(staleAtFraction),
@@ -92,3 +97,20 @@ type staticToken []byte
 
 func (t staticToken) RefreshToken() ([]byte, error) { return t, nil }
 func (t staticToken) NeedsTokenRefresh() bool       { return false }
+
+// withToken returns a copy of base that holds raw as its access token,
+// already parsed: conjurapi parses the token it is given (JSON and base64)
+// before every request whose client has none in memory, so a client made
+// once per token and copied per request saves that work on every fetch.
+// The token in it is read-only: conjurapi replaces it (in the copy that
+// holds it) only when it judges it due for refresh, which then re-reads
+// the same raw token. It returns nil when conjurapi cannot parse the token;
+// bind then gives every request a fresh copy of base, as before.
+func withToken(base *conjurapi.Client, raw []byte) *conjurapi.Client {
+	cp := *base
+	cp.SetAuthenticator(staticToken(raw))
+	if err := cp.RefreshToken(); err != nil {
+		return nil
+	}
+	return &cp
+}
