@@ -412,7 +412,7 @@ func renderLimits(w func(string, ...any), r report) {
 	w("kernel's context switching and the Go scheduler (a perf profile of the plugin process shows them on\n")
 	w("top), not in the driver's code (decoding, policy and the audit line take a few µs each: see the Go\n")
 	w("benchmarks). The Conjur client adds no hand-off of its own: a Get that finds it idle sends the request\n")
-	w("from the caller's goroutine, with the Authorization header made once per access token. ")
+	w("from the caller's goroutine, through conjurapi with a token parsed once. ")
 	if r.lat.hasOneP {
 		w("The same plugin with\n`GOMAXPROCS=1`, where no second thread is woken, answered in %.0f µs (p50) for %.0f µs of CPU and\n", usf(r.lat.oneP.p50), usf(r.lat.onePCPU))
 		w("%.1f context switches per GetSecret: that difference is the Go scheduler's share on this machine. ", r.lat.onePSwitches)
