@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -252,6 +253,10 @@ func (c Config) GoString() string { return c.String() }
 // Format redacts in every verb.
 func (c Config) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, c.String()) }
 
+// MarshalJSON writes the redacted description (the default encoding would
+// write the API key).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
 // MarshalLogObject writes the configuration to a zap line, redacted.
 func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("socket", c.Socket)
@@ -278,6 +283,10 @@ func (s ConjurSettings) GoString() string { return s.String() }
 
 // Format redacts in every verb.
 func (s ConjurSettings) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, s.String()) }
+
+// MarshalJSON writes the redacted description (the default encoding would
+// write the API key).
+func (s ConjurSettings) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
 // MarshalLogObject writes Conjur's settings to a zap line, redacted.
 func (s ConjurSettings) MarshalLogObject(enc zapcore.ObjectEncoder) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -203,6 +204,13 @@ func TestConfigRedactsCredentials(t *testing.T) {
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
 	log.Info("settings", zap.Object("config", c), zap.Any("any", c), zap.Stringer("str", c))
 	outputs = append(outputs, buf.String())
+	for _, x := range []any{c, c.Conjur, &c} {
+		b, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = append(outputs, string(b))
+	}
 	for _, out := range outputs {
 		if strings.Contains(out, key) || strings.Contains(out, "MIIBnotreally") {
 			t.Errorf("credential shown: %s", out)

@@ -2,11 +2,14 @@ package conjur
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // Defaults and limits applied by New.
@@ -55,6 +58,17 @@ func (c Config) GoString() string { return c.String() }
 
 // Format redacts in every verb.
 func (c Config) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// MarshalJSON writes the redacted description, so that encoding a Config
+// (or anything holding one) cannot write the API key.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// MarshalLogObject writes the redacted description to zap (zap.Any would
+// otherwise encode every field, the API key included).
+func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("config", c.String())
+	return nil
+}
 
 // Validate reports every problem at once, naming the setting to fix. A zero
 // FetchTimeout, BatchWindow or MaxBatch means "use the default".

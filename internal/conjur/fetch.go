@@ -3,6 +3,7 @@ package conjur
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -39,6 +40,12 @@ func (v Value) GoString() string { return v.String() }
 
 // Format redacts in every verb.
 func (v Value) Format(f fmt.State, verb rune) { fmt.Fprint(f, v.String()) }
+
+// MarshalJSON writes the metadata only (the default encoding would write
+// Data as base64).
+func (v Value) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"len": len(v.Data), "coalesced": v.Coalesced, "cached": v.Cached, "url": v.URL})
+}
 
 // MarshalLogObject logs the value's metadata only.
 func (v Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {

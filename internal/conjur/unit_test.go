@@ -95,6 +95,32 @@ func TestConfigRedacts(t *testing.T) {
 	}
 }
 
+// JSON and zap.Any must not write the API key or the value either: both
+// would otherwise encode every exported field.
+func TestConfigAndValueRedactInJSONAndZap(t *testing.T) {
+	cfg := validConfig()
+	cfg.APIKey = "sekrit-api-key"
+	v := Value{Data: []byte("sekrit-value"), URL: "https://c"}
+	var buf strings.Builder
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zapcore.DebugLevel))
+	log.Info("x", zap.Any("cfg", cfg), zap.Any("v", v), zap.Any("ptr", &cfg), zap.Reflect("r", cfg))
+	outs := []string{buf.String()}
+	for _, x := range []any{cfg, v, &cfg, &v, struct{ C Config }{cfg}, []Value{v}} {
+		b, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, string(b))
+	}
+	for _, s := range outs {
+		for _, secret := range []string{"sekrit", base64.StdEncoding.EncodeToString([]byte("sekrit-value"))[:8]} {
+			if strings.Contains(s, secret) {
+				t.Fatalf("encoding shows a secret: %s", s)
+			}
+		}
+	}
+}
+
 func TestParseCredential(t *testing.T) {
 	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 	tests := []struct {
