@@ -23,6 +23,23 @@ const (
 	PathActivate  = "/Plugin.Activate"
 )
 
+// connTimeouts bound how long one connection to the plugin socket may hold a
+// goroutine: a caller that sends its headers or body slowly, or never
+// finishes them, is cut off instead of being waited for forever. read and
+// write must stay above the longest handler (GetSecret's 25 s
+// RequestTimeout, the handoff's adoptTimeout): net/http cancels a request's
+// context when the read deadline passes while its handler still runs.
+// A variable so that tests can shorten it.
+var connTimeouts = struct{ readHeader, read, write, idle time.Duration }{
+	readHeader: 10 * time.Second,
+	read:       60 * time.Second,
+	write:      60 * time.Second,
+	idle:       120 * time.Second,
+}
+
+// maxHeaderBytes bounds a request's headers (Docker sends a handful).
+const maxHeaderBytes = 64 << 10
+
 // manifest is the answer to /Plugin.Activate, which Docker sends only to
 // legacy (non-managed) plugins.
 const manifest = `{"Implements": ["secretprovider"]}`
@@ -65,7 +82,11 @@ func NewServer(d *Driver, log *zap.Logger) *Server {
 	mux.HandleFunc(PathBootstrap, s.guard(http.MethodPost, s.bootstrap))
 	s.hs = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: connTimeouts.readHeader,
+		ReadTimeout:       connTimeouts.read,
+		WriteTimeout:      connTimeouts.write,
+		IdleTimeout:       connTimeouts.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          httpErrorLog(log),
 	}
 	return s

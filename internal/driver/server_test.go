@@ -244,3 +244,32 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// A caller that sends its headers but never finishes the body must not hold
+// a connection (and its goroutine) forever: the server cuts it off once the
+// read timeout passes and answers or closes the connection.
+func TestServerCutsOffStuckBody(t *testing.T) {
+	saved := connTimeouts
+	connTimeouts.read = 200 * time.Millisecond
+	t.Cleanup(func() { connTimeouts = saved })
+	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{})
+	_, sock := servePlugin(t, d)
+
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The body announces 1000 bytes and sends 10.
+	if _, err := io.WriteString(conn, "POST "+PathGetSecret+" HTTP/1.1\r\nHost: plugin\r\nContent-Length: 1000\r\n\r\n{\"Secret\":"); err != nil {
+		t.Fatal(err)
+	}
+	// A bound on the test only: without the server's timeout the read
+	// below would wait forever.
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server kept a request with an unfinished body open")
+	}
+}
