@@ -162,8 +162,8 @@ func (c *Client) runInline(ctx context.Context, cl *call, ref Ref) (Value, error
 			cl.cancel()
 		}
 	})
+	defer stop()
 	c.sendBatch(cl.ctx, []*call{cl}, []string{cl.key.id})
-	stop()
 	if ctx.Err() != nil {
 		return Value{}, c.contextError(ctx, ref.ID, nil)
 	}
@@ -332,6 +332,8 @@ func (c *Client) sweepCacheLocked() {
 	}
 }
 
+var errPanicked = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
+
 // --- batching -----------------------------------------------------------------
 
 func (c *Client) windowClosed() {
@@ -408,7 +410,19 @@ func (c *Client) runBatch(batch []*call) {
 // and frees the batch slot, sending what gathered meanwhile.
 func (c *Client) sendBatch(ctx context.Context, batch []*call, ids []string) {
 	t0 := time.Now()
-	res := c.fetchBatch(ctx, ids)
+	var res map[string]result
+	defer func() {
+		if res == nil { // fetchBatch panicked: free the calls and the slot, then let the panic go on
+			c.mu.Lock()
+			for _, cl := range batch {
+				c.finishLocked(cl, result{err: errPanicked})
+			}
+			c.batchesActive--
+			c.dispatchLocked()
+			c.mu.Unlock()
+		}
+	}()
+	res = c.fetchBatch(ctx, ids)
 	rtt := time.Since(t0)
 	c.mu.Lock()
 	if c.batchRTT == 0 {
