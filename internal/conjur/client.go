@@ -519,6 +519,7 @@ type authCall struct {
 	done chan struct{}
 	tok  *accessToken
 	err  error
+	gen  uint64 // the credential generation it used
 }
 
 // token returns a usable access token for ep. It authenticates when there is
@@ -551,6 +552,12 @@ func (c *Client) token(ctx context.Context, ep *endpoint, stale *accessToken) (*
 	}
 	select {
 	case <-call.done:
+		c.credMu.Lock()
+		superseded := call.gen != c.gen
+		c.credMu.Unlock()
+		if superseded { // a handoff replaced the credential it used: authenticate with the current one
+			return c.token(ctx, ep, stale)
+		}
 		if call.err != nil && t != nil && t != stale && t.gen == gen && c.now().Before(t.expiresAt) {
 			return t, nil // the refresh failed but the token in hand has not expired: use it
 		}
@@ -592,7 +599,7 @@ func (c *Client) startAuthLocked(ep *endpoint) *authCall {
 		}
 		ep.auth = nil
 		ep.mu.Unlock()
-		call.tok, call.err = tok, err
+		call.tok, call.err, call.gen = tok, err, gen
 		close(call.done)
 	})
 	if !ok {
