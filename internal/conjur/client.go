@@ -241,7 +241,11 @@ type ctxTransport struct {
 }
 
 func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.rt.RoundTrip(r.WithContext(t.ctx))
+	resp, err := t.rt.RoundTrip(r.WithContext(t.ctx))
+	if err != nil || resp.StatusCode < 300 {
+		return resp, err
+	}
+	return scrubErrorBody(r, resp), nil
 }
 
 // --- URL health -------------------------------------------------------------
