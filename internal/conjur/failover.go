@@ -161,7 +161,7 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 	}
 	var fe *failoverError
 	if errors.As(err, &fe) {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || c.ctx.Err() != nil { // c.ctx: Close may reach what the request waited for first
 			return c.contextError(ctx, id, fe)
 		}
 		allTLS, allTimeouts := len(fe.fails) > 0, len(fe.fails) > 0
