@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap"
@@ -101,5 +102,26 @@ func TestFetchErrorsNeverEchoTheAccessToken(t *testing.T) {
 		if strings.Contains(s, sent[:40]) || strings.Contains(s, "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3Qtc2hvdw") {
 			t.Fatalf("the access token reached an error, the status or the log: %.400s", s)
 		}
+	}
+}
+
+// A redirect is never followed: a 307 or 308 would make net/http send the
+// API key (the body) again, to wherever the Location points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var hits atomic.Int64
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(elsewhere.Close)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+r.URL.Path, status)
+		}))
+		t.Cleanup(front.Close)
+		c := newClient(t, clientConfig("", front.URL))
+		if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k3y-redirected"}); err == nil {
+			t.Fatalf("%d: Adopt succeeded through a redirect", status)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
 	}
 }
