@@ -122,12 +122,14 @@ func globClass(glob string, start int) (int, string, error) {
 	}
 }
 
-// globQuote escapes s so that, as part of a glob, it matches only itself.
+// globQuote escapes s so that, as part of a glob, it matches only itself,
+// also inside a [...] class (where - makes a range and a leading ^ or !
+// negates).
 func globQuote(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		switch r {
-		case '*', '?', '[', ']', '\\', '{', '}':
+		case '*', '?', '[', ']', '\\', '{', '}', '-', '^', '!':
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

@@ -64,3 +64,31 @@ func TestGlobQuoteMatchesOnlyItself(t *testing.T) {
 		}
 	}
 }
+
+// A value put inside a [...] class of an allow glob must stand for its own
+// characters only: "^x" must not negate the class, "a-z" must not become a
+// range (either would let other images through).
+func TestAllowValueInsideClassIsLiteral(t *testing.T) {
+	p := mustParse(t, `version: 1
+rules:
+  - name: r
+    match:
+      secret_labels: {conjur.variable: "*"}
+    variable: "apps/{secret_label:conjur.variable}"
+    allow:
+      image: ["reg/[{secret_label:img}]*"]
+`)
+	for _, tc := range []struct{ img, image string }{
+		{"^x", "reg/q"}, {"!x", "reg/q"}, {"a-z", "reg/q"}, {"a-z", "reg/b"},
+	} {
+		d := p.Resolve(Request{SecretName: "s", SecretLabels: map[string]string{"conjur.variable": "a", "img": tc.img}, Image: tc.image})
+		if d.Allow {
+			t.Errorf("label img=%q allowed image %q: %s", tc.img, tc.image, d.Reason)
+		}
+	}
+	for _, tc := range []struct{ img, image string }{{"^x", "reg/^"}, {"a-z", "reg/-"}, {"a-z", "reg/z1"}} {
+		if d := p.Resolve(Request{SecretName: "s", SecretLabels: map[string]string{"conjur.variable": "a", "img": tc.img}, Image: tc.image}); !d.Allow {
+			t.Errorf("label img=%q denied image %q: %s", tc.img, tc.image, d.Reason)
+		}
+	}
+}

@@ -290,7 +290,9 @@ func expandForMessage(t template, req Request, groups map[string]groupVal) strin
 			continue
 		}
 		v, _, _ := lookup(*p.ph, req, groups)
-		b.WriteString(globQuote(v))
+		// Readable: - ^ ! need no escape outside a class, where
+		// placeholders usually are.
+		b.WriteString(strings.NewReplacer(`\-`, "-", `\^`, "^", `\!`, "!").Replace(globQuote(v)))
 	}
 	return b.String()
 }
