@@ -76,13 +76,15 @@ type call struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	res    result
-	joined int // Gets that joined it after it started (under Client.mu)
+	joined int    // Gets that joined it after it started (under Client.mu)
+	gen    uint64 // the credential generation when it started: its value is cached for that one
 }
 
 type cacheEntry struct {
 	data    []byte
 	url     string
 	expires time.Time
+	gen     uint64 // credential generation it was fetched under; a handoff makes it unusable
 }
 
 const (
@@ -251,9 +253,12 @@ func callerOutlasts(ctx context.Context, cl *call) bool {
 // startLocked is start without the dispatch decision; c.mu is held.
 func (c *Client) startLocked(ref Ref) (cl *call, coalesced bool, v Value, ok bool) {
 	key := refKey{ref.ID, ref.Version}
+	c.credMu.Lock()
+	gen := c.gen
+	c.credMu.Unlock()
 	if c.cfg.CacheTTL > 0 && !ref.NoCache {
 		if e, hit := c.cache[key]; hit {
-			if c.now().Before(e.expires) {
+			if e.gen == gen && c.now().Before(e.expires) {
 				return nil, false, Value{Data: bytes.Clone(e.data), Cached: true, URL: e.url}, true
 			}
 			delete(c.cache, key)
@@ -263,7 +268,7 @@ func (c *Client) startLocked(ref Ref) (cl *call, coalesced bool, v Value, ok boo
 		cl.joined++
 		return cl, true, Value{}, false
 	}
-	cl = &call{key: key, done: make(chan struct{})}
+	cl = &call{key: key, done: make(chan struct{}), gen: gen}
 	cl.ctx, cl.cancel = context.WithTimeout(c.ctx, c.cfg.FetchTimeout)
 	c.inflight[key] = cl
 	if ref.Version != 0 || strings.Contains(ref.ID, ",") || c.cfg.MaxBatch == 1 {
@@ -307,7 +312,7 @@ func (c *Client) finishLocked(cl *call, res result) {
 		delete(c.inflight, cl.key)
 	}
 	if res.err == nil && c.cfg.CacheTTL > 0 {
-		c.cache[cl.key] = cacheEntry{data: res.data, url: res.url, expires: c.now().Add(c.cfg.CacheTTL)}
+		c.cache[cl.key] = cacheEntry{data: res.data, url: res.url, expires: c.now().Add(c.cfg.CacheTTL), gen: cl.gen}
 		if len(c.cache)%256 == 0 {
 			c.sweepCacheLocked()
 		}

@@ -1,0 +1,38 @@
+package conjur
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+)
+
+// Values cached under one identity are not served once a handoff has made
+// another identity current: the new identity may not see them.
+func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	if _, err := s.LoadPolicy(conjurdev.ModePost, "root", []byte(
+		"- !host swarm/other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientConfig(s.key, s.listen(t, false).URL)
+	cfg.CacheTTL = time.Minute
+	cfg.JWTServiceID = jwtService
+	c := newClient(t, cfg)
+	mustGet(t, c, varID(0))
+	if v := mustGet(t, c, varID(0)); !v.Cached {
+		t.Fatal("the value was not cached")
+	}
+
+	jwt, err := s.jwt.Sign(map[string]any{"sub": "other"}, time.Minute) // host swarm/other: no access to apps/*
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Adopt(t.Context(), Credential{JWT: jwt}); err != nil {
+		t.Fatalf("JWT handoff: %+v", err)
+	}
+	v, err := c.Get(t.Context(), Ref{ID: varID(0)})
+	if v.Cached || err == nil {
+		t.Fatalf("after the handoff to swarm/other: %v, %v; want a refusal, not the cached value", v, err)
+	}
+}
