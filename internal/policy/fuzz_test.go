@@ -134,6 +134,27 @@ func checkDecision(t *testing.T, p *Policy, req Request, d Decision) {
 		if r.name == d.Rule && !strings.HasPrefix(d.Variable, r.variable.prefix()) {
 			t.Fatalf("rule %q: id %q left its template's prefix %q", r.name, d.Variable, r.variable.prefix())
 		}
+		if r.name != d.Rule {
+			continue
+		}
+		// Service-side values expand to one path segment: an allowed id
+		// never took a value with a / from the task.
+		for _, ph := range r.variable.placeholders() {
+			var v string
+			switch ph.kind {
+			case phService:
+				v = req.ServiceName
+			case phServiceLabel:
+				v = req.ServiceLabels[ph.arg]
+			case phImage:
+				v = req.Image
+			case phNode:
+				v = req.NodeID
+			}
+			if strings.Contains(v, "/") {
+				t.Fatalf("rule %q allowed %q with %s = %q, which holds a /", r.name, d.Variable, ph, v)
+			}
+		}
 	}
 	if d.Version < 0 {
 		t.Fatalf("negative version %d", d.Version)
