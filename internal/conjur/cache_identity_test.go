@@ -15,10 +15,21 @@ func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 		"- !host swarm/other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
 		t.Fatal(err)
 	}
-	cfg := clientConfig(s.key, s.listen(t, false).URL)
+	// No pinned login: a pinned plugin refuses a JWT of another host
+	// (TestJWTHandoffOfAnotherHostIsRefused), so the identity can change
+	// only where none is pinned.
+	cfg := clientConfig("", s.listen(t, false).URL)
+	cfg.Login = ""
 	cfg.CacheTTL = time.Minute
 	cfg.JWTServiceID = jwtService
 	c := newClient(t, cfg)
+	mine, err := s.jwt.Sign(map[string]any{"sub": "conjur-plugin"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Adopt(t.Context(), Credential{JWT: mine}); err != nil {
+		t.Fatalf("JWT handoff of the plugin's host: %+v", err)
+	}
 	mustGet(t, c, varID(0))
 	if v := mustGet(t, c, varID(0)); !v.Cached {
 		t.Fatal("the value was not cached")

@@ -666,6 +666,16 @@ func (c *Client) Adopt(ctx context.Context, cred Credential) (err error) {
 	if err != nil {
 		return c.finalError(ctx, err, "")
 	}
+	// A JWT names no login: Conjur decides whom it authenticates (the host
+	// id, or the token's claims). Hold it to the pinned login too.
+	if cred.JWT != "" && c.cfg.Login != "" {
+		if sub := tokenSubject(tok.raw); sub != c.cfg.Login {
+			if sub == "" {
+				sub = "an identity the access token does not name"
+			}
+			return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over JWT authenticates as %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over a JWT of %s, or change the setting", sub, c.cfg.Login, c.cfg.Login)}
+		}
+	}
 
 	held := cred
 	c.credMu.Lock()
