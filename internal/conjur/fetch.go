@@ -291,13 +291,28 @@ func (c *Client) startLocked(ref Ref) (cl *call, coalesced bool, v Value, ok boo
 func (c *Client) wait(ctx context.Context, cl *call, ref Ref, coalesced bool) (Value, error) {
 	select {
 	case <-cl.done:
-		if cl.res.err != nil {
-			return Value{Coalesced: coalesced}, cl.res.err // no data; says whether the failure was shared
-		}
-		return Value{Data: bytes.Clone(cl.res.data), Coalesced: coalesced, URL: cl.res.url}, nil
 	case <-ctx.Done():
 		return Value{}, c.contextError(ctx, ref.ID, nil)
+	case <-cl.ctx.Done():
+		// A batch runs until its latest call's deadline: one that went out
+		// with later calls ends here, at its own (finishLocked cancels and
+		// closes under c.mu, so a finished call is told apart).
+		c.mu.Lock()
+		select {
+		case <-cl.done:
+		default:
+			c.mu.Unlock()
+			if ctx.Err() != nil {
+				return Value{}, c.contextError(ctx, ref.ID, nil)
+			}
+			return Value{Coalesced: coalesced}, c.contextError(cl.ctx, ref.ID, nil)
+		}
+		c.mu.Unlock()
 	}
+	if cl.res.err != nil {
+		return Value{Coalesced: coalesced}, cl.res.err // no data; says whether the failure was shared
+	}
+	return Value{Data: bytes.Clone(cl.res.data), Coalesced: coalesced, URL: cl.res.url}, nil
 }
 
 // complete publishes a call's result.
