@@ -290,8 +290,22 @@ func newMetricsServer(addr string) (*driver.Metrics, *http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return m, &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}, nil
+	return m, &http.Server{
+		Addr:              addr,
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}, nil
 }
+
+// metricsIdleTimeout closes keep-alive connections to /metrics that stay
+// idle: the endpoint listens on the host network, and idle connections that
+// are never closed would each hold a file descriptor the plugin socket
+// needs. A variable so that tests can shorten it.
+var metricsIdleTimeout = 2 * time.Minute
 
 // startDevConjur starts the embedded Conjur-compatible server over TLS on a
 // free loopback port, seeded with dir's demo policy and values, and returns
