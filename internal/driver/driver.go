@@ -120,7 +120,7 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 	}
 	if err := req.Validate(); err != nil {
 		return d.finish(start, rec, CodeBadRequest,
-			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
+			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", clipTo(flatten(err), maxProblemText)), err, nil)
 	}
 
 	dec := d.opts.Resolver.Resolve(req.policyRequest())
@@ -229,10 +229,13 @@ func (d *Driver) record(rec Record, extra []zap.Field) {
 }
 
 // causeText renders an error with its cause chain for the log (a
-// conjur.Error prints its cause with %+v).
+// conjur.Error prints its cause with %+v), bounded like the Err text.
 func causeText(err error) string {
-	return strings.ReplaceAll(fmt.Sprintf("%+v", err), "\n", "; ")
+	return clipTo(strings.ReplaceAll(fmt.Sprintf("%+v", err), "\n", "; "), maxCauseText)
 }
+
+// maxCauseText bounds the cause field of a log line.
+const maxCauseText = 16 << 10
 
 // flatten renders an error on one line (errors.Join uses newlines).
 func flatten(err error) string {

@@ -220,8 +220,15 @@ func checkLabels(field string, labels map[string]string) []error {
 
 // clip bounds a request field for the audit record and the Err text (a
 // request that failed validation may carry anything up to 1 MiB).
-func clip(s string) string {
-	const max = 256
+func clip(s string) string { return clipTo(s, 256) }
+
+// maxProblemText bounds the list of a request's problems in the Err text:
+// every label may have one, each naming a key of up to 1 KiB, and the text
+// goes to the log, the answer and the status journal.
+const maxProblemText = 2048
+
+// clipTo bounds s to about max bytes, cutting at a character boundary.
+func clipTo(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -156,4 +157,40 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("round trip changed the request:\n%s", diff)
 		}
 	})
+}
+
+// A request whose every label is invalid, each with a key of the largest
+// size, must not turn into an Err, a log line and a status record hundreds of
+// KiB long.
+func TestInvalidRequestErrIsBounded(t *testing.T) {
+	labels := map[string]string{}
+	for i := range maxLabels {
+		labels[fmt.Sprintf("%04d%s", i, strings.Repeat("k", maxLabelKeyLen-4))] = "\x01"
+	}
+	body, err := json.Marshal(Request{SecretName: "s", SecretLabels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{})
+	res := d.HandleGetSecret(t.Context(), bytes.NewReader(body))
+	if res.Err == "" || !strings.Contains(res.Err, "control character") {
+		t.Fatalf("Err = %.200q, want the problems", res.Err)
+	}
+	if n := len(res.Err); n > 4096 {
+		t.Errorf("Err is %d bytes long", n)
+	}
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && len(s) > 20<<10 {
+				t.Errorf("log field %s is %d bytes long", k, len(s))
+			}
+		}
+	}
+	st, err := json.Marshal(d.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) > 64<<10 {
+		t.Errorf("status is %d bytes long after one request", len(st))
+	}
 }
