@@ -652,8 +652,13 @@ func (c *Client) Adopt(ctx context.Context, cred Credential) (err error) {
 		return nil
 	}
 
+	if !c.addWorker() { // Close waits for it and cancels it, as it does fetches
+		return errClosed
+	}
+	defer c.workers.Done()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
 	var tok *accessToken
 	var tokEP *endpoint
 	_, err = c.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
