@@ -337,6 +337,9 @@ func (c *Client) finishLocked(cl *call, res result) {
 		if errors.As(res.err, &e) && e.Variable == "" {
 			res.err = e.withVariable(cl.key.id)
 		}
+		if code := CodeOf(res.err); code == CodeForbidden || code == CodeNotFound {
+			delete(c.cache, cl.key) // Conjur now refuses it: a value cached before must not be served
+		}
 	}
 	cl.res = res
 	cl.cancel()
