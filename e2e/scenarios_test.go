@@ -247,13 +247,53 @@ func TestDoNotReuse(t *testing.T) {
 	}
 	s.waitPluginLog(t, s.pluginID, `"service":"`+fresh+`"`, `"code":"UNAVAILABLE"`)
 
-	// The plugin fails this task's fetch too, yet the task starts with the
-	// node's copy fetched for holder: the old value.
+	// A reusable secret: what Swarm does now is up to Swarm, and it varies
+	// from run to run. Seen here: the task starts with the node's copy fetched
+	// for holder (the old value: the stale masking docs/mapping.md warns of),
+	// or it fails like the per-task one. Either way it never holds a value the
+	// plugin did not hand over.
 	stale := s.name("svc")
 	s.service(t, stale, []string{ru}, "--restart-condition", "none")
-	_, f = only(waitReaders(t, stale, 1, nil))
+	f, failure := waitReadOrFailed(t, stale)
+	if failure != "" {
+		if !strings.Contains(failure, "not found") {
+			t.Errorf("reusable secret with Conjur down: task error %q, want \"secret ... not found\"", failure)
+		}
+		t.Logf("reusable secret with Conjur down: Swarm failed the task (%s)", failure)
+		return
+	}
 	checkValues(t, stale, f, map[string][]byte{ru: []byte("reusable-value-1")})
-	s.waitPluginLog(t, s.pluginID, `"service":"`+stale+`"`, `"code":"UNAVAILABLE"`)
+	t.Logf("reusable secret with Conjur down: Swarm started the task with the node's old copy")
+}
+
+// waitReadOrFailed waits until a task of service has read its secrets or has
+// failed, and returns the reader's frames or the failure as `docker service
+// ps` shows it.
+func waitReadOrFailed(t testing.TB, service string) (f frames, failure string) {
+	t.Helper()
+	poll(t, "a task of "+service+" that read its secrets or failed", waitTimeout, func() (bool, string) {
+		tasks, err := serviceTasks(service)
+		if err != nil {
+			return false, err.Error()
+		}
+		var states []string
+		for _, tk := range tasks {
+			states = append(states, tk.CurrentState+" "+tk.Error)
+			if tk.failed() && tk.Error != "" {
+				failure = tk.Error
+				return true, ""
+			}
+			if !tk.running() {
+				continue
+			}
+			if got, err := taskFrames(tk.ID); err == nil && got.ready {
+				f = got
+				return true, ""
+			}
+		}
+		return false, strings.Join(states, "; ")
+	}, func() string { return describeService(service) })
+	return f, failure
 }
 
 // Scenario 5: rotation. A new value set in Conjur reaches the new task that
