@@ -172,18 +172,18 @@ func conjurFailure(err error) (Code, string) {
 	if errors.As(err, &ce) {
 		msg := ce.Msg
 		if msg == "" {
-			msg = conjurAdvice[Code(ce.Code)]
+			msg = conjurAdvice[ce.Code]
 		}
 		if msg == "" {
 			msg = "the Conjur request failed; see the plugin log"
 		}
-		return Code(ce.Code), msg
+		return ce.Code, msg
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return Code(conjur.CodeTimeout), conjurAdvice[Code(conjur.CodeTimeout)]
+		return conjur.CodeTimeout, conjurAdvice[conjur.CodeTimeout]
 	}
 	if errors.Is(err, context.Canceled) {
-		return Code(conjur.CodeCanceled), "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
+		return conjur.CodeCanceled, "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
 	}
 	return CodeInternal, "an unexpected error occurred while fetching from Conjur; see the plugin log"
 }

@@ -3,35 +3,38 @@ package driver
 import (
 	"fmt"
 	"strings"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 )
 
 // Code is the stable error code carried in an answer's Err as "[CODE]", in
-// the audit log and in the status endpoint's recent decisions. The Conjur
-// client's codes (NO_CREDENTIAL, AUTH_REFUSED, CREDENTIAL_REJECTED,
-// FORBIDDEN, NOT_FOUND, UNAVAILABLE, TIMEOUT, TLS, VALUE_UNUSABLE) pass
-// through unchanged.
-type Code string
+// the audit log and in the status endpoint's recent decisions. It is the
+// Conjur client's Code type: its codes (NO_CREDENTIAL, AUTH_REFUSED,
+// CREDENTIAL_REJECTED, FORBIDDEN, NOT_FOUND, UNAVAILABLE, TIMEOUT, TLS,
+// VALUE_UNUSABLE, BAD_REQUEST, CANCELED, INTERNAL) pass through unchanged,
+// and the driver adds its own below.
+type Code = conjur.Code
 
-// The driver's own codes.
+// The driver's own codes, and the client's that the driver also returns.
 const (
 	// CodeBadRequest: the GetSecret body could not be decoded or failed
 	// validation (a Docker version the driver does not understand, or a
 	// caller other than Docker).
-	CodeBadRequest Code = "BAD_REQUEST"
+	CodeBadRequest = conjur.CodeBadRequest
 	// CodeDenied: the mapping policy matched no rule, or the matching rule's
 	// allow conditions failed, or the resolved variable id was unsafe.
 	CodeDenied Code = "DENIED"
 	// CodeValueUnusable: Conjur returned a value Swarm cannot use (empty, or
 	// 500 KiB or more).
-	CodeValueUnusable Code = "VALUE_UNUSABLE"
+	CodeValueUnusable = conjur.CodeValueUnusable
 	// CodeNotConfigured: the plugin's Conjur settings are missing or invalid,
 	// so nothing can be fetched until they are set.
 	CodeNotConfigured Code = "NOT_CONFIGURED"
 	// CodeUnavailable: every appliance URL failed (passed on from the
 	// Conjur client).
-	CodeUnavailable Code = "UNAVAILABLE"
+	CodeUnavailable = conjur.CodeUnavailable
 	// CodeInternal: anything unexpected; the log has the cause.
-	CodeInternal Code = "INTERNAL"
+	CodeInternal = conjur.CodeInternal
 )
 
 // MaxValueBytes is the largest value Swarm accepts, exclusive: a value must
