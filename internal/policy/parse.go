@@ -473,7 +473,7 @@ func (ps *parser) pattern(n *yaml.Node, s, path, section string, f field, defs, 
 		return pattern{}, false
 	}
 	if len(phs) > 0 {
-		return pattern{raw: s, tmpl: &t}, true
+		return pattern{raw: s, tmpl: &t, exact: literalOnly(t)}, true
 	}
 	return pattern{raw: s, re: re}, true
 }
@@ -516,6 +516,16 @@ func parseGlobTemplate(s string) (template, []templateError) {
 	}
 	t.raw = s
 	return t, errs
+}
+
+// literalOnly reports whether t's literal parts hold no glob syntax.
+func literalOnly(t template) bool {
+	for _, p := range t.parts {
+		if p.ph == nil && strings.ContainsAny(p.lit, `*?[]\`) {
+			return false
+		}
+	}
+	return true
 }
 
 // compileGlob builds the glob from t, with each placeholder replaced by

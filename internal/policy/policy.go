@@ -112,12 +112,16 @@ func (f field) value(req Request, key string) (string, bool) {
 }
 
 // pattern is one glob or re: pattern. Static patterns are compiled when the
-// file is parsed; allow globs with placeholders are compiled per request
+// file is parsed; allow globs with placeholders are compared as strings when
+// their literal text has no glob syntax (exact), else compiled per request
 // with the placeholder values quoted.
 type pattern struct {
 	raw  string
 	re   *regexp.Regexp // nil when tmpl is set
 	tmpl *template      // allow globs with placeholders
+	// exact: tmpl's literal text holds no glob syntax, so the glob matches
+	// exactly its expansion and needs no regexp per request.
+	exact bool
 }
 
 // cond is one condition of match or allow: a request field (and label key)

@@ -168,6 +168,8 @@ func expand(t template, req Request, groups map[string]groupVal, segments bool) 
 
 // lookup returns a placeholder's value, whether it comes from the task
 // (service side), or why it has none. Empty values count as missing.
+// The reasons are built only when a value is missing: lookup runs on every
+// GetSecret.
 func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bool, string) {
 	var v string
 	var why string
@@ -175,11 +177,9 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 	case phSecret:
 		v, why = req.SecretName, "the request has no secret name"
 	case phStack:
-		var ok bool
-		v, ok = req.SecretLabels[stackLabel]
-		why = fmt.Sprintf("secret label %q is missing (the secret was not created by docker stack deploy)", stackLabel)
-		if ok {
-			why = fmt.Sprintf("secret label %q is empty", stackLabel)
+		if v = req.SecretLabels[stackLabel]; v == "" {
+			why = labelMissing("secret", req.SecretLabels, stackLabel, fmt.Sprintf("%q", stackLabel),
+				" (the secret was not created by docker stack deploy)")
 		}
 	case phSecretKey:
 		v = req.SecretName
@@ -192,20 +192,14 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 			v = key
 		}
 	case phSecretLabel:
-		var ok bool
-		v, ok = req.SecretLabels[ph.arg]
-		why = fmt.Sprintf("secret label %s is missing", quote(ph.arg))
-		if ok {
-			why = fmt.Sprintf("secret label %s is empty", quote(ph.arg))
+		if v = req.SecretLabels[ph.arg]; v == "" {
+			why = labelMissing("secret", req.SecretLabels, ph.arg, quote(ph.arg), "")
 		}
 	case phService:
 		v, why = req.ServiceName, "the request has no service name"
 	case phServiceLabel:
-		var ok bool
-		v, ok = req.ServiceLabels[ph.arg]
-		why = fmt.Sprintf("service label %s is missing", quote(ph.arg))
-		if ok {
-			why = fmt.Sprintf("service label %s is empty", quote(ph.arg))
+		if v = req.ServiceLabels[ph.arg]; v == "" {
+			why = labelMissing("service", req.ServiceLabels, ph.arg, quote(ph.arg), "")
 		}
 	case phImage:
 		v, why = req.Image, "the request has no image"
@@ -237,37 +231,28 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 }
 
 // allows returns "" when the allow condition holds for req, else why not.
+// It runs on every GetSecret that reaches an allow clause, so the deny
+// message is built only when the condition fails.
 func (c cond) allows(req Request, groups map[string]groupVal) string {
 	what := c.field.describe(c.key)
 	v, present := c.field.value(req, c.key)
 	if !present {
 		return what + " is missing"
 	}
-	var want []string
 	for _, p := range c.pats {
-		re := p.re
-		if p.tmpl != nil {
-			var missing string
-			compiled, err := compileGlob(*p.tmpl, func(ph placeholder) string {
-				val, _, why := lookup(ph, req, groups)
-				if why != "" && missing == "" {
-					missing = fmt.Sprintf("%s in %q has no value: %s", ph, p.raw, why)
-				}
-				return val
-			})
-			if missing != "" {
-				return missing
-			}
-			if err != nil {
-				return fmt.Sprintf("pattern %q could not be built: %v", p.raw, err)
-			}
-			re = compiled
-			want = append(want, expandForMessage(*p.tmpl, req, groups))
-		} else {
-			want = append(want, p.raw)
+		ok, why := p.matches(v, req, groups)
+		if why != "" {
+			return why
 		}
-		if re.MatchString(v) {
+		if ok {
 			return ""
+		}
+	}
+	want := make([]string, len(c.pats))
+	for i, p := range c.pats {
+		want[i] = p.raw
+		if p.tmpl != nil {
+			want[i] = expandForMessage(*p.tmpl, req, groups)
 		}
 	}
 	if len(want) == 1 {
@@ -279,6 +264,50 @@ func (c cond) allows(req Request, groups map[string]groupVal) string {
 	}
 	return fmt.Sprintf("%s is %s, want one of %s", what, quote(v), strings.Join(q, ", "))
 }
+
+// matches reports whether v matches p, with p's placeholders (if any) filled
+// from req; why is set when a placeholder has no value or the glob cannot be
+// built. An exact pattern is compared as a string (v must be valid UTF-8 for
+// that to agree with the regexp); others are compiled with the values quoted.
+func (p pattern) matches(v string, req Request, groups map[string]groupVal) (ok bool, why string) {
+	if p.tmpl == nil {
+		return p.re.MatchString(v), ""
+	}
+	var missing string
+	fill := func(ph placeholder) string {
+		val, _, why := lookup(ph, req, groups)
+		if why != "" && missing == "" {
+			missing = fmt.Sprintf("%s in %q has no value: %s", ph, p.raw, why)
+		}
+		return val
+	}
+	if p.exact && utf8.ValidString(v) {
+		var b strings.Builder
+		for _, part := range p.tmpl.parts {
+			if part.ph != nil {
+				b.WriteString(fill(*part.ph))
+			} else {
+				b.WriteString(part.lit)
+			}
+		}
+		if missing != "" {
+			return false, missing
+		}
+		return b.String() == v, ""
+	}
+	re, err := compileGlob(*p.tmpl, fill)
+	if missing != "" {
+		return false, missing
+	}
+	if err != nil {
+		return false, fmt.Sprintf("pattern %q could not be built: %v", p.raw, err)
+	}
+	return re.MatchString(v), ""
+}
+
+// unescapeOutsideClass undoes the escapes globQuote adds only for [...]
+// classes, for readable messages.
+var unescapeOutsideClass = strings.NewReplacer(`\-`, "-", `\^`, "^", `\!`, "!")
 
 // expandForMessage renders an allow glob with its placeholders filled in,
 // for deny reasons.
@@ -292,7 +321,16 @@ func expandForMessage(t template, req Request, groups map[string]groupVal) strin
 		v, _, _ := lookup(*p.ph, req, groups)
 		// Readable: - ^ ! need no escape outside a class, where
 		// placeholders usually are.
-		b.WriteString(strings.NewReplacer(`\-`, "-", `\^`, "^", `\!`, "!").Replace(globQuote(v)))
+		b.WriteString(unescapeOutsideClass.Replace(globQuote(v)))
 	}
 	return b.String()
+}
+
+// labelMissing says why the side's label key (shown as quoted) gave no value:
+// present but empty, or absent (followed by hint).
+func labelMissing(side string, labels map[string]string, key, quoted, hint string) string {
+	if _, ok := labels[key]; ok {
+		return fmt.Sprintf("%s label %s is empty", side, quoted)
+	}
+	return fmt.Sprintf("%s label %s is missing%s", side, quoted, hint)
 }
