@@ -158,11 +158,12 @@ func TestClientOnMissingSocket(t *testing.T) {
 	}
 }
 
-// TestShutdownDrainsInFlight: a request in flight when Shutdown starts is
-// answered in full; Shutdown returns only after it; new connections are
-// refused afterwards.
-func TestShutdownDrainsInFlight(t *testing.T) {
-	f := demoFetcher()
+// serveBlockingFetcher serves a driver whose fetches wait on f.block (and
+// signal f.entered) on a unix socket, without Shutdown on cleanup: the
+// tests call it. served receives Serve's result.
+func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *Client, served chan error) {
+	t.Helper()
+	f = demoFetcher()
 	f.block = make(chan struct{})
 	f.entered = make(chan struct{}, 1)
 	d, _ := newTestDriver(t, f, &fakeResolver{})
@@ -171,11 +172,17 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(d, zap.NewNop())
-	served := make(chan error, 1)
+	srv = NewServer(d, zap.NewNop())
+	served = make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), ln, time.Minute) }()
+	return f, srv, NewClient(sock, time.Minute), served
+}
 
-	c := NewClient(sock, time.Minute)
+// TestShutdownDrainsInFlight: a request in flight when Shutdown starts is
+// answered in full; Shutdown returns only after it; new connections are
+// refused afterwards.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	f, srv, c, served := serveBlockingFetcher(t)
 	answered := make(chan Response, 1)
 	go func() {
 		res, err := c.GetSecret(context.Background(), labelled("apps/demo/db-password"))
@@ -213,19 +220,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 // TestShutdownDeadline: with a request stuck past the deadline, Shutdown
 // reports it, and the stuck request is cancelled rather than leaked.
 func TestShutdownDeadline(t *testing.T) {
-	f := demoFetcher()
-	f.block = make(chan struct{}) // never released
-	f.entered = make(chan struct{}, 1)
-	d, _ := newTestDriver(t, f, &fakeResolver{})
-	sock := filepath.Join(t.TempDir(), SocketName)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(d, zap.NewNop())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(context.Background(), ln, time.Minute) }()
-	c := NewClient(sock, time.Minute)
+	f, srv, c, served := serveBlockingFetcher(t) // f.block is never released
 	answered := make(chan error, 1)
 	go func() {
 		_, err := c.GetSecret(context.Background(), labelled("apps/demo/db-password"))
