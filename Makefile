@@ -33,8 +33,12 @@ test: ## Run every test: unit, race, the plugin socket, and e2e when a Docker da
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 
+.PHONY: tidy-check
+tidy-check: ## Fail when `go mod tidy` would change go.mod or go.sum (prints the diff)
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
+
 .PHONY: lint
-lint: ## go vet, staticcheck and govulncheck (installs the last two if missing)
+lint: tidy-check ## go mod tidy -diff, go vet, staticcheck and govulncheck (installs the last two if missing)
 	$(GO) vet ./...
 	command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	"$$(command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)" ./...
