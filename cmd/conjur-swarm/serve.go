@@ -24,6 +24,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/policy"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Development mode defaults (serve --dev, what `make run` starts).
@@ -225,24 +226,10 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (*conjur.Client, str
 	if err != nil {
 		return fail(err)
 	}
-	ccfg := conjur.Config{
-		ApplianceURLs:  cfg.Conjur.ApplianceURLs,
-		Account:        cfg.Conjur.Account,
-		Login:          cfg.Conjur.Login,
-		CACertPEM:      ca,
-		AllowHTTP:      cfg.AllowHTTP,
-		APIKey:         cfg.Conjur.APIKey,
-		CredentialFile: cfg.CredentialFile,
-		JWTServiceID:   cfg.Conjur.JWTServiceID,
-		JWTTokenPath:   cfg.Conjur.JWTTokenPath,
-		JWTHostID:      cfg.Conjur.JWTHostID,
-		FetchTimeout:   cfg.FetchTimeout,
-		CacheTTL:       cfg.CacheTTL,
-	}
 	if cfg.Conjur.APIKey != "" && !dev {
 		log.Warn("CONJUR_AUTHN_API_KEY is set: for development only, its value shows in `docker plugin inspect`; use the bootstrap handoff or CONJUR_SWARM_CREDENTIAL_FILE")
 	}
-	client, err := conjur.New(ccfg, log.Named("conjur"))
+	client, err := conjur.New(cfg.conjurConfig(ca), log.Named("conjur"))
 	if err != nil {
 		return fail(err)
 	}
@@ -334,8 +321,8 @@ func startDevConjur(dir string, log *zap.Logger) (ConjurSettings, func(), error)
 		ApplianceURLs:  []string{l.URL},
 		Account:        srv.Account(),
 		Login:          devPluginLogin,
-		SSLCertificate: string(l.CAPEM),
-		APIKey:         key,
+		SSLCertificate: redact.String(l.CAPEM),
+		APIKey:         redact.String(key),
 	}, func() { _ = l.Close() }, nil
 }
 

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/redact"
+)
+
+// setting is one key of serve's configuration. Its declaration in settings
+// is the only place that names its environment variable, flag, default,
+// check and bounds, its row in docs/install.md (TestInstallDocSettingsTables
+// keeps the tables there equal to renderSettingsTables) and whether it is a
+// secret (a redact.String field).
+type setting struct {
+	key   string // viper key; also the key in the "plugin serving" log line
+	env   string
+	def   string
+	flag  string // "" = environment only (credentials never get a flag)
+	help  string // the flag's help
+	table docTable
+	doc   string // the Meaning column of its docs/install.md row (Markdown)
+	value field  // the Config field it fills, and how
+}
+
+// docTable is the settings table of docs/install.md that lists a setting.
+type docTable int
+
+const (
+	// pluginTable: settings of the managed plugin (plugin/config.json's env,
+	// set with `docker plugin set`).
+	pluginTable docTable = iota
+	// serveTable: settings of `conjur-swarm serve` that the manifest does not
+	// expose.
+	serveTable
+)
+
+// Bounds that are serve's own; the Conjur client's come from package conjur.
+const (
+	maxShutdownTimeout = 5 * time.Minute
+)
+
+// settings lists every key `serve` reads, in the order of docs/install.md.
+// To add a setting: add its field to Config (a redact.String if it is a
+// secret), declare it here, and run
+// `go test ./cmd/conjur-swarm -run TestInstallDocSettingsTables -update`.
+var settings = []setting{
+	{key: "appliance_url", env: "CONJUR_APPLIANCE_URL", help: "Conjur URL(s), comma-separated (followers are tried in order)",
+		doc:   "Conjur's URL, `https://...`. Several, comma-separated (followers): tried in order, a failing one is set aside and retried later.",
+		value: list(func(c *Config) *[]string { return &c.Conjur.ApplianceURLs })},
+	{key: "account", env: "CONJUR_ACCOUNT", help: "Conjur account",
+		doc:   "The Conjur account.",
+		value: text(func(c *Config) *string { return &c.Conjur.Account }, nil)},
+	{key: "authn_login", env: "CONJUR_AUTHN_LOGIN", help: "the plugin's Conjur identity, e.g. host/swarm/conjur-plugin",
+		doc:   "The plugin's Conjur identity, e.g. `host/swarm/conjur-plugin`. The bootstrap handoff accepts only a credential for this login.",
+		value: text(func(c *Config) *string { return &c.Conjur.Login }, nil)},
+	{key: "cert_file", env: "CONJUR_CERT_FILE", help: "PEM file of the CA that signed Conjur's certificate",
+		doc:   "The CA certificate (PEM) of Conjur inside the plugin, e.g. `/etc/conjur-swarm/ca/conjur.pem` (mount `ca`). Empty: the public CAs of the bundled `ca-certificates`.",
+		value: text(func(c *Config) *string { return &c.Conjur.CertFile }, nil)},
+	{key: "authn_jwt_service_id", env: "CONJUR_AUTHN_JWT_SERVICE_ID", help: "authn-jwt service id",
+		doc:   "authn-jwt service id; with `JWT_TOKEN_PATH` the plugin authenticates with a JWT instead of an API key.",
+		value: text(func(c *Config) *string { return &c.Conjur.JWTServiceID }, nil)},
+	{key: "jwt_token_path", env: "JWT_TOKEN_PATH", help: "file holding the JWT for authn-jwt, re-read at each authentication",
+		doc:   "File holding the JWT inside the plugin, e.g. `/etc/conjur-swarm/identity/jwt`; re-read at each authentication.",
+		value: text(func(c *Config) *string { return &c.Conjur.JWTTokenPath }, nil)},
+	{key: "mapping_file", env: "CONJUR_SWARM_MAPPING_FILE", flag: "mapping-file", help: "mapping policy YAML; empty = the built-in by-label rule",
+		doc:   "The mapping policy inside the plugin, e.g. `/etc/conjur-swarm/mapping/mapping.yml`. Empty: the built-in rule (`conjur.variable` label). Reloaded when it changes; a broken new version is logged and ignored, and a broken file at start stops the plugin.",
+		value: text(func(c *Config) *string { return &c.MappingFile }, nil)},
+	{key: "credential_file", env: "CONJUR_SWARM_CREDENTIAL_FILE", flag: "credential-file", help: "file with the API key or credential JSON, re-read at each authentication",
+		doc:   "Root-only credential file inside the plugin, e.g. `/etc/conjur-swarm/identity/credential.json`: the API key as text, or `{\"login\": ..., \"api_key\": ...}`; re-read at each authentication. Empty: wait for the bootstrap handoff.",
+		value: text(func(c *Config) *string { return &c.CredentialFile }, nil)},
+	{key: "log_level", env: "CONJUR_SWARM_LOG_LEVEL", def: "info", flag: "log-level", help: "debug, info, warn or error",
+		doc:   "`debug`, `info`, `warn` or `error`.",
+		value: word(func(c *Config) *string { return &c.LogLevel }, logLevel)},
+	{key: "fetch_timeout", env: "CONJUR_SWARM_FETCH_TIMEOUT", def: "5s", flag: "fetch-timeout", help: "deadline of one Conjur fetch (above 0, below 30s)",
+		doc: "Deadline of one Conjur fetch (above 0, below 30s). Swarm waits at most 30 s for the plugin and a slow answer holds up every task assignment of that node.",
+		value: duration(func(c *Config) *time.Duration { return &c.FetchTimeout },
+			bounds{min: 0, max: conjur.MaxFetchTimeout, openMin: true, openMax: true}, "5s")},
+	{key: "cache_ttl", env: "CONJUR_SWARM_CACHE_TTL", def: "0s", flag: "cache-ttl", help: "value cache lifetime; 0 = off; never used for reuse: false rules",
+		doc: "How long a fetched value may be served again; `0s` = off. Never used for rules with `reuse: false` (the default). At most `10m`.",
+		value: duration(func(c *Config) *time.Duration { return &c.CacheTTL },
+			bounds{min: 0, max: conjur.MaxCacheTTL}, "30s")},
+	{key: "metrics_listen", env: "CONJUR_SWARM_METRICS_LISTEN", flag: "metrics-listen", help: "host:port for Prometheus /metrics; empty = off",
+		doc:   "`host:port` for Prometheus metrics at `/metrics`, on the host network; empty = off.",
+		value: text(func(c *Config) *string { return &c.MetricsListen }, hostPort)},
+
+	{key: "socket", env: "CONJUR_SWARM_SOCKET", def: "/run/docker/plugins/conjur.sock", flag: "socket", help: "unix socket the plugin listens on",
+		table: serveTable, doc: "The unix socket to listen on.",
+		value: text(func(c *Config) *string { return &c.Socket }, required("the socket path, e.g. /run/docker/plugins/conjur.sock"))},
+	{key: "log_format", env: "CONJUR_SWARM_LOG_FORMAT", def: "json", flag: "log-format", help: "json or console",
+		table: serveTable, doc: "`json` or `console`.",
+		value: word(func(c *Config) *string { return &c.LogFormat }, oneOf("json", "console"))},
+	{key: "allow_http", env: "CONJUR_SWARM_ALLOW_HTTP", def: "false", flag: "allow-http", help: "allow plain http:// Conjur URLs (development only)",
+		table: serveTable, doc: "Allow plain `http://` Conjur URLs (development only).",
+		value: boolean(func(c *Config) *bool { return &c.AllowHTTP })},
+	{key: "shutdown_timeout", env: "CONJUR_SWARM_SHUTDOWN_TIMEOUT", def: "8s", flag: "shutdown-timeout", help: "how long to let in-flight requests finish on SIGTERM (Docker kills a plugin 10s after it)",
+		table: serveTable, doc: "On SIGTERM, how long requests in flight may finish. `docker plugin disable` sends SIGTERM and kills the plugin 10 s later, so keep it under that.",
+		value: duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout },
+			bounds{min: 0, max: maxShutdownTimeout, openMin: true}, "8s")},
+	{key: "ssl_certificate", env: "CONJUR_SSL_CERTIFICATE", help: "the same CA as PEM text",
+		table: serveTable, doc: "The Conjur CA as PEM text instead of `CONJUR_CERT_FILE`.",
+		value: secret(func(c *Config) *redact.String { return &c.Conjur.SSLCertificate }, false)},
+	{key: "authn_api_key", env: "CONJUR_AUTHN_API_KEY", help: "API key (development only: it shows in docker plugin inspect)",
+		table: serveTable, doc: "The API key itself. **Development only**: as a plugin setting it would show in `docker plugin inspect`; the plugin logs a warning when it is set.",
+		value: secret(func(c *Config) *redact.String { return &c.Conjur.APIKey }, true)},
+	{key: "authn_jwt_host_id", env: "CONJUR_AUTHN_JWT_HOST_ID", help: "host id for authn-jwt (optional)",
+		table: serveTable, doc: "Host id for authn-jwt, when the JWT does not name it.",
+		value: text(func(c *Config) *string { return &c.Conjur.JWTHostID }, nil)},
+}
+
+// field is how one setting's text becomes its Config field. set's error
+// reads after the variable's name: "is X: give ...".
+type field interface {
+	set(c *Config, raw string) error
+	show(c *Config) string // the value for logs, secrets redacted
+	isBool() bool          // the flag takes no argument
+}
+
+// textField is a trimmed string, with an optional check of the trimmed text.
+type textField struct {
+	at    func(*Config) *string
+	check func(trimmed, raw string) error
+	lower bool
+}
+
+func text(at func(*Config) *string, check func(trimmed, raw string) error) field {
+	return textField{at: at, check: check}
+}
+
+// word is a text compared without case, kept in lower case.
+func word(at func(*Config) *string, check func(trimmed, raw string) error) field {
+	return textField{at: at, check: check, lower: true}
+}
+
+func (f textField) set(c *Config, raw string) error {
+	v := strings.TrimSpace(raw)
+	if f.lower {
+		v = strings.ToLower(v)
+	}
+	*f.at(c) = v
+	if f.check != nil {
+		return f.check(v, raw)
+	}
+	return nil
+}
+
+func (f textField) show(c *Config) string { return strconv.Quote(*f.at(c)) }
+func (textField) isBool() bool            { return false }
+
+func required(example string) func(string, string) error {
+	return func(v, _ string) error {
+		if v == "" {
+			return fmt.Errorf("is empty: give %s", example)
+		}
+		return nil
+	}
+}
+
+// oneOf accepts only the given words.
+func oneOf(words ...string) func(string, string) error {
+	return func(v, raw string) error {
+		if slices.Contains(words, v) {
+			return nil
+		}
+		return fmt.Errorf("is %q: give %s", raw, strings.Join(words, " or "))
+	}
+}
+
+func logLevel(v, raw string) error {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(v)); err != nil || v == "" || lvl > zapcore.ErrorLevel {
+		return fmt.Errorf("is %q: give debug, info, warn or error", raw)
+	}
+	return nil
+}
+
+func hostPort(v, raw string) error {
+	if v == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return fmt.Errorf("is %q: give host:port, e.g. 127.0.0.1:9090, or leave it empty", raw)
+	}
+	return nil
+}
+
+// secretField is a redact.String, trimmed unless it is PEM text.
+type secretField struct {
+	at   func(*Config) *redact.String
+	trim bool
+}
+
+func secret(at func(*Config) *redact.String, trim bool) field { return secretField{at, trim} }
+
+func (f secretField) set(c *Config, raw string) error {
+	if f.trim {
+		raw = strings.TrimSpace(raw)
+	}
+	*f.at(c) = redact.String(raw)
+	return nil
+}
+
+func (f secretField) show(c *Config) string { return f.at(c).String() }
+func (secretField) isBool() bool            { return false }
+
+// listField is a comma-separated list; empty items are dropped.
+type listField struct{ at func(*Config) *[]string }
+
+func list(at func(*Config) *[]string) field { return listField{at} }
+
+func (f listField) set(c *Config, raw string) error {
+	var out []string
+	for _, p := range strings.Split(raw, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	*f.at(c) = out
+	return nil
+}
+
+func (f listField) show(c *Config) string { return strconv.Quote(strings.Join(*f.at(c), ",")) }
+func (listField) isBool() bool            { return false }
+
+type boolField struct{ at func(*Config) *bool }
+
+func boolean(at func(*Config) *bool) field { return boolField{at} }
+
+func (f boolField) set(c *Config, raw string) error {
+	v, err := strconv.ParseBool(strings.TrimSpace(raw))
+	if err != nil {
+		return fmt.Errorf("is %q: give true or false", raw)
+	}
+	*f.at(c) = v
+	return nil
+}
+
+func (f boolField) show(c *Config) string { return strconv.FormatBool(*f.at(c)) }
+func (boolField) isBool() bool            { return true }
+
+// bounds is a duration's allowed range; an open end excludes its limit.
+type bounds struct {
+	min, max         time.Duration
+	openMin, openMax bool
+}
+
+func (b bounds) holds(d time.Duration) bool {
+	return (d > b.min || (d == b.min && !b.openMin)) && (d < b.max || (d == b.max && !b.openMax))
+}
+
+func (b bounds) String() string {
+	lo, hi := "from", "up to"
+	if b.openMin {
+		lo = "above"
+	}
+	if b.openMax {
+		hi = "below"
+	}
+	return fmt.Sprintf("%s %s and %s %s", lo, b.min, hi, b.max)
+}
+
+type durationField struct {
+	at      func(*Config) *time.Duration
+	bounds  bounds
+	example string
+}
+
+func duration(at func(*Config) *time.Duration, b bounds, example string) field {
+	return durationField{at, b, example}
+}
+
+func (f durationField) set(c *Config, raw string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(raw))
+	if err != nil {
+		return fmt.Errorf("is %q: give a duration such as %s", raw, f.example)
+	}
+	*f.at(c) = d
+	if !f.bounds.holds(d) {
+		return fmt.Errorf("is %s: give a duration %s, e.g. %s", d, f.bounds, f.example)
+	}
+	return nil
+}
+
+func (f durationField) show(c *Config) string { return f.at(c).String() }
+func (durationField) isBool() bool            { return false }
+
+// renderSettingsTable writes the Markdown table of docs/install.md that lists
+// the settings of table t.
+func renderSettingsTable(t docTable) string {
+	var b strings.Builder
+	head := "Setting"
+	if t == serveTable {
+		head = "Variable (flag)"
+	}
+	fmt.Fprintf(&b, "| %s | Default | Meaning |\n| --- | --- | --- |\n", head)
+	for _, s := range settings {
+		if s.table != t {
+			continue
+		}
+		name := "`" + s.env + "`"
+		if t == serveTable && s.flag != "" {
+			name += " (`--" + s.flag + "`)"
+		}
+		def := "(none)"
+		if s.def != "" {
+			def = "`" + s.def + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, def, s.doc)
+	}
+	return b.String()
+}
