@@ -70,8 +70,8 @@ soak: ## Soak: SOAK_GETS GetSecret calls (100000) through the plugin socket with
 	  -args -soak='$(SOAK_DURATION)' -soak-gets='$(SOAK_GETS)' -soak-workers='$(SOAK_WORKERS)'
 
 .PHONY: plugin
-plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (replaces that exact name)
-	plugin/build.sh '$(PLUGIN):$(TAG)' build/plugin '$(GO)' '$(LDFLAGS)'
+plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (replaces a disabled one of that name; an enabled one only with FORCE=1)
+	FORCE='$(FORCE)' plugin/build.sh '$(PLUGIN):$(TAG)' build/plugin '$(GO)' '$(LDFLAGS)'
 
 .PHONY: image
 image: ## Build the bootstrap-agent image $(IMAGE) with docker import; prints its sha256 id
