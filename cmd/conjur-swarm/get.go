@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/cyberark/conjur-swarm/internal/driver"
 )
@@ -57,8 +60,10 @@ func newGetCmd() *cobra.Command {
 		Use:   "get --socket PATH --secret NAME [--secret-label k=v]... [--service NAME] ...",
 		Short: "Send a GetSecret to a running plugin exactly as Swarm does; print the value",
 		Long: `Send POST /SecretProvider.GetSecret to the plugin socket the way the Swarm
-leader does and print the value to stdout as raw bytes. On a refusal the
-plugin's error goes to stderr and the exit status is 1.
+leader does and print the value to stdout: the exact bytes when stdout is a
+file or a pipe, followed by a newline when stdout is a terminal (unless the
+value ends with one). On a refusal the plugin's error goes to stderr and the
+exit status is 1.
 
 A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 (docker plugin inspect -f '{{.Id}}' cyberark/conjur).`,
@@ -80,8 +85,7 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 				fmt.Fprintln(cmd.ErrOrStderr(), res.Err)
 				return exitError{code: 1}
 			}
-			_, err = cmd.OutOrStdout().Write(res.Value)
-			return err
+			return writeValue(cmd.OutOrStdout(), res.Value)
 		},
 	}
 	fl := cmd.Flags()
@@ -96,6 +100,31 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 	fl.StringVar(&f.image, "image", "", "task image (TaskImage)")
 	fl.StringVar(&f.node, "node", "", "node id (NodeID)")
 	return cmd
+}
+
+// writeValue writes a fetched value: its exact bytes, and a newline after
+// them when w is a terminal so that the shell's prompt does not run on from
+// the value.
+func writeValue(w io.Writer, value []byte) error {
+	if _, err := w.Write(value); err != nil {
+		return err
+	}
+	if isTerminal(w) && !bytes.HasSuffix(value, []byte("\n")) {
+		_, err := io.WriteString(w, "\n")
+		return err
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (a file whose terminal
+// attributes can be read; /dev/null, pipes and files have none).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func (f getFlags) request() (driver.Request, error) {
