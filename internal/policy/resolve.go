@@ -59,7 +59,7 @@ func (r *rule) matches(req Request) (map[string]groupVal, string) {
 		}
 		p, ok := c.first(v)
 		if !ok {
-			return nil, c.path + " does not match"
+			return nil, c.mismatch(v)
 		}
 		if p.re.NumSubexp() == 0 {
 			continue
@@ -76,6 +76,37 @@ func (r *rule) matches(req Request) (map[string]groupVal, string) {
 		}
 	}
 	return groups, ""
+}
+
+// mismatch says why no pattern of a match condition held: the request's
+// value and the patterns, quoted (escaped and bounded), e.g.
+// `match.secret is "db", want "env_*"`. It is built only on a miss.
+func (c cond) mismatch(v string) string {
+	want := make([]string, len(c.pats))
+	for i, p := range c.pats {
+		want[i] = p.raw
+	}
+	return c.path + " " + isWant(v, want)
+}
+
+// maxPatternsShown bounds how many patterns a failed condition lists.
+const maxPatternsShown = 4
+
+// isWant renders `is "V", want "P"` or `is "V", want one of "P1", "P2"`,
+// each quoted and bounded, listing at most maxPatternsShown patterns.
+func isWant(v string, want []string) string {
+	if len(want) == 1 {
+		return fmt.Sprintf("is %s, want %s", quote(v), quote(want[0]))
+	}
+	q := make([]string, 0, min(len(want), maxPatternsShown)+1)
+	for i, w := range want {
+		if i == maxPatternsShown {
+			q = append(q, fmt.Sprintf("and %d more", len(want)-i))
+			break
+		}
+		q = append(q, quote(w))
+	}
+	return fmt.Sprintf("is %s, want one of %s", quote(v), strings.Join(q, ", "))
 }
 
 // first returns the first static pattern of c that matches v.
@@ -255,14 +286,7 @@ func (c cond) allows(req Request, groups map[string]groupVal) string {
 			want[i] = expandForMessage(*p.tmpl, req, groups)
 		}
 	}
-	if len(want) == 1 {
-		return fmt.Sprintf("%s is %s, want %s", what, quote(v), quote(want[0]))
-	}
-	q := make([]string, len(want))
-	for i, w := range want {
-		q[i] = quote(w)
-	}
-	return fmt.Sprintf("%s is %s, want one of %s", what, quote(v), strings.Join(q, ", "))
+	return what + " " + isWant(v, want)
 }
 
 // matches reports whether v matches p, with p's placeholders (if any) filled

@@ -144,9 +144,10 @@ func matchingCases() []matchingCase {
 			req:  Request{SecretName: "other"},
 			want: Decision{DoNotReuse: true, Condition: "match",
 				Reason: `no rule matched secret "other" (by-label: match.secret_labels[conjur.variable] is missing; ` +
-					`latest-by-label: match.secret_labels[conjur.latest] is missing; per-env: match.secret does not match; ` +
-					`by-service: match.secret does not match; regex: match.secret does not match; service-group: match.service is missing; ` +
-					`stack-secrets: match.secret_labels[com.docker.stack.namespace] is missing; image-tag: match.secret does not match; 2 more); ` +
+					`latest-by-label: match.secret_labels[conjur.latest] is missing; per-env: match.secret is "other", want "env_*"; ` +
+					`by-service: match.secret is "other", want "svc_*"; ` +
+					`regex: match.secret is "other", want "re:team-(?P<team>[a-z]+)-(?P<key>[a-z0-9/.]+)"; service-group: match.service is missing; ` +
+					`stack-secrets: match.secret_labels[com.docker.stack.namespace] is missing; image-tag: match.secret is "other", want "img_*"; 2 more); ` +
 					`add a rule or fix the secret's labels`},
 		},
 		{
@@ -360,6 +361,62 @@ func TestBuiltin(t *testing.T) {
 			d := p.Resolve(tc.req)
 			if d.Allow != tc.allow || d.Variable != tc.want || !d.DoNotReuse {
 				t.Errorf("got %+v, want allow=%v variable=%q DoNotReuse", d, tc.allow, tc.want)
+			}
+		})
+	}
+}
+
+// TestMatchFailureShowsValueAndPattern: a failed match condition names the
+// request's value and the patterns it was held to, escaped and bounded, as
+// a failed allow condition does.
+func TestMatchFailureShowsValueAndPattern(t *testing.T) {
+	const doc = `version: 1
+rules:
+  - name: envs
+    match:
+      service_labels: {env: [prod, staging]}
+    variable: "apps/{secret}"
+  - name: many
+    match:
+      image: [a/*, b/*, c/*, d/*, e/*, f/*]
+    variable: "apps/{secret}"
+`
+	p := mustParse(t, doc)
+	long := strings.Repeat("x", 300)
+	tests := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{
+			name: "fail/list shows every pattern",
+			req:  Request{SecretName: "db", ServiceLabels: labels("env", "dev"), Image: "z/app"},
+			want: `envs: match.service_labels[env] is "dev", want one of "prod", "staging"`,
+		},
+		{
+			name: "fail/long list is cut",
+			req:  Request{SecretName: "db", Image: "z/app"},
+			want: `many: match.image is "z/app", want one of "a/*", "b/*", "c/*", "d/*", and 2 more`,
+		},
+		{
+			name: "fail/control characters are escaped",
+			req:  Request{SecretName: "db", ServiceLabels: labels("env", "dev\nprod\x1b[2J")},
+			want: `match.service_labels[env] is "dev\nprod\x1b[2J", want one of`,
+		},
+		{
+			name: "fail/long value is bounded",
+			req:  Request{SecretName: "db", ServiceLabels: labels("env", long)},
+			want: `is "` + long[:80] + `"… (300 bytes), want one of "prod", "staging"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := p.Resolve(tt.req)
+			if got.Allow || !strings.Contains(got.Reason, tt.want) {
+				t.Errorf("Resolve: allow %t, reason\n%s\nwant it to contain\n%s", got.Allow, got.Reason, tt.want)
+			}
+			if strings.ContainsAny(got.Reason, "\n\x1b") || strings.Contains(got.Reason, long) {
+				t.Errorf("reason holds a raw control character or the whole long value: %q", got.Reason)
 			}
 		})
 	}
