@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newGetCmd(),
 		newStatusCmd(),
 		newBootstrapAgentCmd(),
+		newServicesUsingCmd(),
 	)
 	return root
 }

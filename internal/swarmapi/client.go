@@ -261,7 +261,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("docker engine at %s: %s: %w; mount the engine's socket into the container (--mount type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock,readonly) and run on a manager", c.socket, op, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("docker engine at %s: %s: %w; run this on a swarm manager with access to the Docker socket (in a container: --mount type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock)", c.socket, op, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))

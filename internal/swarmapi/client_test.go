@@ -210,8 +210,8 @@ func TestForceUpdateErrors(t *testing.T) {
 
 func TestUnreachableEngineSaysWhatToMount(t *testing.T) {
 	_, err := New(filepath.Join(t.TempDir(), "absent.sock")).Services(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "mount the engine's socket") {
-		t.Fatalf("error %v, want one that says to mount the engine's socket", err)
+	if err == nil || !strings.Contains(err.Error(), "with access to the Docker socket") {
+		t.Fatalf("error %v, want one that says what access it needs", err)
 	}
 }
 
