@@ -18,7 +18,6 @@ import (
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 	"github.com/cyberark/conjur-api-go/conjurapi/authn"
-
 	"go.uber.org/zap"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"

@@ -5,38 +5,41 @@ import (
 	"fmt"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
-// Code is a stable, machine-readable kind of failure. Its text never changes;
-// the driver shows it to operators as [CODE].
-type Code string
+// Code is a stable, machine-readable kind of failure; package errcode lists
+// every code with when it is returned and what to do.
+type Code = errcode.Code
 
-// The codes a Client returns; the comment says when.
+// The codes a Client returns, under the names this package uses; the comment
+// says when.
 const (
 	// CodeNoCredential: no credential yet: hand one over or set the file.
-	CodeNoCredential Code = "NO_CREDENTIAL"
+	CodeNoCredential = errcode.NoCredential
 	// CodeAuthRefused: Conjur answered 401 (or 403/400 for authn-jwt) to authentication.
-	CodeAuthRefused Code = "AUTH_REFUSED"
+	CodeAuthRefused = errcode.AuthRefused
 	// CodeCredentialRejected: a handoff for another login, or an unparsable credential.
-	CodeCredentialRejected Code = "CREDENTIAL_REJECTED"
+	CodeCredentialRejected = errcode.CredentialRejected
 	// CodeForbidden: 403, the variable is visible without execute.
-	CodeForbidden Code = "FORBIDDEN"
+	CodeForbidden = errcode.Forbidden
 	// CodeNotFound: 404, the variable is missing, empty or invisible.
-	CodeNotFound Code = "NOT_FOUND"
+	CodeNotFound = errcode.NotFound
 	// CodeUnavailable: every URL failed (connect error, 5xx, 405), or the client is closed.
-	CodeUnavailable Code = "UNAVAILABLE"
+	CodeUnavailable = errcode.Unavailable
 	// CodeTimeout: FetchTimeout (or the caller's deadline) passed.
-	CodeTimeout Code = "TIMEOUT"
+	CodeTimeout = errcode.Timeout
 	// CodeTLS: the certificate of every URL tried failed verification.
-	CodeTLS Code = "TLS"
+	CodeTLS = errcode.TLS
 	// CodeValueUnusable: Conjur's answer cannot be used as returned (undecodable).
-	CodeValueUnusable Code = "VALUE_UNUSABLE"
+	CodeValueUnusable = errcode.ValueUnusable
 	// CodeBadRequest: the Ref is invalid, or Conjur rejected the request as malformed (400/422).
-	CodeBadRequest Code = "BAD_REQUEST"
+	CodeBadRequest = errcode.BadRequest
 	// CodeCanceled: the caller's context was canceled before an answer.
-	CodeCanceled Code = "CANCELED"
+	CodeCanceled = errcode.Canceled
 	// CodeInternal is what CodeOf returns for an error that is not an *Error.
-	CodeInternal Code = "INTERNAL"
+	CodeInternal = errcode.Internal
 )
 
 // Error is every error the Client returns. Msg says what failed and what to

@@ -3,12 +3,14 @@ package driver
 import (
 	"context"
 	"fmt"
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // maxCredentialBytes bounds a bootstrap body: a credential is an API key or a
@@ -33,22 +35,22 @@ type BootstrapAnswer struct {
 func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer, int) {
 	data, err := io.ReadAll(io.LimitReader(body, maxCredentialBytes+1))
 	if err != nil {
-		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusBadRequest, "the credential could not be read", err)
+		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusBadRequest, "the credential could not be read", err)
 	}
 	if len(data) > maxCredentialBytes {
-		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusRequestEntityTooLarge,
+		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("the credential is larger than %d bytes; hand over {\"login\":...,\"api_key\":...} or {\"jwt\":...}", maxCredentialBytes), nil)
 	}
 	cred, err := conjur.ParseCredential(data)
 	clear(data)
 	if err != nil {
-		return d.bootstrapFailed("", "CREDENTIAL_REJECTED", http.StatusBadRequest,
+		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusBadRequest,
 			"the credential is not {\"login\":...,\"api_key\":...} or {\"jwt\":...}; fix the bootstrap secret", err)
 	}
 	fp := cred.Fingerprint()
 	if d.opts.Credentials == nil {
-		return d.bootstrapFailed(fp, CodeNotConfigured, http.StatusServiceUnavailable,
-			d.opts.NotConfigured+"; set the plugin's Conjur settings first", nil)
+		return d.bootstrapFailed(fp, errcode.NotConfigured, http.StatusServiceUnavailable,
+			d.opts.NotConfigured+"; "+errcode.NotConfigured.Fix(), nil)
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
@@ -76,13 +78,13 @@ func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, c
 
 func bootstrapStatus(code Code) int {
 	switch code {
-	case "CREDENTIAL_REJECTED":
+	case errcode.CredentialRejected:
 		return http.StatusBadRequest
-	case "AUTH_REFUSED":
+	case errcode.AuthRefused:
 		return http.StatusForbidden
-	case "UNAVAILABLE", "TIMEOUT", "TLS":
+	case errcode.Unavailable, errcode.Timeout, errcode.TLS:
 		return http.StatusBadGateway
-	case CodeNotConfigured:
+	case errcode.NotConfigured:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

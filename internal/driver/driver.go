@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"io"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Observer receives one call per decision, for metrics. Its labels must stay
@@ -98,7 +100,7 @@ func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) Response {
 	start := d.opts.Now()
 	req, err := decodeRequest(body)
 	if err != nil {
-		return d.finish(start, Record{}, CodeBadRequest,
+		return d.finish(start, Record{}, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
 	}
 	return d.getSecret(ctx, req, start)
@@ -119,7 +121,7 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 		Image:     clip(req.TaskImage),
 	}
 	if err := req.Validate(); err != nil {
-		return d.finish(start, rec, CodeBadRequest,
+		return d.finish(start, rec, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", clipTo(flatten(err), maxProblemText)), err, nil)
 	}
 
@@ -130,16 +132,16 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 		if reason == "" {
 			reason = "no rule of the mapping policy matched"
 		}
-		msg := reason + "; test the request with `conjur-swarm policy explain`"
-		return d.finish(start, rec, CodeDenied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
+		msg := reason + "; " + errcode.Denied.Fix()
+		return d.finish(start, rec, errcode.Denied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
 	}
 	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {
-		return d.finish(start, rec, CodeNotConfigured,
+		return d.finish(start, rec, errcode.NotConfigured,
 			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
 	}
 	if d.opts.Fetcher == nil {
-		return d.finish(start, rec, CodeNotConfigured,
-			d.opts.NotConfigured+"; set the plugin's Conjur settings (docker plugin disable, docker plugin set, docker plugin enable) and check `conjur-swarm status`", nil, nil)
+		return d.finish(start, rec, errcode.NotConfigured,
+			d.opts.NotConfigured+"; "+errcode.NotConfigured.Fix(), nil, nil)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
@@ -152,10 +154,10 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 	}
 	switch n := len(val.Data); {
 	case n == 0:
-		return d.finish(start, rec, CodeValueUnusable,
+		return d.finish(start, rec, errcode.ValueUnusable,
 			"Conjur returned an empty value and Swarm needs 1 byte to 500 KiB; set a value for the variable", nil, nil)
 	case n >= MaxValueBytes:
-		return d.finish(start, rec, CodeValueUnusable,
+		return d.finish(start, rec, errcode.ValueUnusable,
 			fmt.Sprintf("the value is %d bytes and Swarm accepts less than %d (500 KiB); store a smaller value", n, MaxValueBytes), nil, nil)
 	}
 	rec.Decision = DecisionAllow
@@ -172,20 +174,17 @@ func conjurFailure(err error) (Code, string) {
 	if errors.As(err, &ce) {
 		msg := ce.Msg
 		if msg == "" {
-			msg = conjurAdvice[ce.Code]
-		}
-		if msg == "" {
-			msg = "the Conjur request failed; see the plugin log"
+			msg = ce.Code.Message()
 		}
 		return ce.Code, msg
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return conjur.CodeTimeout, conjurAdvice[conjur.CodeTimeout]
+		return errcode.Timeout, errcode.Timeout.Message()
 	}
 	if errors.Is(err, context.Canceled) {
-		return conjur.CodeCanceled, "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up); Swarm will retry the task"
+		return errcode.Canceled, errcode.Canceled.Message()
 	}
-	return CodeInternal, "an unexpected error occurred while fetching from Conjur; see the plugin log"
+	return errcode.Internal, errcode.Internal.Message()
 }
 
 // finish records a failed decision and returns its answer.
@@ -193,7 +192,7 @@ func (d *Driver) finish(start time.Time, rec Record, code Code, msg string, caus
 	rec.Time = start
 	rec.Code = code
 	rec.Decision = DecisionError
-	if code == CodeDenied {
+	if code == errcode.Denied {
 		rec.Decision = DecisionDeny
 	}
 	text := errText(code, rec.Secret, rec.Variable, rec.Rule, msg)

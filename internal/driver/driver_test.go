@@ -5,16 +5,18 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cyberark/conjur-swarm/internal/policy"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
 const demoValue = "s3cr3t-demo-VALUE-7f1e"
@@ -94,7 +96,7 @@ func TestGetSecret(t *testing.T) {
 		{
 			name:     "fail/no rule matched",
 			req:      Request{SecretName: "plain"},
-			wantCode: CodeDenied,
+			wantCode: errcode.Denied,
 			wantErr:  "conjur-swarm [DENIED] secret \"plain\": no rule matched; test the request with `conjur-swarm policy explain`",
 		},
 		{
@@ -103,19 +105,19 @@ func TestGetSecret(t *testing.T) {
 			resolver: func(policy.Request) policy.Decision {
 				return policy.Decision{Rule: "stack-secrets", Variable: "apps/s/k", Reason: `rule "stack-secrets": service label com.docker.stack.namespace is not "s"`, Condition: "allow.service_labels[com.docker.stack.namespace]"}
 			},
-			wantCode: CodeDenied,
+			wantCode: errcode.Denied,
 			wantErr:  `conjur-swarm [DENIED] secret "db_password" (variable "apps/s/k", rule "stack-secrets"): rule "stack-secrets": service label`,
 		},
 		{
 			name:     "fail/empty value",
 			req:      labelled("apps/demo/empty"),
-			wantCode: CodeValueUnusable,
+			wantCode: errcode.ValueUnusable,
 			wantErr:  `conjur-swarm [VALUE_UNUSABLE] secret "db_password" (variable "apps/demo/empty", rule "by-label"): Conjur returned an empty value`,
 		},
 		{
 			name:     "fail/value of 500 KiB",
 			req:      labelled("apps/demo/huge"),
-			wantCode: CodeValueUnusable,
+			wantCode: errcode.ValueUnusable,
 			wantErr:  "the value is 512000 bytes and Swarm accepts less than 512000",
 		},
 		{
@@ -131,12 +133,12 @@ func TestGetSecret(t *testing.T) {
 		{name: "fail/timeout", req: labelled("apps/demo/db-password"), fetchErr: conjurErr("TIMEOUT", ""), wantCode: "TIMEOUT", wantErr: "CONJUR_SWARM_FETCH_TIMEOUT"},
 		{name: "fail/tls", req: labelled("apps/demo/db-password"), fetchErr: conjurErr("TLS", ""), wantCode: "TLS", wantErr: "CONJUR_CERT_FILE"},
 		{name: "fail/context deadline", req: labelled("apps/demo/db-password"), fetchErr: context.DeadlineExceeded, wantCode: "TIMEOUT", wantErr: "[TIMEOUT]"},
-		{name: "fail/unexpected error", req: labelled("apps/demo/db-password"), fetchErr: errors.New("boom"), wantCode: CodeInternal, wantErr: "[INTERNAL]"},
+		{name: "fail/unexpected error", req: labelled("apps/demo/db-password"), fetchErr: errors.New("boom"), wantCode: errcode.Internal, wantErr: "[INTERNAL]"},
 		{
 			name:      "fail/not configured",
 			req:       labelled("apps/demo/db-password"),
 			noFetcher: true,
-			wantCode:  CodeNotConfigured,
+			wantCode:  errcode.NotConfigured,
 			wantErr:   `conjur-swarm [NOT_CONFIGURED] secret "db_password" (variable "apps/demo/db-password", rule "by-label"): CONJUR_APPLIANCE_URL is not set; set the plugin's Conjur settings`,
 		},
 		{
@@ -145,13 +147,13 @@ func TestGetSecret(t *testing.T) {
 			resolver: func(policy.Request) policy.Decision {
 				return policy.Decision{Allow: true, Rule: "r", Account: "other", Variable: "apps/demo/db-password"}
 			},
-			wantCode: CodeNotConfigured,
+			wantCode: errcode.NotConfigured,
 			wantErr:  `names Conjur account "other" but the plugin authenticates to "dev"`,
 		},
 		{
 			name:     "fail/invalid request",
 			req:      Request{SecretName: "bad\x01name"},
-			wantCode: CodeBadRequest,
+			wantCode: errcode.BadRequest,
 			wantErr:  "SecretName holds a control character",
 		},
 	}
@@ -265,7 +267,7 @@ func TestRecentDecisionsRing(t *testing.T) {
 	if diff := cmp.Diff([]string{"e", "d", "c"}, names); diff != "" {
 		t.Errorf("recent, newest first (-want +got):\n%s", diff)
 	}
-	if st.Counters.Requests != 5 || st.Counters.Denied != 5 || st.Counters.ByCode[CodeDenied] != 5 {
+	if st.Counters.Requests != 5 || st.Counters.Denied != 5 || st.Counters.ByCode[errcode.Denied] != 5 {
 		t.Errorf("counters %+v", st.Counters)
 	}
 }

@@ -2,10 +2,10 @@ package driver
 
 import (
 	"context"
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"sync"
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/docker/go-plugins-helpers/sdk"
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Paths served on the plugin socket.
@@ -166,7 +168,7 @@ func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic while answering a request", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.StackSkip("stack", 1))
-				writeJSON(w, http.StatusInternalServerError, Response{Err: fmt.Sprintf("conjur-swarm [%s] the plugin failed unexpectedly; see its log", CodeInternal)})
+				writeJSON(w, http.StatusInternalServerError, Response{Err: fmt.Sprintf("conjur-swarm [%s] the plugin failed unexpectedly; see its log", errcode.Internal)})
 			}
 			s.mu.Lock()
 			s.inflight--
@@ -177,7 +179,7 @@ func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 		}()
 		if method != "" && r.Method != method {
 			w.Header().Set("Allow", method)
-			writeJSON(w, http.StatusMethodNotAllowed, Response{Err: fmt.Sprintf("conjur-swarm [%s] %s needs %s", CodeBadRequest, r.URL.Path, method)})
+			writeJSON(w, http.StatusMethodNotAllowed, Response{Err: fmt.Sprintf("conjur-swarm [%s] %s needs %s", errcode.BadRequest, r.URL.Path, method)})
 			return
 		}
 		h(w, r)

@@ -1,0 +1,135 @@
+// Package errcode is the one list of the stable error codes the plugin
+// answers with: each code's text, when it is returned and what the operator
+// should do. The Conjur client returns the codes about Conjur; the driver
+// adds DENIED and NOT_CONFIGURED. Answers carry a code as "[CODE]"; the audit
+// log, the metrics and `conjur-swarm status` carry it too; and the error code
+// table of docs/troubleshooting.md is rendered from this list
+// (TestTroubleshootingTable keeps it so).
+//
+// To add a code: add its constant and its entry in catalog, then run
+// `go test ./internal/errcode -run TestTroubleshootingTable -update`.
+package errcode
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Code is a stable, machine-readable kind of failure. Its text never changes.
+type Code string
+
+// The codes, in the order of docs/troubleshooting.md. catalog says when each
+// is returned and what to do.
+const (
+	Denied             Code = "DENIED"
+	NotFound           Code = "NOT_FOUND"
+	Forbidden          Code = "FORBIDDEN"
+	NoCredential       Code = "NO_CREDENTIAL"
+	AuthRefused        Code = "AUTH_REFUSED"
+	CredentialRejected Code = "CREDENTIAL_REJECTED"
+	Unavailable        Code = "UNAVAILABLE"
+	Timeout            Code = "TIMEOUT"
+	TLS                Code = "TLS"
+	ValueUnusable      Code = "VALUE_UNUSABLE"
+	NotConfigured      Code = "NOT_CONFIGURED"
+	BadRequest         Code = "BAD_REQUEST"
+	Canceled           Code = "CANCELED"
+	Internal           Code = "INTERNAL"
+)
+
+// entry is one code's documentation: what failed, in a few plain words, when
+// it is returned (for operators, Markdown) and the fix: what to do, as plain
+// text that an answer's Err carries after what failed.
+type entry struct {
+	code    Code
+	summary string
+	when    string
+	fix     string
+}
+
+var catalog = []entry{
+	{Denied, "the mapping policy denied the request",
+		"The mapping policy refused: no rule matched, the matching rule's `allow` failed (wrong stack, image, ...), or the variable id it produced was unsafe or outside `within`. The Err names the rule and the condition; fix the secret's labels, the service, or the mapping file.",
+		"test the request with `conjur-swarm policy explain`"},
+	{NotFound, "the variable is missing, has no value, or is not visible to the plugin's host",
+		"Conjur answered 404: the variable does not exist, has no value yet, or the plugin's host has no privilege on it at all.",
+		"check the variable id in the Err, set a value, and permit read and execute on it to the plugin's host (see conjur.md)"},
+	{Forbidden, "the plugin's host may see the variable but lacks execute on it",
+		"Conjur answered 403: the plugin's host can see the variable but lacks `execute`.",
+		"permit execute on the variable to the plugin's host (or its group) in the Conjur policy"},
+	{NoCredential, "the plugin has no Conjur credential yet",
+		"The plugin has no Conjur credential yet (after every plugin start when it relies on the handoff, until the agent hands it over).",
+		"run the bootstrap agent (check it with `docker service ps conjur-bootstrap` and `docker service logs conjur-bootstrap`) or set CONJUR_SWARM_CREDENTIAL_FILE, then check `conjur-swarm status`"},
+	{AuthRefused, "Conjur refused the plugin's credential (401)",
+		"Conjur refused the plugin's credential (401), e.g. after the key was rotated.",
+		"hand over the current API key of CONJUR_AUTHN_LOGIN (a new conjur-bootstrap secret: conjur.md, Rotating the key) or rewrite the credential file"},
+	{CredentialRejected, "the plugin's credential cannot be used",
+		"The credential is for another login than `CONJUR_AUTHN_LOGIN`, or cannot be read.",
+		"hand over the credential of the login set in CONJUR_AUTHN_LOGIN, or fix the credential file"},
+	{Unavailable, "no Conjur appliance URL answered",
+		"No appliance URL answered (connection refused, 5xx, a follower refusing), or the plugin was stopping.",
+		"check CONJUR_APPLIANCE_URL and the network from this manager (`conjur-swarm status` shows each URL's health)"},
+	{Timeout, "Conjur did not answer within CONJUR_SWARM_FETCH_TIMEOUT",
+		"Conjur did not answer within `CONJUR_SWARM_FETCH_TIMEOUT`.",
+		"check Conjur's load and the network; raise CONJUR_SWARM_FETCH_TIMEOUT (below 30s) only if Conjur is known to be slow"},
+	{TLS, "Conjur's certificate could not be verified",
+		"Conjur's certificate could not be verified.",
+		"put the CA that signed Conjur's certificate in the `ca` directory and set CONJUR_CERT_FILE to it"},
+	{ValueUnusable, "Conjur returned a value that cannot be used as returned",
+		"Conjur returned an empty value, or one of 500 KiB or more (Swarm accepts 1 byte to under 500 KiB), or one that could not be decoded.",
+		"store a value of 1 byte to under 500 KiB"},
+	{NotConfigured, "the plugin's Conjur settings are missing or invalid",
+		"Conjur's settings are missing or invalid (the Err lists each problem), or the mapping file names another account than `CONJUR_ACCOUNT`.",
+		"set the plugin's Conjur settings (docker plugin disable, docker plugin set, docker plugin enable) and check `conjur-swarm status`"},
+	{BadRequest, "the request was rejected as malformed",
+		"The request could not be read (not Docker, or a Docker version the plugin does not understand), or Conjur rejected the request as malformed.",
+		"check the variable id the mapping produced; if the request itself could not be read, report it with the plugin's log line"},
+	{Canceled, "the request was cancelled before Conjur answered (the plugin is stopping or Docker gave up)",
+		"The request was cancelled before Conjur answered (Docker gave up, or the plugin is stopping).",
+		"nothing: Swarm retries the task; look for TIMEOUT or UNAVAILABLE around it in the plugin's log"},
+	{Internal, "an unexpected error occurred",
+		"Anything unexpected.",
+		"read the cause in the plugin's log line, and report it"},
+}
+
+// Fix is what the operator should do about c, as plain text; "" for a code
+// not in the catalogue.
+func (c Code) Fix() string {
+	for _, e := range catalog {
+		if e.code == c {
+			return e.fix
+		}
+	}
+	return ""
+}
+
+// Message is what failed and what to do, for an answer about c that has no
+// more precise message.
+func (c Code) Message() string {
+	for _, e := range catalog {
+		if e.code == c {
+			return e.summary + "; " + e.fix
+		}
+	}
+	return "the request failed with " + string(c) + "; see the plugin's log"
+}
+
+// All returns every code, in the order of the documentation.
+func All() []Code {
+	out := make([]Code, len(catalog))
+	for i, e := range catalog {
+		out[i] = e.code
+	}
+	return out
+}
+
+// Table renders the Markdown table of docs/troubleshooting.md.
+func Table() string {
+	var b strings.Builder
+	b.WriteString("| Code | What happened | What to do |\n| --- | --- | --- |\n")
+	for _, e := range catalog {
+		fix := strings.ToUpper(e.fix[:1]) + e.fix[1:] + "."
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", e.code, e.when, fix)
+	}
+	return b.String()
+}
