@@ -13,11 +13,11 @@ import (
 func TestWaitEndsAtItsCallsDeadline(t *testing.T) {
 	c := newClient(t, clientConfig("key", "http://127.0.0.1:1"))
 	cl := &call{key: refKey{"apps/x", 0}, done: make(chan struct{})}
-	cl.ctx, cl.cancel = context.WithDeadline(c.ctx, time.Now()) // passed; its batch is still out
+	cl.ctx, cl.cancel = context.WithDeadline(c.life.ctx, time.Now()) // passed; its batch is still out
 	defer cl.cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.wait(context.Background(), cl, Ref{ID: "apps/x"}, false)
+		err := c.batch.wait(context.Background(), cl, false).err
 		errc <- err
 	}()
 	select {

@@ -191,7 +191,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
 	var offset atomic.Int64
-	c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	c.sess.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 
 	mustGet(t, c, varID(1))
 	exp := c.Status().TokenExpiresAt
@@ -255,7 +255,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 				mustGet(t, c, varID(0))
 			}
 			s.Faults().SetLatency(time.Second)
-			_, errs := c.Fetch(t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}, {ID: varID(3), Version: 1}})
+			_, errs := fetchAll(c, t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}, {ID: varID(3), Version: 1}})
 			for i, err := range errs {
 				if CodeOf(err) != CodeTimeout {
 					t.Fatalf("err %d = %+v, want TIMEOUT", i, err)
@@ -304,7 +304,7 @@ func TestBatchWithFailingVariables(t *testing.T) {
 	refs = append(refs, Ref{ID: "apps/bin"})
 	want["apps/bin"] = ""
 
-	vals, errs := c.Fetch(t.Context(), refs)
+	vals, errs := fetchAll(c, t.Context(), refs)
 	for i, ref := range refs {
 		if got := CodeOf(errs[i]); got != want[ref.ID] {
 			t.Errorf("%s: code %q (%v), want %q", ref.ID, got, errs[i], want[ref.ID])
@@ -359,7 +359,7 @@ func TestBinaryAndVersionedValues(t *testing.T) {
 	if err := s.SetSecret(varID(7), []byte("second")); err != nil {
 		t.Fatal(err)
 	}
-	vals, errs := c.Fetch(t.Context(), []Ref{{ID: "apps/bin"}, {ID: varID(7)}, {ID: varID(7), Version: 1}, {ID: varID(7), Version: 9}})
+	vals, errs := fetchAll(c, t.Context(), []Ref{{ID: "apps/bin"}, {ID: varID(7)}, {ID: varID(7), Version: 1}, {ID: varID(7), Version: 9}})
 	got := []string{string(vals[0].Data), string(vals[1].Data), string(vals[2].Data)}
 	want := []string{string(binaryValue()), "second", varValue(7)}
 	for i := range want {
@@ -381,7 +381,7 @@ func TestValueCache(t *testing.T) {
 	cfg.CacheTTL = time.Minute
 	c := newClient(t, cfg)
 	var offset atomic.Int64
-	c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	c.sess.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 
 	first := mustGet(t, c, varID(1))
 	second := mustGet(t, c, varID(1))
@@ -599,7 +599,7 @@ func TestBatchWithoutBase64IsUnusable(t *testing.T) {
 	}))
 	t.Cleanup(strip.Close)
 	c := newClient(t, clientConfig(s.key, strip.URL))
-	_, errs := c.Fetch(t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}})
+	_, errs := fetchAll(c, t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}})
 	for _, err := range errs {
 		if CodeOf(err) != CodeValueUnusable {
 			t.Fatalf("err = %+v, want VALUE_UNUSABLE", err)
@@ -613,7 +613,7 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 	c := newClient(t, clientConfig("not-the-key-"+s.key, l.URL))
 	_, err := c.Get(t.Context(), Ref{ID: varID(0)})
 	c2 := newClient(t, clientConfig(s.key, l.URL))
-	_, errs := c2.Fetch(t.Context(), []Ref{{ID: "apps/read-only"}, {ID: varID(1)}, {ID: "apps/missing"}})
+	_, errs := fetchAll(c2, t.Context(), []Ref{{ID: "apps/read-only"}, {ID: varID(1)}, {ID: "apps/missing"}})
 	all := append([]error{err}, errs...)
 	for _, e := range all {
 		if e == nil {
@@ -699,7 +699,7 @@ func TestFailedRefreshKeepsUnexpiredToken(t *testing.T) {
 	t.Cleanup(front.Close)
 	c := newClient(t, clientConfig(s.key, front.URL))
 	var offset atomic.Int64
-	c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	c.sess.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 
 	mustGet(t, c, varID(1))
 	authnDown.Store(true)
@@ -743,7 +743,7 @@ func TestBatchQueryIsBounded(t *testing.T) {
 	for i := range refs {
 		refs[i] = Ref{ID: fmt.Sprintf("apps/some-rather-long-application-name/env/production/secret-%03d", i)}
 	}
-	vals, errs := c.Fetch(t.Context(), refs)
+	vals, errs := fetchAll(c, t.Context(), refs)
 	for i := range refs {
 		if errs[i] != nil || string(vals[i].Data) != "v:dev:variable:"+refs[i].ID {
 			t.Fatalf("ref %d: %q, %+v", i, vals[i].Data, errs[i])
@@ -780,9 +780,9 @@ func TestCloseEndsRequestsInFlight(t *testing.T) {
 		}()
 	}
 	waitFor(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.inflight) == 3
+		c.batch.mu.Lock()
+		defer c.batch.mu.Unlock()
+		return len(c.batch.inflight) == 3
 	}, "three calls in flight")
 	c.Close()
 	for range 3 {

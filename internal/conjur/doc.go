@@ -2,6 +2,26 @@
 // lifecycle, bounded fetches with coalescing and batching, and failover across
 // several appliance URLs. It wraps github.com/cyberark/conjur-api-go.
 //
+// Layers (Client is their composition; each layer has its own lock):
+//
+//   - valueCache (cache.go) wraps Get: the optional TTL cache, keyed by
+//     (ID, Version) and filed under the credential generation.
+//   - batcher (batcher.go) wraps any fetcher: coalescing of identical Gets,
+//     the pending queue, the batch slots, the adaptive window, the inline
+//     fetch of an idle client, per-call deadlines.
+//   - session (session.go, auth.go, failover.go, narrow.go) is the fetcher
+//     that talks to Conjur, and the only user of conjurapi: URLs and
+//     failover, access tokens, the credential and Adopt;
+//     fetch(ctx, ids, version, sink) answers a set of ids, narrowing a
+//     refused batch.
+//   - statusBook (status.go) records the last contact and error; lifecycle
+//     (lifecycle.go) owns every goroutine and the context Close cancels.
+//
+// One Get: Client.Get -> valueCache.get -> batcher.get -> start (join a
+// call, queue it, or run it inline) -> batcher.send -> session.fetch ->
+// narrow -> batchOnce or fetchOne -> withFailover -> authorized -> token ->
+// conjurapi. The lock order is in Client's doc comment.
+//
 // How it uses conjur-api-go: one conjurapi.Client per appliance URL (two
 // with authn-jwt), built from a hand-made conjurapi.Config with credential
 // storage "none" and an explicit environment, so nothing is read from the
@@ -24,7 +44,7 @@
 // one from 95%, and a 401 forces one re-authentication and one retry. The
 // credential file and the JWT file are read again at every authentication.
 //
-// Fetching: Get and Fetch are bounded by FetchTimeout. Identical requests in
+// Fetching: Get and GetMany are bounded by FetchTimeout. Identical requests in
 // flight share one call. A request that finds the client idle goes out at
 // once, from the caller's goroutine; requests for latest versions that arrive
 // while others are in flight gather for a quarter of a recent batch round
@@ -32,7 +52,7 @@
 // go out as one binary-safe batch (the request of conjurapi's
 // RetrieveBatchSecretsSafe) of up to MaxBatch ids (and at most ~7 KB of
 // query), so a burst costs a few requests and a lone request no delay. The
-// refs of one Fetch go out together at once. Every request goes through
+// refs of one GetMany go out together at once. Every request goes through
 // conjurapi (RetrieveSecret, RetrieveSecretWithVersion,
 // RetrieveBatchSecretsSafe) on a per-request copy of the endpoint's client
 // whose token was parsed once, when it was obtained. A batch that fails as a whole because of

@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi/authn"
 	"github.com/cyberark/conjur-api-go/conjurapi/response"
+	"go.uber.org/zap"
 )
 
 // urlFailure is one URL that failed during a request.
@@ -50,34 +52,84 @@ func (e *failoverError) Unwrap() []error {
 // and the next is tried within the same deadline; each attempt but the last
 // gets an equal share of the time left. An answer (success, 401/403/404, a
 // refusal) ends the loop: it is not retried elsewhere.
-func (c *Client) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
-	eps := c.candidates()
+func (s *session) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
+	eps := s.candidates()
 	var fails []urlFailure
 	for i, ep := range eps {
 		if ctx.Err() != nil {
 			break
 		}
-		actx, cancel := attemptContext(ctx, len(eps)-i, c.now())
+		actx, cancel := attemptContext(ctx, len(eps)-i, s.now())
 		err := op(actx, ep)
 		cancel()
 		if err == nil {
-			ep.succeeded(c)
-			c.noteContact(ep.url)
+			s.succeeded(ep)
 			return ep.url, nil
 		}
 		if isAnswer(err) {
 			if httpStatus(err) != 0 {
-				ep.succeeded(c)
-				c.noteContact(ep.url)
+				s.succeeded(ep)
 			}
 			return ep.url, err
 		}
 		fails = append(fails, urlFailure{ep.url, err})
 		if !errors.Is(ctx.Err(), context.Canceled) {
-			ep.failed(c, err)
+			s.failed(ep, err)
 		}
 	}
 	return "", &failoverError{fails: fails}
+}
+
+const (
+	backoffBase = 500 * time.Millisecond
+	backoffMax  = 30 * time.Second
+)
+
+// succeeded records that ep answered.
+func (s *session) succeeded(ep *endpoint) {
+	ep.mu.Lock()
+	was := ep.failures
+	ep.failures, ep.retryAt, ep.lastErr = 0, time.Time{}, ""
+	ep.mu.Unlock()
+	s.status.contact(ep.url)
+	if was > 0 {
+		s.log.Info("conjur appliance answers again", zap.String("url", ep.url), zap.Int("after_failures", was))
+	}
+}
+
+// failed sets ep aside with exponential backoff.
+func (s *session) failed(ep *endpoint, err error) {
+	ep.mu.Lock()
+	ep.failures++
+	d := min(backoffBase<<min(ep.failures-1, 10), backoffMax)
+	ep.retryAt = s.now().Add(d)
+	ep.lastErr = err.Error()
+	n := ep.failures
+	ep.mu.Unlock()
+	if n == 1 {
+		s.log.Warn("conjur appliance set aside", zap.String("url", ep.url), zap.Duration("retry_in", d), zap.Error(err))
+	}
+}
+
+// candidates lists URLs to try: those not set aside in configured order, then
+// the set-aside ones by earliest retry time (tried rather than failing at once).
+func (s *session) candidates() []*endpoint {
+	now := s.now()
+	var ready, later []*endpoint
+	retry := map[*endpoint]time.Time{}
+	for _, ep := range s.eps {
+		ep.mu.Lock()
+		r := ep.retryAt
+		ep.mu.Unlock()
+		if r.IsZero() || !now.Before(r) {
+			ready = append(ready, ep)
+		} else {
+			retry[ep] = r
+			later = append(later, ep)
+		}
+	}
+	slices.SortStableFunc(later, func(a, b *endpoint) int { return retry[a].Compare(retry[b]) })
+	return append(ready, later...)
 }
 
 // attemptContext bounds one attempt to remaining/left of ctx's time when
@@ -151,7 +203,7 @@ func messageOf(ce *conjurError) string {
 
 // finalError turns what withFailover returned into an *Error for variable id
 // ("" when not about a variable).
-func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
+func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		if id != "" && e.Variable == "" {
@@ -161,8 +213,8 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 	}
 	var fe *failoverError
 	if errors.As(err, &fe) {
-		if ctx.Err() != nil || c.ctx.Err() != nil { // c.ctx: Close may reach what the request waited for first
-			return c.contextError(ctx, id, fe)
+		if ctx.Err() != nil || s.life.ctx.Err() != nil { // life.ctx: Close may reach what the request waited for first
+			return s.contextError(ctx, id, fe)
 		}
 		allTLS, allTimeouts := len(fe.fails) > 0, len(fe.fails) > 0
 		for _, f := range fe.fails {
@@ -170,7 +222,7 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 			allTimeouts = allTimeouts && isTimeout(f.err)
 		}
 		if allTimeouts { // slow, not down
-			return c.contextError(ctx, id, fe)
+			return s.contextError(ctx, id, fe)
 		}
 		if allTLS {
 			return &Error{Code: CodeTLS, Variable: id, Cause: fe,
@@ -180,7 +232,7 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 			Msg: fmt.Sprintf("no Conjur appliance answered (%s): check that Conjur is up and reachable from this node, and CONJUR_APPLIANCE_URL", fe)}
 	}
 	st := httpStatus(err)
-	login := c.identity()
+	login := s.identity()
 	switch st {
 	case 403:
 		return &Error{Code: CodeForbidden, Variable: id, Cause: err,
@@ -199,7 +251,7 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 			Msg: fmt.Sprintf("Conjur cannot send variable %s in the requested encoding (HTTP 406): report it with the Conjur version", id)}
 	case 0:
 		if ctx.Err() != nil {
-			return c.contextError(ctx, id, err)
+			return s.contextError(ctx, id, err)
 		}
 		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur's answer for variable %s cannot be used (%s): check that CONJUR_APPLIANCE_URL points at Conjur 1.11 or later", id, shortCause(err))}
@@ -208,12 +260,19 @@ func (c *Client) finalError(ctx context.Context, err error, id string) *Error {
 		Msg: fmt.Sprintf("Conjur answered HTTP %d for variable %s: check Conjur's logs", st, id)}
 }
 
-// contextError is the error for a deadline or cancellation.
-func (c *Client) contextError(ctx context.Context, id string, cause error) *Error {
+// contextError is the error for a deadline or cancellation of a request.
+func (s *session) contextError(ctx context.Context, id string, cause error) *Error {
+	return contextError(s.life.ctx, ctx, id, cause, s.cfg.FetchTimeout)
+}
+
+// contextError is the error for ctx's deadline or cancellation, for variable
+// id ("" when not about one); root is the Client's context, which Close
+// cancels, and timeout the FetchTimeout the message names.
+func contextError(root, ctx context.Context, id string, cause error, timeout time.Duration) *Error {
 	if cause == nil {
 		cause = ctx.Err()
 	}
-	if c.ctx.Err() != nil { // Close interrupted the request
+	if root.Err() != nil { // Close interrupted the request
 		return errClosed.withVariable(id)
 	}
 	what := "the request"
@@ -224,20 +283,21 @@ func (c *Client) contextError(ctx context.Context, id string, cause error) *Erro
 		return &Error{Code: CodeCanceled, Variable: id, Cause: cause, Msg: fmt.Sprintf("the fetch of %s was canceled by its caller", what)}
 	}
 	return &Error{Code: CodeTimeout, Variable: id, Cause: cause,
-		Msg: fmt.Sprintf("Conjur did not answer for %s within the fetch timeout (%s): check Conjur's load and the network, or raise CONJUR_SWARM_FETCH_TIMEOUT (below 30s)", what, c.cfg.FetchTimeout)}
+		Msg: fmt.Sprintf("Conjur did not answer for %s within the fetch timeout (%s): check Conjur's load and the network, or raise CONJUR_SWARM_FETCH_TIMEOUT (below 30s)", what, timeout)}
 }
 
-func (c *Client) identity() string {
-	c.credMu.Lock()
-	defer c.credMu.Unlock()
-	if c.handoff != nil && c.handoff.Login != "" {
-		return c.handoff.Login
+// identity is the login the session authenticates as, for messages.
+func (s *session) identity() string {
+	s.creds.mu.Lock()
+	defer s.creds.mu.Unlock()
+	if h := s.creds.handoff; h != nil && h.Login != "" {
+		return h.Login
 	}
-	if c.used.login != "" {
-		return c.used.login
+	if s.creds.used.login != "" {
+		return s.creds.used.login
 	}
-	if c.cfg.Login != "" {
-		return c.cfg.Login
+	if s.cfg.Login != "" {
+		return s.cfg.Login
 	}
 	return "(the plugin's identity)"
 }

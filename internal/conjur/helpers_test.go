@@ -1,6 +1,7 @@
 package conjur
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -154,4 +155,15 @@ func mustGet(t testing.TB, c *Client, id string) Value {
 		t.Fatalf("Get(%s): %+v", id, err)
 	}
 	return v
+}
+
+// fetchAll is GetMany's results as two slices, values[i] and errs[i]
+// answering refs[i].
+func fetchAll(c *Client, ctx context.Context, refs []Ref) ([]Value, []error) {
+	vals := make([]Value, len(refs))
+	errs := make([]error, len(refs))
+	for i, r := range c.GetMany(ctx, refs) {
+		vals[i], errs[i] = r.Value, r.Err
+	}
+	return vals, errs
 }

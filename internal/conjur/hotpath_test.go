@@ -15,14 +15,14 @@ func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
 	mustGet(t, c, varID(0))
-	ep := c.eps[0]
+	ep := c.sess.eps[0]
 	ep.mu.Lock()
 	tok := ep.tok
 	ep.mu.Unlock()
 	if tok == nil || tok.api == nil {
 		t.Fatalf("token %v: no parsed conjurapi client kept with it", tok)
 	}
-	if api := c.bind(t.Context(), ep.api, tok); api.NeedsTokenRefresh() {
+	if api := c.sess.bind(t.Context(), ep.api, tok); api.NeedsTokenRefresh() {
 		t.Error("a request's client would parse the token again")
 	}
 	mustGet(t, c, varID(1))
@@ -33,9 +33,9 @@ func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 
 // inflightCall returns the call in flight for id, or nil.
 func inflightCall(c *Client, id string) *call {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.inflight[refKey{id, 0}]
+	c.batch.mu.Lock()
+	defer c.batch.mu.Unlock()
+	return c.batch.inflight[refKey{id, 0}]
 }
 
 // A Get that finds the client idle sends its request itself (no goroutine);
@@ -54,9 +54,9 @@ func TestIdleGetRunsInlineAndIsAbandonedWhenCanceled(t *testing.T) {
 		errc <- err
 	}()
 	waitFor(t, func() bool { return inflightCall(c, varID(1)) != nil }, "the fetch in flight")
-	c.mu.Lock()
-	active, pending := c.batchesActive, len(c.pending)
-	c.mu.Unlock()
+	c.batch.mu.Lock()
+	active, pending := c.batch.active, len(c.batch.pending)
+	c.batch.mu.Unlock()
 	if active != 1 || pending != 0 {
 		t.Errorf("%d batches active and %d pending, want the inline fetch holding 1 slot", active, pending)
 	}
@@ -97,9 +97,9 @@ func TestInlineFetchSurvivesItsCallerForThoseWhoJoined(t *testing.T) {
 		joined <- answer{v, err}
 	}()
 	waitFor(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		cl := c.inflight[refKey{varID(2), 0}]
+		c.batch.mu.Lock()
+		defer c.batch.mu.Unlock()
+		cl := c.batch.inflight[refKey{varID(2), 0}]
 		return cl != nil && cl.joined == 1
 	}, "a second Get joined")
 	cancel()
@@ -154,7 +154,7 @@ func TestWindowFollowsBatchRoundTrip(t *testing.T) {
 		{"ok/slow server: at most the configured window", time.Second, 2 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &Client{cfg: Config{BatchWindow: 2 * time.Millisecond}, batchRTT: tc.rtt}
+			c := &batcher{cfg: Config{BatchWindow: 2 * time.Millisecond}, rtt: tc.rtt}
 			if got := c.windowLocked(); got != tc.want {
 				t.Errorf("window = %s, want %s", got, tc.want)
 			}
@@ -167,9 +167,9 @@ func TestBatchRoundTripIsMeasured(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
 	mustGet(t, c, varID(0))
-	c.mu.Lock()
-	rtt := c.batchRTT
-	c.mu.Unlock()
+	c.batch.mu.Lock()
+	rtt := c.batch.rtt
+	c.batch.mu.Unlock()
 	if rtt <= 0 {
 		t.Errorf("batch round trip = %s after a fetch, want it measured", rtt)
 	}

@@ -19,7 +19,7 @@ func TestPanickingFetchFreesItsSlotAndCall(t *testing.T) {
 	mustGet(t, c, varID(0)) // warm token; the client is idle again
 	var boom atomic.Bool
 	boom.Store(true)
-	c.transport.Proxy = func(*http.Request) (*url.URL, error) {
+	c.sess.transport.Proxy = func(*http.Request) (*url.URL, error) {
 		if boom.CompareAndSwap(true, false) {
 			panic("injected transport panic")
 		}
@@ -33,9 +33,9 @@ func TestPanickingFetchFreesItsSlotAndCall(t *testing.T) {
 	if panicked == nil {
 		t.Fatal("the injected panic did not reach the caller")
 	}
-	c.mu.Lock()
-	active := c.batchesActive
-	c.mu.Unlock()
+	c.batch.mu.Lock()
+	active := c.batch.active
+	c.batch.mu.Unlock()
 	if active != 0 {
 		t.Fatalf("%d batch slots still held after the panic, want 0", active)
 	}

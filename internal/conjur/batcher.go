@@ -1,0 +1,479 @@
+package conjur
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fetcher fetches a set of variables: the session, or a fake in tests. It
+// answers each id exactly once through to, which it gives the answers of
+// each request as that request returns (a narrowed batch answers
+// in several parts), and returns once all are answered. With version 0 the
+// ids are the latest versions; with a version the batcher gives one id.
+type fetcher interface {
+	fetch(ctx context.Context, ids []string, version int, to answerSink)
+}
+
+// answerSink takes the answers of one request of a fetch.
+type answerSink interface {
+	deliver(answers map[string]result)
+}
+
+// deliverFunc is a function as an answerSink.
+type deliverFunc func(map[string]result)
+
+func (f deliverFunc) deliver(answers map[string]result) { f(answers) }
+
+// batcher turns Gets into fetches: concurrent Gets of the same (ID, Version)
+// share one call (coalescing); Gets of latest versions that arrive while
+// others are in flight gather in a queue and go out together as one fetch of
+// several ids (batching), at most maxActiveBatches at a time; a Get that
+// finds it idle runs its fetch on its own goroutine (inline). Every call has
+// its own deadline, FetchTimeout from its creation.
+//
+// Locks: mu guards everything below it. It is never held while the fetcher
+// runs; it may be held while a goroutine is spawned (the lifecycle's lock).
+type batcher struct {
+	cfg  Config // FetchTimeout, BatchWindow, MaxBatch and Account (for the query size) are used
+	src  fetcher
+	life *lifecycle
+	gen  func() uint64 // the credential generation, recorded on each call for the value cache
+
+	mu       sync.Mutex
+	inflight map[refKey]*call
+	pending  []*call
+	timer    *time.Timer   // the gathering window, when one is open
+	ready    bool          // the pending calls may go out (the window closed, or a batch is full)
+	active   int           // batch slots in use
+	rtt      time.Duration // moving average of a batch request's round trip (0: none yet)
+}
+
+func newBatcher(cfg Config, src fetcher, life *lifecycle, gen func() uint64) *batcher {
+	return &batcher{cfg: cfg, src: src, life: life, gen: gen, inflight: map[refKey]*call{}}
+}
+
+// maxActiveBatches bounds the batch requests in flight at once; requests that
+// arrive meanwhile gather into the next batch, so a burst costs few requests.
+const maxActiveBatches = 2
+
+const (
+	maxIDLength = 1024
+	// maxBatchQuery bounds the escaped variable_ids query of one batch request,
+	// well under common URL limits (Conjur's Puma allows 10 KiB of query).
+	maxBatchQuery = 7000
+)
+
+type refKey struct {
+	id      string
+	version int
+}
+
+type result struct {
+	data []byte
+	url  string
+	err  error
+}
+
+// outcome is what a Get gets from the batcher: its value or error, and the
+// credential generation its call started under (the value cache files the
+// value under it).
+type outcome struct {
+	v   Value
+	err error
+	gen uint64
+}
+
+// call is one fetch of one (ID, Version), shared by every Get that asks for
+// it while it is in flight. Its own deadline (FetchTimeout from creation) is
+// independent of any one caller's.
+type call struct {
+	key    refKey
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	res    result
+	joined int    // Gets that joined it after it started (under batcher.mu)
+	gen    uint64 // the credential generation when it started
+}
+
+// get fetches one variable. No timer of its own: the call this Get starts
+// or joins ends within FetchTimeout of its creation, which is no later than
+// this Get's own FetchTimeout. Every fetch runs under its call's deadline,
+// and a call waiting for a batch slot waits only for batches of calls
+// created before it (the queue is first in, first out), so their deadlines
+// free the slot in time and it then fails at once if its own has passed.
+// ctx is still honoured for an earlier deadline or a cancellation.
+func (b *batcher) get(ctx context.Context, key refKey) outcome {
+	cl, coalesced, inline := b.start(ctx, key)
+	if inline {
+		return b.runInline(ctx, cl)
+	}
+	return b.wait(ctx, cl, coalesced)
+}
+
+// getMany fetches keys under one FetchTimeout; the i-th outcome answers
+// keys[i]. The requests coalesce like get's, and those for latest versions
+// go out together at once, without a window.
+func (b *batcher) getMany(ctx context.Context, keys []refKey) []outcome {
+	out := make([]outcome, len(keys))
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.FetchTimeout)
+	defer cancel()
+	calls := make([]*call, len(keys))
+	shared := make([]bool, len(keys))
+	b.mu.Lock()
+	for i, key := range keys {
+		calls[i], shared[i] = b.startLocked(key)
+	}
+	if len(b.pending) > 0 { // the caller's refs belong together: no window to wait for
+		b.ready = true
+		b.dispatchLocked()
+	}
+	b.mu.Unlock()
+	for i, cl := range calls {
+		out[i] = b.wait(ctx, cl, shared[i])
+	}
+	return out
+}
+
+// inlineSlack is how much earlier than the shared fetch's own deadline a
+// caller's deadline may fall and the caller still run the fetch itself.
+const inlineSlack = 10 * time.Millisecond
+
+// start returns the call to wait for: an existing one (coalesced) or a new
+// one, queued for the batch or started alone. A new call that finds the
+// batcher idle (nothing in flight, nothing gathering) is handed back with
+// inline set, holding a batch slot, for the caller to send itself
+// (runInline), when the caller's deadline (ctx) is not much earlier than the
+// call's.
+func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, inline bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cl, coalesced = b.startLocked(key)
+	if coalesced || key.version != 0 {
+		return cl, coalesced, false
+	}
+	if b.active == 0 && b.timer == nil && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
+		b.pending = b.pending[:0]
+		b.active++
+		return cl, false, true
+	}
+	if len(b.pending) >= b.cfg.MaxBatch || b.active == 0 && len(b.pending) == 1 && b.timer == nil {
+		// A full batch goes at once; so does a request that finds nothing
+		// in flight (an idle client adds no batching delay). Otherwise
+		// requests gather until the window closes or a batch slot frees.
+		b.ready = true
+	}
+	if !b.ready && b.timer == nil && len(b.pending) > 0 {
+		b.timer = time.AfterFunc(b.windowLocked(), b.windowClosed)
+	}
+	b.dispatchLocked()
+	return cl, false, false
+}
+
+// callerOutlasts reports whether ctx's deadline, if any, falls no more than
+// inlineSlack before cl's.
+func callerOutlasts(ctx context.Context, cl *call) bool {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return true
+	}
+	cd, _ := cl.ctx.Deadline()
+	return !d.Before(cd.Add(-inlineSlack))
+}
+
+// startLocked joins the call in flight for key or creates one: queued when
+// it may be batched, else started alone. b.mu is held.
+func (b *batcher) startLocked(key refKey) (cl *call, coalesced bool) {
+	if cl := b.inflight[key]; cl != nil {
+		cl.joined++
+		return cl, true
+	}
+	cl = &call{key: key, done: make(chan struct{})}
+	if b.gen != nil {
+		cl.gen = b.gen()
+	}
+	cl.ctx, cl.cancel = context.WithTimeout(b.life.ctx, b.cfg.FetchTimeout)
+	b.inflight[key] = cl
+	if key.version != 0 || strings.Contains(key.id, ",") || b.cfg.MaxBatch == 1 {
+		if !b.life.spawn(func() { b.send(cl.ctx, []*call{cl}, false) }) {
+			b.finishLocked(cl, result{err: errClosed})
+		}
+		return cl, false
+	}
+	if b.life.isClosed() {
+		b.finishLocked(cl, result{err: errClosed})
+		return cl, false
+	}
+	b.pending = append(b.pending, cl)
+	return cl, false
+}
+
+// runInline sends cl, which start took as the only request of an idle
+// batcher, from the caller's goroutine: no goroutine to start and no
+// hand-off to wake, which on a busy machine costs more than the request's
+// own CPU. Gets of the same variable that arrive meanwhile join it as they
+// would a batch, and other Gets gather for the next batch as they would
+// while a batch is in flight (the call holds a batch slot).
+//
+// If the caller gives up while no other Get has joined, the fetch is
+// abandoned (it is no longer shared) and the caller returns at once. If
+// others have joined, the caller stays until the fetch ends, at most the
+// fetch timeout: start runs a fetch inline only for a caller whose deadline
+// is within inlineSlack of the fetch's, so only a cancellation (the plugin
+// stopping, or Docker hanging up) keeps a caller past its end.
+func (b *batcher) runInline(ctx context.Context, cl *call) outcome {
+	defer b.life.done() // start counted it (enter): Close waits for it like a goroutine's
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.inflight[cl.key] == cl && cl.joined == 0 {
+			delete(b.inflight, cl.key)
+			cl.cancel()
+		}
+	})
+	defer stop()
+	b.send(cl.ctx, []*call{cl}, true)
+	if ctx.Err() != nil {
+		return outcome{err: b.contextError(ctx, cl.key.id), gen: cl.gen}
+	}
+	return b.wait(ctx, cl, false)
+}
+
+func (b *batcher) wait(ctx context.Context, cl *call, coalesced bool) outcome {
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		return outcome{err: b.contextError(ctx, cl.key.id), gen: cl.gen}
+	case <-cl.ctx.Done():
+		// A batch runs until its latest call's deadline: one that went out
+		// with later calls ends here, at its own (finishLocked cancels and
+		// closes under b.mu, so a finished call is told apart).
+		b.mu.Lock()
+		select {
+		case <-cl.done:
+		default:
+			b.mu.Unlock()
+			if ctx.Err() != nil {
+				return outcome{err: b.contextError(ctx, cl.key.id), gen: cl.gen}
+			}
+			return outcome{v: Value{Coalesced: coalesced}, err: b.contextError(cl.ctx, cl.key.id), gen: cl.gen}
+		}
+		b.mu.Unlock()
+	}
+	if cl.res.err != nil {
+		return outcome{v: Value{Coalesced: coalesced}, err: cl.res.err, gen: cl.gen} // no data; says whether the failure was shared
+	}
+	return outcome{v: Value{Data: bytes.Clone(cl.res.data), Coalesced: coalesced, URL: cl.res.url}, gen: cl.gen}
+}
+
+func (b *batcher) contextError(ctx context.Context, id string) *Error {
+	return contextError(b.life.ctx, ctx, id, nil, b.cfg.FetchTimeout)
+}
+
+// finishLocked publishes a call's result, unless it has one; b.mu is held.
+// It reports whether it did.
+func (b *batcher) finishLocked(cl *call, res result) bool {
+	select {
+	case <-cl.done:
+		return false
+	default:
+	}
+	if b.inflight[cl.key] == cl {
+		delete(b.inflight, cl.key)
+	}
+	if res.err != nil {
+		var e *Error
+		if errors.As(res.err, &e) && e.Variable == "" {
+			res.err = e.withVariable(cl.key.id)
+		}
+	}
+	cl.res = res
+	cl.cancel()
+	close(cl.done)
+	return true
+}
+
+var errPanicked = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
+
+// windowClosed ends the gathering window: the pending calls may go out.
+func (b *batcher) windowClosed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.timer = nil
+	if len(b.pending) > 0 {
+		b.ready = true
+	}
+	b.dispatchLocked()
+}
+
+// minWindow is the shortest gathering window, so that Gets arriving in the
+// same burst still share a batch when Conjur answers very fast.
+const minWindow = 50 * time.Microsecond
+
+// windowLocked is how long Gets that find a batch in flight (and a batch slot
+// free) gather before they go out as the next batch: a quarter of a recent
+// batch round trip, between minWindow and BatchWindow. Waiting for the batch
+// in flight to return would make them pay two round trips; a quarter of one
+// is enough to gather a burst's arrivals (the Gets of a node's tasks, or of
+// many nodes at once) into one request. b.mu is held.
+func (b *batcher) windowLocked() time.Duration {
+	if b.rtt == 0 {
+		return b.cfg.BatchWindow
+	}
+	return min(b.cfg.BatchWindow, max(minWindow, b.rtt/4))
+}
+
+// dispatchLocked sends pending calls as batches while the window has closed
+// (or a full batch is waiting) and fewer than maxActiveBatches are in flight.
+// Calls that find no free slot wait, gathering into the next batch.
+func (b *batcher) dispatchLocked() {
+	for b.ready && len(b.pending) > 0 && b.active < maxActiveBatches {
+		n, size := 0, 0
+		for n < len(b.pending) && n < b.cfg.MaxBatch {
+			l := len(url.QueryEscape(b.cfg.Account+":variable:"+b.pending[n].key.id)) + 3
+			if n > 0 && size+l > maxBatchQuery {
+				break
+			}
+			size += l
+			n++
+		}
+		batch := append([]*call(nil), b.pending[:n]...)
+		b.pending = append(b.pending[:0], b.pending[n:]...)
+		b.active++
+		if !b.life.spawn(func() { b.runBatch(batch) }) {
+			b.active--
+			for _, cl := range batch {
+				b.finishLocked(cl, result{err: errClosed})
+			}
+		}
+	}
+	if len(b.pending) == 0 {
+		b.ready = false
+	}
+}
+
+// runBatch sends batch under the latest of its calls' deadlines.
+func (b *batcher) runBatch(batch []*call) {
+	deadline := time.Time{}
+	for _, cl := range batch {
+		if d, _ := cl.ctx.Deadline(); d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(b.life.ctx, deadline)
+	defer cancel()
+	b.send(ctx, batch, true)
+}
+
+// send fetches the calls' ids under ctx and answers each call as its answer
+// arrives. With slot (the calls are a batch holding a batch slot), the last
+// answer also records the round trip and frees the slot, under the same
+// lock, so that a Get woken by it already finds the slot free; so does a
+// fetch that panics.
+func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
+	r := &sending{b: b, calls: calls, left: len(calls), slot: slot, t0: time.Now()}
+	ids := make([]string, len(calls))
+	for i, cl := range calls {
+		ids[i] = cl.key.id
+	}
+	if len(calls) > 1 {
+		r.byID = make(map[string]*call, len(calls))
+		for _, cl := range calls {
+			r.byID[cl.key.id] = cl
+		}
+	}
+	returned := false
+	defer func() {
+		if !returned { // the fetch panicked: free the calls and the slot, then let the panic go on
+			b.mu.Lock()
+			r.finishAllLocked(result{err: errPanicked}, false)
+			b.mu.Unlock()
+		}
+	}()
+	b.src.fetch(ctx, ids, calls[0].key.version, r)
+	returned = true
+	b.mu.Lock()
+	// A fetcher that left an id out: say so rather than let its Gets hang.
+	r.finishAllLocked(result{err: errLeftOut}, true)
+	b.mu.Unlock()
+}
+
+// sending is one fetch of calls in progress.
+type sending struct {
+	b        *batcher
+	calls    []*call
+	byID     map[string]*call // nil for a single call
+	left     int              // calls not answered yet (under b.mu)
+	slot     bool             // the calls hold a batch slot
+	t0       time.Time
+	released bool
+}
+
+// deliver answers the calls of answers, releasing the fetch with the last.
+func (r *sending) deliver(answers map[string]result) {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	for id, res := range answers {
+		cl := r.calls[0]
+		if r.byID != nil {
+			cl = r.byID[id]
+		}
+		if cl != nil && cl.key.id == id && r.b.finishLocked(cl, res) {
+			r.left--
+		}
+	}
+	if r.left == 0 {
+		r.finishAllLocked(result{}, true)
+	}
+}
+
+// finishAllLocked answers every call not answered yet with res and
+// releases the fetch; b.mu is held.
+func (r *sending) finishAllLocked(res result, ok bool) {
+	for _, cl := range r.calls {
+		r.b.finishLocked(cl, res)
+	}
+	if r.released {
+		return
+	}
+	r.released = true
+	if !r.slot {
+		return
+	}
+	b := r.b
+	if ok {
+		rtt := time.Since(r.t0)
+		if b.rtt == 0 {
+			b.rtt = rtt
+		} else {
+			b.rtt += (rtt - b.rtt) / 8
+		}
+	}
+	b.active--
+	if len(b.pending) > 0 { // they gathered while this batch was out: send them now
+		b.ready = true
+	}
+	b.dispatchLocked()
+}
+
+var errLeftOut = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client lost track of this fetch (see the plugin log): retry, and report it if it persists"}
+
+// close fails every queued call with UNAVAILABLE; the lifecycle is closed.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	pending := b.pending
+	b.pending = nil
+	for _, cl := range pending {
+		b.finishLocked(cl, result{err: errClosed})
+	}
+	b.mu.Unlock()
+}

@@ -1,0 +1,330 @@
+package conjur
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cyberark/conjur-api-go/conjurapi"
+	"go.uber.org/zap"
+)
+
+// session is the layer that talks to Conjur, and the only one that uses
+// conjurapi: the appliance URLs and their health (failover), the access
+// token of each URL, the credential in use and the handoff (adopt). Its
+// fetch answers a set of ids with one request (a batch, narrowed when some
+// of its variables make it fail as a whole) or one per versioned id; it does
+// no coalescing and keeps no queue (the batcher above it does).
+//
+// Locks: creds.mu guards the credential state; each endpoint's mu guards
+// its token, its authentication in flight and its health. An endpoint's mu
+// may be held while creds.mu is taken (never the other way round), and
+// while a goroutine is spawned (lifecycle's lock). No lock is held across a
+// request.
+type session struct {
+	cfg       Config
+	log       *zap.Logger
+	life      *lifecycle
+	status    *statusBook
+	transport *http.Transport
+	eps       []*endpoint
+	now       func() time.Time
+	creds     credentials
+}
+
+// credentials is the credential state of a session.
+type credentials struct {
+	mu        sync.Mutex
+	handoff   *Credential // the handed-over credential, once adopted
+	handoffAt time.Time
+	gen       uint64  // bumped when the credential in use changes by handoff
+	used      credUse // the credential last used to authenticate successfully
+}
+
+// credUse remembers the credential last used to authenticate successfully.
+type credUse struct {
+	source      string
+	login       string
+	fingerprint string
+	setAt       time.Time
+}
+
+// endpoint is one appliance URL: its conjurapi clients, its token and its health.
+type endpoint struct {
+	url    string
+	api    *conjurapi.Client // authn (API key) and secrets
+	jwtAPI *conjurapi.Client // authn-jwt; nil without a service id
+
+	mu       sync.Mutex
+	tok      *accessToken
+	auth     *authCall
+	failures int
+	retryAt  time.Time
+	lastErr  string
+}
+
+// newSession builds the session for cfg (defaults applied). It does no I/O.
+func newSession(cfg Config, log *zap.Logger, life *lifecycle, status *statusBook) (*session, error) {
+	var pool *x509.CertPool
+	if len(cfg.CACertPEM) > 0 {
+		pool = x509.NewCertPool()
+		pool.AppendCertsFromPEM(cfg.CACertPEM)
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // no ambient proxy settings: Conjur is reached directly
+		DialContext:           (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		TLSHandshakeTimeout:   cfg.FetchTimeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	s := &session{cfg: cfg, log: log, life: life, status: status, transport: tr, now: time.Now}
+	for _, u := range cfg.ApplianceURLs {
+		ep, err := newEndpoint(cfg, u)
+		if err != nil {
+			return nil, err
+		}
+		s.eps = append(s.eps, ep)
+	}
+	return s, nil
+}
+
+func newEndpoint(cfg Config, u string) (*endpoint, error) {
+	base := conjurapi.Config{
+		Account:               cfg.Account,
+		ApplianceURL:          u,
+		CredentialStorage:     conjurapi.CredentialStorageNone,
+		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
+		Environment:           conjurapi.EnvironmentSH, // explicit: no probing at construction
+		HTTPTimeout:           int(cfg.FetchTimeout/time.Second) + 1,
+	}
+	base.SetKeychainNamespaceResolved(true) // do not consult CONJUR_KEYCHAIN_NAMESPACE
+	tele := conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", "")
+	api, err := conjurapi.NewClient(base, tele)
+	if err != nil {
+		return nil, fmt.Errorf("conjur client for %s: %w", u, err)
+	}
+	ep := &endpoint{url: u, api: api}
+	if cfg.JWTServiceID != "" {
+		jc := base
+		jc.AuthnType = "jwt"
+		jc.ServiceID = cfg.JWTServiceID
+		jc.JWTHostID = cfg.JWTHostID
+		jc.JWTFilePath = "-" // the JWT is read by this package at each authentication, never by conjurapi
+		if ep.jwtAPI, err = conjurapi.NewClient(jc, tele); err != nil {
+			return nil, fmt.Errorf("conjur authn-jwt client for %s: %w", u, err)
+		}
+	}
+	return ep, nil
+}
+
+// close closes idle connections; the lifecycle has stopped every request.
+func (s *session) close() { s.transport.CloseIdleConnections() }
+
+// fetch fetches ids and answers each exactly once through to, with the
+// answers of each request as it returns. With version 0 they are the latest
+// versions, and several go out as one batch request (narrowed if some of
+// them make it fail as a whole); with a version, each id is fetched at that
+// version alone. It returns once every id has been answered. ctx bounds
+// every request.
+func (s *session) fetch(ctx context.Context, ids []string, version int, to answerSink) {
+	if version == 0 && len(ids) > 1 {
+		narrow(ctx, ids, s.batchOnce, func(ctx context.Context, id string) result { return s.fetchOne(ctx, id, 0) }, to.deliver)
+		return
+	}
+	if len(ids) == 1 { // on the caller's goroutine: a lone fetch starts no goroutine
+		to.deliver(map[string]result{ids[0]: s.fetchOne(ctx, ids[0], version)})
+		return
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() { to.deliver(map[string]result{id: s.fetchOne(ctx, id, version)}) })
+	}
+	wg.Wait()
+}
+
+// batchOnce sends ids (latest versions) as one batch request. It answers
+// every id (refused false), or reports that the batch failed as a whole
+// because of some of its variables (403, 404, 406, 422: refused true), with
+// an answer for the variable a 404 named, if it named one of ids.
+func (s *session) batchOnce(ctx context.Context, ids []string) (map[string]result, bool) {
+	full := make([]string, len(ids))
+	prefix := s.cfg.Account + ":variable:"
+	for i, id := range ids {
+		full[i] = prefix + id
+	}
+	var vals map[string][]byte
+	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
+		return s.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			m, err := api.RetrieveBatchSecretsSafe(full)
+			if err == nil {
+				vals = m
+			}
+			return err
+		})
+	})
+	out := make(map[string]result, len(ids))
+	if err == nil {
+		for _, id := range ids {
+			if v, ok := vals[prefix+id]; ok {
+				out[id] = result{data: v, url: u}
+			} else {
+				out[id] = result{err: &Error{Code: CodeValueUnusable, Variable: id,
+					Msg: fmt.Sprintf("Conjur's batch answer from %s left out variable %s: retry; if it persists, report it with the Conjur version", u, id)}}
+			}
+		}
+		return out, false
+	}
+	switch httpStatus(err) {
+	case 403, 404, 406, 422:
+	default:
+		for _, id := range ids {
+			out[id] = result{err: s.finalError(ctx, err, id)}
+		}
+		return out, false
+	}
+	if id := missingVariable(err, prefix); id != "" && slices.Contains(ids, id) && httpStatus(err) == 404 {
+		out[id] = result{err: s.finalError(ctx, err, id)}
+	}
+	return out, true
+}
+
+// fetchOne fetches one variable (version 0 = latest) with a single request.
+func (s *session) fetchOne(ctx context.Context, id string, version int) result {
+	full := s.cfg.Account + ":variable:" + id
+	var data []byte
+	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
+		return s.authorized(ctx, ep, func(api *conjurapi.Client) error {
+			var d []byte
+			var err error
+			if version > 0 {
+				d, err = api.RetrieveSecretWithVersion(full, version)
+			} else {
+				d, err = api.RetrieveSecret(full)
+			}
+			if err == nil {
+				data = d
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return result{err: s.finalError(ctx, err, id)}
+	}
+	return result{data: data, url: u}
+}
+
+// authorized runs do against ep with an access token; on a 401 it forces one
+// re-authentication and retries once.
+func (s *session) authorized(ctx context.Context, ep *endpoint, do func(*conjurapi.Client) error) error {
+	tok, err := s.token(ctx, ep, nil)
+	if err != nil {
+		return err
+	}
+	err = do(s.bind(ctx, ep.api, tok))
+	if httpStatus(err) != 401 {
+		return err
+	}
+	fresh, err := s.token(ctx, ep, tok)
+	if err != nil {
+		return err
+	}
+	err = do(s.bind(ctx, ep.api, fresh))
+	if httpStatus(err) == 401 {
+		return &Error{Code: CodeAuthRefused, Cause: err,
+			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}
+	}
+	return err
+}
+
+// bind returns a per-request copy of a conjurapi client whose HTTP calls use
+// ctx and, when tok is given, that access token. conjurapi's own methods take
+// no context and keep a token without locking; a copy per request gives each
+// call its deadline and shares no mutable state between goroutines.
+func (s *session) bind(ctx context.Context, base *conjurapi.Client, tok *accessToken) *conjurapi.Client {
+	parsed := tok != nil && tok.api != nil && base == tok.base
+	if parsed {
+		base = tok.api
+	}
+	cp := *base
+	cp.SetHttpClient(&http.Client{
+		Transport:     ctxTransport{ctx: ctx, rt: s.transport},
+		CheckRedirect: noRedirect,
+	})
+	if tok != nil && !parsed {
+		cp.SetAuthenticator(staticToken(tok.raw))
+	}
+	return &cp
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+type ctxTransport struct {
+	ctx context.Context
+	rt  http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r.WithContext(t.ctx))
+	if err != nil || resp.StatusCode < 300 {
+		return resp, err
+	}
+	return scrubErrorBody(r, resp), nil
+}
+
+// credStatus fills the credential, token and URL fields of st.
+func (s *session) credStatus(st *Status) {
+	s.creds.mu.Lock()
+	gen := s.creds.gen
+	switch h := s.creds.handoff; {
+	case h != nil:
+		st.Login, st.CredentialSource = h.Login, "handoff"
+		st.CredentialFingerprint, st.CredentialSetAt = h.Fingerprint(), s.creds.handoffAt
+	default:
+		st.Login, st.CredentialSource = s.cfg.Login, s.configuredSource()
+		if u := s.creds.used; u.source == st.CredentialSource {
+			st.CredentialFingerprint, st.CredentialSetAt = u.fingerprint, u.setAt
+			if u.login != "" {
+				st.Login = u.login
+			}
+		}
+	}
+	s.creds.mu.Unlock()
+
+	for _, ep := range s.eps {
+		ep.mu.Lock()
+		if ep.tok != nil && ep.tok.gen == gen && ep.tok.expiresAt.After(st.TokenExpiresAt) {
+			st.TokenExpiresAt = ep.tok.expiresAt
+		}
+		st.URLs = append(st.URLs, URLStatus{URL: ep.url, Healthy: ep.failures == 0, Failures: ep.failures, RetryAt: ep.retryAt, LastError: ep.lastErr})
+		ep.mu.Unlock()
+	}
+}
+
+func (s *session) configuredSource() string {
+	switch {
+	case s.cfg.CredentialFile != "":
+		return "file"
+	case s.cfg.JWTTokenPath != "":
+		return "jwt"
+	case s.cfg.APIKey != "":
+		return "env"
+	}
+	return "none"
+}
+
+// generation is the credential generation now in use.
+func (s *session) generation() uint64 {
+	s.creds.mu.Lock()
+	defer s.creds.mu.Unlock()
+	return s.creds.gen
+}

@@ -1,0 +1,66 @@
+package conjur
+
+import (
+	"sync"
+	"time"
+)
+
+// Status is the client's health for `conjur-swarm status`; it holds no secret.
+type Status struct {
+	Login, CredentialSource, CredentialFingerprint string
+	CredentialSetAt, TokenExpiresAt, LastContact   time.Time
+	LastURL                                        string
+	LastErrorCode                                  Code
+	LastError                                      string
+	LastErrorAt                                    time.Time
+	URLs                                           []URLStatus
+}
+
+// URLStatus is the health of one appliance URL.
+type URLStatus struct {
+	URL       string
+	Healthy   bool
+	Failures  int
+	RetryAt   time.Time
+	LastError string
+}
+
+// statusBook records the last contact with Conjur and the last error a
+// caller saw. Its lock is a leaf.
+type statusBook struct {
+	now func() time.Time
+
+	mu          sync.Mutex
+	lastContact time.Time
+	lastURL     string
+	lastErrCode Code
+	lastErr     string
+	lastErrAt   time.Time
+}
+
+// contact records an answer from url.
+func (b *statusBook) contact(url string) {
+	now := b.now()
+	b.mu.Lock()
+	b.lastContact, b.lastURL = now, url
+	b.mu.Unlock()
+}
+
+// failure records err, if any, as the last error.
+func (b *statusBook) failure(err error) {
+	if err == nil {
+		return
+	}
+	now := b.now()
+	b.mu.Lock()
+	b.lastErrCode, b.lastErr, b.lastErrAt = CodeOf(err), err.Error(), now
+	b.mu.Unlock()
+}
+
+// fill copies the contact and error fields into s.
+func (b *statusBook) fill(s *Status) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.LastContact, s.LastURL = b.lastContact, b.lastURL
+	s.LastErrorCode, s.LastError, s.LastErrorAt = b.lastErrCode, b.lastErr, b.lastErrAt
+}

@@ -1,0 +1,71 @@
+package conjur
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Ref names one variable to fetch.
+type Ref struct {
+	ID      string // "apps/db/password", without account and kind
+	Version int    // 0 = latest
+	NoCache bool   // bypass the value cache (a fresh fetch is still shared with concurrent identical requests)
+}
+
+// Value is a fetched variable. It never prints Data.
+type Value struct {
+	Data      []byte
+	Coalesced bool   // this Get joined a fetch another caller had started
+	Cached    bool   // served from the value cache
+	URL       string // the appliance that answered
+}
+
+// Result is one ref's answer from GetMany: its value, or the error that
+// says why there is none (an *Error naming the variable).
+type Result struct {
+	Value Value
+	Err   error
+}
+
+// String describes the value without its content.
+func (v Value) String() string {
+	return fmt.Sprintf("conjur.Value{len=%d coalesced=%t cached=%t url=%q}", len(v.Data), v.Coalesced, v.Cached, v.URL)
+}
+
+// GoString redacts like String.
+func (v Value) GoString() string { return v.String() }
+
+// Format redacts in every verb.
+func (v Value) Format(f fmt.State, verb rune) { fmt.Fprint(f, v.String()) }
+
+// MarshalJSON writes the metadata only (the default encoding would write
+// Data as base64).
+func (v Value) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"len": len(v.Data), "coalesced": v.Coalesced, "cached": v.Cached, "url": v.URL})
+}
+
+// MarshalLogObject logs the value's metadata only.
+func (v Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("len", len(v.Data))
+	enc.AddBool("coalesced", v.Coalesced)
+	enc.AddBool("cached", v.Cached)
+	enc.AddString("url", v.URL)
+	return nil
+}
+
+func checkRef(ref Ref) *Error {
+	switch {
+	case ref.ID == "":
+		return &Error{Code: CodeBadRequest, Msg: "no variable id given: name the Conjur variable to fetch"}
+	case len(ref.ID) > maxIDLength:
+		return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("variable id is %d bytes long, more than %d: check the mapping", len(ref.ID), maxIDLength)}
+	case hasControl(ref.ID) || strings.HasPrefix(ref.ID, "/"):
+		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: "variable id has a control character or a leading '/': check the mapping"}
+	case ref.Version < 0:
+		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: fmt.Sprintf("variable version %d is negative: give 0 for the latest, or a version number", ref.Version)}
+	}
+	return nil
+}
