@@ -233,6 +233,12 @@ func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, e
 		se.Filename = branchIdent
 		return se
 	}
+	if blank(body) {
+		// Conjur validates the PolicyVersion before parsing: an empty or
+		// blank policy_text is not present.
+		return nil, &StatusError{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "policy_text is not present", Field: "policy_text", FieldMessage: "is not present"}
+	}
 	stmts, err := parsePolicy(body)
 	if err != nil {
 		return nil, invalidPolicy(err)
@@ -259,7 +265,8 @@ func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, e
 		if isDeletion(p, r.full) {
 			continue
 		}
-		return nil, notFound(r.full)
+		// Conjur 1.22+ reports a missing record as an invalid policy.
+		return nil, &StatusError{Status: http.StatusUnprocessableEntity, Code: "policy_invalid", Message: notFound(r.full).Message}
 	}
 
 	return p, nil

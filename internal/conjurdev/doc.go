@@ -7,8 +7,8 @@
 // checked on every request, secrets (single, versioned, batch, base64),
 // policy loading (POST, PATCH, PUT) with the common subset of the Conjur
 // policy language, the permission model (execute to fetch, update to set,
-// invisible resources answer 404), resources, whoami, the root version page,
-// /health and /authenticators. Tests can inject faults (latency, forced
+// invisible resources answer 404), resources, roles, whoami, the root
+// version page and /authenticators. Tests can inject faults (latency, forced
 // status codes, dropped connections, a read-only follower mode) and read
 // request counters by endpoint.
 //

@@ -67,7 +67,7 @@ func TestFaults(t *testing.T) {
 		f.SetLatency(time.Minute)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/", nil)
 		c := &http.Client{}
 		defer c.CloseIdleConnections()
 		_, err := c.Do(req)
@@ -152,9 +152,9 @@ func TestListenPlain(t *testing.T) {
 		t.Fatalf("listener %q CA %v", l.URL, l.CAPEM)
 	}
 	c := &http.Client{}
-	resp, err := c.Get(l.URL + "/health")
+	resp, err := c.Get(l.URL + "/")
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("health: %v %v", resp, err)
+		t.Fatalf("status page: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	c.CloseIdleConnections()
@@ -182,7 +182,7 @@ func TestStatusEndpoints(t *testing.T) {
 	}{
 		{"ok/root-json", "/", "application/json, text/html", 200, "application/json", `{"version":"1.24.0"}`},
 		{"ok/root-html", "/", "text/html", 200, "text/html", "<dd>Version 1.24.0</dd>"},
-		{"ok/health", "/health", "", 200, "application/json", `"ok":true`},
+		{"fail/health-is-enterprise-only", "/health", "", 404, "application/json", `"not_found"`},
 		{"ok/authenticators", "/authenticators", "", 200, "application/json", `"enabled":["authn"]`},
 		{"fail/enterprise-info-is-absent", "/info", "", 404, "application/json", `"not_found"`},
 		{"fail/unknown-route", "/nope", "", 404, "application/json", `"not_found"`},

@@ -33,7 +33,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	s.handle("GET /{$}", EpInfo, false, s.root)
-	s.handle("GET /health", EpHealth, false, s.health)
 	s.handle("GET /authenticators", EpAuthenticators, false, s.listAuthenticators)
 
 	s.handle("POST /authn/{account}/{rest...}", EpAuthn, false, s.authenticate)
@@ -61,9 +60,12 @@ func (s *Server) routes() {
 	s.handle("GET /whoami", EpWhoami, false, s.authed(s.whoami))
 	s.handle("GET /roles/{account}/{kind}/{id...}", EpRoles, false, s.authed(s.showRole))
 
-	s.handle("/", EpOther, false, func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [" + r.Method + "] " + r.URL.Path})
-	})
+	s.handle("/", EpOther, false, noRoute)
+}
+
+// noRoute is the answer for a path Conjur has no route for.
+func noRoute(w http.ResponseWriter, r *http.Request) {
+	writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [" + r.Method + "] " + r.URL.Path})
 }
 
 // handle registers h for pattern, counting requests as endpoint ep and
@@ -271,48 +273,71 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, key)
 }
 
+// rotate answers PUT /authn/{account}/api_key as Conjur's credentials
+// controller does: a role rotates its own key only with Basic credentials
+// (its API key), never with an access token ("Credential strength is
+// insufficient"); another role's key (?role=KIND:ID) only with an access
+// token and update on that role ("Operation attempted against foreign
+// user" with Basic). Only users and hosts have keys (405 otherwise).
 func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("account") != s.account {
-		unauthorized(w, "")
-		return
-	}
 	var self string
+	basic := false
 	if user, pass, ok := r.BasicAuth(); ok {
 		role, ok := s.checkAPIKey(user, pass)
-		if !ok {
+		if !ok || r.PathValue("account") != s.account {
 			unauthorized(w, "")
 			return
 		}
-		self = role
-	} else {
-		claims, err := s.tokens.parseAuthorization(r.Header.Get("Authorization"), s.now())
+		self, basic = role, true
+	} else if h := r.Header.Get("Authorization"); h != "" {
+		claims, err := s.tokens.parseAuthorization(h, s.now())
 		if err != nil {
 			unauthorized(w, err.Error())
 			return
 		}
 		self = s.loginRole(claims.Sub)
 	}
-	target := self
-	if q := r.URL.Query().Get("role"); q != "" {
-		target = s.roleID(q)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, ok := s.st.resources[target]
-	if _, selfOK := s.st.resources[self]; !selfOK {
-		unauthorized(w, "")
+	if _, ok := s.st.resources[self]; !ok {
+		unauthorized(w, "") // Conjur: "Client not authenticated", no body
 		return
 	}
-	if !ok || (target != self && !s.st.visible(self, res)) {
-		writeError(w, notFound(target))
+	target := self
+	if q := r.URL.Query().Get("role"); q != "" {
+		full, err := s.st.makeFullID(q, r.PathValue("account"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if _, ok := s.st.resources[full]; !ok {
+			writeError(w, requestedNotFound(q, self))
+			return
+		}
+		target = full
+	}
+	res := s.st.resources[target]
+	if target == self && !basic {
+		writeError(w, &StatusError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Credential strength is insufficient"})
 		return
 	}
-	if target != self && !s.st.can(self, res, "update") {
-		w.WriteHeader(http.StatusForbidden)
-		return
+	if target != self {
+		if basic {
+			unauthorized(w, "") // "Operation attempted against foreign user"
+			return
+		}
+		if !s.st.visible(self, res) {
+			writeError(w, requestedNotFound(target, self))
+			return
+		}
+		if !s.st.can(self, res, "update") {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
 	}
 	if res.kind != "user" && res.kind != "host" {
-		writeError(w, &StatusError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: fmt.Sprintf("%s has no API key: only users and hosts have one", target)})
+		writeError(w, &StatusError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: fmt.Sprintf("CONJ00126E Role '%s' is not applicable for key rotation", target)})
 		return
 	}
 	key, err := s.rotateLocked(res)
@@ -322,6 +347,17 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, key)
+}
+
+// requestedNotFound is Conjur's CONJ00123E answer for a role or resource
+// that does not exist or that the caller cannot see.
+func requestedNotFound(id, by string) *StatusError {
+	return &StatusError{Status: http.StatusNotFound, Code: "not_found",
+		Message: fmt.Sprintf("CONJ00123E Resource '%s' requested by role '%s' not found", id, by)}
+}
+
+func argumentError(msg string) *StatusError {
+	return &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: msg}
 }
 
 // ---- secrets ----
@@ -334,12 +370,23 @@ func secretNotFound(full string) *StatusError {
 }
 
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, c caller) {
+	if r.PathValue("kind") != "variable" {
+		noRoute(w, r) // Conjur routes only variables here
+		return
+	}
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
 	version := 0
-	if v := r.URL.Query().Get("version"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: fmt.Sprintf("version %q must be a positive integer", v)})
+	if r.URL.Query().Has("version") {
+		// Conjur: Integer(version); a version that does not parse is 422,
+		// one that does not exist (0 and negatives included) is 404.
+		v := r.URL.Query().Get("version")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			writeError(w, argumentError("invalid type for parameter 'version'"))
+			return
+		}
+		if n < 1 {
+			writeError(w, secretNotFound(full))
 			return
 		}
 		version = n
@@ -384,6 +431,10 @@ func blank(b []byte) bool {
 }
 
 func (s *Server) setSecret(w http.ResponseWriter, r *http.Request, c caller) {
+	if r.PathValue("kind") != "variable" {
+		noRoute(w, r) // Conjur takes values for variables and public keys only
+		return
+	}
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
 	value, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -419,37 +470,24 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 	for len(ids) > 0 && ids[len(ids)-1] == "" { // as Ruby's String#split
 		ids = ids[:len(ids)-1]
 	}
-	if len(ids) == 0 {
-		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids"})
+	if len(ids) == 0 || slices.Contains(ids, "") {
+		writeError(w, argumentError("variable_ids"))
 		return
 	}
-	seen := map[string]bool{}
-	var dups []string
-	for _, id := range ids {
-		if id == "" {
-			writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids"})
-			return
-		}
-		if seen[id] && !slices.Contains(dups, id) {
-			dups = append(dups, id)
-		}
-		seen[id] = true
-	}
-	if len(dups) > 0 {
-		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "variable_ids has duplicates: " + strings.Join(dups, ",")})
-		return
-	}
+	// As Conjur: find the ids that exist (any kind), refuse the whole batch
+	// with 403 when the caller lacks execute on any of them, and only then
+	// answer 404 for the first id that does not exist. A repeated id counts
+	// as missing (Conjur compares the number of ids with the number of rows
+	// found, and then names none of them).
 	b64 := batchWantsBase64(r)
 	s.mu.RLock()
-	vars := make([]*resource, len(ids))
-	for i, id := range ids {
-		res, ok := s.st.resources[id]
-		if !ok {
-			s.mu.RUnlock()
-			writeError(w, secretNotFound(id))
-			return
+	var vars []*resource
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if res, ok := s.st.resources[id]; ok && !seen[id] {
+			vars = append(vars, res)
 		}
-		vars[i] = res
+		seen[id] = true
 	}
 	for _, res := range vars {
 		if !s.st.can(c.role, res, "execute") {
@@ -457,6 +495,18 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
+	}
+	if len(vars) != len(ids) {
+		missing := ""
+		for _, id := range ids {
+			if _, ok := s.st.resources[id]; !ok {
+				missing = id
+				break
+			}
+		}
+		s.mu.RUnlock()
+		writeError(w, secretNotFound(missing))
+		return
 	}
 	out := make(map[string]string, len(vars))
 	for _, res := range vars {
@@ -548,11 +598,25 @@ func (s *Server) mayLoad(w http.ResponseWriter, r *http.Request, c caller, mode 
 	if mode == ModePost {
 		priv = "create"
 	}
-	if !s.st.can(c.role, pol, priv) {
+	if !s.st.can(c.role, pol, priv) || (mode == ModePut && !s.mayReplace(c.role, pol)) {
 		w.WriteHeader(http.StatusForbidden)
 		return "", false
 	}
 	return branch, true
+}
+
+// mayReplace is Conjur's check before a PUT (ReplacePolicy): role needs
+// update on the policy and on every resource whose identifier lies under
+// the policy's identifier followed by "/", whatever kind it is. s.mu must
+// be held.
+func (s *Server) mayReplace(role string, pol *resource) bool {
+	prefix := pol.ident + "/"
+	for _, res := range s.st.resources {
+		if strings.HasPrefix(res.ident, prefix) && !s.st.can(role, res, "update") {
+			return false
+		}
+	}
+	return true
 }
 
 // ---- status ----
@@ -570,21 +634,6 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 <p>An in-memory development server. Nothing here is persistent or secret.</p>
 </body></html>
 `, s.account, Version)
-}
-
-func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"ok":       true,
-		"database": map[string]any{"ok": true, "connect": map[string]string{"main": "ok"}},
-		"role":     s.roleName(),
-	})
-}
-
-func (s *Server) roleName() string {
-	if s.faults.ReadOnly() {
-		return "follower"
-	}
-	return "master"
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c caller) {

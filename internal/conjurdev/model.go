@@ -1,6 +1,7 @@
 package conjurdev
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,12 @@ func (r *resource) version(n int) (secretVersion, bool) {
 	return secretVersion{}, false
 }
 
+// addValue stores v as a new version, unless it equals the latest one:
+// Conjur 1.22+ creates a version only when the value changes.
 func (r *resource) addValue(v []byte) {
+	if cur, ok := r.latest(); ok && bytes.Equal(cur.value, v) {
+		return
+	}
 	cp := append([]byte(nil), v...)
 	if r.nextVer == 0 {
 		r.nextVer = 1
@@ -116,6 +122,19 @@ func newStore(account string) *store {
 }
 
 func (s *store) fullID(kind, ident string) string { return s.account + ":" + kind + ":" + ident }
+
+// makeFullID is Conjur's Role.make_full_id: "kind:id" gets the account
+// of the request, "acct:kind:id" stays; fewer than two parts is an error.
+func (s *store) makeFullID(id, account string) (string, *StatusError) {
+	parts := strings.SplitN(id, ":", 3)
+	switch len(parts) {
+	case 3:
+		return id, nil
+	case 2:
+		return account + ":" + id, nil
+	}
+	return "", argumentError("Expected at least 2 tokens in " + id)
+}
 
 // splitID splits "acct:kind:ident".
 func splitID(id string) (acct, kind, ident string, ok bool) {

@@ -203,7 +203,7 @@ func TestLoadPolicy_language(t *testing.T) {
 }
 
 // emptyPolicies are valid documents that declare nothing.
-var emptyPolicies = []string{"", "# only a comment\n", "--- []\n"}
+var emptyPolicies = []string{"# only a comment\n", "--- []\n"}
 
 // policyErrorTests are bad loads; FuzzParsePolicy is seeded from them.
 var policyErrorTests = []struct {
@@ -215,7 +215,7 @@ var policyErrorTests = []struct {
 	{"fail/not-a-list", "root", "a: b\n", 422, "policy_invalid"},
 	{"fail/bad-yaml", "root", "- !variable [\n", 422, "policy_invalid"},
 	{"fail/unknown-attribute", "root", "- !variable {id: x, colour: red}\n", 422, "policy_invalid"},
-	{"fail/missing-reference", "root", "- !permit {role: !group nobody, privilege: read, resource: !variable apps/demo/db-password}\n", 404, "not_found"},
+	{"fail/missing-reference-is-invalid-policy", "root", "- !permit {role: !group nobody, privilege: read, resource: !variable apps/demo/db-password}\n", 422, "policy_invalid"},
 	{"fail/missing-branch", "nowhere", "- !variable x\n", 404, "not_found"},
 	{"fail/grant-to-variable", "root", "- !grant {role: !variable apps/demo/db-password, member: !host swarm/conjur-plugin}\n", 422, "policy_invalid"},
 }
@@ -235,6 +235,13 @@ func TestLoadPolicy_errors(t *testing.T) {
 	for _, body := range emptyPolicies {
 		if _, err := loadVia(t, admin, conjurapi.PolicyModePost, "root", body); err != nil {
 			t.Errorf("empty document %q: %v", body, err)
+		}
+	}
+	for _, body := range []string{"", " \n\t"} {
+		resp, got := e.do("POST", "/policies/dev/policy/root", body, map[string]string{"Authorization": e.tokenHeader(admin)})
+		want := `{"error":{"code":"validation_failed","message":"policy_text is not present","details":[{"code":"validation_failed","target":"policy_text","message":"is not present"}]}}`
+		if resp.StatusCode != 422 || got != want {
+			t.Errorf("blank body %q: %d %s, want 422 %s", body, resp.StatusCode, got, want)
 		}
 	}
 }
@@ -326,7 +333,7 @@ func exists(c *conjurapi.Client, id string) (bool, error) {
 func TestRoles(t *testing.T) {
 	e := newEnv(t)
 	plugin := e.plugin()
-	all, err := plugin.RoleMembershipsAll("dev:host:swarm/conjur-plugin")
+	all, err := e.admin().RoleMembershipsAll("dev:host:swarm/conjur-plugin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,9 +351,14 @@ func TestRoles(t *testing.T) {
 	if want := []string{"dev:host:swarm/conjur-plugin", "dev:policy:apps"}; !slices.Equal(ids, want) {
 		t.Errorf("members %v, want %v (the grant and the owning policy)", ids, want)
 	}
-	role, err := plugin.Role("dev:host:swarm/conjur-plugin")
+	role, err := e.admin().Role("dev:host:swarm/conjur-plugin")
 	if err != nil || role["id"] != "dev:host:swarm/conjur-plugin" {
-		t.Fatalf("own role: %v, %v", role, err)
+		t.Fatalf("role: %v, %v", role, err)
+	}
+	// Conjur shows a role only when its resource is visible to the caller
+	// (a privilege on it, or ownership): a host holds none on itself.
+	if _, err := plugin.Role("dev:host:swarm/conjur-plugin"); statusOf(err) != 404 {
+		t.Fatalf("own role without a privilege on it: %v, want 404", err)
 	}
 	if _, err := plugin.Role("dev:user:admin"); statusOf(err) != 404 {
 		t.Fatalf("invisible role: %v, want 404", err)

@@ -1,7 +1,9 @@
 package conjurdev
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,40 +74,157 @@ func describe(res *resource) resourceJSON {
 	return out
 }
 
-// actingRole is the role a resources request acts as: the caller, or the
-// acting_as role when the caller holds it.
-func (s *Server) actingRole(r *http.Request, c caller) (string, bool) {
-	as := r.URL.Query().Get("acting_as")
-	if as == "" {
-		return c.role, true
+// listLimitMax is Conjur's api_resource_list_limit_max default: a listing
+// without limit or offset gets this limit, and a larger one is refused
+// (except 10000, which Conjur's synchronizer sends).
+const listLimitMax = 1000
+
+// rubyToI is Ruby's String#to_i: leading whitespace, an optional sign and
+// the digits that follow; anything else gives 0.
+func rubyToI(v string) int {
+	v = strings.TrimLeft(v, " \t\n\v\f\r")
+	sign, i := 1, 0
+	if i < len(v) && (v[i] == '+' || v[i] == '-') {
+		if v[i] == '-' {
+			sign = -1
+		}
+		i++
 	}
-	role := s.roleID(as)
-	_, ok := s.st.closure(c.role)[role]
-	return role, ok
+	n := 0
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		if n < 1<<40 {
+			n = n*10 + int(v[i]-'0')
+		}
+	}
+	return sign * n
 }
 
+// rubyNumeric is Conjur's numeric?: the text is exactly an integer as Ruby
+// prints it ("1", "-2"; not "01", "+1" or "1.0").
+func rubyNumeric(v string) bool {
+	return v == strconv.Itoa(rubyToI(v))
+}
+
+// unprocessable is Conjur's UnprocessableEntity answer.
+func unprocessable(msg string) *StatusError {
+	return &StatusError{Status: http.StatusUnprocessableEntity, Code: "unprocessable_entity", Message: msg}
+}
+
+// page holds the limit and offset of a listing once checked.
+type page struct {
+	on            bool
+	limit, offset int
+}
+
+// resourcePage checks limit and offset as Conjur's Resource.search does:
+// with either given, limit must be a positive integer (default 10) and
+// offset an integer of 0 or more.
+func resourcePage(q url.Values, limit string, hasLimit bool) (page, *StatusError) {
+	hasOffset := q.Has("offset")
+	if !hasLimit && !hasOffset {
+		return page{}, nil
+	}
+	p := page{on: true, limit: 10}
+	if hasLimit {
+		if !rubyNumeric(limit) || rubyToI(limit) <= 0 {
+			return page{}, unprocessable("'limit' contains an invalid value. 'limit' must be a positive integer.")
+		}
+		p.limit = rubyToI(limit)
+	}
+	if hasOffset {
+		o := q.Get("offset")
+		if !rubyNumeric(o) || rubyToI(o) < 0 {
+			return page{}, unprocessable("'offset' contains an invalid value. 'offset' must be an integer greater than or equal to 0.")
+		}
+		p.offset = rubyToI(o)
+	}
+	return p, nil
+}
+
+// apply cuts items to the page.
+func pageOf[T any](items []T, p page) []T {
+	if !p.on {
+		return items
+	}
+	if p.offset >= len(items) {
+		return items[:0]
+	}
+	items = items[p.offset:]
+	if p.limit < len(items) {
+		items = items[:p.limit]
+	}
+	return items
+}
+
+// assumedRole is Conjur's AssumedRole: the caller, or the role named by a
+// full id in role= (or acting_as=) when it exists and the caller holds it
+// (403 otherwise). Caller holds s.mu.
+func (s *Server) assumedRole(id string, c caller) (string, bool) {
+	if id == "" {
+		return c.role, true
+	}
+	if _, ok := s.st.resources[id]; !ok || !roleKinds[kindOf(id)] {
+		return "", false
+	}
+	_, held := s.st.closure(c.role)[id]
+	return id, held
+}
+
+func kindOf(full string) string {
+	_, k, _, _ := splitID(full)
+	return k
+}
+
+// listResources answers GET /resources/{account}[/{kind}] as Conjur's
+// resources#index: visible resources of the acting role, filtered by kind,
+// owner and full-text search, sorted by id, paged, or counted.
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
 	kind := r.PathValue("kind")
 	if kind == "" {
 		kind = q.Get("kind")
 	}
-	search := strings.ToLower(q.Get("search"))
-	limit, errL := atoiDefault(q.Get("limit"), 0)
-	offset, errO := atoiDefault(q.Get("offset"), 0)
-	if errL != nil || errO != nil || limit < 0 || offset < 0 {
-		writeError(w, &StatusError{Status: http.StatusUnprocessableEntity, Code: "argument_error", Message: "limit and offset must be non-negative integers"})
-		return
-	}
-	if r.PathValue("account") != s.account {
-		writeJSON(w, http.StatusOK, []resourceJSON{})
-		return
+	limit, hasLimit := q.Get("limit"), q.Has("limit")
+	if !q.Has("count") {
+		if !hasLimit && !q.Has("offset") {
+			limit, hasLimit = strconv.Itoa(listLimitMax), true
+		}
+		if n := rubyToI(limit); hasLimit && n > listLimitMax && n != 10000 {
+			writeError(w, unprocessable(fmt.Sprintf("'Limit' parameter must not exceed %d", listLimitMax)))
+			return
+		}
 	}
 	s.mu.RLock()
-	role, ok := s.actingRole(r, c)
+	defer s.mu.RUnlock()
+	var owners map[string]struct{}
+	if o := q.Get("owner"); q.Has("owner") {
+		full, serr := s.st.makeFullID(o, r.PathValue("account"))
+		if serr != nil {
+			writeError(w, serr)
+			return
+		}
+		if _, ok := s.st.resources[full]; !ok {
+			writeError(w, notFound(full))
+			return
+		}
+		owners = s.st.closure(full)
+	}
+	as := q.Get("role")
+	if as == "" {
+		as = q.Get("acting_as")
+	}
+	role, ok := s.assumedRole(as, c)
 	if !ok {
-		s.mu.RUnlock()
 		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	var search searchQuery
+	if q.Has("search") {
+		search = parseSearch(q.Get("search"))
+	}
+	pg, serr := resourcePage(q, limit, hasLimit)
+	if serr != nil {
+		writeError(w, serr)
 		return
 	}
 	var found []*resource
@@ -113,7 +232,15 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller)
 		if kind != "" && res.kind != kind {
 			continue
 		}
-		if search != "" && !matchesSearch(res, search) {
+		if acct, _, _, _ := splitID(res.id); acct != r.PathValue("account") {
+			continue
+		}
+		if owners != nil {
+			if _, ok := owners[res.owner]; !ok {
+				continue
+			}
+		}
+		if q.Has("search") && !search.matches(res) {
 			continue
 		}
 		if s.st.visible(role, res) {
@@ -121,83 +248,76 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller)
 		}
 	}
 	slices.SortFunc(found, func(a, b *resource) int { return strings.Compare(a.id, b.id) })
+	found = pageOf(found, pg)
 	if q.Get("count") == "true" {
-		s.mu.RUnlock()
 		writeJSON(w, http.StatusOK, map[string]int{"count": len(found)})
 		return
-	}
-	if offset > len(found) {
-		offset = len(found)
-	}
-	found = found[offset:]
-	if limit > 0 && limit < len(found) {
-		found = found[:limit]
 	}
 	out := make([]resourceJSON, 0, len(found))
 	for _, res := range found {
 		out = append(out, describe(res))
 	}
-	s.mu.RUnlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
-func matchesSearch(res *resource, search string) bool {
-	if strings.Contains(strings.ToLower(res.ident), search) {
-		return true
-	}
-	for _, a := range res.annotations {
-		if strings.Contains(strings.ToLower(a.value), search) {
-			return true
-		}
-	}
-	return false
-}
-
-func atoiDefault(s string, def int) (int, error) {
-	if s == "" {
-		return def, nil
-	}
-	return strconv.Atoi(s)
-}
-
+// showResource answers GET /resources/{account}/{kind}/{id} and its ?check
+// and ?permitted_roles forms (present with any value, as Conjur routes
+// them).
 func (s *Server) showResource(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	res, ok := s.st.resources[full]
+	visible := ok && s.st.visible(c.role, res)
 	switch {
-	case q.Get("check") == "true":
-		role := c.role
-		if q.Get("role") != "" {
-			role = s.roleID(q.Get("role"))
-			if _, exists := s.st.resources[role]; !exists {
-				writeError(w, notFound(role))
-				return
-			}
+	case q.Has("check"):
+		// Conjur: privilege is required (422); the role asked about must
+		// be one the caller holds (403); the resource must be visible to
+		// the caller (404); then 204 or 404.
+		if !q.Has("privilege") {
+			writeError(w, argumentError("privilege"))
+			return
 		}
-		if ok && s.st.can(role, res, q.Get("privilege")) {
+		role, held := s.assumedRole(q.Get("role"), c)
+		if !held {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		if !visible {
+			writeError(w, notFound(full))
+			return
+		}
+		if s.st.can(role, res, q.Get("privilege")) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		w.WriteHeader(http.StatusNotFound)
 		return
-	case !ok || !s.st.visible(c.role, res):
-		writeError(w, notFound(full))
-		return
-	case q.Get("permitted_roles") == "true":
+	case q.Has("permitted_roles"):
 		priv := q.Get("privilege")
-		var roles []string
+		if priv == "" {
+			priv = q.Get("permission")
+		}
+		if !q.Has("privilege") && !q.Has("permission") {
+			writeError(w, argumentError("privilege"))
+			return
+		}
+		if !visible {
+			writeError(w, notFound(full))
+			return
+		}
+		roles := []string{}
 		for id, other := range s.st.resources {
 			if other.isRole() && s.st.can(id, res, priv) {
 				roles = append(roles, id)
 			}
 		}
 		slices.Sort(roles)
-		if roles == nil {
-			roles = []string{}
-		}
 		writeJSON(w, http.StatusOK, roles)
+		return
+	case !visible:
+		writeError(w, notFound(full))
 		return
 	}
 	writeJSON(w, http.StatusOK, describe(res))

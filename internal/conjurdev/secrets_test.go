@@ -237,10 +237,19 @@ func TestBatch(t *testing.T) {
 			t.Fatalf("got %d bytes, %v", len(got["dev:variable:apps/shop/api-token"]), err)
 		}
 	})
-	t.Run("fail/blank-or-duplicate-ids-422", func(t *testing.T) {
+	t.Run("fail/duplicate-ids-404-naming-none", func(t *testing.T) {
+		// Conjur counts the rows found against the ids given, then names
+		// the first id it did not find: there is none.
+		a := "dev:variable:apps/demo/db-password"
+		resp, body := e.do("GET", "/secrets/?variable_ids="+url.QueryEscape(a+","+a), "", map[string]string{"Authorization": e.tokenHeader(plugin)})
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `"CONJ00076E Variable  is empty or not found."`) {
+			t.Errorf("duplicates: %d %s, want 404 CONJ00076E naming no variable", resp.StatusCode, body)
+		}
+	})
+	t.Run("fail/blank-ids-422", func(t *testing.T) {
 		hdr := e.tokenHeader(plugin)
 		a := "dev:variable:apps/demo/db-password"
-		for _, q := range []string{"", "?variable_ids=", "?variable_ids=" + url.QueryEscape(a+",,"+a), "?variable_ids=" + url.QueryEscape(a+","+a)} {
+		for _, q := range []string{"", "?variable_ids=", "?variable_ids=" + url.QueryEscape(",,,"), "?variable_ids=" + url.QueryEscape(a+",,"+a)} {
 			resp, body := e.do("GET", "/secrets/"+q, "", map[string]string{"Authorization": hdr})
 			if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "argument_error") {
 				t.Errorf("GET /secrets/%s: %d %s, want 422 argument_error", q, resp.StatusCode, body)

@@ -50,7 +50,6 @@ const (
 	EpResources      = "resources"
 	EpWhoami         = "whoami"
 	EpInfo           = "info"
-	EpHealth         = "health"
 	EpAuthenticators = "authenticators"
 	EpRoles          = "roles"
 	EpOther          = "other"
@@ -58,7 +57,7 @@ const (
 
 var endpoints = []string{
 	EpAuthn, EpAuthnJWT, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
-	EpResources, EpWhoami, EpInfo, EpHealth, EpAuthenticators, EpRoles, EpOther,
+	EpResources, EpWhoami, EpInfo, EpAuthenticators, EpRoles, EpOther,
 }
 
 // Server is an in-memory Conjur. It is an http.Handler and safe for
@@ -346,7 +345,10 @@ type StatusError struct {
 	Target    string // not_found: the kind
 	ID        string // not_found: the full id
 	Line, Col int    // policy_invalid: where
-	Filename  string // policy_invalid: the policy loaded
+	Filename  string // policy_invalid: the policy loaded (parse errors only)
+
+	// validation_failed: the field and what is wrong with it.
+	Field, FieldMessage string
 
 	RetryAfter int // seconds, sent as Retry-After when > 0 (409 policy_conflict)
 }
@@ -377,17 +379,21 @@ func (e *StatusError) body() []byte {
 		Col      int    `json:"column"`
 	}
 	type errObj struct {
-		Code       string   `json:"code"`
-		Message    string   `json:"message"`
-		Target     string   `json:"target,omitempty"`
-		Details    *details `json:"details,omitempty"`
-		InnerError *inner   `json:"innererror,omitempty"`
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		Target     string `json:"target,omitempty"`
+		Details    any    `json:"details,omitempty"`
+		InnerError *inner `json:"innererror,omitempty"`
 	}
 	o := errObj{Code: e.Code, Message: e.Message, Target: e.Target}
-	if e.ID != "" {
+	switch {
+	case e.ID != "":
 		o.Details = &details{Code: e.Code, Target: "id", Message: e.ID}
+	case e.Field != "":
+		// Sequel validation errors list every field as an array.
+		o.Details = []details{{Code: e.Code, Target: e.Field, Message: e.FieldMessage}}
 	}
-	if e.Code == "policy_invalid" {
+	if e.Code == "policy_invalid" && e.Filename != "" {
 		o.InnerError = &inner{Code: "policy_invalid", Filename: e.Filename, Line: e.Line, Col: e.Col}
 	}
 	b, _ := json.Marshal(map[string]errObj{"error": o})

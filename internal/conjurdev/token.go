@@ -13,12 +13,14 @@ import (
 	"time"
 )
 
-// Access tokens look like Conjur's: a JSON object with base64 "protected",
-// "payload" and "signature" fields, the payload carrying sub, iat and exp.
-// Conjur signs with an RSA key (slosilo); the dev server signs with an HMAC
-// key of its own, which the client cannot tell apart because it never
-// verifies the signature. ExpireTokens replaces the key, so every token
-// issued before fails verification.
+// Access tokens look like Conjur's: a JSON object with "protected",
+// "payload" and "signature" fields, each in URL-safe base64 with padding as
+// slosilo writes them, the protected header naming alg, kid and typ "JWT"
+// and the payload carrying sub, iat and exp. Conjur signs with an RSA key
+// (slosilo); the dev server signs with an HMAC key of its own, which the
+// client cannot tell apart because it never verifies the signature.
+// ExpireTokens replaces the key, so every token issued before fails
+// verification.
 
 // tokenError is a token problem; its text is the 401 body, word for word
 // as Conjur sends it.
@@ -75,9 +77,13 @@ func (s *tokenSigner) rotate() error {
 	}
 	sum := sha256.Sum256(secret)
 	kid := hex.EncodeToString(sum[:16])
-	hdr, _ := json.Marshal(map[string]string{"alg": "conjur.org/slosilo/v2", "kid": kid})
+	hdr, _ := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{"conjur.org/slosilo/v2", kid, "JWT"})
 	s.cacheMu.Lock()
-	s.key.Store(&tokenKey{secret: secret, kid: kid, protected: base64.StdEncoding.EncodeToString(hdr)})
+	s.key.Store(&tokenKey{secret: secret, kid: kid, protected: tokenB64.EncodeToString(hdr)})
 	s.cache = map[string]tokenClaims{}
 	s.cacheMu.Unlock()
 	return nil
@@ -94,8 +100,14 @@ func sign(k *tokenKey, protected, payload string) string {
 	m.Write([]byte(protected))
 	m.Write([]byte{'.'})
 	m.Write([]byte(payload))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return tokenB64.EncodeToString(m.Sum(nil))
 }
+
+// tokenB64 is the encoding of the three token fields: slosilo's
+// Base64.urlsafe_encode64 (URL-safe alphabet, padded). For the JSON of
+// ordinary logins it gives the same text as standard base64, which is what
+// conjur-api-go decodes the payload with; the signature differs.
+var tokenB64 = base64.URLEncoding
 
 // issue returns the raw JSON access token for sub, valid for ttl from now.
 func (s *tokenSigner) issue(sub string, now time.Time, ttl time.Duration) []byte {
@@ -105,7 +117,7 @@ func (s *tokenSigner) issue(sub string, now time.Time, ttl time.Duration) []byte
 		c.Exp = c.Iat + 1
 	}
 	p, _ := json.Marshal(c)
-	payload := base64.StdEncoding.EncodeToString(p)
+	payload := tokenB64.EncodeToString(p)
 	out, _ := json.Marshal(tokenJSON{Protected: k.protected, Payload: payload, Signature: sign(k, k.protected, payload)})
 	return out
 }
@@ -176,7 +188,7 @@ func (s *tokenSigner) verifyWith(k *tokenKey, raw []byte, now time.Time) (tokenC
 	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
 		return tokenClaims{}, errTokenInvalid
 	}
-	p, err := base64.StdEncoding.DecodeString(t.Payload)
+	p, err := tokenB64.DecodeString(t.Payload)
 	if err != nil {
 		return tokenClaims{}, errTokenInvalid
 	}
