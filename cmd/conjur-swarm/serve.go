@@ -117,10 +117,9 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		cfg.Conjur, cfg.AllowHTTP, devURL = dev, false, dev.ApplianceURLs[0]
 	}
 
-	store, err := policy.NewStore(cfg.MappingFile, log.Named("policy"))
-	if err != nil {
-		return fmt.Errorf("mapping file (CONJUR_SWARM_MAPPING_FILE): %w", err)
-	}
+	// A broken mapping file does not stop the plugin: it answers every
+	// request MAPPING_INVALID until the file is fixed, then adopts it.
+	store := policy.OpenStore(cfg.MappingFile, log.Named("policy"))
 
 	client, notConfigured := newConjurClient(cfg, opts.dev, log)
 	if client != nil {

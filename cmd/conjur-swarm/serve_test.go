@@ -165,7 +165,14 @@ func TestListenSocketRefusesALiveOne(t *testing.T) {
 // startQuietPlugin runs serve with no Conjur settings on sock until stop.
 func startQuietPlugin(t *testing.T, sock string) (stop func()) {
 	t.Helper()
-	cfg, err := load(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error"})
+	return startPlugin(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error"})
+}
+
+// startPlugin runs serve with the settings env until stop; it fails the
+// test when serve stops before it listens.
+func startPlugin(t *testing.T, env map[string]string) (stop func()) {
+	t.Helper()
+	cfg, err := load(t, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,5 +190,29 @@ func startQuietPlugin(t *testing.T, sock string) (stop func()) {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+	}
+}
+
+// TestServeWithBrokenMapping: a mapping file that is broken at start does
+// not stop the plugin (docker plugin enable would time out): it serves, and
+// answers MAPPING_INVALID naming the file and the problem.
+func TestServeWithBrokenMapping(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	sock, mapping := filepath.Join(dir, "conjur.sock"), filepath.Join(dir, "mapping.yml")
+	if err := os.WriteFile(mapping, []byte("version: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := startPlugin(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error", "CONJUR_SWARM_MAPPING_FILE": mapping})
+	defer stop()
+	_, stderr, code := execCLI("get", "--socket", sock, "--secret", "db", "--secret-label", "conjur.variable=apps/x")
+	for _, want := range []string{`conjur-swarm [MAPPING_INVALID] secret "db"`, mapping + ":1:1: missing rules"} {
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("get: exit %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+	out, _, _ := execCLI("status", "--socket", sock)
+	if !strings.Contains(out, "INVALID, no policy in force") || !strings.Contains(out, "problem") {
+		t.Errorf("status does not say the mapping file is invalid:\n%s", out)
 	}
 }

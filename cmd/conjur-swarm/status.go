@@ -65,6 +65,9 @@ func writeStatus(w io.Writer, st driver.Status) error {
 		return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), ago(st.Now, t))
 	}
 
+	if warn := handoffWarning(st); warn != "" {
+		fmt.Fprintln(w, warn)
+	}
 	version := st.Version
 	if version == "" {
 		version = "unknown"
@@ -82,6 +85,13 @@ func writeStatus(w io.Writer, st driver.Status) error {
 			p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), when(c.CredentialSetAt))
 		} else {
 			p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")
+		}
+		if h := st.LastHandoff; h != nil {
+			if h.Accepted {
+				p("  last handoff\taccepted %s, fingerprint %s", when(h.At), orDash(h.Fingerprint))
+			} else {
+				p("  last handoff\tREFUSED [%s] %s, fingerprint %s: %s", h.Code, when(h.At), orDash(h.Fingerprint), h.Err)
+			}
 		}
 		if !c.TokenExpiresAt.IsZero() {
 			p("  token expires\t%s", c.TokenExpiresAt.UTC().Format(time.RFC3339))
@@ -110,9 +120,18 @@ func writeStatus(w io.Writer, st driver.Status) error {
 		if path == "" {
 			path = "built-in policy"
 		}
-		p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, when(m.LoadedAt))
-		if m.LastError != "" {
-			p("  rejected\t%s: %s (the previous file stays in force)", when(m.LastErrorAt), m.LastError)
+		switch {
+		case m.FailClosed:
+			p("Mapping\t%s INVALID, no policy in force: every request is refused MAPPING_INVALID until the file is fixed", path)
+			for _, pr := range m.Problems {
+				p("  problem\t%s", pr)
+			}
+			p("  check\tconjur-swarm policy validate FILE; the plugin adopts the file within seconds of the fix")
+		default:
+			p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, when(m.LoadedAt))
+			if m.LastError != "" {
+				p("  rejected\t%s: %s (the previous file stays in force)", when(m.LastErrorAt), m.LastError)
+			}
 		}
 	}
 	c := st.Counters
@@ -146,6 +165,28 @@ func writeStatus(w io.Writer, st driver.Status) error {
 		fmt.Fprintf(w, "\nWhy the refused ones were refused:\n%s\n", strings.Join(reasons, "\n"))
 	}
 	return nil
+}
+
+// handoffWarning is the line status starts with when the last credential
+// handed over was refused: the plugin goes on with its current credential
+// (or none), and the refusal would otherwise show only at the next restart.
+func handoffWarning(st driver.Status) string {
+	h := st.LastHandoff
+	if h == nil || h.Accepted {
+		return ""
+	}
+	fp := ""
+	if st.Conjur.HasCredential() {
+		fp = st.Conjur.CredentialFingerprint
+	}
+	if fp != "" && fp == h.Fingerprint {
+		return ""
+	}
+	refused := fmt.Sprintf("WARNING: the credential handed over at %s (fingerprint %s) was refused [%s]", h.At.UTC().Format(time.RFC3339), orDash(h.Fingerprint), h.Code)
+	if fp == "" {
+		return refused + "; the plugin has no credential, so every request fails NO_CREDENTIAL: fix the bootstrap secret (see \"last handoff\")"
+	}
+	return refused + fmt.Sprintf("; the plugin still uses fingerprint %s and loses it at its next restart: fix the bootstrap secret (see \"last handoff\")", fp)
 }
 
 func ago(now, t time.Time) string {

@@ -79,7 +79,29 @@ func sampleStatus() map[string]driver.Status {
 		Conjur:  &driver.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "none", URLs: []driver.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
 		Mapping: &driver.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
 	}
-	return map[string]driver.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential}
+	mappingInvalid := driver.Status{
+		Version: "v1.0.0", StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
+		Conjur: &driver.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "file", CredentialFingerprint: "777bef257a50b278",
+			CredentialSetAt: t0, URLs: []driver.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
+		Mapping: &driver.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", FailClosed: true,
+			LastError: "mapping file /etc/conjur-swarm/mapping/mapping.yml is invalid and no policy is in force", LastErrorAt: t0,
+			Problems: []string{
+				`/etc/conjur-swarm/mapping/mapping.yml:4:5: rule "by-label" has no variable: add "variable: ..."`,
+				`/etc/conjur-swarm/mapping/mapping.yml:6:5: unknown key "variabel" in rule (did you mean "variable"?)`,
+			}},
+		Counters: driver.Counters{Requests: 1, Errors: 1, ByCode: map[driver.Code]uint64{"MAPPING_INVALID": 1}},
+	}
+	refused := driver.HandoffState{At: t0.Add(5 * time.Minute), Code: "AUTH_REFUSED", Fingerprint: "0badf00d0badf00d",
+		Err: "conjur-swarm [AUTH_REFUSED] credential handoff (fingerprint 0badf00d0badf00d): Conjur at https://conjur.example.com refused to authenticate host/swarm/conjur-plugin (HTTP 401)"}
+	handoffRefused := healthy
+	handoffRefused.Recent, handoffRefused.Counters = nil, driver.Counters{}
+	handoffRefused.LastHandoff = &refused
+	noCredentialRefused := noCredential
+	tlsRefused := driver.HandoffState{At: t0.Add(30 * time.Second), Code: "TLS", Fingerprint: "777bef257a50b278",
+		Err: "conjur-swarm [TLS] credential handoff (fingerprint 777bef257a50b278): Conjur's certificate could not be verified"}
+	noCredentialRefused.LastHandoff = &tlsRefused
+	return map[string]driver.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential,
+		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 
 func TestStatusGolden(t *testing.T) {

@@ -59,6 +59,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer
 		return d.bootstrapFailed(fp, code, bootstrapStatus(code), msg, err)
 	}
 	d.log.Info("credential handoff accepted", zap.String("login", cred.Login), zap.String("fingerprint", fp))
+	d.handoff.note(HandoffState{At: d.opts.Now(), Accepted: true, Fingerprint: fp})
 	return BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
 }
 
@@ -73,6 +74,7 @@ func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, c
 		logFields = append(logFields, zap.String("cause", causeText(cause)))
 	}
 	d.log.Warn("credential handoff rejected", logFields...)
+	d.handoff.note(HandoffState{At: d.opts.Now(), Code: code, Fingerprint: fp, Err: text})
 	return BootstrapAnswer{Err: text}, status
 }
 

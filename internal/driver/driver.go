@@ -12,6 +12,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
 // Observer receives one call per decision, for metrics. Its labels must stay
@@ -59,6 +60,7 @@ type Driver struct {
 	audit   *zap.Logger
 	journal *journal
 	started time.Time
+	handoff handoffLog
 }
 
 // New checks the options and returns a Driver.
@@ -127,6 +129,9 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 
 	dec := d.opts.Resolver.Resolve(req.policyRequest())
 	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
+	if !dec.Allow && dec.Condition == policy.ConditionMappingInvalid {
+		return d.finish(start, rec, errcode.MappingInvalid, dec.Reason, nil, nil)
+	}
 	if !dec.Allow {
 		reason := dec.Reason
 		if reason == "" {
@@ -150,6 +155,9 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 	rec.Coalesced, rec.Cached = val.Coalesced, val.Cached
 	if err != nil {
 		code, msg := conjurFailure(err)
+		if code == errcode.NoCredential {
+			msg += d.handoff.noCredentialCause()
+		}
 		return d.finish(start, rec, code, msg, err, nil)
 	}
 	switch n := len(val.Data); {

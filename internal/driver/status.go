@@ -10,12 +10,15 @@ type Status struct {
 	Now       time.Time `json:"now"`
 	// Configured is false when the plugin's Conjur settings are incomplete;
 	// ConfigProblem then says what is missing.
-	Configured    bool          `json:"configured"`
-	ConfigProblem string        `json:"config_problem,omitempty"`
-	Conjur        *ConjurState  `json:"conjur,omitempty"`
-	Mapping       *MappingState `json:"mapping,omitempty"`
-	Counters      Counters      `json:"counters"`
-	Recent        []Record      `json:"recent"` // newest first
+	Configured    bool         `json:"configured"`
+	ConfigProblem string       `json:"config_problem,omitempty"`
+	Conjur        *ConjurState `json:"conjur,omitempty"`
+	// LastHandoff is the last credential handoff attempt, apart from the
+	// credential in use (Conjur.CredentialFingerprint); nil before any.
+	LastHandoff *HandoffState `json:"last_handoff,omitempty"`
+	Mapping     *MappingState `json:"mapping,omitempty"`
+	Counters    Counters      `json:"counters"`
+	Recent      []Record      `json:"recent"` // newest first
 }
 
 // ConjurState is the Conjur client's side of the status.
@@ -49,24 +52,29 @@ type URLState struct {
 
 // MappingState is the mapping policy's side of the status.
 type MappingState struct {
-	Path        string    `json:"path"` // "" for the built-in policy
-	Hash        string    `json:"hash"`
-	LoadedAt    time.Time `json:"loaded_at,omitzero"`
-	Rules       int       `json:"rules"`
+	Path     string    `json:"path"` // "" for the built-in policy
+	Hash     string    `json:"hash"` // "" when no policy is in force
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	Rules    int       `json:"rules"`
+	// FailClosed: no policy is in force (the file was broken at start) and
+	// every request is answered MAPPING_INVALID until the file is fixed.
+	FailClosed  bool      `json:"fail_closed,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Problems    []string  `json:"problems,omitempty"` // every problem of the rejected file
 }
 
 // Status reports the plugin's state now.
 func (d *Driver) Status() Status {
 	counters, recent := d.journal.snapshot()
 	st := Status{
-		Version:    d.opts.Version,
-		StartedAt:  d.started,
-		Now:        d.opts.Now(),
-		Configured: d.opts.Fetcher != nil,
-		Counters:   counters,
-		Recent:     recent,
+		Version:     d.opts.Version,
+		StartedAt:   d.started,
+		Now:         d.opts.Now(),
+		Configured:  d.opts.Fetcher != nil,
+		Counters:    counters,
+		Recent:      recent,
+		LastHandoff: d.handoff.lastAttempt(),
 	}
 	if !st.Configured {
 		st.ConfigProblem = d.opts.NotConfigured
@@ -99,8 +107,10 @@ func (d *Driver) Status() Status {
 			Hash:        ps.Hash,
 			LoadedAt:    ps.LoadedAt,
 			Rules:       ps.Rules,
+			FailClosed:  ps.FailClosed,
 			LastError:   ps.LastError,
 			LastErrorAt: ps.LastErrorAt,
+			Problems:    ps.Problems,
 		}
 	}
 	return st

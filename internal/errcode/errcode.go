@@ -31,6 +31,7 @@ const (
 	Timeout            Code = "TIMEOUT"
 	TLS                Code = "TLS"
 	ValueUnusable      Code = "VALUE_UNUSABLE"
+	MappingInvalid     Code = "MAPPING_INVALID"
 	NotConfigured      Code = "NOT_CONFIGURED"
 	BadRequest         Code = "BAD_REQUEST"
 	Canceled           Code = "CANCELED"
@@ -58,7 +59,7 @@ var catalog = []entry{
 		"Conjur answered 403: the plugin's host can see the variable but lacks `execute`.",
 		"permit execute on the variable to the plugin's host (or its group) in the Conjur policy"},
 	{NoCredential, "the plugin has no Conjur credential yet",
-		"The plugin has no Conjur credential yet (after every plugin start when it relies on the handoff, until the agent hands it over).",
+		"The plugin has no Conjur credential yet (after every plugin start when it relies on the handoff, until the agent hands it over). When the last credential handed over was refused, the answer says so (`the last credential handed over (fingerprint F, at T) was refused [CODE]: ...`) and that code (`AUTH_REFUSED`, `TLS`, `UNAVAILABLE`, ...) is the real cause: fix what it names.",
 		"run the bootstrap agent (check it with `docker service ps conjur-bootstrap` and `docker service logs conjur-bootstrap`) or set CONJUR_SWARM_CREDENTIAL_FILE, then check `conjur-swarm status`"},
 	{AuthRefused, "Conjur refused the plugin's credential (401)",
 		"Conjur refused the plugin's credential (401), e.g. after the key was rotated.",
@@ -78,6 +79,9 @@ var catalog = []entry{
 	{ValueUnusable, "Conjur returned a value that cannot be used as returned",
 		"Conjur returned an empty value, or one of 500 KiB or more (Swarm accepts 1 byte to under 500 KiB), or one that could not be decoded.",
 		"store a value of 1 byte to under 500 KiB"},
+	{MappingInvalid, "the mapping file is invalid and no policy is in force",
+		"The mapping file was missing, unreadable or invalid when the plugin started, and no good version has been read since: no policy is in force, so every secret is refused. The Err names the file and its first problem; `conjur-swarm status` lists every problem. The plugin adopts the fixed file within about two seconds, with no restart.",
+		"fix the mapping file (`conjur-swarm policy validate FILE` lists every problem); the plugin adopts it as soon as it is good"},
 	{NotConfigured, "the plugin's Conjur settings are missing or invalid",
 		"Conjur's settings are missing or invalid (the Err lists each problem), or the mapping file names another account than `CONJUR_ACCOUNT`.",
 		"set the plugin's Conjur settings (docker plugin disable, docker plugin set, docker plugin enable) and check `conjur-swarm status`"},

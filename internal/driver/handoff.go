@@ -1,0 +1,65 @@
+package driver
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// HandoffState is the last credential handoff attempt, accepted or refused,
+// kept apart from the credential in use: a refused newer credential leaves
+// the old one working until the plugin restarts, and this is where an
+// operator sees it before then. It holds the fingerprint, never the key.
+type HandoffState struct {
+	At          time.Time `json:"at"`
+	Accepted    bool      `json:"accepted"`
+	Code        Code      `json:"code,omitempty"` // why it was refused
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Err         string    `json:"err,omitempty"` // the answer the agent got
+}
+
+// handoffLog remembers the last handoff attempt.
+type handoffLog struct {
+	mu   sync.Mutex
+	last *HandoffState
+}
+
+func (h *handoffLog) note(s HandoffState) {
+	h.mu.Lock()
+	h.last = &s
+	h.mu.Unlock()
+}
+
+// lastAttempt returns a copy of the last attempt, or nil.
+func (h *handoffLog) lastAttempt() *HandoffState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil {
+		return nil
+	}
+	s := *h.last
+	return &s
+}
+
+// maxHandoffCause bounds the refused handoff's text a NO_CREDENTIAL answer
+// carries.
+const maxHandoffCause = 512
+
+// noCredentialCause is what a NO_CREDENTIAL answer adds when the last
+// handoff was refused: that refusal is the real cause (a wrong key, the CA,
+// Conjur unreachable), not a missing bootstrap agent.
+func (h *handoffLog) noCredentialCause() string {
+	last := h.lastAttempt()
+	if last == nil || last.Accepted {
+		return ""
+	}
+	return clipTo(fmt.Sprintf("; the last credential handed over (fingerprint %s, at %s) was refused [%s]: %s",
+		orNone(last.Fingerprint), last.At.UTC().Format(time.RFC3339), last.Code, last.Err), maxHandoffCause)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
