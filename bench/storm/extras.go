@@ -17,8 +17,10 @@ import (
 //     swarmkit's dispatcher fetches each node's secrets one after another;
 //   - one P: the plugin with GOMAXPROCS=1 (oneP), in the default storm and
 //     with o.nodes in flight.
-func runExtras(ctx context.Context, o options, load *load, work string, cj *conjurCtl,
-	plugSock string, plug *child, naiveSock string, naive *child, nullSock string, null *child, oneP *probeTarget) ([]stormResult, error) {
+//
+// f holds the processes; the cached plugin is started here and stopped on return.
+func runExtras(ctx context.Context, o options, load *load, f *fleet) ([]stormResult, error) {
+	cj, oneP := f.cj, f.oneP
 	var out []stormResult
 	add := func(r stormResult, err error) error {
 		if err != nil {
@@ -32,11 +34,11 @@ func runExtras(ctx context.Context, o options, load *load, work string, cj *conj
 		return nil
 	}
 
-	if err := add(load.storm(ctx, "floor", nullSock, o.concurrency, cj, null)); err != nil {
+	if err := add(load.storm(ctx, "floor", f.nullSock, o.concurrency, cj, f.null)); err != nil {
 		return nil, err
 	}
 
-	cached, cachedSock, _, err := startPlugin(ctx, "cached", o.plugin, true, append([]string{"CONJUR_SWARM_CACHE_TTL=30s"}, o.pluginEnv...), cj, work)
+	cached, cachedSock, _, err := startPlugin(ctx, "cached", o.plugin, true, append([]string{"CONJUR_SWARM_CACHE_TTL=30s"}, o.pluginEnv...), cj, f.work)
 	if err != nil {
 		return nil, err
 	}
@@ -52,20 +54,20 @@ func runExtras(ctx context.Context, o options, load *load, work string, cj *conj
 		if err := cj.setSlots(o.serverSlots); err != nil {
 			return nil, err
 		}
-		if err := add(load.storm(ctx, fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), plugSock, o.concurrency, cj, plug)); err != nil {
+		if err := add(load.storm(ctx, fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), f.plugSock, o.concurrency, cj, f.plug)); err != nil {
 			return nil, err
 		}
-		if err := add(load.storm(ctx, fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), naiveSock, o.concurrency, cj, naive)); err != nil {
+		if err := add(load.storm(ctx, fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), f.naiveSock, o.concurrency, cj, f.naive)); err != nil {
 			return nil, err
 		}
 		if err := cj.setSlots(0); err != nil {
 			return nil, err
 		}
 	}
-	if err := add(load.storm(ctx, fmt.Sprintf("ours, %d in flight", o.nodes), plugSock, o.nodes, cj, plug)); err != nil {
+	if err := add(load.storm(ctx, fmt.Sprintf("ours, %d in flight", o.nodes), f.plugSock, o.nodes, cj, f.plug)); err != nil {
 		return nil, err
 	}
-	if err := add(load.storm(ctx, fmt.Sprintf("naive, %d in flight", o.nodes), naiveSock, o.nodes, cj, naive)); err != nil {
+	if err := add(load.storm(ctx, fmt.Sprintf("naive, %d in flight", o.nodes), f.naiveSock, o.nodes, cj, f.naive)); err != nil {
 		return nil, err
 	}
 	if oneP != nil {

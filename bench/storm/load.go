@@ -249,11 +249,56 @@ type probeTarget struct {
 
 // measureLatency times one call at a time of each kind, alternating blocks
 // of 100 of each so that a change in the machine's load during the run
-// touches all alike.
-func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *child, nullSock string, samples int, oneP *probeTarget) (latencies, error) {
-	if err := cj.setLatency(0); err != nil {
+// touches all alike. Phases: build the probes, warm every path, time them,
+// summarize.
+func measureLatency(ctx context.Context, f *fleet, samples int) (latencies, error) {
+	if err := f.cj.setLatency(0); err != nil {
 		return latencies{}, err
 	}
+	ps, err := newProbeSet(ctx, f)
+	if err != nil {
+		return latencies{}, err
+	}
+	defer ps.close()
+	// Warm every path: tokens, connections.
+	for range 50 {
+		for _, p := range ps.probes {
+			if err := p.call(); err != nil {
+				return latencies{}, err
+			}
+		}
+	}
+	if err := ps.time(ctx, samples); err != nil {
+		return latencies{}, err
+	}
+	return ps.latencies(samples), nil
+}
+
+// probe is one kind of call to time, and the process whose CPU and context
+// switches it is charged with (nil: none watched).
+type probe struct {
+	call     func() error
+	watched  *child
+	times    []time.Duration
+	cpu      time.Duration
+	switches int64
+}
+
+// probeSet is the calls measureLatency compares, in the order of the
+// latencies fields: direct, client, socket, plugin, then oneP if any.
+type probeSet struct {
+	probes  []*probe
+	closers []func()
+}
+
+const (
+	pluginProbe = 3 // GetSecret through the plugin
+	onePProbe   = 4 // the same with GOMAXPROCS=1, when given
+)
+
+func newProbeSet(ctx context.Context, f *fleet) (*probeSet, error) {
+	cj := f.cj
+	ps := &probeSet{}
 	api, err := conjurapi.NewClientFromKey(conjurapi.Config{
 		Account:           cj.account,
 		ApplianceURL:      cj.url,
@@ -261,9 +306,9 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		Environment:       conjurapi.EnvironmentOSS,
 	}, authn.LoginPair{Login: pluginLogin, APIKey: cj.key})
 	if err != nil {
-		return latencies{}, err
+		return nil, err
 	}
-	defer api.GetHttpClient().CloseIdleConnections()
+	ps.closers = append(ps.closers, api.GetHttpClient().CloseIdleConnections)
 	cc, err := conjur.New(conjur.Config{
 		ApplianceURLs: []string{cj.url},
 		Account:       cj.account,
@@ -272,13 +317,10 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		APIKey:        cj.key,
 	}, zap.NewNop())
 	if err != nil {
-		return latencies{}, err
+		ps.close()
+		return nil, err
 	}
-	defer cc.Close()
-	pc := newSocketClient(plugSock, 1)
-	defer pc.close()
-	nc := newSocketClient(nullSock, 1)
-	defer nc.close()
+	ps.closers = append(ps.closers, func() { _ = cc.Close() })
 
 	const id = 0
 	want := variableValue(id)
@@ -288,7 +330,9 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 		ServiceName:  "svc-00", ServiceID: "service0", TaskID: "task0", NodeID: "node0",
 		TaskImage: "registry.example.com/storm/app:1.0",
 	})
-	viaSocket := func(c *socketClient, what string) func() error {
+	viaSocket := func(sock, what string) func() error {
+		c := newSocketClient(sock, 1)
+		ps.closers = append(ps.closers, c.close)
 		return func() error {
 			res, err := c.get(ctx, body)
 			if err != nil || res.Err != "" || string(res.Value) != want {
@@ -297,92 +341,99 @@ func measureLatency(ctx context.Context, cj *conjurCtl, plugSock string, plug *c
 			return nil
 		}
 	}
-	probes := []func() error{
-		func() error {
+	ps.probes = []*probe{
+		{call: func() error {
 			v, err := api.RetrieveSecret(variableID(id))
 			if err != nil || string(v) != want {
 				return fmt.Errorf("direct fetch: wrong answer (err %v)", err)
 			}
 			return nil
-		},
-		func() error {
+		}},
+		{call: func() error {
 			v, err := cc.Get(ctx, conjur.Ref{ID: variableID(id)})
 			if err != nil || string(v.Data) != want {
 				return fmt.Errorf("conjur.Client Get: wrong answer (err %v)", err)
 			}
 			return nil
-		},
-		viaSocket(nc, "null driver GetSecret"),
-		viaSocket(pc, "plugin GetSecret"),
+		}},
+		{call: viaSocket(f.nullSock, "null driver GetSecret")},
+		{call: viaSocket(f.plugSock, "plugin GetSecret"), watched: f.plug},
 	}
-	const pluginProbe = 3
-	// onePProbe is the same plugin with GOMAXPROCS=1, when given.
-	const onePProbe = 4
-	watched := map[int]*child{pluginProbe: plug}
-	if oneP != nil {
-		oc := newSocketClient(oneP.sock, 1)
-		defer oc.close()
-		probes = append(probes, viaSocket(oc, "plugin (GOMAXPROCS=1) GetSecret"))
-		watched[onePProbe] = oneP.proc
+	if f.oneP != nil {
+		ps.probes = append(ps.probes, &probe{call: viaSocket(f.oneP.sock, "plugin (GOMAXPROCS=1) GetSecret"), watched: f.oneP.proc})
 	}
-	// Warm every path: tokens, connections.
-	for range 50 {
-		for _, p := range probes {
-			if err := p(); err != nil {
-				return latencies{}, err
-			}
-		}
+	return ps, nil
+}
+
+func (ps *probeSet) close() {
+	for i := len(ps.closers) - 1; i >= 0; i-- {
+		ps.closers[i]()
 	}
-	times := make([][]time.Duration, len(probes))
-	cpu := map[int]time.Duration{}
-	switches := map[int]int64{}
+}
+
+// time runs samples calls of each probe in blocks of 100, charging each
+// block's CPU and context switches to the watched process.
+func (ps *probeSet) time(ctx context.Context, samples int) error {
 	const block = 100
 	for done := 0; done < samples; done += block {
 		if err := ctx.Err(); err != nil {
-			return latencies{}, err
+			return err
 		}
 		k := min(block, samples-done)
-		for i, p := range probes {
-			var cpu0 time.Duration
-			var sw0 int64
-			proc := watched[i]
-			if proc != nil {
-				cpu0, _ = processCPU(proc.pid())
-				sw0, _ = contextSwitches(proc.pid())
-			}
-			for range k {
-				t0 := time.Now()
-				err := p()
-				times[i] = append(times[i], time.Since(t0))
-				if err != nil {
-					return latencies{}, err
-				}
-			}
-			if proc != nil {
-				cpu1, _ := processCPU(proc.pid())
-				sw1, _ := contextSwitches(proc.pid())
-				cpu[i] += cpu1 - cpu0
-				switches[i] += sw1 - sw0
+		for _, p := range ps.probes {
+			if err := p.timeBlock(k); err != nil {
+				return err
 			}
 		}
 	}
+	return nil
+}
+
+func (p *probe) timeBlock(k int) error {
+	var cpu0 time.Duration
+	var sw0 int64
+	if p.watched != nil {
+		cpu0, _ = processCPU(p.watched.pid())
+		sw0, _ = contextSwitches(p.watched.pid())
+	}
+	for range k {
+		t0 := time.Now()
+		err := p.call()
+		p.times = append(p.times, time.Since(t0))
+		if err != nil {
+			return err
+		}
+	}
+	if p.watched != nil {
+		cpu1, _ := processCPU(p.watched.pid())
+		sw1, _ := contextSwitches(p.watched.pid())
+		p.cpu += cpu1 - cpu0
+		p.switches += sw1 - sw0
+	}
+	return nil
+}
+
+// latencies summarizes the timed probes.
+func (ps *probeSet) latencies(samples int) latencies {
+	plugin := ps.probes[pluginProbe]
 	l := latencies{
 		samples: samples,
-		direct:  percentilesOf(times[0]),
-		client:  percentilesOf(times[1]),
-		socket:  percentilesOf(times[2]),
-		plugin:  percentilesOf(times[pluginProbe]),
+		direct:  percentilesOf(ps.probes[0].times),
+		client:  percentilesOf(ps.probes[1].times),
+		socket:  percentilesOf(ps.probes[2].times),
+		plugin:  percentilesOf(plugin.times),
 
-		pluginCPU:      cpu[pluginProbe] / time.Duration(samples),
-		pluginSwitches: float64(switches[pluginProbe]) / float64(samples),
+		pluginCPU:      plugin.cpu / time.Duration(samples),
+		pluginSwitches: float64(plugin.switches) / float64(samples),
 	}
-	if oneP != nil {
+	if len(ps.probes) > onePProbe {
+		oneP := ps.probes[onePProbe]
 		l.hasOneP = true
-		l.oneP = percentilesOf(times[onePProbe])
-		l.onePCPU = cpu[onePProbe] / time.Duration(samples)
-		l.onePSwitches = float64(switches[onePProbe]) / float64(samples)
+		l.oneP = percentilesOf(oneP.times)
+		l.onePCPU = oneP.cpu / time.Duration(samples)
+		l.onePSwitches = float64(oneP.switches) / float64(samples)
 	}
-	return l, nil
+	return l
 }
 
 type percentiles struct {

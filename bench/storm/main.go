@@ -134,6 +134,9 @@ type result struct {
 	PluginPeakRSSMiB    float64 `json:"plugin_peak_rss_mib"`
 }
 
+// run starts the processes, then measures in phases: one call at a time,
+// the default storm in rounds, the other scenarios; then writes the report
+// and the RESULT line.
 func run(ctx context.Context, o options) error {
 	work, err := os.MkdirTemp("", "conjur-swarm-storm-")
 	if err != nil {
@@ -144,54 +147,135 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	env := captureEnv()
 	env.LoadBefore = loadAvg()
 
-	cj, err := startConjur(ctx, self, work, o.variables)
+	f, err := startFleet(ctx, o, work)
 	if err != nil {
 		return err
 	}
-	defer cj.close()
-	plug, plugSock, settings, err := startPlugin(ctx, "plugin", o.plugin, o.reuse, o.pluginEnv, cj, work)
+	defer f.stop()
+
+	lat, err := latencyPhase(ctx, o, f)
 	if err != nil {
 		return err
 	}
-	defer plug.stop()
-	naive, naiveSock, err := startDriver(ctx, "naive", self, work, cj)
+	load := newLoad(o)
+	ours, nv, oursRuns, naiveRuns, err := stormPhase(ctx, o, load, f)
 	if err != nil {
 		return err
 	}
-	defer naive.stop()
-	null, nullSock, err := startDriver(ctx, "null", self, work, cj)
+	env.LoadAfter = loadAvg()
+	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
+
+	// Other scenarios for the document, not in RESULT.
+	var extras []stormResult
+	if o.extras {
+		if extras, err = runExtras(ctx, o, load, f); err != nil {
+			return err
+		}
+	}
+
+	res := result{
+		NaiveConjurRequests: nv.requests,
+		OursConjurRequests:  ours.requests,
+		NaiveWallMS:         round(ms(nv.wall), 1),
+		OursWallMS:          round(ms(ours.wall), 1),
+		OursP99MS:           round(ms(ours.lat.p99), 2),
+		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
+		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
+		PluginPeakRSSMiB:    round(float64(ours.rssKiB)/1024, 1),
+	}
+	if o.doc != "" {
+		rep := report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, plugin: f.pluginSettings}
+		if err := writeReport(o, rep); err != nil {
+			return err
+		}
+	}
+	line, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	defer null.stop()
+	fmt.Println("RESULT " + string(line))
+	return nil
+}
+
+// fleet is the processes the harness measures: the Conjur stand-in, the
+// plugin, the naive and null drivers and, with the extras, a second plugin
+// with GOMAXPROCS=1.
+type fleet struct {
+	self, work string
+	cj         *conjurCtl
+
+	plug           *child
+	plugSock       string
+	pluginSettings []string // the plugin's environment, for the report
+	naive, null    *child
+	naiveSock      string
+	nullSock       string
+	oneP           *probeTarget // nil without the extras
+
+	stops []func()
+}
+
+// startFleet starts every process; on error it stops those it started.
+func startFleet(ctx context.Context, o options, work string) (f *fleet, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	f = &fleet{self: self, work: work}
+	defer func() {
+		if err != nil {
+			f.stop()
+		}
+	}()
+	if f.cj, err = startConjur(ctx, self, work, o.variables); err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, f.cj.close)
+	if f.plug, f.plugSock, f.pluginSettings, err = startPlugin(ctx, "plugin", o.plugin, o.reuse, o.pluginEnv, f.cj, work); err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, f.plug.stop)
+	if f.naive, f.naiveSock, err = startDriver(ctx, "naive", self, work, f.cj); err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, f.naive.stop)
+	if f.null, f.nullSock, err = startDriver(ctx, "null", self, work, f.cj); err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, f.null.stop)
 
 	// With the extras, a second plugin process with GOMAXPROCS=1 (otherwise
 	// the same settings): how much of a Get is the Go scheduler handing work
 	// between two threads.
-	var oneP *probeTarget
 	if o.extras {
-		p, sock, _, err := startPlugin(ctx, "oneproc", o.plugin, o.reuse, append([]string{"GOMAXPROCS=1"}, o.pluginEnv...), cj, work)
+		p, sock, _, err := startPlugin(ctx, "oneproc", o.plugin, o.reuse, append([]string{"GOMAXPROCS=1"}, o.pluginEnv...), f.cj, work)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer p.stop()
-		oneP = &probeTarget{sock: sock, proc: p}
+		f.stops = append(f.stops, p.stop)
+		f.oneP = &probeTarget{sock: sock, proc: p}
 	}
+	return f, nil
+}
 
-	load := newLoad(o)
+// stop stops the processes in the reverse order of their start.
+func (f *fleet) stop() {
+	for i := len(f.stops) - 1; i >= 0; i-- {
+		f.stops[i]()
+	}
+	f.stops = nil
+}
 
-	// 1. One call at a time, server latency 0, warm token.
+// latencyPhase times one call at a time, server latency 0, warm token, and
+// prints the figures.
+func latencyPhase(ctx context.Context, o options, f *fleet) (latencies, error) {
 	fmt.Printf("latency: %d sequential calls of each kind, warm token, server latency 0\n", o.samples)
-	lat, err := measureLatency(ctx, cj, plugSock, plug, nullSock, o.samples, oneP)
+	lat, err := measureLatency(ctx, f, o.samples)
 	if err != nil {
-		return err
+		return latencies{}, err
 	}
 	for _, l := range []struct {
 		name string
@@ -209,76 +293,57 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", "GetSecret, GOMAXPROCS=1", us(lat.oneP.p50), us(lat.oneP.p90), us(lat.oneP.p99))
 		fmt.Printf("  GOMAXPROCS=1 plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.onePCPU), lat.onePSwitches)
 	}
+	return lat, nil
+}
 
-	// 2. The storm, ours then naive, same requests, same bound, same latency.
-	if err := cj.setLatency(o.latency); err != nil {
-		return err
+// stormPhase runs the default storm, ours then naive, same requests, same
+// bound, same latency, in o.rounds alternating rounds so that a change in
+// the machine's load touches both; each driver's figures are those of its
+// median round.
+func stormPhase(ctx context.Context, o options, load *load, f *fleet) (ours, naive stormResult, oursRuns, naiveRuns []stormResult, err error) {
+	if err := f.cj.setLatency(o.latency); err != nil {
+		return ours, naive, nil, nil, err
 	}
 	fmt.Printf("storm: %d tasks x %d secrets over %d variables, %d in flight at most, server latency %s\n",
 		o.tasks, o.secrets, o.variables, o.concurrency, o.latency)
-	// Rounds alternate ours and naive so that a change in the machine's load
-	// touches both; each driver's figures are those of its median round.
-	var oursRuns, naiveRuns []stormResult
 	for round := range o.rounds {
 		fmt.Printf(" round %d of %d\n", round+1, o.rounds)
-		r, err := load.storm(ctx, "ours", plugSock, o.concurrency, cj, plug)
+		r, err := load.storm(ctx, "ours", f.plugSock, o.concurrency, f.cj, f.plug)
 		if err != nil {
-			return err
+			return ours, naive, nil, nil, err
 		}
 		r.print()
 		oursRuns = append(oursRuns, r)
-		if r, err = load.storm(ctx, "naive", naiveSock, o.concurrency, cj, naive); err != nil {
-			return err
+		if r, err = load.storm(ctx, "naive", f.naiveSock, o.concurrency, f.cj, f.naive); err != nil {
+			return ours, naive, nil, nil, err
 		}
 		r.print()
 		naiveRuns = append(naiveRuns, r)
 	}
-	ours, nv := median(oursRuns), median(naiveRuns)
-	env.LoadAfter = loadAvg()
-	fmt.Printf("median rounds: ours %s, naive %s\n", ours.wall.Round(time.Millisecond), nv.wall.Round(time.Millisecond))
-	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
+	ours, naive = median(oursRuns), median(naiveRuns)
+	fmt.Printf("median rounds: ours %s, naive %s\n", ours.wall.Round(time.Millisecond), naive.wall.Round(time.Millisecond))
 	for _, r := range append(oursRuns, naiveRuns...) {
 		if r.failed > 0 {
-			return fmt.Errorf("storm answers failed: %s %d (first: %s); see the logs with -keep", r.name, r.failed, r.firstErr)
+			return ours, naive, nil, nil, fmt.Errorf("storm answers failed: %s %d (first: %s); see the logs with -keep", r.name, r.failed, r.firstErr)
 		}
 	}
+	return ours, naive, oursRuns, naiveRuns, nil
+}
 
-	// 3. Other scenarios for the document, not in RESULT.
-	var extras []stormResult
-	if o.extras {
-		if extras, err = runExtras(ctx, o, load, work, cj, plugSock, plug, naiveSock, naive, nullSock, null, oneP); err != nil {
-			return err
+// writeReport writes the Markdown report to o.doc, with the Go benchmark
+// output of o.goBench when given.
+func writeReport(o options, rep report) error {
+	if o.goBench != "" {
+		goBench, err := os.ReadFile(o.goBench)
+		if err != nil {
+			return fmt.Errorf("-go-bench: %w", err)
 		}
+		rep.goBench = string(goBench)
 	}
-
-	res := result{
-		NaiveConjurRequests: nv.requests,
-		OursConjurRequests:  ours.requests,
-		NaiveWallMS:         round(ms(nv.wall), 1),
-		OursWallMS:          round(ms(ours.wall), 1),
-		OursP99MS:           round(ms(ours.lat.p99), 2),
-		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
-		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
-		PluginPeakRSSMiB:    round(float64(ours.rssKiB)/1024, 1),
-	}
-	if o.doc != "" {
-		var goBench []byte
-		if o.goBench != "" {
-			if goBench, err = os.ReadFile(o.goBench); err != nil {
-				return fmt.Errorf("-go-bench: %w", err)
-			}
-		}
-		doc := renderDoc(report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, goBench: string(goBench), plugin: settings})
-		if err := os.WriteFile(o.doc, []byte(doc), 0o644); err != nil {
-			return err
-		}
-		fmt.Println("wrote", o.doc)
-	}
-	line, err := json.Marshal(res)
-	if err != nil {
+	if err := os.WriteFile(o.doc, []byte(renderDoc(rep)), 0o644); err != nil {
 		return err
 	}
-	fmt.Println("RESULT " + string(line))
+	fmt.Println("wrote", o.doc)
 	return nil
 }
 
