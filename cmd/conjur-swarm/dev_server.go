@@ -129,7 +129,7 @@ variable id to value; "base64:..." for binary values).`,
 	fs.StringVar(&f.demo, "demo", "", "directory with conjur-policy.yml and values.yml to load first (e.g. docs/examples)")
 	fs.StringVar(&f.tlsCAOut, "tls-ca-out", "", "serve HTTPS and write the generated CA certificate (PEM) to this file")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", 8*time.Minute, "access token lifetime")
-	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn" or "authn-jwt/ID"; repeatable (default: authn and every authn-jwt service configured in policy)`)
+	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn" or "authn-jwt/ID"; repeatable (default: authn alone, as Conjur; enable a service with this flag or with PATCH /authn-jwt/ID/ACCOUNT)`)
 	fs.DurationVar(&f.latency, "latency", 0, "fault: delay added before every response")
 	fs.IntVar(&f.failStatus, "fail-status", 0, "fault: HTTP status answered (empty body) for --fail-rate of requests")
 	fs.Float64Var(&f.failRate, "fail-rate", 0, "fault: fraction (0..1) of requests answered with --fail-status")

@@ -62,6 +62,11 @@ type devServer struct {
 
 func newDevServer(t testing.TB, opts conjurdev.Options) *devServer {
 	t.Helper()
+	if opts.Authenticators == nil {
+		// As CONJUR_AUTHENTICATORS on a real Conjur: a configured
+		// authn-jwt service is not enabled by itself.
+		opts.Authenticators = []string{"authn", "authn-jwt/" + jwtService}
+	}
 	srv, err := conjurdev.New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -204,9 +204,6 @@ func rubyBase64(b []byte) string {
 // ---- authn ----
 
 func (s *Server) authnEnabled(name string) bool {
-	if s.authenticators == nil {
-		return true
-	}
 	return s.authenticators[name]
 }
 

@@ -119,11 +119,11 @@ func parsePublicKeys(text string) (map[string]*rsa.PublicKey, error) {
 	return out, nil
 }
 
+// jwtEnabledLocked is Conjur's rule: a service is enabled when
+// CONJUR_AUTHENTICATORS (Options.Authenticators) lists it or when it was
+// enabled through the API; the two are added together.
 func (s *Server) jwtEnabledLocked(service string) bool {
-	if on, ok := s.st.jwtEnabled[service]; ok {
-		return on
-	}
-	return s.authnEnabled("authn-jwt/" + service)
+	return s.authnEnabled("authn-jwt/"+service) || s.st.jwtEnabled[service]
 }
 
 // claimAt looks up a claim by a "/"-separated path into nested objects.

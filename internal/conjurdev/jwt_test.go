@@ -65,7 +65,8 @@ const jwtPolicy = `
 // comes in the URL.
 func jwtEnv(t *testing.T, appProperty string, opts ...func(*Options)) (*env, *JWTIssuer) {
 	t.Helper()
-	e := newEnv(t, opts...)
+	enable := func(o *Options) { o.Authenticators = []string{"authn", "authn-jwt/swarm"} }
+	e := newEnv(t, append([]func(*Options){enable}, opts...)...)
 	iss := testIssuer(t)
 	if _, err := e.srv.LoadPolicy(ModePatch, "root", []byte(jwtPolicy)); err != nil {
 		t.Fatal(err)
@@ -186,6 +187,27 @@ func TestAuthnJWT_enabling(t *testing.T) {
 		st, err := e.admin().AuthenticatorStatus("jwt", "swarm")
 		if err != nil || st.Status != "ok" {
 			t.Fatalf("status %+v, %v", st, err)
+		}
+	})
+	t.Run("fail/configured-is-not-enabled-by-default", func(t *testing.T) {
+		// Conjur without CONJUR_AUTHENTICATORS enables authn alone; a
+		// service configured in policy waits for the API to enable it.
+		e, iss := jwtEnv(t, "sub", func(o *Options) { o.Authenticators = nil })
+		tok, _ := iss.Sign(map[string]any{"sub": "svc-a", "aud": "conjur-swarm", "project": "blue"}, time.Minute)
+		if _, err := e.jwtClient(tok, "").RetrieveSecret("apps/demo/db-password"); statusOf(err) != 401 {
+			t.Fatalf("configured but not enabled: %v, want 401", err)
+		}
+		if err := e.admin().EnableAuthenticator("jwt", "swarm", true); err != nil {
+			t.Fatalf("EnableAuthenticator: %v", err)
+		}
+		if _, err := e.jwtClient(tok, "").RetrieveSecret("apps/demo/db-password"); err != nil {
+			t.Fatalf("enabled through the API: %v", err)
+		}
+		if err := e.admin().EnableAuthenticator("jwt", "swarm", false); err != nil {
+			t.Fatalf("EnableAuthenticator false: %v", err)
+		}
+		if _, err := e.jwtClient(tok, "").RetrieveSecret("apps/demo/db-password"); statusOf(err) != 401 {
+			t.Fatalf("disabled again: %v, want 401", err)
 		}
 	})
 	t.Run("ok/authenticators-list", func(t *testing.T) {

@@ -103,7 +103,8 @@ type store struct {
 	memberOf map[string]map[string]edge
 	// policyVersions: policy full id -> number of loads so far
 	policyVersions map[string]int
-	// jwtEnabled overrides whether an authn-jwt service is enabled (PATCH).
+	// jwtEnabled is whether an authn-jwt service was enabled through the
+	// API (PATCH), Conjur's authenticator_configs table.
 	jwtEnabled map[string]bool
 
 	closureMu sync.Mutex

@@ -31,9 +31,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Authenticators lists the enabled authenticators the way Conjur's
 	// CONJUR_AUTHENTICATORS does ("authn", "authn-jwt/<service-id>").
-	// nil enables "authn" and every authn-jwt service configured in policy.
-	// Either way PATCH /authn-jwt/<id>/<account> (EnableAuthenticator)
-	// switches a service on or off at run time.
+	// nil means "authn" alone, as in Conjur when the variable is unset: an
+	// authn-jwt service configured in policy stays disabled until it is
+	// listed here or enabled with PATCH /authn-jwt/<id>/<account>
+	// (EnableAuthenticator), which adds to this list as Conjur's database
+	// setting does.
 	Authenticators []string
 }
 
@@ -77,7 +79,7 @@ type Server struct {
 	counts map[string]*atomic.Int64
 	mux    *http.ServeMux
 
-	authenticators map[string]bool // nil: all configured
+	authenticators map[string]bool // enabled by Options (CONJUR_AUTHENTICATORS)
 
 	// clock, settable in tests.
 	clockMu sync.RWMutex
@@ -126,11 +128,12 @@ func New(opts Options) (*Server, error) {
 		clock:   time.Now,
 	}
 	s.adminKey.Store(&opts.AdminAPIKey)
-	if opts.Authenticators != nil {
-		s.authenticators = map[string]bool{}
-		for _, a := range opts.Authenticators {
-			s.authenticators[strings.TrimSpace(a)] = true
-		}
+	if opts.Authenticators == nil {
+		opts.Authenticators = []string{"authn"}
+	}
+	s.authenticators = map[string]bool{}
+	for _, a := range opts.Authenticators {
+		s.authenticators[strings.TrimSpace(a)] = true
 	}
 	for _, ep := range endpoints {
 		s.counts[ep] = new(atomic.Int64)
