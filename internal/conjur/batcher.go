@@ -371,10 +371,12 @@ func (b *batcher) runBatch(batch []*call) {
 }
 
 // send fetches the calls' ids under ctx and answers each call as its answer
-// arrives. With slot (the calls are a batch holding a batch slot), the last
-// answer also records the round trip and frees the slot, under the same
-// lock, so that a Get woken by it already finds the slot free; so does a
-// fetch that panics.
+// arrives. With slot (the calls are a batch holding a batch slot), the
+// first delivery, which comes when the fetch's first request returns,
+// records that round trip and frees the slot, under the same lock as the
+// answers it carries: a Get woken by them already finds the slot free, and a
+// batch that is being narrowed (its first request was refused) does not hold
+// the Gets queued behind it. A fetch that panics frees it too.
 func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
 	r := &sending{b: b, calls: calls, left: len(calls), slot: slot, t0: time.Now()}
 	ids := make([]string, len(calls))
@@ -427,6 +429,7 @@ func (r *sending) deliver(answers map[string]result) {
 			r.left--
 		}
 	}
+	r.releaseLocked(true)
 	if r.left == 0 {
 		r.finishAllLocked(result{}, true)
 	}
@@ -438,6 +441,12 @@ func (r *sending) finishAllLocked(res result, ok bool) {
 	for _, cl := range r.calls {
 		r.b.finishLocked(cl, res)
 	}
+	r.releaseLocked(ok)
+}
+
+// releaseLocked frees the fetch's batch slot, once; with ok it records the
+// round trip since the fetch began. b.mu is held.
+func (r *sending) releaseLocked(ok bool) {
 	if r.released {
 		return
 	}

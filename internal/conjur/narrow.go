@@ -17,19 +17,20 @@ type oneFunc func(ctx context.Context, id string) result
 
 // narrow fetches ids with batch and answers each exactly once through
 // deliver, with the answers of each request as it returns. When a batch is
-// refused as a whole because of some variables, it finds them: a variable
-// the refusal names is answered and the rest sent again; otherwise the batch
-// is split in halves, down to single fetches, so every other variable still
-// arrives and each failure is reported alone.
+// refused as a whole because of some of its variables, the variable the
+// refusal names (a 404 names the first missing one) is answered, and the
+// rest is split in halves that are narrowed in parallel, down to single
+// fetches: every other variable still arrives, each failure is reported
+// alone, and k failing variables among n cost at most 1 + ceil(log2 n)
+// round trips (not k one after another), a part that holds none of them
+// being answered as soon as its request returns.
 func narrow(ctx context.Context, ids []string, batch batchFunc, one oneFunc, deliver func(map[string]result)) {
 	if len(ids) == 1 {
 		deliver(map[string]result{ids[0]: one(ctx, ids[0])})
 		return
 	}
 	res, refused := batch(ctx, ids)
-	if len(res) > 0 {
-		deliver(res)
-	}
+	deliver(res) // even empty: it tells the batcher this request has returned
 	if !refused {
 		return
 	}
@@ -39,10 +40,10 @@ func narrow(ctx context.Context, ids []string, batch batchFunc, one oneFunc, del
 			rest = append(rest, id)
 		}
 	}
-	switch {
-	case len(rest) == 0:
+	if len(rest) == 0 {
 		return
-	case len(rest) < len(ids): // the refusal named a variable: send the others again
+	}
+	if len(rest) == 1 {
 		narrow(ctx, rest, batch, one, deliver)
 		return
 	}

@@ -137,3 +137,43 @@ func TestNarrowCleanBatchIsOneRequest(t *testing.T) {
 		t.Errorf("%d requests, want 1", len(f.reqs))
 	}
 }
+
+// k missing variables in a batch of n cost O(log n) rounds, not k: the
+// refused batch is split and its parts are narrowed in parallel, so no Get,
+// of a legitimate variable or a missing one, waits for more than
+// 1 + ceil(log2 n) round trips, however many variables are missing.
+func TestNarrowFindsManyMissingInLogRounds(t *testing.T) {
+	for _, k := range []int{1, 4, 16, 63} {
+		t.Run(fmt.Sprintf("ok/%d of 64 missing", k), func(t *testing.T) {
+			ids := narrowIDs(64)
+			f := &fakeConjurBatch{missing: map[string]bool{}}
+			for i := range k {
+				f.missing[ids[(i*37)%64]] = true // spread over the batch
+			}
+			got := narrowAll(t, f, ids)
+			worst := 0
+			for _, id := range ids {
+				if f.missing[id] != (CodeOf(got[id].err) == CodeNotFound) {
+					t.Errorf("%s: %+v", id, got[id].err)
+				}
+				worst = max(worst, f.rounds(id))
+			}
+			t.Logf("%d requests, at most %d round trips for one Get", len(f.reqs), worst)
+			if worst > 7 {
+				t.Errorf("a Get waited for %d round trips, want at most 1 + log2(64) = 7", worst)
+			}
+		})
+	}
+}
+
+// One missing variable holds the others for one extra round trip only.
+func TestNarrowOneMissingCostsOneExtraRound(t *testing.T) {
+	ids := narrowIDs(100)
+	f := &fakeConjurBatch{missing: map[string]bool{ids[57]: true}}
+	narrowAll(t, f, ids)
+	for _, id := range ids {
+		if n := f.rounds(id); n > 2 {
+			t.Errorf("%s waited for %d round trips, want at most 2", id, n)
+		}
+	}
+}
