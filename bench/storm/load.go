@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // load is the storm's requests, encoded once: task t's secret s stands for
@@ -39,7 +39,7 @@ func newLoad(o options) *load {
 	for t := range o.tasks {
 		for s := range o.secrets {
 			v := (t*o.secrets + s) % o.variables
-			req := driver.Request{
+			req := pluginapi.Request{
 				SecretName:      fmt.Sprintf("storm_v%03d", v),
 				SecretLabels:    map[string]string{"conjur.variable": variableID(v)},
 				ServiceHostname: fmt.Sprintf("svc-%02d", t%40),
@@ -83,18 +83,18 @@ func newSocketClient(socket string, maxConns int) *socketClient {
 
 func (c *socketClient) close() { c.tr.CloseIdleConnections() }
 
-func (c *socketClient) get(ctx context.Context, body []byte) (driver.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plugin"+driver.PathGetSecret, bytes.NewReader(body))
+func (c *socketClient) get(ctx context.Context, body []byte) (pluginapi.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://plugin"+pluginapi.PathGetSecret, bytes.NewReader(body))
 	if err != nil {
-		return driver.Response{}, err
+		return pluginapi.Response{}, err
 	}
-	req.Header.Set("Accept", driver.AcceptHeader)
+	req.Header.Set("Accept", pluginapi.AcceptHeader)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return driver.Response{}, err
+		return pluginapi.Response{}, err
 	}
 	defer resp.Body.Close()
-	var res driver.Response
+	var res pluginapi.Response
 	err = json.NewDecoder(resp.Body).Decode(&res)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return res, err
@@ -324,7 +324,7 @@ func newProbeSet(ctx context.Context, f *fleet) (*probeSet, error) {
 
 	const id = 0
 	want := variableValue(id)
-	body, _ := json.Marshal(driver.Request{
+	body, _ := json.Marshal(pluginapi.Request{
 		SecretName:   "storm_v000",
 		SecretLabels: map[string]string{"conjur.variable": variableID(id)},
 		ServiceName:  "svc-00", ServiceID: "service0", TaskID: "task0", NodeID: "node0",

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // mappingFile is the plugin's mapping: the built-in by-label rule with
@@ -47,7 +47,7 @@ func startPlugin(ctx context.Context, name, bin string, reuse bool, extraEnv []s
 	if err != nil {
 		return nil, "", nil, err
 	}
-	c := driver.NewClient(sock, time.Second)
+	c := pluginapi.NewClient(sock, time.Second)
 	err = p.waitReady(ctx, func() error {
 		_, err := c.Status(ctx)
 		return err

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // defaultSocket is serve's default socket (a legacy plugin's). A managed
@@ -77,7 +78,7 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 			if err != nil {
 				return err
 			}
-			res, err := driver.NewClient(sock, f.timeout).GetSecret(cmd.Context(), req)
+			res, err := pluginapi.NewClient(sock, f.timeout).GetSecret(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -127,7 +128,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-func (f getFlags) request() (driver.Request, error) {
+func (f getFlags) request() (pluginapi.Request, error) {
 	var errs []error
 	if f.secret == "" {
 		errs = append(errs, errors.New("--secret is required: give the secret's name"))
@@ -137,9 +138,9 @@ func (f getFlags) request() (driver.Request, error) {
 	vl, err := labelFlags("--service-label", f.serviceLabels)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
-		return driver.Request{}, err
+		return pluginapi.Request{}, err
 	}
-	return driver.Request{
+	return pluginapi.Request{
 		SecretName:    f.secret,
 		SecretLabels:  sl,
 		ServiceID:     f.serviceID,

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -36,7 +37,7 @@ manager: the plugin's reason is in the recent decisions.`,
 			if err != nil {
 				return err
 			}
-			st, err := driver.NewClient(sock, timeout).Status(cmd.Context())
+			st, err := pluginapi.NewClient(sock, timeout).Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ manager: the plugin's reason is in the recent decisions.`,
 }
 
 // writeStatus prints the status for a terminal.
-func writeStatus(w io.Writer, st driver.Status) error {
+func writeStatus(w io.Writer, st pluginapi.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
 	when := func(t time.Time) string {
@@ -157,7 +158,7 @@ func writeStatus(w io.Writer, st driver.Status) error {
 	}
 	var reasons []string
 	for _, r := range st.Recent {
-		if r.Decision != driver.DecisionAllow && r.Reason != "" {
+		if r.Decision != pluginapi.DecisionAllow && r.Reason != "" {
 			reasons = append(reasons, fmt.Sprintf("  %s  %s", r.Time.UTC().Format(time.TimeOnly), r.Reason))
 		}
 	}
@@ -170,7 +171,7 @@ func writeStatus(w io.Writer, st driver.Status) error {
 // handoffWarning is the line status starts with when the last credential
 // handed over was refused: the plugin goes on with its current credential
 // (or none), and the refusal would otherwise show only at the next restart.
-func handoffWarning(st driver.Status) string {
+func handoffWarning(st pluginapi.Status) string {
 	h := st.LastHandoff
 	if h == nil || h.Accepted {
 		return ""

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 func init() {
@@ -40,27 +41,27 @@ func checkGolden(t *testing.T, name, got string) {
 	}
 }
 
-func sampleStatus() map[string]driver.Status {
+func sampleStatus() map[string]pluginapi.Status {
 	t0 := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
-	healthy := driver.Status{
+	healthy := pluginapi.Status{
 		Version:    "v1.0.0",
 		StartedAt:  t0,
 		Now:        t0.Add(10 * time.Minute),
 		Configured: true,
-		Conjur: &driver.ConjurState{
+		Conjur: &pluginapi.ConjurState{
 			Login: "host/swarm/conjur-plugin", CredentialSource: "handoff", CredentialFingerprint: "777bef257a50b278",
 			CredentialSetAt: t0.Add(time.Minute), TokenExpiresAt: t0.Add(14 * time.Minute),
 			LastContact: t0.Add(9 * time.Minute), LastURL: "https://conjur-follower-1.example.com",
 			LastErrorCode: "NOT_FOUND", LastError: "variable apps/shop/missing is empty or not found", LastErrorAt: t0.Add(9 * time.Minute),
-			URLs: []driver.URLState{
+			URLs: []pluginapi.URLState{
 				{URL: "https://conjur-follower-1.example.com", Healthy: true},
 				{URL: "https://conjur-follower-2.example.com", Failures: 3, RetryAt: t0.Add(11 * time.Minute), LastError: "connection refused"},
 			},
 		},
-		Mapping: &driver.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
+		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
 			LoadedAt: t0, LastError: "mapping.yml:4:5: unknown field \"variabel\"", LastErrorAt: t0.Add(5 * time.Minute)},
-		Counters: driver.Counters{Requests: 3, Allowed: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
-		Recent: []driver.Record{
+		Counters: pluginapi.Counters{Requests: 3, Allowed: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
+		Recent: []pluginapi.Record{
 			{Time: t0.Add(9 * time.Minute), Secret: "shop_missing", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/shop/missing",
 				Decision: "error", Code: "NOT_FOUND", Reason: `conjur-swarm [NOT_FOUND] secret "shop_missing" (variable "apps/shop/missing", rule "stack-secrets"): variable apps/shop/missing is empty or not found`, Duration: 2 * time.Millisecond},
 			{Time: t0.Add(8 * time.Minute), Secret: "plain", Service: "web", Node: "n1", Decision: "deny", Code: "DENIED",
@@ -69,38 +70,38 @@ func sampleStatus() map[string]driver.Status {
 				Decision: "allow", Duration: 1500 * time.Microsecond, DoNotReuse: true},
 		},
 	}
-	unconfigured := driver.Status{
+	unconfigured := pluginapi.Status{
 		Version: "v1.0.0", StartedAt: t0, Now: t0.Add(3 * time.Second),
 		ConfigProblem: "the Conjur settings are incomplete or invalid: CONJUR_APPLIANCE_URL is not set",
-		Mapping:       &driver.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
+		Mapping:       &pluginapi.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
 	}
-	noCredential := driver.Status{
+	noCredential := pluginapi.Status{
 		StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
-		Conjur:  &driver.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "none", URLs: []driver.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
-		Mapping: &driver.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
+		Conjur:  &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "none", URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
+		Mapping: &pluginapi.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
 	}
-	mappingInvalid := driver.Status{
+	mappingInvalid := pluginapi.Status{
 		Version: "v1.0.0", StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
-		Conjur: &driver.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "file", CredentialFingerprint: "777bef257a50b278",
-			CredentialSetAt: t0, URLs: []driver.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
-		Mapping: &driver.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", FailClosed: true,
+		Conjur: &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "file", CredentialFingerprint: "777bef257a50b278",
+			CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
+		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", FailClosed: true,
 			LastError: "mapping file /etc/conjur-swarm/mapping/mapping.yml is invalid and no policy is in force", LastErrorAt: t0,
 			Problems: []string{
 				`/etc/conjur-swarm/mapping/mapping.yml:4:5: rule "by-label" has no variable: add "variable: ..."`,
 				`/etc/conjur-swarm/mapping/mapping.yml:6:5: unknown key "variabel" in rule (did you mean "variable"?)`,
 			}},
-		Counters: driver.Counters{Requests: 1, Errors: 1, ByCode: map[driver.Code]uint64{"MAPPING_INVALID": 1}},
+		Counters: pluginapi.Counters{Requests: 1, Errors: 1, ByCode: map[driver.Code]uint64{"MAPPING_INVALID": 1}},
 	}
-	refused := driver.HandoffState{At: t0.Add(5 * time.Minute), Code: "AUTH_REFUSED", Fingerprint: "0badf00d0badf00d",
+	refused := pluginapi.HandoffState{At: t0.Add(5 * time.Minute), Code: "AUTH_REFUSED", Fingerprint: "0badf00d0badf00d",
 		Err: "conjur-swarm [AUTH_REFUSED] credential handoff (fingerprint 0badf00d0badf00d): Conjur at https://conjur.example.com refused to authenticate host/swarm/conjur-plugin (HTTP 401)"}
 	handoffRefused := healthy
-	handoffRefused.Recent, handoffRefused.Counters = nil, driver.Counters{}
+	handoffRefused.Recent, handoffRefused.Counters = nil, pluginapi.Counters{}
 	handoffRefused.LastHandoff = &refused
 	noCredentialRefused := noCredential
-	tlsRefused := driver.HandoffState{At: t0.Add(30 * time.Second), Code: "TLS", Fingerprint: "777bef257a50b278",
+	tlsRefused := pluginapi.HandoffState{At: t0.Add(30 * time.Second), Code: "TLS", Fingerprint: "777bef257a50b278",
 		Err: "conjur-swarm [TLS] credential handoff (fingerprint 777bef257a50b278): Conjur's certificate could not be verified"}
 	noCredentialRefused.LastHandoff = &tlsRefused
-	return map[string]driver.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential,
+	return map[string]pluginapi.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 
@@ -128,7 +129,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
 	}
 	out, _, code = execCLI("status", "--socket", sock, "-o", "json")
-	var st driver.Status
+	var st pluginapi.Status
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Configured || st.Mapping.Hash != "builtin" {
 		t.Errorf("status -o json: exit %d, %v\n%s", code, err, out)
 	}

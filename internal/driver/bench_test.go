@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // BenchmarkGetSecretOverSocket measures the plugin's own cost per request:
@@ -27,7 +29,7 @@ func BenchmarkGetSecretOverSocket(b *testing.B) {
 	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
 	defer func() { cancel(); <-done }()
 
-	c := NewClient(sock, 10*time.Second)
+	c := pluginapi.NewClient(sock, 10*time.Second)
 	req := labelled("apps/demo/db-password")
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // maxCredentialBytes bounds a bootstrap body: a credential is an API key or a
@@ -20,19 +21,12 @@ const maxCredentialBytes = 64 << 10
 // adoptTimeout bounds the authentication that checks a handed-over credential.
 const adoptTimeout = 20 * time.Second
 
-// BootstrapAnswer is the body of the answer to POST /ConjurSwarm.Bootstrap.
-type BootstrapAnswer struct {
-	OK          bool   `json:"ok,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Err         string `json:"Err,omitempty"`
-}
-
 // Bootstrap takes a credential handed over by the bootstrap agent: it parses
 // it, lets the Conjur client authenticate with it (which accepts only the
 // login pinned in CONJUR_AUTHN_LOGIN) and adopts it. The credential lives in
 // memory only. The answer carries an HTTP status for the endpoint; the log
 // line names the fingerprint, never the key.
-func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer, int) {
+func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.BootstrapAnswer, int) {
 	data, err := io.ReadAll(io.LimitReader(body, maxCredentialBytes+1))
 	if err != nil {
 		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusBadRequest, "the credential could not be read", err)
@@ -59,11 +53,11 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (BootstrapAnswer
 		return d.bootstrapFailed(fp, code, bootstrapStatus(code), msg, err)
 	}
 	d.log.Info("credential handoff accepted", zap.String("login", cred.Login), zap.String("fingerprint", fp))
-	d.handoff.note(HandoffState{At: d.opts.Now(), Accepted: true, Fingerprint: fp})
-	return BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
+	d.handoff.note(pluginapi.HandoffState{At: d.opts.Now(), Accepted: true, Fingerprint: fp})
+	return pluginapi.BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
 }
 
-func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, cause error) (BootstrapAnswer, int) {
+func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, cause error) (pluginapi.BootstrapAnswer, int) {
 	text := fmt.Sprintf("conjur-swarm [%s] credential handoff", code)
 	if fp != "" {
 		text += fmt.Sprintf(" (fingerprint %s)", fp)
@@ -74,8 +68,8 @@ func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, c
 		logFields = append(logFields, zap.String("cause", causeText(cause)))
 	}
 	d.log.Warn("credential handoff rejected", logFields...)
-	d.handoff.note(HandoffState{At: d.opts.Now(), Code: code, Fingerprint: fp, Err: text})
-	return BootstrapAnswer{Err: text}, status
+	d.handoff.note(pluginapi.HandoffState{At: d.opts.Now(), Code: code, Fingerprint: fp, Err: text})
+	return pluginapi.BootstrapAnswer{Err: text}, status
 }
 
 func bootstrapStatus(code Code) int {

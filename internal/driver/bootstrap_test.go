@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 func TestBootstrapEndpoint(t *testing.T) {
@@ -44,7 +45,7 @@ func TestBootstrapEndpoint(t *testing.T) {
 				}
 			})
 			_, sock := servePlugin(t, d)
-			code, body := rawPost(t, sock, PathBootstrap, tc.body)
+			code, body := rawPost(t, sock, pluginapi.PathBootstrap, tc.body)
 			if code != tc.wantStatus {
 				t.Errorf("status %d, want %d (%s)", code, tc.wantStatus, body)
 			}
@@ -79,8 +80,8 @@ func TestBootstrapEndpoint(t *testing.T) {
 func TestBootstrapNeedsPost(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.Credentials = &fakeSink{} })
 	_, sock := servePlugin(t, d)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://plugin"+PathBootstrap, nil)
-	resp, err := NewClient(sock, 0).hc.Do(req)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://plugin"+pluginapi.PathBootstrap, nil)
+	resp, err := unixHTTP(sock).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,8 @@
 // A Server serves a Driver on the plugin's unix socket, with two private
 // endpoints beside GetSecret: /ConjurSwarm.Status (credential fingerprint,
 // Conjur contact, mapping file, counters, recent decisions) and
-// /ConjurSwarm.Bootstrap (the credential handoff). Client speaks the same
-// protocol, the way Docker does, for the get and status commands and for the
-// Agent, which hands the bootstrap credential from a swarm secret to every
-// plugin socket it finds.
+// /ConjurSwarm.Bootstrap (the credential handoff). The protocol's types and
+// the client that calls a plugin the way Docker does are package pluginapi.
 //
 // The package depends on the policy and Conjur client only through the small
 // interfaces in interfaces.go.

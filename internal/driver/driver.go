@@ -12,6 +12,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -98,23 +99,23 @@ func New(opts Options) (*Driver, error) {
 
 // HandleGetSecret decodes a GetSecret body and answers it. A body that cannot
 // be decoded is answered BAD_REQUEST and audited like any other decision.
-func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) Response {
+func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) pluginapi.Response {
 	start := d.opts.Now()
-	req, err := decodeRequest(body)
+	req, err := pluginapi.ReadRequest(body)
 	if err != nil {
-		return d.finish(start, Record{}, errcode.BadRequest,
+		return d.finish(start, pluginapi.Record{}, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
 	}
 	return d.getSecret(ctx, req, start)
 }
 
 // GetSecret answers one request.
-func (d *Driver) GetSecret(ctx context.Context, req Request) Response {
+func (d *Driver) GetSecret(ctx context.Context, req pluginapi.Request) pluginapi.Response {
 	return d.getSecret(ctx, req, d.opts.Now())
 }
 
-func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Response {
-	rec := Record{
+func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start time.Time) pluginapi.Response {
+	rec := pluginapi.Record{
 		Secret:    clip(req.SecretName),
 		Service:   clip(req.ServiceName),
 		ServiceID: clip(req.ServiceID),
@@ -127,7 +128,7 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", clipTo(flatten(err), maxProblemText)), err, nil)
 	}
 
-	dec := d.opts.Resolver.Resolve(req.policyRequest())
+	dec := d.opts.Resolver.Resolve(policyRequest(req))
 	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
 	if !dec.Allow && dec.Condition == policy.ConditionMappingInvalid {
 		return d.finish(start, rec, errcode.MappingInvalid, dec.Reason, nil, nil)
@@ -168,11 +169,11 @@ func (d *Driver) getSecret(ctx context.Context, req Request, start time.Time) Re
 		return d.finish(start, rec, errcode.ValueUnusable,
 			fmt.Sprintf("the value is %d bytes and Swarm accepts less than %d (500 KiB); store a smaller value", n, MaxValueBytes), nil, nil)
 	}
-	rec.Decision = DecisionAllow
+	rec.Decision = pluginapi.DecisionAllow
 	rec.Time = start
 	rec.Duration = d.opts.Now().Sub(start)
 	d.record(rec, nil)
-	return Response{Value: val.Data, DoNotReuse: dec.DoNotReuse}
+	return pluginapi.Response{Value: val.Data, DoNotReuse: dec.DoNotReuse}
 }
 
 // conjurFailure turns a Fetcher error into a code and a message saying what
@@ -196,12 +197,12 @@ func conjurFailure(err error) (Code, string) {
 }
 
 // finish records a failed decision and returns its answer.
-func (d *Driver) finish(start time.Time, rec Record, code Code, msg string, cause error, extra []zap.Field) Response {
+func (d *Driver) finish(start time.Time, rec pluginapi.Record, code Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
 	rec.Time = start
 	rec.Code = code
-	rec.Decision = DecisionError
+	rec.Decision = pluginapi.DecisionError
 	if code == errcode.Denied {
-		rec.Decision = DecisionDeny
+		rec.Decision = pluginapi.DecisionDeny
 	}
 	text := errText(code, rec.Secret, rec.Variable, rec.Rule, msg)
 	rec.Reason = text
@@ -210,21 +211,21 @@ func (d *Driver) finish(start time.Time, rec Record, code Code, msg string, caus
 		extra = append(extra, zap.String("cause", causeText(cause)))
 	}
 	d.record(rec, extra)
-	return Response{Err: text}
+	return pluginapi.Response{Err: text}
 }
 
 // record writes the single audit line of a decision, keeps it for status and
 // tells the observer.
-func (d *Driver) record(rec Record, extra []zap.Field) {
-	fields := rec.fields()
-	if rec.Decision != DecisionAllow {
+func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
+	fields := auditFields(rec)
+	if rec.Decision != pluginapi.DecisionAllow {
 		fields = append(fields, zap.String("err", rec.Reason))
 	}
 	fields = append(fields, extra...)
 	switch rec.Decision {
-	case DecisionAllow:
+	case pluginapi.DecisionAllow:
 		d.audit.Info("secret served", fields...)
-	case DecisionDeny:
+	case pluginapi.DecisionDeny:
 		d.audit.Warn("secret denied", fields...)
 	default:
 		d.audit.Error("secret not served", fields...)

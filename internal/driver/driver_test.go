@@ -16,6 +16,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -57,8 +58,8 @@ func demoFetcher() *fakeFetcher {
 	}}
 }
 
-func labelled(variable string) Request {
-	return Request{
+func labelled(variable string) pluginapi.Request {
+	return pluginapi.Request{
 		SecretName:   "db_password",
 		SecretLabels: map[string]string{"conjur.variable": variable},
 		ServiceID:    "svc1",
@@ -75,27 +76,27 @@ func TestGetSecret(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		req       Request
+		req       pluginapi.Request
 		fetchErr  error
 		resolver  func(policy.Request) policy.Decision
 		noFetcher bool
-		want      Response
+		want      pluginapi.Response
 		wantCode  Code
 		wantErr   string // substring of Err
 	}{
 		{
 			name: "ok/value and do-not-reuse",
 			req:  labelled("apps/demo/db-password"),
-			want: Response{Value: []byte(demoValue), DoNotReuse: true},
+			want: pluginapi.Response{Value: []byte(demoValue), DoNotReuse: true},
 		},
 		{
 			name: "ok/largest value Swarm accepts",
 			req:  labelled("apps/demo/largest"),
-			want: Response{Value: largestValue, DoNotReuse: true},
+			want: pluginapi.Response{Value: largestValue, DoNotReuse: true},
 		},
 		{
 			name:     "fail/no rule matched",
-			req:      Request{SecretName: "plain"},
+			req:      pluginapi.Request{SecretName: "plain"},
 			wantCode: errcode.Denied,
 			wantErr:  "conjur-swarm [DENIED] secret \"plain\": no rule matched; test the request with `conjur-swarm policy explain`",
 		},
@@ -152,7 +153,7 @@ func TestGetSecret(t *testing.T) {
 		},
 		{
 			name:     "fail/invalid request",
-			req:      Request{SecretName: "bad\x01name"},
+			req:      pluginapi.Request{SecretName: "bad\x01name"},
 			wantCode: errcode.BadRequest,
 			wantErr:  "SecretName holds a control character",
 		},
@@ -257,7 +258,7 @@ func TestInvalidRequestIsAuditedWithClippedNames(t *testing.T) {
 func TestRecentDecisionsRing(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.RecentDecisions = 3 })
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		d.GetSecret(context.Background(), Request{SecretName: name})
+		d.GetSecret(context.Background(), pluginapi.Request{SecretName: name})
 	}
 	st := d.Status()
 	var names []string
@@ -282,7 +283,7 @@ func TestNewRejectsMissingOptions(t *testing.T) {
 }
 
 func TestResponseNeverPrintsValue(t *testing.T) {
-	r := Response{Value: []byte(demoValue), DoNotReuse: true}
+	r := pluginapi.Response{Value: []byte(demoValue), DoNotReuse: true}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
 		if out := sprintf(verb, r); strings.Contains(out, demoValue) || strings.Contains(out, "733363") {
 			t.Errorf("%s printed the value: %s", verb, out)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -30,7 +31,7 @@ import (
 
 const benchVariable = "apps/demo/db-password"
 
-var sinkRequest Request
+var sinkRequest pluginapi.Request
 
 // benchRequestBody is a GetSecret body as swarmkit sends it for a stack
 // secret, with the fields Docker fills in.
@@ -45,7 +46,10 @@ func BenchmarkDecodeRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchRequestBody)))
 	for b.Loop() {
-		req, err := DecodeRequest(bytes.NewReader(benchRequestBody))
+		req, err := pluginapi.ReadRequest(bytes.NewReader(benchRequestBody))
+		if err == nil {
+			err = req.Validate()
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,20 +104,20 @@ func newKeepAliveClient(sock string) *keepAliveClient {
 	return &keepAliveClient{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr: tr}
 }
 
-func (c *keepAliveClient) get(body []byte) (Response, error) {
-	req, err := http.NewRequest(http.MethodPost, "http://plugin"+PathGetSecret, bytes.NewReader(body))
+func (c *keepAliveClient) get(body []byte) (pluginapi.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://plugin"+pluginapi.PathGetSecret, bytes.NewReader(body))
 	if err != nil {
-		return Response{}, err
+		return pluginapi.Response{}, err
 	}
-	req.Header.Set("Accept", AcceptHeader)
+	req.Header.Set("Accept", pluginapi.AcceptHeader)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Response{}, err
+		return pluginapi.Response{}, err
 	}
 	defer resp.Body.Close()
-	var res Response
+	var res pluginapi.Response
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return Response{}, err
+		return pluginapi.Response{}, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return res, nil

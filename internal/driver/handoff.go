@@ -4,34 +4,24 @@ import (
 	"fmt"
 	"sync"
 	"time"
-)
 
-// HandoffState is the last credential handoff attempt, accepted or refused,
-// kept apart from the credential in use: a refused newer credential leaves
-// the old one working until the plugin restarts, and this is where an
-// operator sees it before then. It holds the fingerprint, never the key.
-type HandoffState struct {
-	At          time.Time `json:"at"`
-	Accepted    bool      `json:"accepted"`
-	Code        Code      `json:"code,omitempty"` // why it was refused
-	Fingerprint string    `json:"fingerprint,omitempty"`
-	Err         string    `json:"err,omitempty"` // the answer the agent got
-}
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+)
 
 // handoffLog remembers the last handoff attempt.
 type handoffLog struct {
 	mu   sync.Mutex
-	last *HandoffState
+	last *pluginapi.HandoffState
 }
 
-func (h *handoffLog) note(s HandoffState) {
+func (h *handoffLog) note(s pluginapi.HandoffState) {
 	h.mu.Lock()
 	h.last = &s
 	h.mu.Unlock()
 }
 
 // lastAttempt returns a copy of the last attempt, or nil.
-func (h *handoffLog) lastAttempt() *HandoffState {
+func (h *handoffLog) lastAttempt() *pluginapi.HandoffState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.last == nil {

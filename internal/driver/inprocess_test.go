@@ -18,6 +18,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -109,7 +110,7 @@ func (s *stack) conjurConfig() conjur.Config {
 
 // plugin starts a driver on a socket with a client built from cfg (nil cfg:
 // no Conjur settings) and returns a socket client for it.
-func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *Client {
+func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *pluginapi.Client {
 	t.Helper()
 	opts := Options{Resolver: s.store, PolicyStatus: s.store, Account: s.dev.Account(), Logger: s.log.Named("driver")}
 	if cfg != nil {
@@ -127,11 +128,11 @@ func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *Client {
 		t.Fatal(err)
 	}
 	_, sock := servePlugin(t, d)
-	return NewClient(sock, 10*time.Second)
+	return pluginapi.NewClient(sock, 10*time.Second)
 }
 
-func byLabel(name, variable string) Request {
-	return Request{SecretName: name, SecretLabels: map[string]string{"conjur.variable": variable},
+func byLabel(name, variable string) pluginapi.Request {
+	return pluginapi.Request{SecretName: name, SecretLabels: map[string]string{"conjur.variable": variable},
 		ServiceName: "web", ServiceID: "svc", TaskID: "task", NodeID: "node", TaskImage: "nginx:1"}
 }
 
@@ -147,16 +148,16 @@ func TestInProcessEveryPath(t *testing.T) {
 
 	type tc struct {
 		name     string
-		client   func() *Client
-		req      Request
+		client   func() *pluginapi.Client
+		req      pluginapi.Request
 		raw      string // a raw body instead of req
 		before   func()
 		after    func()
 		want     string // value on allow
 		wantCode string
 	}
-	stackReq := func(stack, key string, serviceStack string) Request {
-		return Request{SecretName: stack + "_" + key, SecretLabels: map[string]string{"com.docker.stack.namespace": stack},
+	stackReq := func(stack, key string, serviceStack string) pluginapi.Request {
+		return pluginapi.Request{SecretName: stack + "_" + key, SecretLabels: map[string]string{"com.docker.stack.namespace": stack},
 			ServiceName: serviceStack + "_web", ServiceLabels: map[string]string{"com.docker.stack.namespace": serviceStack}}
 	}
 	noCred := cfg
@@ -174,7 +175,7 @@ func TestInProcessEveryPath(t *testing.T) {
 		{name: "ok/by label", req: byLabel("db_password", "apps/demo/db-password"), want: "demo-db-password-0001"},
 		{name: "ok/binary value", req: byLabel("tls_key", "apps/demo/tls-key"), want: "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\xff"},
 		{name: "ok/stack secret", req: stackReq("shop", "db-password", "shop"), want: "shop-db-password-0001"},
-		{name: "fail/deny no rule", req: Request{SecretName: "plain"}, wantCode: "DENIED"},
+		{name: "fail/deny no rule", req: pluginapi.Request{SecretName: "plain"}, wantCode: "DENIED"},
 		{name: "fail/deny outside within", req: byLabel("x", "restricted/admin-password"), wantCode: "DENIED"},
 		{name: "fail/deny dot-dot", req: byLabel("x", "apps/../restricted/admin-password"), wantCode: "DENIED"},
 		{name: "fail/deny other stack's service", req: stackReq("shop", "db-password", "demo"), wantCode: "DENIED"},
@@ -186,12 +187,12 @@ func TestInProcessEveryPath(t *testing.T) {
 			before: func() { s.dev.Faults().SetStatus(503, 1) }, after: s.dev.Faults().Reset,
 		},
 		{
-			name: "fail/timeout", client: func() *Client { return timeoutPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "TIMEOUT",
+			name: "fail/timeout", client: func() *pluginapi.Client { return timeoutPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "TIMEOUT",
 			before: func() { s.dev.Faults().SetLatency(time.Second) }, after: s.dev.Faults().Reset,
 		},
-		{name: "fail/no credential", client: func() *Client { return noCredPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "NO_CREDENTIAL"},
-		{name: "fail/tls", client: func() *Client { return badCAPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "TLS"},
-		{name: "fail/not configured", client: func() *Client { return unconfigured }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "NOT_CONFIGURED"},
+		{name: "fail/no credential", client: func() *pluginapi.Client { return noCredPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "NO_CREDENTIAL"},
+		{name: "fail/tls", client: func() *pluginapi.Client { return badCAPlugin }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "TLS"},
+		{name: "fail/not configured", client: func() *pluginapi.Client { return unconfigured }, req: byLabel("db_password", "apps/demo/db-password"), wantCode: "NOT_CONFIGURED"},
 		{name: "fail/bad request body", raw: `{"SecretName": ["db_password"]}`, wantCode: "BAD_REQUEST"},
 		{name: "fail/bad request control character", raw: `{"SecretName":"a\u0007"}`, wantCode: "BAD_REQUEST"},
 		{
@@ -217,10 +218,10 @@ func TestInProcessEveryPath(t *testing.T) {
 			if c.after != nil {
 				defer c.after()
 			}
-			var res Response
+			var res pluginapi.Response
 			var err error
 			if c.raw != "" {
-				_, body := rawPost(t, client.Socket(), PathGetSecret, c.raw)
+				_, body := rawPost(t, client.Socket(), pluginapi.PathGetSecret, c.raw)
 				res.Err = body
 			} else {
 				res, err = client.GetSecret(ctx, c.req)
@@ -381,7 +382,7 @@ func TestAgentHandsOver(t *testing.T) {
 	if len(second.HandedTo) != 0 || len(second.Current) != 1 {
 		t.Fatalf("second pass %+v, want the plugin already current", second)
 	}
-	res, err := NewClient(sock, 5*time.Second).GetSecret(context.Background(), byLabel("db_password", "apps/demo/db-password"))
+	res, err := pluginapi.NewClient(sock, 5*time.Second).GetSecret(context.Background(), byLabel("db_password", "apps/demo/db-password"))
 	if err != nil || string(res.Value) != "demo-db-password-0001" {
 		t.Fatalf("after the agent: %v %v", res, err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 func TestMetricsCountDecisions(t *testing.T) {
@@ -20,7 +22,7 @@ func TestMetricsCountDecisions(t *testing.T) {
 	d.GetSecret(ctx, labelled("apps/demo/db-password"))
 	d.GetSecret(ctx, labelled("apps/demo/db-password"))
 	d.GetSecret(ctx, labelled("apps/demo/missing"))
-	d.GetSecret(ctx, Request{SecretName: "plain"})
+	d.GetSecret(ctx, pluginapi.Request{SecretName: "plain"})
 
 	want := `
 # HELP conjur_swarm_decisions_total GetSecret decisions by outcome (allow, deny, error), error code and mapping rule.

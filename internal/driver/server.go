@@ -15,14 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cyberark/conjur-swarm/internal/errcode"
-)
-
-// Paths served on the plugin socket.
-const (
-	PathGetSecret = "/SecretProvider.GetSecret"
-	PathStatus    = "/ConjurSwarm.Status"
-	PathBootstrap = "/ConjurSwarm.Bootstrap"
-	PathActivate  = "/Plugin.Activate"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // connTimeouts bound how long one connection to the plugin socket may hold a
@@ -78,10 +71,10 @@ func NewServer(d *Driver, log *zap.Logger) *Server {
 	}
 	s.idle = sync.NewCond(&s.mu)
 	mux := http.NewServeMux()
-	mux.HandleFunc(PathActivate, activate)
-	mux.HandleFunc(PathGetSecret, s.guard(http.MethodPost, s.getSecret))
-	mux.HandleFunc(PathStatus, s.guard("", s.status))
-	mux.HandleFunc(PathBootstrap, s.guard(http.MethodPost, s.bootstrap))
+	mux.HandleFunc(pluginapi.PathActivate, activate)
+	mux.HandleFunc(pluginapi.PathGetSecret, s.guard(http.MethodPost, s.getSecret))
+	mux.HandleFunc(pluginapi.PathStatus, s.guard("", s.status))
+	mux.HandleFunc(pluginapi.PathBootstrap, s.guard(http.MethodPost, s.bootstrap))
 	s.hs = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: connTimeouts.readHeader,
@@ -168,7 +161,7 @@ func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic while answering a request", zap.String("path", r.URL.Path), zap.Any("panic", p), zap.StackSkip("stack", 1))
-				writeJSON(w, http.StatusInternalServerError, Response{Err: fmt.Sprintf("conjur-swarm [%s] the plugin failed unexpectedly; see its log", errcode.Internal)})
+				writeJSON(w, http.StatusInternalServerError, pluginapi.Response{Err: fmt.Sprintf("conjur-swarm [%s] the plugin failed unexpectedly; see its log", errcode.Internal)}.Wire())
 			}
 			s.mu.Lock()
 			s.inflight--
@@ -179,7 +172,7 @@ func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 		}()
 		if method != "" && r.Method != method {
 			w.Header().Set("Allow", method)
-			writeJSON(w, http.StatusMethodNotAllowed, Response{Err: fmt.Sprintf("conjur-swarm [%s] %s needs %s", errcode.BadRequest, r.URL.Path, method)})
+			writeJSON(w, http.StatusMethodNotAllowed, pluginapi.Response{Err: fmt.Sprintf("conjur-swarm [%s] %s needs %s", errcode.BadRequest, r.URL.Path, method)}.Wire())
 			return
 		}
 		h(w, r)
@@ -189,8 +182,9 @@ func (s *Server) guard(method string, h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 	res := s.d.HandleGetSecret(r.Context(), r.Body)
 	// As go-plugins-helpers' secrets handler does: an answer with Err goes
-	// out with status 500; swarmkit's caller treats both as failure.
-	sdk.EncodeResponse(w, res, res.Err != "")
+	// out with status 500; swarmkit's caller treats both as failure. Wire
+	// is the one place the value leaves the redact type.
+	sdk.EncodeResponse(w, res.Wire(), res.Err != "")
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {

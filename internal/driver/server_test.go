@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // servePlugin serves d on a unix socket in a temporary directory and stops it
@@ -49,7 +51,7 @@ func rawPost(t *testing.T, sock, path, body string) (int, string) {
 		DisableKeepAlives: true,
 	}}
 	req, _ := http.NewRequest(http.MethodPost, "http://plugin"+path, strings.NewReader(body))
-	req.Header.Set("Accept", AcceptHeader)
+	req.Header.Set("Accept", pluginapi.AcceptHeader)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
@@ -63,7 +65,7 @@ func TestServerGetSecretOverUnixSocket(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{})
 	_, sock := servePlugin(t, d)
 
-	code, body := rawPost(t, sock, PathGetSecret, `{"SecretName":"db_password","SecretLabels":{"conjur.variable":"apps/demo/db-password"},"NodeID":"n1"}`)
+	code, body := rawPost(t, sock, pluginapi.PathGetSecret, `{"SecretName":"db_password","SecretLabels":{"conjur.variable":"apps/demo/db-password"},"NodeID":"n1"}`)
 	if code != http.StatusOK {
 		t.Fatalf("status %d body %s", code, body)
 	}
@@ -82,17 +84,17 @@ func TestServerGetSecretOverUnixSocket(t *testing.T) {
 		t.Errorf("value travels in clear text, want base64: %s", body)
 	}
 
-	code, body = rawPost(t, sock, PathGetSecret, `{"SecretName":"db_password"}`)
+	code, body = rawPost(t, sock, pluginapi.PathGetSecret, `{"SecretName":"db_password"}`)
 	if code != http.StatusInternalServerError || !strings.Contains(body, `"Err":"conjur-swarm [DENIED] secret \"db_password\"`) {
 		t.Errorf("deny: status %d body %s", code, body)
 	}
 
-	code, body = rawPost(t, sock, PathGetSecret, `not json`)
+	code, body = rawPost(t, sock, pluginapi.PathGetSecret, `not json`)
 	if code != http.StatusInternalServerError || !strings.Contains(body, "[BAD_REQUEST]") {
 		t.Errorf("bad body: status %d body %s", code, body)
 	}
 
-	code, body = rawPost(t, sock, PathActivate, ``)
+	code, body = rawPost(t, sock, pluginapi.PathActivate, ``)
 	if code != http.StatusOK || strings.TrimSpace(body) != manifest {
 		t.Errorf("activate: status %d body %s", code, body)
 	}
@@ -106,9 +108,8 @@ func TestServerGetSecretOverUnixSocket(t *testing.T) {
 func TestServerRejectsOtherMethods(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{})
 	_, sock := servePlugin(t, d)
-	c := NewClient(sock, 5*time.Second)
-	req, _ := http.NewRequest(http.MethodGet, "http://plugin"+PathGetSecret, nil)
-	resp, err := c.hc.Do(req)
+	req, _ := http.NewRequest(http.MethodGet, "http://plugin"+pluginapi.PathGetSecret, nil)
+	resp, err := unixHTTP(sock).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestServerRejectsOtherMethods(t *testing.T) {
 func TestClientGetAndStatus(t *testing.T) {
 	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{})
 	_, sock := servePlugin(t, d)
-	c := NewClient(sock, 5*time.Second)
+	c := pluginapi.NewClient(sock, 5*time.Second)
 	ctx := context.Background()
 
 	res, err := c.GetSecret(ctx, labelled("apps/demo/db-password"))
@@ -151,7 +152,7 @@ func TestClientGetAndStatus(t *testing.T) {
 }
 
 func TestClientOnMissingSocket(t *testing.T) {
-	c := NewClient(filepath.Join(t.TempDir(), "none.sock"), time.Second)
+	c := pluginapi.NewClient(filepath.Join(t.TempDir(), "none.sock"), time.Second)
 	_, err := c.Status(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "calling the plugin at") {
 		t.Fatalf("error %v", err)
@@ -161,7 +162,7 @@ func TestClientOnMissingSocket(t *testing.T) {
 // serveBlockingFetcher serves a driver whose fetches wait on f.block (and
 // signal f.entered) on a unix socket, without Shutdown on cleanup: the
 // tests call it. served receives Serve's result.
-func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *Client, served chan error) {
+func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *pluginapi.Client, served chan error) {
 	t.Helper()
 	f = demoFetcher()
 	f.block = make(chan struct{})
@@ -175,7 +176,7 @@ func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *Client,
 	srv = NewServer(d, zap.NewNop())
 	served = make(chan error, 1)
 	go func() { served <- srv.Serve(context.Background(), ln, time.Minute) }()
-	return f, srv, NewClient(sock, time.Minute), served
+	return f, srv, pluginapi.NewClient(sock, time.Minute), served
 }
 
 // TestShutdownDrainsInFlight: a request in flight when Shutdown starts is
@@ -183,7 +184,7 @@ func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *Client,
 // refused afterwards.
 func TestShutdownDrainsInFlight(t *testing.T) {
 	f, srv, c, served := serveBlockingFetcher(t)
-	answered := make(chan Response, 1)
+	answered := make(chan pluginapi.Response, 1)
 	go func() {
 		res, err := c.GetSecret(context.Background(), labelled("apps/demo/db-password"))
 		if err != nil {
@@ -256,7 +257,7 @@ func TestServerCutsOffStuckBody(t *testing.T) {
 	}
 	defer conn.Close()
 	// The body announces 1000 bytes and sends 10.
-	if _, err := io.WriteString(conn, "POST "+PathGetSecret+" HTTP/1.1\r\nHost: plugin\r\nContent-Length: 1000\r\n\r\n{\"Secret\":"); err != nil {
+	if _, err := io.WriteString(conn, "POST "+pluginapi.PathGetSecret+" HTTP/1.1\r\nHost: plugin\r\nContent-Length: 1000\r\n\r\n{\"Secret\":"); err != nil {
 		t.Fatal(err)
 	}
 	// A bound on the test only: without the server's timeout the read

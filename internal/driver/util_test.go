@@ -1,8 +1,10 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 )
@@ -28,3 +30,15 @@ func writeFile(t *testing.T, path, content string) {
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
 
 func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", path) }
+
+// unixHTTP is a plain HTTP client of the plugin socket at sock, for requests
+// pluginapi.Client does not send (wrong methods, raw bodies).
+func unixHTTP(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -98,7 +99,7 @@ func FuzzGetSecretBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	seeds := []driver.Request{
+	seeds := []pluginapi.Request{
 		{SecretName: "db", SecretLabels: map[string]string{"conjur.variable": "apps/rel/db-password"}},
 		{SecretName: "db", SecretLabels: map[string]string{"conjur.variable": "apps/../restricted/x"}},
 		{SecretName: "db", SecretLabels: map[string]string{"conjur.variable": "apps/rel/missing"}},

@@ -24,6 +24,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -277,7 +278,7 @@ type stack struct {
 	store   *policy.Store
 	client  *conjur.Client
 	drv     *driver.Driver
-	plugin  *driver.Client
+	plugin  *pluginapi.Client
 	taskSeq atomic.Int64
 
 	errMu sync.Mutex
@@ -359,7 +360,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 			t.Errorf("plugin socket: %v", err)
 		}
 	})
-	s.plugin = driver.NewClient(sock, 20*time.Second)
+	s.plugin = pluginapi.NewClient(sock, 20*time.Second)
 
 	cred := fmt.Sprintf(`{"login":%q,"api_key":%q}`, pluginLogin, s.apiKey)
 	if cfg.handover != nil {
@@ -417,20 +418,20 @@ func (s *stack) writeMapping(content string) {
 
 // request builds a GetSecret request with a unique task id, so that its
 // audit line can be found.
-func (s *stack) request(secret string, labels map[string]string) driver.Request {
+func (s *stack) request(secret string, labels map[string]string) pluginapi.Request {
 	n := s.taskSeq.Add(1)
-	return driver.Request{
+	return pluginapi.Request{
 		SecretName: secret, SecretLabels: labels,
 		ServiceName: "web", ServiceID: "svc-web", TaskID: fmt.Sprintf("task-%d", n),
 		NodeID: "node-1", TaskImage: "registry.example.com/web:1",
 	}
 }
 
-func (s *stack) byLabel(variable string) driver.Request {
+func (s *stack) byLabel(variable string) pluginapi.Request {
 	return s.request("rel_"+filepath.Base(variable), map[string]string{"conjur.variable": variable})
 }
 
-func (s *stack) get(req driver.Request) driver.Response {
+func (s *stack) get(req pluginapi.Request) pluginapi.Response {
 	s.t.Helper()
 	res, err := s.plugin.GetSecret(context.Background(), req)
 	if err != nil {
@@ -469,7 +470,7 @@ func errCode(errText string) string {
 
 // expectCode sends req and checks that Err and the audit line carry code,
 // and that the audit line's err is the Err sent back. It returns the Err.
-func (s *stack) expectCode(req driver.Request, code string) string {
+func (s *stack) expectCode(req pluginapi.Request, code string) string {
 	s.t.Helper()
 	res := s.get(req)
 	if len(res.Value) != 0 {
@@ -500,7 +501,7 @@ func (s *stack) expectCode(req driver.Request, code string) string {
 
 // expectValue sends req and checks that the exact value came back and the
 // audit line says allow.
-func (s *stack) expectValue(req driver.Request, want []byte) {
+func (s *stack) expectValue(req pluginapi.Request, want []byte) {
 	s.t.Helper()
 	res := s.get(req)
 	if res.Err != "" || string(res.Value) != string(want) {

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 var (
@@ -263,7 +263,7 @@ func TestSoak(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(began.UnixNano())))
 			for ctx.Err() == nil {
 				sent.Add(1)
-				var req driver.Request
+				var req pluginapi.Request
 				var want []byte
 				out := allowedOut
 				switch r := rng.IntN(100); {

@@ -1,16 +1,14 @@
-package driver
+package pluginapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"go.uber.org/zap"
 )
 
 // swarmBody is a GetSecret body as swarmkit v2 marshals it.
@@ -49,15 +47,15 @@ var decodeCases = []struct {
 	{name: "fail/no secret name", body: `{"ServiceName":"web"}`, wantErr: "SecretName is empty"},
 	{name: "fail/control character", body: `{"SecretName":"a\u0000b"}`, wantErr: "SecretName holds a control character"},
 	{name: "fail/empty label key", body: `{"SecretName":"x","SecretLabels":{"":"v"}}`, wantErr: "SecretLabels has an empty key"},
-	{name: "fail/label value too long", body: `{"SecretName":"x","ServiceLabels":{"k":"` + strings.Repeat("v", maxLabelValLen+1) + `"}}`, wantErr: "ServiceLabels[k] is 4097 bytes long"},
-	{name: "fail/name too long", body: `{"SecretName":"` + strings.Repeat("n", maxNameLen+1) + `"}`, wantErr: "SecretName is 1025 bytes long"},
+	{name: "fail/label value too long", body: `{"SecretName":"x","ServiceLabels":{"k":"` + strings.Repeat("v", MaxLabelValLen+1) + `"}}`, wantErr: "ServiceLabels[k] is 4097 bytes long"},
+	{name: "fail/name too long", body: `{"SecretName":"` + strings.Repeat("n", MaxNameLen+1) + `"}`, wantErr: "SecretName is 1025 bytes long"},
 	{name: "fail/body too large", body: `{"SecretName":"x","Pad":"` + strings.Repeat("p", MaxRequestBytes) + `"}`, wantErr: "larger than 1048576 bytes"},
 }
 
 func TestDecodeRequest(t *testing.T) {
 	for _, tc := range decodeCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := DecodeRequest(strings.NewReader(tc.body))
+			got, err := decodeAndValidate(strings.NewReader(tc.body))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -76,11 +74,11 @@ func TestDecodeRequest(t *testing.T) {
 
 func TestDecodeRequestTooManyLabels(t *testing.T) {
 	labels := map[string]string{}
-	for i := 0; i <= maxLabels; i++ {
+	for i := 0; i <= MaxLabels; i++ {
 		labels[strings.Repeat("k", i+1)] = "v"
 	}
 	body, _ := json.Marshal(Request{SecretName: "x", SecretLabels: labels})
-	_, err := DecodeRequest(bytes.NewReader(body))
+	_, err := decodeAndValidate(bytes.NewReader(body))
 	if err == nil || !strings.Contains(err.Error(), "SecretLabels has 257 labels") {
 		t.Fatalf("error %v", err)
 	}
@@ -94,7 +92,7 @@ func TestDecodeErrorsDoNotEchoInput(t *testing.T) {
 		`"` + marker + `"`,
 		`{"SecretName":"x"}` + marker,
 	} {
-		_, err := DecodeRequest(strings.NewReader(body))
+		_, err := decodeAndValidate(strings.NewReader(body))
 		if err == nil {
 			t.Fatalf("no error for %q", body)
 		}
@@ -102,31 +100,6 @@ func TestDecodeErrorsDoNotEchoInput(t *testing.T) {
 			t.Errorf("error echoes the input: %v", err)
 		}
 	}
-}
-
-// FuzzHandleGetSecret: whatever the body, the driver answers (never panics)
-// with either a value or an Err that starts with a code, never both.
-func FuzzHandleGetSecret(f *testing.F) {
-	for _, tc := range decodeCases {
-		if len(tc.body) < 4096 {
-			f.Add([]byte(tc.body))
-		}
-	}
-	d, err := New(Options{Resolver: &fakeResolver{}, Fetcher: demoFetcher(), Logger: zap.NewNop()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		res := d.HandleGetSecret(context.Background(), bytes.NewReader(body))
-		switch {
-		case res.Err != "" && res.Value != nil:
-			t.Fatalf("both a value and an Err: %v", res)
-		case res.Err == "" && len(res.Value) == 0:
-			t.Fatalf("neither a value nor an Err")
-		case res.Err != "" && !strings.HasPrefix(res.Err, "conjur-swarm ["):
-			t.Fatalf("Err without a code: %q", res.Err)
-		}
-	})
 }
 
 // FuzzDecodeRequest: any body either fails with an error or yields a request
@@ -138,7 +111,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeRequest(bytes.NewReader(body))
+		req, err := decodeAndValidate(bytes.NewReader(body))
 		if err != nil {
 			return
 		}
@@ -149,7 +122,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("marshal: %v", err)
 		}
-		req2, err := DecodeRequest(bytes.NewReader(again))
+		req2, err := decodeAndValidate(bytes.NewReader(again))
 		if err != nil {
 			t.Fatalf("round trip: %v", err)
 		}
@@ -159,38 +132,15 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// A request whose every label is invalid, each with a key of the largest
-// size, must not turn into an Err, a log line and a status record hundreds of
-// KiB long.
-func TestInvalidRequestErrIsBounded(t *testing.T) {
-	labels := map[string]string{}
-	for i := range maxLabels {
-		labels[fmt.Sprintf("%04d%s", i, strings.Repeat("k", maxLabelKeyLen-4))] = "\x01"
-	}
-	body, err := json.Marshal(Request{SecretName: "s", SecretLabels: labels})
+// decodeAndValidate is what the driver does with a body: ReadRequest, then
+// Validate.
+func decodeAndValidate(r io.Reader) (Request, error) {
+	req, err := ReadRequest(r)
 	if err != nil {
-		t.Fatal(err)
+		return Request{}, err
 	}
-	d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{})
-	res := d.HandleGetSecret(t.Context(), bytes.NewReader(body))
-	if res.Err == "" || !strings.Contains(res.Err, "control character") {
-		t.Fatalf("Err = %.200q, want the problems", res.Err)
+	if err := req.Validate(); err != nil {
+		return Request{}, err
 	}
-	if n := len(res.Err); n > 4096 {
-		t.Errorf("Err is %d bytes long", n)
-	}
-	for _, e := range logs.All() {
-		for k, v := range e.ContextMap() {
-			if s, ok := v.(string); ok && len(s) > 20<<10 {
-				t.Errorf("log field %s is %d bytes long", k, len(s))
-			}
-		}
-	}
-	st, err := json.Marshal(d.Status())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st) > 64<<10 {
-		t.Errorf("status is %d bytes long after one request", len(st))
-	}
+	return req, nil
 }

@@ -1,4 +1,4 @@
-package driver
+package pluginapi
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// decodeWithDecoder is decodeRequest without its json.Unmarshal fast path:
+// decodeWithDecoder is ReadRequest without its json.Unmarshal fast path:
 // the reference the fast path must agree with.
 func decodeWithDecoder(body []byte) (Request, error) {
 	if len(body) > MaxRequestBytes {
@@ -31,7 +31,7 @@ func decodeWithDecoder(body []byte) (Request, error) {
 	return req, nil
 }
 
-// FuzzDecodeFastPathAgrees: decodeRequest accepts exactly the bodies the
+// FuzzDecodeFastPathAgrees: ReadRequest accepts exactly the bodies the
 // Decoder alone accepts, and decodes them to the same request.
 func FuzzDecodeFastPathAgrees(f *testing.F) {
 	for _, tc := range decodeCases {
@@ -39,18 +39,18 @@ func FuzzDecodeFastPathAgrees(f *testing.F) {
 			f.Add([]byte(tc.body))
 		}
 	}
-	f.Add(benchRequestBody)
+	f.Add([]byte(`{"SecretName":"shop_db-password","SecretLabels":{"com.docker.stack.namespace":"shop"},"ServiceName":"shop_web","TaskImage":"registry.example.com/shop/web:1.4","NodeID":"n1","ServiceEndpointSpec":{"Mode":1}}`))
 	f.Add([]byte(`{"SecretName":"x"}}`))
 	f.Add([]byte(`{"SecretName":"x","SecretLabels":{"a":1}}`))
 	f.Add([]byte("{\"SecretName\":\"\xff\"} \n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, gotErr := decodeRequest(bytes.NewReader(body))
+		got, gotErr := ReadRequest(bytes.NewReader(body))
 		want, wantErr := decodeWithDecoder(body)
 		if (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("decodeRequest err %v, Decoder err %v", gotErr, wantErr)
+			t.Fatalf("ReadRequest err %v, Decoder err %v", gotErr, wantErr)
 		}
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); gotErr == nil && diff != "" {
-			t.Fatalf("decodeRequest differs from the Decoder:\n%s", diff)
+			t.Fatalf("ReadRequest differs from the Decoder:\n%s", diff)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package driver
+package pluginapi
 
 import (
 	"bytes"
@@ -14,6 +14,14 @@ import (
 
 // AcceptHeader is the media type Docker's plugin client asks for.
 const AcceptHeader = "application/vnd.docker.plugins.v1.2+json"
+
+// Paths served on the plugin socket.
+const (
+	PathGetSecret = "/SecretProvider.GetSecret"
+	PathStatus    = "/ConjurSwarm.Status"
+	PathBootstrap = "/ConjurSwarm.Bootstrap"
+	PathActivate  = "/Plugin.Activate"
+)
 
 // maxAnswerBytes bounds what the client reads back (a value is < 500 KiB,
 // base64 makes it 4/3 larger; status is far smaller).

@@ -1,0 +1,126 @@
+package pluginapi
+
+import (
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
+)
+
+// Status is the body of POST /ConjurSwarm.Status. It holds no secret value
+// and no credential, only the credential's fingerprint.
+type Status struct {
+	Version   string    `json:"version,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Now       time.Time `json:"now"`
+	// Configured is false when the plugin's Conjur settings are incomplete;
+	// ConfigProblem then says what is missing.
+	Configured    bool         `json:"configured"`
+	ConfigProblem string       `json:"config_problem,omitempty"`
+	Conjur        *ConjurState `json:"conjur,omitempty"`
+	// LastHandoff is the last credential handoff attempt, apart from the
+	// credential in use (Conjur.CredentialFingerprint); nil before any.
+	LastHandoff *HandoffState `json:"last_handoff,omitempty"`
+	Mapping     *MappingState `json:"mapping,omitempty"`
+	Counters    Counters      `json:"counters"`
+	Recent      []Record      `json:"recent"` // newest first
+}
+
+// ConjurState is the Conjur client's side of the status.
+type ConjurState struct {
+	Login                 string     `json:"login,omitempty"`
+	CredentialSource      string     `json:"credential_source"` // handoff, file, env, jwt or none
+	CredentialFingerprint string     `json:"credential_fingerprint,omitempty"`
+	CredentialSetAt       time.Time  `json:"credential_set_at,omitzero"`
+	TokenExpiresAt        time.Time  `json:"token_expires_at,omitzero"`
+	LastContact           time.Time  `json:"last_contact,omitzero"`
+	LastURL               string     `json:"last_url,omitempty"`
+	LastErrorCode         string     `json:"last_error_code,omitempty"`
+	LastError             string     `json:"last_error,omitempty"`
+	LastErrorAt           time.Time  `json:"last_error_at,omitzero"`
+	URLs                  []URLState `json:"urls,omitempty"`
+}
+
+// HasCredential reports whether the plugin holds a credential.
+func (c *ConjurState) HasCredential() bool {
+	return c != nil && c.CredentialSource != "" && c.CredentialSource != "none"
+}
+
+// URLState is one appliance URL's health.
+type URLState struct {
+	URL       string    `json:"url"`
+	Healthy   bool      `json:"healthy"`
+	Failures  int       `json:"failures,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// MappingState is the mapping policy's side of the status.
+type MappingState struct {
+	Path     string    `json:"path"` // "" for the built-in policy
+	Hash     string    `json:"hash"` // "" when no policy is in force
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	Rules    int       `json:"rules"`
+	// FailClosed: no policy is in force (the file was broken at start) and
+	// every request is answered MAPPING_INVALID until the file is fixed.
+	FailClosed  bool      `json:"fail_closed,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Problems    []string  `json:"problems,omitempty"` // every problem of the rejected file
+}
+
+// HandoffState is the last credential handoff attempt, accepted or refused,
+// kept apart from the credential in use: a refused newer credential leaves
+// the old one working until the plugin restarts, and this is where an
+// operator sees it before then. It holds the fingerprint, never the key.
+type HandoffState struct {
+	At          time.Time    `json:"at"`
+	Accepted    bool         `json:"accepted"`
+	Code        errcode.Code `json:"code,omitempty"` // why it was refused
+	Fingerprint string       `json:"fingerprint,omitempty"`
+	Err         string       `json:"err,omitempty"` // the answer the agent got
+}
+
+// Decision outcomes as they appear in the audit log, the status endpoint and
+// metrics.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+	DecisionError = "error"
+)
+
+// Record is the audit record of one GetSecret decision. It never holds the
+// value.
+type Record struct {
+	Time       time.Time     `json:"time"`
+	Secret     string        `json:"secret"`
+	Service    string        `json:"service,omitempty"`
+	ServiceID  string        `json:"service_id,omitempty"`
+	Task       string        `json:"task,omitempty"`
+	Node       string        `json:"node,omitempty"`
+	Image      string        `json:"image,omitempty"`
+	Rule       string        `json:"rule,omitempty"`
+	Variable   string        `json:"variable,omitempty"`
+	Decision   string        `json:"decision"`
+	Code       errcode.Code  `json:"code,omitempty"`
+	Reason     string        `json:"reason,omitempty"` // the policy's reason, or the Err sent back
+	Duration   time.Duration `json:"duration_ns"`
+	Coalesced  bool          `json:"coalesced,omitempty"`
+	Cached     bool          `json:"cached,omitempty"`
+	DoNotReuse bool          `json:"do_not_reuse,omitempty"`
+}
+
+// Counters count decisions since the plugin started.
+type Counters struct {
+	Requests uint64                  `json:"requests"`
+	Allowed  uint64                  `json:"allowed"`
+	Denied   uint64                  `json:"denied"`
+	Errors   uint64                  `json:"errors"`
+	ByCode   map[errcode.Code]uint64 `json:"by_code,omitempty"`
+}
+
+// BootstrapAnswer is the body of the answer to POST /ConjurSwarm.Bootstrap.
+type BootstrapAnswer struct {
+	OK          bool   `json:"ok,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Err         string `json:"Err,omitempty"`
+}
