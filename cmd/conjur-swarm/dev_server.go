@@ -25,6 +25,7 @@ type devServerFlags struct {
 	values         []string
 	demo           string
 	tlsCAOut       string
+	stateDir       string
 	tokenTTL       time.Duration
 	authenticators []string
 	latency        time.Duration
@@ -87,7 +88,8 @@ func newDevServerCmd() *cobra.Command {
 		Long: `Run an in-memory server that speaks the Conjur 1.24 API as the official Go client
 (conjur-api-go) uses it: API-key and authn-jwt authentication, access tokens,
 secrets (single, versioned, batch), policy loads, resources and fault injection.
-It keeps nothing on disk and is for development, demos and tests only.
+It keeps nothing on disk (unless --state is given) and is for development,
+demos and tests only.
 
 It prints the URL it listens on, the admin API key and the API keys of every
 user and host the preloaded policies create. These are development credentials
@@ -100,7 +102,13 @@ CA it generates and writes to that file. It stops on SIGINT or SIGTERM.
 
 Preloading happens in this order: --demo, then each --policy (POST at the root
 branch, or at BRANCH with BRANCH=FILE), then each --values file (YAML mapping of
-variable id to value; "base64:..." for binary values).`,
+variable id to value; "base64:..." for binary values).
+
+With --state DIR the CA, the token key, the API keys, the policy and every
+value and version are kept in DIR (0700, files 0600) and reloaded on the next
+start, so that "Conjur went away and came back" can be rehearsed with the same
+CA and keys; preloading happens only on the first start. For rehearsals only:
+DIR holds keys and values in plain text.`,
 		Example: `  # the demo data from docs/examples over HTTPS
   conjur-swarm dev-server --listen 127.0.0.1:8443 --demo docs/examples --tls-ca-out /tmp/conjur-dev-ca.pem
 
@@ -128,6 +136,7 @@ variable id to value; "base64:..." for binary values).`,
 	fs.StringArrayVar(&f.values, "values", nil, "YAML file of variable id -> value to set after the policies; repeatable")
 	fs.StringVar(&f.demo, "demo", "", "directory with conjur-policy.yml and values.yml to load first (e.g. docs/examples)")
 	fs.StringVar(&f.tlsCAOut, "tls-ca-out", "", "serve HTTPS and write the generated CA certificate (PEM) to this file")
+	fs.StringVar(&f.stateDir, "state", "", "keep CA, keys, policy, values and versions in this directory and reload them on start (rehearsals only; plain text)")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", 8*time.Minute, "access token lifetime")
 	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn" or "authn-jwt/ID"; repeatable (default: authn alone, as Conjur; enable a service with this flag or with PATCH /authn-jwt/ID/ACCOUNT)`)
 	fs.DurationVar(&f.latency, "latency", 0, "fault: delay added before every response")
@@ -142,17 +151,58 @@ variable id to value; "base64:..." for binary values).`,
 
 func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error {
 	generated := f.adminAPIKey == ""
+	created := map[string]string{}
 	srv, err := conjurdev.New(conjurdev.Options{
 		Account:        f.account,
 		AdminAPIKey:    f.adminAPIKey,
 		TokenTTL:       f.tokenTTL,
 		Logger:         log,
 		Authenticators: f.authenticators,
+		StateDir:       f.stateDir,
 	})
 	if err != nil {
 		return err
 	}
-	created := map[string]string{}
+	if srv.Restored() {
+		// The state already holds what the preloads would add; loading
+		// --values again would also undo changes made in the rehearsal.
+		log.Info("restored the state; preloading skipped", zap.String("state", f.stateDir))
+	} else if err := preload(f, srv, created); err != nil {
+		return err
+	}
+	faults := srv.Faults()
+	faults.SetLatency(f.latency)
+	faults.SetStatus(f.failStatus, f.failRate)
+	faults.SetDrop(f.dropRate)
+	faults.SetReadOnly(f.readOnly)
+
+	l, err := srv.Listen(f.listen, f.tlsCAOut != "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = l.Close() }()
+	if f.tlsCAOut != "" {
+		// The CA certificate is public; 0644 lets clients in other
+		// accounts and containers read it.
+		if err := os.WriteFile(f.tlsCAOut, l.CAPEM, 0o644); err != nil {
+			return fmt.Errorf("--tls-ca-out %s: %w", f.tlsCAOut, err)
+		}
+	}
+	printDevServer(cmd.OutOrStdout(), f, srv, l, generated && !srv.Restored(), created)
+	log.Info("serving", zap.String("url", l.URL), zap.String("account", srv.Account()))
+
+	select {
+	case <-cmd.Context().Done():
+		log.Info("stopping on signal")
+	case <-l.Done():
+		return errors.New("the listener stopped unexpectedly; see the log")
+	}
+	return l.Close()
+}
+
+// preload loads --demo, each --policy and each --values file, in that
+// order, collecting the API keys of the roles they create.
+func preload(f *devServerFlags, srv *conjurdev.Server, created map[string]string) error {
 	collect := func(r conjurdev.LoadResult) {
 		for id, key := range r.CreatedRoles {
 			created[id] = key
@@ -182,42 +232,25 @@ func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error 
 			return fmt.Errorf("--values %s: %w", v, err)
 		}
 	}
-	faults := srv.Faults()
-	faults.SetLatency(f.latency)
-	faults.SetStatus(f.failStatus, f.failRate)
-	faults.SetDrop(f.dropRate)
-	faults.SetReadOnly(f.readOnly)
-
-	l, err := srv.Listen(f.listen, f.tlsCAOut != "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = l.Close() }()
-	if f.tlsCAOut != "" {
-		// The CA certificate is public; 0644 lets clients in other
-		// accounts and containers read it.
-		if err := os.WriteFile(f.tlsCAOut, l.CAPEM, 0o644); err != nil {
-			return fmt.Errorf("--tls-ca-out %s: %w", f.tlsCAOut, err)
-		}
-	}
-	printDevServer(cmd.OutOrStdout(), f, srv, l, generated, created)
-	log.Info("serving", zap.String("url", l.URL), zap.String("account", srv.Account()))
-
-	select {
-	case <-cmd.Context().Done():
-		log.Info("stopping on signal")
-	case <-l.Done():
-		return errors.New("the listener stopped unexpectedly; see the log")
-	}
-	return l.Close()
+	return nil
 }
 
 // printDevServer tells the operator how to reach the server. The keys are
 // development credentials of an in-memory server, printed on purpose.
 func printDevServer(w io.Writer, f *devServerFlags, srv *conjurdev.Server, l *conjurdev.Listener, generated bool, created map[string]string) {
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
-	p("conjur-swarm dev-server: in-memory, Conjur %s API, account %q (development only: keys below are throw-away)\n", conjurdev.Version, srv.Account())
+	where := "in-memory"
+	if f.stateDir != "" {
+		where = "state on disk"
+	}
+	p("conjur-swarm dev-server: %s, Conjur %s API, account %q (development only: keys below are throw-away)\n", where, conjurdev.Version, srv.Account())
 	p("URL: %s\n", l.URL)
+	switch {
+	case f.stateDir != "" && srv.Restored():
+		p("state: %s, restored (same CA, keys, policy and values as before; preloading skipped; rehearsals only)\n", f.stateDir)
+	case f.stateDir != "":
+		p("state: %s, new (kept for the next start; rehearsals only)\n", f.stateDir)
+	}
 	if f.tlsCAOut != "" {
 		p("CA certificate: %s\n", f.tlsCAOut)
 	}

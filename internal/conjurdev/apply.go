@@ -362,6 +362,7 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 	}
 	st.invalidate()
 	st.policyVersions[branch]++
+	s.saveLocked()
 	return LoadResult{CreatedRoles: created, Version: st.policyVersions[branch]}, nil
 }
 

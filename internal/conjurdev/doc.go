@@ -1,6 +1,7 @@
 // Package conjurdev is an in-memory server that speaks the Conjur API as
 // Conjur 1.24 does, for the embedded default (`conjur-swarm serve --dev`),
-// demos and tests. It is not a secrets store: it keeps nothing on disk.
+// demos and tests. It is not a secrets store: it keeps nothing on disk,
+// except the plain-text rehearsal state of Options.StateDir.
 //
 // What it covers: API-key authentication (authenticate, Basic login, key
 // rotation), authn-jwt configured by policy, signed expiring access tokens

@@ -458,6 +458,7 @@ func (s *Server) setSecret(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	res.addValue(value)
+	s.saveLocked()
 	w.WriteHeader(http.StatusCreated)
 }
 

@@ -285,6 +285,7 @@ func (s *Server) enableJWT(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	s.st.jwtEnabled[service] = on == "true"
+	s.saveLocked()
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -27,20 +27,30 @@ type certAuthority struct {
 	cert  tls.Certificate
 }
 
-// newCertAuthority makes a CA and a certificate it signs for 127.0.0.1,
-// ::1, localhost, this host's name and extra (host names or IPs).
-func newCertAuthority(extra ...string) (*certAuthority, error) {
+// rootCA is the dev server's certificate authority.
+type rootCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func (ca *rootCA) pem() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+}
+
+func serialNumber() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+// newRootCA makes a CA valid for ten years.
+func newRootCA() (*rootCA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	serial := func() *big.Int {
-		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-		return n
-	}
 	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+		SerialNumber:          serialNumber(),
 		Subject:               pkix.Name{CommonName: "conjur-swarm dev-server CA", Organization: []string{"conjur-swarm development"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
@@ -57,6 +67,25 @@ func newCertAuthority(extra ...string) (*certAuthority, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &rootCA{cert: caCert, key: caKey}, nil
+}
+
+// newCertAuthority makes a CA and a certificate it signs for 127.0.0.1,
+// ::1, localhost, this host's name and extra (host names or IPs).
+func newCertAuthority(extra ...string) (*certAuthority, error) {
+	ca, err := newRootCA()
+	if err != nil {
+		return nil, err
+	}
+	return ca.serving(extra...)
+}
+
+// serving signs a fresh serving certificate for 127.0.0.1, ::1,
+// localhost, this host's name and extra (host names or IPs).
+func (ca *rootCA) serving(extra ...string) (*certAuthority, error) {
+	now := time.Now()
+	serial := serialNumber
+	caCert, caKey, caDER := ca.cert, ca.key, ca.cert.Raw
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -122,7 +151,7 @@ type Listener struct {
 
 // Listen serves s on addr ("127.0.0.1:0" picks a free port) until Close.
 // With useTLS it serves HTTPS with a certificate from a CA generated once
-// per Server, valid for 127.0.0.1, ::1, localhost and this host's name.
+// per Server (or kept in Options.StateDir), valid for 127.0.0.1, ::1, localhost and this host's name.
 // HTTP/2 is off so that dropped-connection faults behave as on HTTP/1.1.
 func (s *Server) Listen(addr string, useTLS bool) (*Listener, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -144,7 +173,12 @@ func (s *Server) Listen(addr string, useTLS bool) (*Listener, error) {
 	scheme := "http"
 	if useTLS {
 		reqHost, _, _ := net.SplitHostPort(addr)
-		s.caOnce.Do(func() { s.ca, s.caErr = newCertAuthority(reqHost) })
+		s.caOnce.Do(func() {
+			var root *rootCA
+			if root, s.caErr = s.loadOrNewCA(); s.caErr == nil {
+				s.ca, s.caErr = root.serving(reqHost)
+			}
+		})
 		if s.caErr != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("conjurdev: generate the TLS certificate: %w", s.caErr)

@@ -29,6 +29,12 @@ type Options struct {
 	// Logger receives one debug line per request (never values, keys or
 	// tokens); nil discards.
 	Logger *zap.Logger
+	// StateDir, when set, keeps the CA, the token key, the API keys, the
+	// policy, the values and their versions in this directory (created
+	// 0700, files 0600) and reloads them on start, so that a restart can be
+	// rehearsed. For rehearsals only: the files hold keys and values in
+	// plain text. "" keeps everything in memory.
+	StateDir string
 	// Authenticators lists the enabled authenticators the way Conjur's
 	// CONJUR_AUTHENTICATORS does ("authn", "authn-jwt/<service-id>").
 	// nil means "authn" alone, as in Conjur when the variable is unset: an
@@ -85,6 +91,10 @@ type Server struct {
 	clockMu sync.RWMutex
 	clock   func() time.Time
 
+	stateDir  string
+	restored  bool       // New loaded the store from stateDir
+	persistMu sync.Mutex // one writer of the state file at a time
+
 	caOnce sync.Once
 	ca     *certAuthority
 	caErr  error
@@ -107,6 +117,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	explicitKey := opts.AdminAPIKey
 	if opts.AdminAPIKey == "" {
 		k, err := newAPIKey()
 		if err != nil {
@@ -153,6 +164,20 @@ func New(opts Options) (*Server, error) {
 	s.st.resources[root.id] = root
 	s.st.setOwner(admin, admin.id)
 	s.st.setOwner(root, admin.id)
+	if opts.StateDir != "" {
+		s.stateDir = opts.StateDir
+		if err := openStateDir(opts.StateDir); err != nil {
+			return nil, err
+		}
+		if err := s.restoreState(opts.StateDir, explicitKey); err != nil {
+			return nil, err
+		}
+		if !s.restored {
+			if err := s.persistLocked(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	s.routes()
 	return s, nil
 }
@@ -202,7 +227,11 @@ func (s *Server) ExpireTokens() {
 		// crypto/rand does not fail on supported platforms; keep the old
 		// key rather than serve without one.
 		s.log.Error("rotate the token key", zap.Error(err))
+		return
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.saveLocked()
 }
 
 // LoadPolicy loads a policy document as the admin user. branch is "root"
@@ -285,6 +314,7 @@ func (s *Server) SetSecret(variableID string, value []byte) error {
 		return fmt.Errorf("conjurdev: set secret: %w", notFound(full))
 	}
 	res.addValue(value)
+	s.saveLocked()
 	return nil
 }
 
@@ -322,6 +352,7 @@ func (s *Server) rotateLocked(res *resource) (string, error) {
 	if res.id == s.st.fullID("user", "admin") {
 		s.adminKey.Store(&key)
 	}
+	s.saveLocked()
 	return key, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,20 @@ func (s *tokenSigner) rotate() error {
 	if _, err := rand.Read(secret); err != nil {
 		return err
 	}
+	return s.setSecret(secret)
+}
+
+// secret is the current signing key (for the state directory).
+func (s *tokenSigner) secret() []byte {
+	return append([]byte(nil), s.key.Load().secret...)
+}
+
+// setSecret makes secret the signing key (a restored one, or a new one).
+func (s *tokenSigner) setSecret(secret []byte) error {
+	if len(secret) < 32 {
+		return errors.New("conjurdev: the token key is shorter than 32 bytes")
+	}
+	secret = append([]byte(nil), secret...)
 	sum := sha256.Sum256(secret)
 	kid := hex.EncodeToString(sum[:16])
 	hdr, _ := json.Marshal(struct {
