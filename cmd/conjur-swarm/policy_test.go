@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,20 +85,7 @@ func TestPolicyGolden(t *testing.T) {
 			if want := fmt.Sprintf("exit status %d\n", tc.code); !strings.Contains(got, want) {
 				t.Errorf("want %q in:\n%s", want, got)
 			}
-			golden := filepath.Join("testdata", "policy", tc.name+".golden")
-			if updateGolden() {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			checkGolden(t, filepath.Join("policy", tc.name+".golden"), got)
 		})
 	}
 }

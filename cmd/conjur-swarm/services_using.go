@@ -70,9 +70,7 @@ the mapping file the plugin uses.`,
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeIndentedJSON(cmd.OutOrStdout(), rows)
 			}
 			if len(rows) == 0 {
 				_, err := fmt.Fprintf(cmd.ErrOrStderr(), "no service reads %s through a secret of driver %v\n", args[0], drivers)
@@ -131,4 +129,11 @@ func writeServicesUsing(w io.Writer, rows []serviceUse) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Service, r.Secret, rule)
 	}
 	return tw.Flush()
+}
+
+// writeIndentedJSON writes v as indented JSON (the -o json of the commands).
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

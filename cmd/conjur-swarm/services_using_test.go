@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,12 +22,7 @@ func fakeEngineSocket(t *testing.T) string {
 		}
 		answers["/v1.41/"+name] = b
 	}
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := answers[r.URL.Path]
 		if !ok || r.Method != http.MethodGet {
 			http.Error(w, `{"message":"unexpected `+r.Method+" "+r.URL.Path+`"}`, http.StatusNotFound)
@@ -37,10 +30,6 @@ func fakeEngineSocket(t *testing.T) string {
 		}
 		_, _ = w.Write(b)
 	}))
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return sock
 }
 
 // The swarm of testdata/services-using: web_api (stack web) and reports
@@ -68,20 +57,7 @@ func TestServicesUsingGolden(t *testing.T) {
 			if want := fmt.Sprintf("exit status %d\n", tc.code); !strings.Contains(got, want) {
 				t.Errorf("want %q in:\n%s", want, got)
 			}
-			golden := filepath.Join("testdata", "services-using", tc.name+".golden")
-			if updateGolden() {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			checkGolden(t, filepath.Join("services-using", tc.name+".golden"), got)
 		})
 	}
 }
