@@ -108,6 +108,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		Account:        s.Account,
 		Login:          s.Login,
 		CACertPEM:      ca,
+		CACertFile:     s.CertFile, // re-read when it changes and after a TLS failure
 		AllowHTTP:      c.AllowHTTP,
 		APIKey:         string(s.APIKey),
 		CredentialFile: c.CredentialFile,

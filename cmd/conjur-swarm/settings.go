@@ -62,7 +62,7 @@ var settings = []setting{
 		doc:   "The plugin's Conjur identity, e.g. `host/swarm/conjur-plugin`. The bootstrap handoff accepts only a credential for this login.",
 		value: text(func(c *Config) *string { return &c.Conjur.Login }, nil)},
 	{key: "cert_file", env: "CONJUR_CERT_FILE", help: "PEM file of the CA that signed Conjur's certificate",
-		doc:   "The CA certificate (PEM) of Conjur inside the plugin, e.g. `/etc/conjur-swarm/ca/conjur.pem` (mount `ca`). Empty: the public CAs of the bundled `ca-certificates`.",
+		doc:   "The CA certificate (PEM) of Conjur inside the plugin, e.g. `/etc/conjur-swarm/ca/conjur.pem` (mount `ca`). Empty: the public CAs of the bundled `ca-certificates`. Re-read when it changes (within a second) and after a TLS failure, so a corrected CA works without a restart.",
 		value: text(func(c *Config) *string { return &c.Conjur.CertFile }, nil)},
 	{key: "authn_jwt_service_id", env: "CONJUR_AUTHN_JWT_SERVICE_ID", help: "authn-jwt service id",
 		doc:   "authn-jwt service id; with `JWT_TOKEN_PATH` the plugin authenticates with a JWT instead of an API key.",

@@ -54,6 +54,9 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		return nil, err
 	}
 	c.sess = sess
+	if sess.ca != nil {
+		c.life.spawn(sess.watchCA)
+	}
 	c.batch = newBatcher(cfg, sess, c.life, sess.generation)
 	c.cache = newValueCache(c.batch, cfg.CacheTTL, c.now, sess.generation)
 	return c, nil

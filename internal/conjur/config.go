@@ -30,6 +30,7 @@ type Config struct {
 	Account        string        // CONJUR_ACCOUNT
 	Login          string        // CONJUR_AUTHN_LOGIN, e.g. "host/swarm/conjur-plugin"; the handoff accepts only this login
 	CACertPEM      []byte        // from CONJUR_SSL_CERTIFICATE or the file CONJUR_CERT_FILE (cmd reads the file)
+	CACertFile     string        // CONJUR_CERT_FILE, which CACertPEM was read from: re-read when it changes and after a TLS failure
 	AllowHTTP      bool          // plain http:// URLs only when true (dev)
 	APIKey         string        // CONJUR_AUTHN_API_KEY: development only
 	CredentialFile string        // CONJUR_SWARM_CREDENTIAL_FILE: API key text or credential JSON; re-read at each authentication

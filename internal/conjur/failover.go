@@ -51,8 +51,25 @@ func (e *failoverError) Unwrap() []error {
 // fails (connect error, timeout, TLS, 5xx, 405, ...) is set aside with backoff
 // and the next is tried within the same deadline; each attempt but the last
 // gets an equal share of the time left. An answer (success, 401/403/404, a
-// refusal) ends the loop: it is not retried elsewhere.
+// refusal) ends the loop: it is not retried elsewhere. When every URL failed
+// and one of them failed certificate verification, the CA file is re-read
+// before the failure is reported; a changed CA gets one more round.
 func (s *session) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
+	url, err := s.tryURLs(ctx, op)
+	var fe *failoverError
+	if errors.As(err, &fe) && ctx.Err() == nil && fe.tlsFailed() && s.reloadCA(true, "a TLS failure") {
+		return s.tryURLs(ctx, op)
+	}
+	return url, err
+}
+
+// tlsFailed reports whether a URL failed certificate verification.
+func (e *failoverError) tlsFailed() bool {
+	return slices.ContainsFunc(e.fails, func(f urlFailure) bool { return isTLSVerification(f.err) })
+}
+
+// tryURLs is one round of withFailover.
+func (s *session) tryURLs(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
 	eps := s.candidates()
 	var fails []urlFailure
 	for i, ep := range eps {

@@ -19,7 +19,7 @@ func TestPanickingFetchFreesItsSlotAndCall(t *testing.T) {
 	mustGet(t, c, varID(0)) // warm token; the client is idle again
 	var boom atomic.Bool
 	boom.Store(true)
-	c.sess.transport.Proxy = func(*http.Request) (*url.URL, error) {
+	c.sess.transport.Load().Proxy = func(*http.Request) (*url.URL, error) {
 		if boom.CompareAndSwap(true, false) {
 			panic("injected transport panic")
 		}

@@ -2,13 +2,11 @@ package conjur
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
@@ -32,7 +30,8 @@ type session struct {
 	log       *zap.Logger
 	life      *lifecycle
 	status    *statusBook
-	transport *http.Transport
+	transport atomic.Pointer[http.Transport] // swapped when the CA file changes
+	ca        *caFile                        // nil without CACertFile
 	eps       []*endpoint
 	now       func() time.Time
 	creds     credentials
@@ -71,23 +70,11 @@ type endpoint struct {
 
 // newSession builds the session for cfg (defaults applied). It does no I/O.
 func newSession(cfg Config, log *zap.Logger, life *lifecycle, status *statusBook) (*session, error) {
-	var pool *x509.CertPool
-	if len(cfg.CACertPEM) > 0 {
-		pool = x509.NewCertPool()
-		pool.AppendCertsFromPEM(cfg.CACertPEM)
+	s := &session{cfg: cfg, log: log, life: life, status: status, now: time.Now}
+	s.transport.Store(newTransport(cfg, cfg.CACertPEM))
+	if cfg.CACertFile != "" {
+		s.ca = newCAFile(cfg.CACertFile, cfg.CACertPEM, log)
 	}
-	tr := &http.Transport{
-		Proxy:                 nil, // no ambient proxy settings: Conjur is reached directly
-		DialContext:           (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
-		TLSHandshakeTimeout:   cfg.FetchTimeout,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	s := &session{cfg: cfg, log: log, life: life, status: status, transport: tr, now: time.Now}
 	for _, u := range cfg.ApplianceURLs {
 		ep, err := newEndpoint(cfg, u)
 		if err != nil {
@@ -128,7 +115,7 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 }
 
 // close closes idle connections; the lifecycle has stopped every request.
-func (s *session) close() { s.transport.CloseIdleConnections() }
+func (s *session) close() { s.transport.Load().CloseIdleConnections() }
 
 // fetch fetches ids and answers each exactly once through to, with the
 // answers of each request as it returns. With version 0 they are the latest
@@ -257,7 +244,7 @@ func (s *session) bind(ctx context.Context, base *conjurapi.Client, tok *accessT
 	}
 	cp := *base
 	cp.SetHttpClient(&http.Client{
-		Transport:     ctxTransport{ctx: ctx, rt: s.transport},
+		Transport:     ctxTransport{ctx: ctx, rt: s.transport.Load()},
 		CheckRedirect: noRedirect,
 	})
 	if tok != nil && !parsed {

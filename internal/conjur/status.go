@@ -48,7 +48,10 @@ func (b *statusBook) contact(url string) {
 
 // failure records err, if any, as the last error.
 func (b *statusBook) failure(err error) {
-	if err == nil {
+	// NO_CREDENTIAL is no contact with Conjur (status shows it on the
+	// credential line): the last error stays what Conjur's side last gave,
+	// such as the TLS failure that refused a handoff.
+	if err == nil || CodeOf(err) == CodeNoCredential {
 		return
 	}
 	now := b.now()

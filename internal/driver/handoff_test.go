@@ -63,6 +63,13 @@ func TestRefusedHandoffIsTheCause(t *testing.T) {
 		if !strings.Contains(res.Err, "[NO_CREDENTIAL]") || !strings.Contains(res.Err, "was refused [TLS]") {
 			t.Errorf("Err %q does not carry the handoff's TLS refusal", res.Err)
 		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Conjur.LastErrorCode != "TLS" {
+			t.Errorf("status last error [%s] %s: a NO_CREDENTIAL answer replaced the TLS failure", st.Conjur.LastErrorCode, st.Conjur.LastError)
+		}
 	})
 
 	t.Run("ok/a refused newer key keeps the current one, and status shows both", func(t *testing.T) {
