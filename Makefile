@@ -74,7 +74,7 @@ plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` 
 	FORCE='$(FORCE)' plugin/build.sh '$(PLUGIN):$(TAG)' build/plugin '$(GO)' '$(LDFLAGS)'
 
 .PHONY: image
-image: ## Build the bootstrap-agent image $(IMAGE) with docker import; prints its sha256 id
+image: ## Build the agents' image $(IMAGE) (bootstrap-agent; rollout-agent with --entrypoint) with docker import; prints its sha256 id
 	plugin/image.sh '$(IMAGE)' build/agent '$(GO)' '$(LDFLAGS)'
 
 .PHONY: clean

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the bootstrap-agent image with `docker import` from a rootfs holding
-# only the static binary, and prints the image id (sha256:...) as the last
-# line. Called by `make image`.
+# Builds the agents' image with `docker import` from a rootfs holding only the
+# static binary, and prints the image id (sha256:...) as the last line. Its
+# entrypoint is the bootstrap agent; the rollout agent runs from the same
+# image with --entrypoint "/conjur-swarm rollout-agent" (docs/rotation.md).
+# Called by `make image`.
 #
 #   plugin/image.sh IMAGE OUTDIR GO LDFLAGS
 set -euo pipefail
