@@ -25,6 +25,7 @@ type Config struct {
 	LogFormat       string
 	FetchTimeout    time.Duration
 	CacheTTL        time.Duration
+	MaxInFlight     int
 	CredentialFile  string
 	MetricsListen   string
 	AllowHTTP       bool
@@ -117,6 +118,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		JWTHostID:      s.JWTHostID,
 		FetchTimeout:   c.FetchTimeout,
 		CacheTTL:       c.CacheTTL,
+		MaxInFlight:    c.MaxInFlight,
 	}
 }
 

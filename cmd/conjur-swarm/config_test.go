@@ -47,6 +47,7 @@ func TestLoadConfig(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		FetchTimeout:    5 * time.Second,
+		MaxInFlight:     4,
 		ShutdownTimeout: 8 * time.Second,
 	}
 	tests := []struct {
@@ -65,6 +66,7 @@ func TestLoadConfig(t *testing.T) {
 				"CONJUR_SWARM_LOG_FORMAT":       "console",
 				"CONJUR_SWARM_FETCH_TIMEOUT":    "2s",
 				"CONJUR_SWARM_CACHE_TTL":        "30s",
+				"CONJUR_SWARM_MAX_IN_FLIGHT":    "16",
 				"CONJUR_SWARM_CREDENTIAL_FILE":  "/etc/conjur-swarm/identity/credential.json",
 				"CONJUR_SWARM_METRICS_LISTEN":   "127.0.0.1:9090",
 				"CONJUR_SWARM_ALLOW_HTTP":       "true",
@@ -82,6 +84,7 @@ func TestLoadConfig(t *testing.T) {
 				c.MappingFile = "/etc/conjur-swarm/mapping/mapping.yml"
 				c.LogLevel, c.LogFormat = "debug", "console"
 				c.FetchTimeout, c.CacheTTL, c.ShutdownTimeout = 2*time.Second, 30*time.Second, 3*time.Second
+				c.MaxInFlight = 16
 				c.CredentialFile = "/etc/conjur-swarm/identity/credential.json"
 				c.MetricsListen = "127.0.0.1:9090"
 				c.AllowHTTP = true

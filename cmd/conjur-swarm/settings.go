@@ -87,6 +87,9 @@ var settings = []setting{
 		doc: "How long a fetched value may be served again; `0s` = off. Never used for rules with `reuse: false` (the default). At most `10m`.",
 		value: duration(func(c *Config) *time.Duration { return &c.CacheTTL },
 			bounds{min: 0, max: conjur.MaxCacheTTL}, "30s")},
+	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: "4", flag: "max-in-flight", help: "requests to Conjur in flight at once before Gets gather into batches",
+		doc:   "How many requests to Conjur may be in flight at once. A Get that finds one free is sent at once; past it, Gets gather into one batch request per freed slot. From 1 up to 64; see docs/benchmarks.md.",
+		value: integer(func(c *Config) *int { return &c.MaxInFlight }, 1, conjur.MaxMaxInFlight, "4")},
 	{key: "metrics_listen", env: "CONJUR_SWARM_METRICS_LISTEN", flag: "metrics-listen", help: "host:port for Prometheus /metrics; empty = off",
 		doc:   "`host:port` for Prometheus metrics at `/metrics`, on the host network; empty = off.",
 		value: text(func(c *Config) *string { return &c.MetricsListen }, hostPort)},
@@ -290,6 +293,32 @@ func (f durationField) set(c *Config, raw string) error {
 
 func (f durationField) show(c *Config) string { return f.at(c).String() }
 func (durationField) isBool() bool            { return false }
+
+// intField is a whole number within [min, max].
+type intField struct {
+	at       func(*Config) *int
+	min, max int
+	example  string
+}
+
+func integer(at func(*Config) *int, lo, hi int, example string) field {
+	return intField{at, lo, hi, example}
+}
+
+func (f intField) set(c *Config, raw string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(raw))
+	if err != nil {
+		return fmt.Errorf("is %q: give a whole number such as %s", raw, f.example)
+	}
+	*f.at(c) = n
+	if n < f.min || n > f.max {
+		return fmt.Errorf("is %d: give a number from %d up to %d, e.g. %s", n, f.min, f.max, f.example)
+	}
+	return nil
+}
+
+func (f intField) show(c *Config) string { return strconv.Itoa(*f.at(c)) }
+func (intField) isBool() bool            { return false }
 
 // renderSettingsTable writes the Markdown table of docs/install.md that lists
 // the settings of table t.

@@ -30,36 +30,31 @@ type deliverFunc func(map[string]result)
 func (f deliverFunc) deliver(answers map[string]result) { f(answers) }
 
 // batcher turns Gets into fetches: concurrent Gets of the same (ID, Version)
-// share one call (coalescing); Gets of latest versions that arrive while
-// others are in flight gather in a queue and go out together as one fetch of
-// several ids (batching), at most maxActiveBatches at a time; a Get that
-// finds it idle runs its fetch on its own goroutine (inline). Every call has
-// its own deadline, FetchTimeout from its creation.
+// share one call (coalescing). A Get of a latest version that finds one of
+// the MaxInFlight request slots free is sent at once, alone, from its own
+// goroutine (inline); Gets that find every slot taken gather in a queue,
+// which goes out as one fetch of several ids (a batch) as soon as a slot
+// frees. So while Conjur has spare capacity no Get waits for another, and
+// past it a burst costs one request per slot round trip. Every call has its
+// own deadline, FetchTimeout from its creation.
 //
 // Locks: mu guards everything below it. It is never held while the fetcher
 // runs; it may be held while a goroutine is spawned (the lifecycle's lock).
 type batcher struct {
-	cfg  Config // FetchTimeout, BatchWindow, MaxBatch and Account (for the query size) are used
+	cfg  Config // FetchTimeout, MaxInFlight, MaxBatch and Account (for the query size) are used
 	src  fetcher
 	life *lifecycle
 	gen  func() uint64 // the credential generation, recorded on each call for the value cache
 
 	mu       sync.Mutex
 	inflight map[refKey]*call
-	pending  []*call
-	timer    *time.Timer   // the gathering window, when one is open
-	ready    bool          // the pending calls may go out (the window closed, or a batch is full)
-	active   int           // batch slots in use
-	rtt      time.Duration // moving average of a batch request's round trip (0: none yet)
+	pending  []*call // calls waiting for a slot, oldest first
+	active   int     // request slots in use (at most cfg.MaxInFlight)
 }
 
 func newBatcher(cfg Config, src fetcher, life *lifecycle, gen func() uint64) *batcher {
 	return &batcher{cfg: cfg, src: src, life: life, gen: gen, inflight: map[refKey]*call{}}
 }
-
-// maxActiveBatches bounds the batch requests in flight at once; requests that
-// arrive meanwhile gather into the next batch, so a burst costs few requests.
-const maxActiveBatches = 2
 
 const (
 	maxIDLength = 1024
@@ -118,7 +113,7 @@ func (b *batcher) get(ctx context.Context, key refKey) outcome {
 
 // getMany fetches keys under one FetchTimeout; the i-th outcome answers
 // keys[i]. The requests coalesce like get's, and those for latest versions
-// go out together at once, without a window.
+// go out together, as one batch when a slot is free.
 func (b *batcher) getMany(ctx context.Context, keys []refKey) []outcome {
 	out := make([]outcome, len(keys))
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.FetchTimeout)
@@ -129,10 +124,7 @@ func (b *batcher) getMany(ctx context.Context, keys []refKey) []outcome {
 	for i, key := range keys {
 		calls[i], shared[i] = b.startLocked(key)
 	}
-	if len(b.pending) > 0 { // the caller's refs belong together: no window to wait for
-		b.ready = true
-		b.dispatchLocked()
-	}
+	b.dispatchLocked()
 	b.mu.Unlock()
 	for i, cl := range calls {
 		out[i] = b.wait(ctx, cl, shared[i])
@@ -145,11 +137,10 @@ func (b *batcher) getMany(ctx context.Context, keys []refKey) []outcome {
 const inlineSlack = 10 * time.Millisecond
 
 // start returns the call to wait for: an existing one (coalesced) or a new
-// one, queued for the batch or started alone. A new call that finds the
-// batcher idle (nothing in flight, nothing gathering) is handed back with
-// inline set, holding a batch slot, for the caller to send itself
-// (runInline), when the caller's deadline (ctx) is not much earlier than the
-// call's.
+// one, sent at once when a slot is free, else queued. A new call that finds
+// a free slot and no queue is handed back with inline set, holding the
+// slot, for the caller to send itself (runInline), when the caller's
+// deadline (ctx) is not much earlier than the call's.
 func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, inline bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -157,19 +148,10 @@ func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, i
 	if coalesced || key.version != 0 {
 		return cl, coalesced, false
 	}
-	if b.active == 0 && b.timer == nil && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
+	if b.active < b.cfg.MaxInFlight && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
 		b.pending = b.pending[:0]
 		b.active++
 		return cl, false, true
-	}
-	if len(b.pending) >= b.cfg.MaxBatch || b.active == 0 && len(b.pending) == 1 && b.timer == nil {
-		// A full batch goes at once; so does a request that finds nothing
-		// in flight (an idle client adds no batching delay). Otherwise
-		// requests gather until the window closes or a batch slot frees.
-		b.ready = true
-	}
-	if !b.ready && b.timer == nil && len(b.pending) > 0 {
-		b.timer = time.AfterFunc(b.windowLocked(), b.windowClosed)
 	}
 	b.dispatchLocked()
 	return cl, false, false
@@ -300,39 +282,11 @@ func (b *batcher) finishLocked(cl *call, res result) bool {
 
 var errPanicked = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
 
-// windowClosed ends the gathering window: the pending calls may go out.
-func (b *batcher) windowClosed() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.timer = nil
-	if len(b.pending) > 0 {
-		b.ready = true
-	}
-	b.dispatchLocked()
-}
-
-// minWindow is the shortest gathering window, so that Gets arriving in the
-// same burst still share a batch when Conjur answers very fast.
-const minWindow = 50 * time.Microsecond
-
-// windowLocked is how long Gets that find a batch in flight (and a batch slot
-// free) gather before they go out as the next batch: a quarter of a recent
-// batch round trip, between minWindow and BatchWindow. Waiting for the batch
-// in flight to return would make them pay two round trips; a quarter of one
-// is enough to gather a burst's arrivals (the Gets of a node's tasks, or of
-// many nodes at once) into one request. b.mu is held.
-func (b *batcher) windowLocked() time.Duration {
-	if b.rtt == 0 {
-		return b.cfg.BatchWindow
-	}
-	return min(b.cfg.BatchWindow, max(minWindow, b.rtt/4))
-}
-
-// dispatchLocked sends pending calls as batches while the window has closed
-// (or a full batch is waiting) and fewer than maxActiveBatches are in flight.
-// Calls that find no free slot wait, gathering into the next batch.
+// dispatchLocked sends the queue, oldest first, as batches of up to
+// MaxBatch ids (and maxBatchQuery of query) while a slot is free. Calls that
+// find none wait, gathering into the next batch. b.mu is held.
 func (b *batcher) dispatchLocked() {
-	for b.ready && len(b.pending) > 0 && b.active < maxActiveBatches {
+	for len(b.pending) > 0 && b.active < b.cfg.MaxInFlight {
 		n, size := 0, 0
 		for n < len(b.pending) && n < b.cfg.MaxBatch {
 			l := len(url.QueryEscape(b.cfg.Account+":variable:"+b.pending[n].key.id)) + 3
@@ -352,9 +306,6 @@ func (b *batcher) dispatchLocked() {
 			}
 		}
 	}
-	if len(b.pending) == 0 {
-		b.ready = false
-	}
 }
 
 // runBatch sends batch under the latest of its calls' deadlines.
@@ -371,14 +322,14 @@ func (b *batcher) runBatch(batch []*call) {
 }
 
 // send fetches the calls' ids under ctx and answers each call as its answer
-// arrives. With slot (the calls are a batch holding a batch slot), the
-// first delivery, which comes when the fetch's first request returns,
-// records that round trip and frees the slot, under the same lock as the
-// answers it carries: a Get woken by them already finds the slot free, and a
-// batch that is being narrowed (its first request was refused) does not hold
-// the Gets queued behind it. A fetch that panics frees it too.
+// arrives. With slot (the calls hold a request slot), the first delivery,
+// which comes when the fetch's first request returns, frees the slot and
+// sends the queue, under the same lock as the answers it carries: a Get
+// woken by them already finds the slot free, and a batch that is being
+// narrowed (its first request was refused) does not hold the Gets queued
+// behind it. A fetch that panics frees it too.
 func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
-	r := &sending{b: b, calls: calls, left: len(calls), slot: slot, t0: time.Now()}
+	r := &sending{b: b, calls: calls, left: len(calls), slot: slot}
 	ids := make([]string, len(calls))
 	for i, cl := range calls {
 		ids[i] = cl.key.id
@@ -393,7 +344,7 @@ func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
 	defer func() {
 		if !returned { // the fetch panicked: free the calls and the slot, then let the panic go on
 			b.mu.Lock()
-			r.finishAllLocked(result{err: errPanicked}, false)
+			r.finishAllLocked(result{err: errPanicked})
 			b.mu.Unlock()
 		}
 	}()
@@ -401,7 +352,7 @@ func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
 	returned = true
 	b.mu.Lock()
 	// A fetcher that left an id out: say so rather than let its Gets hang.
-	r.finishAllLocked(result{err: errLeftOut}, true)
+	r.finishAllLocked(result{err: errLeftOut})
 	b.mu.Unlock()
 }
 
@@ -411,8 +362,7 @@ type sending struct {
 	calls    []*call
 	byID     map[string]*call // nil for a single call
 	left     int              // calls not answered yet (under b.mu)
-	slot     bool             // the calls hold a batch slot
-	t0       time.Time
+	slot     bool             // the calls hold a request slot
 	released bool
 }
 
@@ -429,45 +379,30 @@ func (r *sending) deliver(answers map[string]result) {
 			r.left--
 		}
 	}
-	r.releaseLocked(true)
+	r.releaseLocked()
 	if r.left == 0 {
-		r.finishAllLocked(result{}, true)
+		r.finishAllLocked(result{})
 	}
 }
 
 // finishAllLocked answers every call not answered yet with res and
 // releases the fetch; b.mu is held.
-func (r *sending) finishAllLocked(res result, ok bool) {
+func (r *sending) finishAllLocked(res result) {
 	for _, cl := range r.calls {
 		r.b.finishLocked(cl, res)
 	}
-	r.releaseLocked(ok)
+	r.releaseLocked()
 }
 
-// releaseLocked frees the fetch's batch slot, once; with ok it records the
-// round trip since the fetch began. b.mu is held.
-func (r *sending) releaseLocked(ok bool) {
-	if r.released {
+// releaseLocked frees the fetch's slot, once, and sends the queue. b.mu is
+// held.
+func (r *sending) releaseLocked() {
+	if r.released || !r.slot {
 		return
 	}
 	r.released = true
-	if !r.slot {
-		return
-	}
-	b := r.b
-	if ok {
-		rtt := time.Since(r.t0)
-		if b.rtt == 0 {
-			b.rtt = rtt
-		} else {
-			b.rtt += (rtt - b.rtt) / 8
-		}
-	}
-	b.active--
-	if len(b.pending) > 0 { // they gathered while this batch was out: send them now
-		b.ready = true
-	}
-	b.dispatchLocked()
+	r.b.active--
+	r.b.dispatchLocked()
 }
 
 var errLeftOut = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client lost track of this fetch (see the plugin log): retry, and report it if it persists"}
@@ -475,10 +410,6 @@ var errLeftOut = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client los
 // close fails every queued call with UNAVAILABLE; the lifecycle is closed.
 func (b *batcher) close() {
 	b.mu.Lock()
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
 	pending := b.pending
 	b.pending = nil
 	for _, cl := range pending {

@@ -44,17 +44,18 @@ func TestBatcherCoalescesIdenticalGets(t *testing.T) {
 	}
 }
 
-// With both batch slots taken, Gets of other variables gather in the queue
-// and go out together as one fetch when a slot frees.
+// Gets that find a free slot go out at once, alone; with every slot taken,
+// Gets of other variables gather in the queue and go out together as one
+// fetch when a slot frees.
 func TestBatcherGathersGetsWhileSlotsAreTaken(t *testing.T) {
 	f := &fakeFetcher{gate: make(chan struct{}), started: make(chan []string, 8)}
-	b := newTestBatcher(t, f, Config{})
+	b := newTestBatcher(t, f, Config{MaxInFlight: 2})
 	var chans []<-chan outcome
 	chans = append(chans, getAsync(t.Context(), b, "apps/a")) // idle: sent inline, slot 1
 	if got := <-f.started; !slices.Equal(got, []string{"apps/a"}) {
 		t.Fatalf("first fetch %v", got)
 	}
-	chans = append(chans, getAsync(t.Context(), b, "apps/b")) // gathers for the window, then slot 2
+	chans = append(chans, getAsync(t.Context(), b, "apps/b")) // slot 2, at once
 	if got := <-f.started; !slices.Equal(got, []string{"apps/b"}) {
 		t.Fatalf("second fetch %v", got)
 	}
@@ -171,7 +172,7 @@ func TestBatcherDeadlineAndCancel(t *testing.T) {
 func TestBatcherClose(t *testing.T) {
 	life := newLifecycle()
 	f := &fakeFetcher{gate: make(chan struct{}), started: make(chan []string, 8), root: life.ctx}
-	b := newBatcher(Config{Account: "dev", FetchTimeout: 5 * time.Second, BatchWindow: time.Millisecond, MaxBatch: 100}, f, life, nil)
+	b := newBatcher(Config{Account: "dev", FetchTimeout: 5 * time.Second, MaxInFlight: 2, MaxBatch: 100}, f, life, nil)
 	var chans []<-chan outcome
 	chans = append(chans, getAsync(context.Background(), b, "apps/a"))
 	<-f.started

@@ -16,8 +16,8 @@ import (
 const (
 	DefaultFetchTimeout = 5 * time.Second
 	MaxFetchTimeout     = 30 * time.Second // Swarm gives a plugin 30 s; a fetch must end well before
-	DefaultBatchWindow  = 2 * time.Millisecond
-	MaxBatchWindow      = 100 * time.Millisecond
+	DefaultMaxInFlight  = 4 // see docs/benchmarks.md for the measurements behind it
+	MaxMaxInFlight      = 64
 	DefaultMaxBatch     = 100
 	MaxMaxBatch         = 500
 	MaxCacheTTL         = 10 * time.Minute
@@ -38,7 +38,7 @@ type Config struct {
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
 	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
-	BatchWindow    time.Duration // the longest requests gather into one batch (default ~2ms; a quarter of a recent batch round trip when shorter)
+	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: requests to Conjur in flight at once before Gets gather into batches (default 4)
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
 }
@@ -49,9 +49,9 @@ func (c Config) String() string {
 	if c.APIKey != "" {
 		key = "[REDACTED]"
 	}
-	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s batch_window=%s max_batch=%d cache_ttl=%s allow_http=%t ca=%t}",
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t}",
 		c.ApplianceURLs, c.Account, c.Login, key, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
-		c.FetchTimeout, c.BatchWindow, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0)
+		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0)
 }
 
 // GoString redacts like String so %#v cannot print the API key.
@@ -72,7 +72,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
-// FetchTimeout, BatchWindow or MaxBatch means "use the default".
+// FetchTimeout, MaxInFlight or MaxBatch means "use the default".
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -133,8 +133,8 @@ func (c Config) Validate() error {
 	if c.FetchTimeout < 0 || c.FetchTimeout >= MaxFetchTimeout {
 		bad("CONJUR_SWARM_FETCH_TIMEOUT is %s: give a duration above 0 and below %s (Swarm waits at most 30s for the plugin), e.g. 5s", c.FetchTimeout, MaxFetchTimeout)
 	}
-	if c.BatchWindow < 0 || c.BatchWindow > MaxBatchWindow {
-		bad("batch window is %s: give 0 (default %s) up to %s", c.BatchWindow, DefaultBatchWindow, MaxBatchWindow)
+	if c.MaxInFlight < 0 || c.MaxInFlight > MaxMaxInFlight {
+		bad("CONJUR_SWARM_MAX_IN_FLIGHT is %d: give 0 (default %d) up to %d", c.MaxInFlight, DefaultMaxInFlight, MaxMaxInFlight)
 	}
 	if c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch {
 		bad("max batch is %d: give 0 (default %d) up to %d", c.MaxBatch, DefaultMaxBatch, MaxMaxBatch)
@@ -170,8 +170,8 @@ func (c Config) withDefaults() Config {
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = DefaultFetchTimeout
 	}
-	if c.BatchWindow == 0 {
-		c.BatchWindow = DefaultBatchWindow
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch

@@ -45,21 +45,22 @@
 // credential file and the JWT file are read again at every authentication.
 //
 // Fetching: Get and GetMany are bounded by FetchTimeout. Identical requests in
-// flight share one call. A request that finds the client idle goes out at
-// once, from the caller's goroutine; requests for latest versions that arrive
-// while others are in flight gather for a quarter of a recent batch round
-// trip (at most BatchWindow), or until one of the two batch slots frees, and
-// go out as one binary-safe batch (the request of conjurapi's
-// RetrieveBatchSecretsSafe) of up to MaxBatch ids (and at most ~7 KB of
-// query), so a burst costs a few requests and a lone request no delay. The
-// refs of one GetMany go out together at once. Every request goes through
-// conjurapi (RetrieveSecret, RetrieveSecretWithVersion,
-// RetrieveBatchSecretsSafe) on a per-request copy of the endpoint's client
-// whose token was parsed once, when it was obtained. A batch that fails as a whole because of
-// some variables (403, 404, 406, 422) is narrowed down (the variable a 404
-// names is answered and the rest retried, otherwise the batch is halved) so
-// every other variable still arrives and each failure is reported alone.
-// Versioned refs go out singly.
+// flight share one call. At most MaxInFlight requests (CONJUR_SWARM_MAX_IN_FLIGHT,
+// default 4) are in flight at once: a request for a latest version that finds
+// one of those slots free goes out at once, alone, from the caller's goroutine,
+// so while Conjur has spare capacity no Get waits for another; requests that
+// find every slot taken gather in a queue, which goes out as one binary-safe
+// batch (the request of conjurapi's RetrieveBatchSecretsSafe) of up to MaxBatch
+// ids (and at most ~7 KB of query) as soon as a slot frees, so past that bound
+// a burst costs one request per slot round trip. The refs of one GetMany go
+// out together. Every request goes through conjurapi (RetrieveSecret,
+// RetrieveSecretWithVersion, RetrieveBatchSecretsSafe) on a per-request copy
+// of the endpoint's client whose token was parsed once, when it was obtained.
+// A batch that fails as a whole because of some variables (403, 404, 406,
+// 422) frees its slot and is narrowed down: the variable a 404 names is
+// answered and the rest split in halves narrowed in parallel, so every other
+// variable still arrives, each failure is reported alone, and k failures cost
+// O(log n) round trips. Versioned refs go out singly.
 //
 // Failover: URLs are tried in order; one that fails (connection error,
 // timeout, TLS, 5xx, 405, 429) is set aside with exponential backoff (0.5s

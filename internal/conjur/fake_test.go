@@ -79,8 +79,8 @@ func newTestBatcher(t *testing.T, f fetcher, cfg Config) *batcher {
 	if cfg.FetchTimeout == 0 {
 		cfg.FetchTimeout = 5 * time.Second
 	}
-	if cfg.BatchWindow == 0 {
-		cfg.BatchWindow = time.Millisecond
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch

@@ -139,38 +139,3 @@ func TestGetsWithoutDeadlineTimeOut(t *testing.T) {
 		}
 	}
 }
-
-// The gathering window is a quarter of a recent batch round trip, kept
-// between minWindow and BatchWindow, and BatchWindow before any batch.
-func TestWindowFollowsBatchRoundTrip(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		rtt  time.Duration
-		want time.Duration
-	}{
-		{"ok/no batch yet: the configured window", 0, 2 * time.Millisecond},
-		{"ok/a quarter of the round trip", 2400 * time.Microsecond, 600 * time.Microsecond},
-		{"ok/fast server: at least minWindow", 40 * time.Microsecond, minWindow},
-		{"ok/slow server: at most the configured window", time.Second, 2 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &batcher{cfg: Config{BatchWindow: 2 * time.Millisecond}, rtt: tc.rtt}
-			if got := c.windowLocked(); got != tc.want {
-				t.Errorf("window = %s, want %s", got, tc.want)
-			}
-		})
-	}
-}
-
-// Every batch request updates the round-trip average the window follows.
-func TestBatchRoundTripIsMeasured(t *testing.T) {
-	s := newDevServer(t, conjurdev.Options{})
-	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
-	mustGet(t, c, varID(0))
-	c.batch.mu.Lock()
-	rtt := c.batch.rtt
-	c.batch.mu.Unlock()
-	if rtt <= 0 {
-		t.Errorf("batch round trip = %s after a fetch, want it measured", rtt)
-	}
-}

@@ -54,8 +54,8 @@ func TestConfigValidate(t *testing.T) {
 			wants: []string{"JWT_TOKEN_PATH is set without"}},
 		{name: "fail/bad CA", edit: func(c *Config) { c.CACertPEM = []byte("not pem") }, wants: []string{"holds no PEM certificate"}},
 		{name: "fail/timeouts and sizes", edit: func(c *Config) {
-			c.FetchTimeout, c.BatchWindow, c.MaxBatch, c.CacheTTL = 30*time.Second, -1, 5000, time.Hour
-		}, wants: []string{"CONJUR_SWARM_FETCH_TIMEOUT", "batch window", "max batch", "CONJUR_SWARM_CACHE_TTL"}},
+			c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL = 30*time.Second, -1, 5000, time.Hour
+		}, wants: []string{"CONJUR_SWARM_FETCH_TIMEOUT", "CONJUR_SWARM_MAX_IN_FLIGHT", "max batch", "CONJUR_SWARM_CACHE_TTL"}},
 		{name: "fail/negative timeout", edit: func(c *Config) { c.FetchTimeout = -time.Second }, wants: []string{"CONJUR_SWARM_FETCH_TIMEOUT"}},
 	}
 	for _, tt := range tests {
