@@ -95,6 +95,21 @@ type explainOutput struct {
 	Reason     string `json:"reason"`
 	Policy     string `json:"policy"`      // the file, or "builtin"
 	PolicyHash string `json:"policy_hash"` // "sha256:..." or "builtin"
+	// Field and Decode shape a single variable's value.
+	Field  string `json:"field,omitempty"`
+	Decode string `json:"decode,omitempty"`
+	// Format and Members describe a bundle (Variable is then empty).
+	Format  string          `json:"format,omitempty"`
+	Members []explainMember `json:"members,omitempty"`
+}
+
+// explainMember is one bundle member in `policy explain` output.
+type explainMember struct {
+	Name     string `json:"name"`
+	Variable string `json:"variable"`
+	Version  int    `json:"version"`
+	Field    string `json:"field,omitempty"`
+	Decode   string `json:"decode,omitempty"`
 }
 
 func newPolicyExplainCmd() *cobra.Command {
@@ -141,6 +156,13 @@ The exit status is 0 for allow, 3 for deny, 1 when the file is broken or a flag 
 			}
 			if d.Allow {
 				out.Decision = "allow"
+			}
+			out.Field, out.Decode = d.Field, d.Decode
+			if d.Bundle != nil {
+				out.Format = d.Bundle.Format
+				for _, m := range d.Bundle.Members {
+					out.Members = append(out.Members, explainMember(m))
+				}
 			}
 			if output == "json" {
 				err = writeExplainJSON(cmd.OutOrStdout(), out)
@@ -214,11 +236,23 @@ func writeExplainText(w io.Writer, out explainOutput) error {
 	rows := [][2]string{
 		{"decision", out.Decision},
 		{"rule", orNone(out.Rule, "(none matched)")},
-		{"variable", orNone(out.Variable, "(none)")},
-		{"version", version},
-		{"account", orNone(out.Account, "(the plugin's CONJUR_ACCOUNT)")},
-		{"do_not_reuse", strconv.FormatBool(out.DoNotReuse)},
 	}
+	if out.Format != "" {
+		rows = append(rows, [2]string{"bundle", fmt.Sprintf("%s, %d %s", out.Format, len(out.Members), plural(len(out.Members), "member", "members"))})
+		rows = append(rows, bundleRows(out.Members)...)
+	} else {
+		rows = append(rows, [2]string{"variable", orNone(out.Variable, "(none)")}, [2]string{"version", version})
+		if out.Field != "" {
+			rows = append(rows, [2]string{"field", out.Field})
+		}
+		if out.Decode != "" {
+			rows = append(rows, [2]string{"decode", out.Decode})
+		}
+	}
+	rows = append(rows,
+		[2]string{"account", orNone(out.Account, "(the plugin's CONJUR_ACCOUNT)")},
+		[2]string{"do_not_reuse", strconv.FormatBool(out.DoNotReuse)},
+	)
 	if out.Condition != "" {
 		rows = append(rows, [2]string{"condition", out.Condition})
 	}
@@ -229,4 +263,28 @@ func writeExplainText(w io.Writer, out explainOutput) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// bundleRows lists each member as "member NAME: ID (version, field, decode)",
+// names aligned.
+func bundleRows(ms []explainMember) [][2]string {
+	width := 0
+	for _, m := range ms {
+		width = max(width, len(m.Name))
+	}
+	rows := make([][2]string, len(ms))
+	for i, m := range ms {
+		detail := []string{"latest"}
+		if m.Version > 0 {
+			detail[0] = "version " + strconv.Itoa(m.Version)
+		}
+		if m.Field != "" {
+			detail = append(detail, "field "+m.Field)
+		}
+		if m.Decode != "" {
+			detail = append(detail, "decode "+m.Decode)
+		}
+		rows[i] = [2]string{"  member", fmt.Sprintf("%-*s  %s (%s)", width, m.Name, m.Variable, strings.Join(detail, ", "))}
+	}
+	return rows
 }

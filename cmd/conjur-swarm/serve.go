@@ -331,6 +331,7 @@ conjur-swarm is serving on %[2]s against the embedded Conjur-compatible server a
 In another terminal:
 
   %[1]s get --socket %[2]s --secret db_password --secret-label conjur.variable=apps/demo/db-password --service web
+  %[1]s get --socket %[2]s --secret demo_env --secret-label conjur.bundle=demo-env --service web
   %[1]s status --socket %[2]s
 
 Stop with Ctrl-C.

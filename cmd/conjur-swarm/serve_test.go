@@ -50,25 +50,33 @@ func TestServeDevNextStepWorks(t *testing.T) {
 		t.Fatalf("serve --dev stopped: %v", err)
 	}
 
-	var getLine, statusLine string
+	var getLines []string
+	var statusLine string
 	for _, l := range strings.Split(out.String(), "\n") {
 		l = strings.TrimSpace(l)
 		switch {
 		case strings.HasPrefix(l, "conjur-swarm get "):
-			getLine = l
+			getLines = append(getLines, l)
 		case strings.HasPrefix(l, "conjur-swarm status "):
 			statusLine = l
 		}
 	}
-	if getLine == "" || statusLine == "" {
-		t.Fatalf("serve --dev printed no next step:\n%s", out.String())
+	if len(getLines) != 2 || statusLine == "" {
+		t.Fatalf("serve --dev printed no next step (want two get commands and status):\n%s", out.String())
 	}
-	stdout, stderr, code := execCLI(strings.Fields(getLine)[1:]...)
-	if stdout != "demo-db-password-0001" || code != 0 {
-		t.Errorf("the printed get command gave %q, exit %d, stderr %s", stdout, code, stderr)
+	// The first returns one variable, the second the demo's dotenv bundle.
+	for i, want := range []string{"demo-db-password-0001", "API_TOKEN=\"demo-api-token-0001\"\n" +
+		"AWS_SECRET_ACCESS_KEY=\"demo/aws+secret=0001\"\n" +
+		"DB_HOST=\"db.demo.internal\"\n" +
+		"DB_PASSWORD=\"demo-db-password-0001\"\n" +
+		"DB_USER=\"demo_app\"\n"} {
+		stdout, stderr, code := execCLI(strings.Fields(getLines[i])[1:]...)
+		if stdout != want || code != 0 {
+			t.Errorf("the printed get command %q gave %q, exit %d, stderr %s; want %q", getLines[i], stdout, code, stderr, want)
+		}
 	}
 	status, _, _ := execCLI(strings.Fields(statusLine)[1:]...)
-	for _, want := range []string{"Conjur           configured", "credential     env, fingerprint", "1 total: 1 allowed", "apps/demo/db-password"} {
+	for _, want := range []string{"Conjur           configured", "credential     env, fingerprint", "2 total: 2 allowed", "apps/demo/db-password", "apps/demo/aws-credentials"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}

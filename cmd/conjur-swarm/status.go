@@ -151,7 +151,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	for _, r := range st.Recent {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Time.UTC().Format(time.TimeOnly), r.Decision, orDash(string(r.Code)), r.Secret, orDash(r.Service),
-			orDash(r.Node), orDash(r.Rule), orDash(r.Variable), r.Duration.Round(time.Microsecond))
+			orDash(r.Node), orDash(r.Rule), recordVariables(r), r.Duration.Round(time.Microsecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -188,6 +188,18 @@ func handoffWarning(st pluginapi.Status) string {
 		return refused + "; the plugin has no credential, so every request fails NO_CREDENTIAL: fix the bootstrap secret (see \"last handoff\")"
 	}
 	return refused + fmt.Sprintf("; the plugin still uses fingerprint %s and loses it at its next restart: fix the bootstrap secret (see \"last handoff\")", fp)
+}
+
+// recordVariables is the VARIABLE column: the variable, or a bundle's member
+// ids (the failing member first when one failed).
+func recordVariables(r pluginapi.Record) string {
+	if len(r.Members) == 0 {
+		return orDash(r.Variable)
+	}
+	if r.Variable != "" {
+		return fmt.Sprintf("%s (member of a bundle of %d: %s)", r.Variable, len(r.Members), strings.Join(r.Members, ","))
+	}
+	return "bundle: " + strings.Join(r.Members, ",")
 }
 
 func ago(now, t time.Time) string {

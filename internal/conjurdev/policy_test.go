@@ -283,7 +283,8 @@ func TestResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"dev:variable:apps/demo/api-token", "dev:variable:apps/demo/db-password", "dev:variable:apps/demo/read-only",
+		"dev:variable:apps/demo/api-token", "dev:variable:apps/demo/aws-credentials", "dev:variable:apps/demo/db-host",
+		"dev:variable:apps/demo/db-password", "dev:variable:apps/demo/db-user", "dev:variable:apps/demo/read-only",
 		"dev:variable:apps/demo/tls-key", "dev:variable:apps/shop/api-token", "dev:variable:apps/shop/db-password",
 	}
 	if !slices.Equal(ids, want) {

@@ -10,7 +10,7 @@ import (
 
 // auditFields returns the record as flat zap fields (one audit line).
 func auditFields(r pluginapi.Record) []zap.Field {
-	return []zap.Field{
+	fields := []zap.Field{
 		zap.String("secret", r.Secret),
 		zap.String("service", r.Service),
 		zap.String("service_id", r.ServiceID),
@@ -26,6 +26,10 @@ func auditFields(r pluginapi.Record) []zap.Field {
 		zap.Bool("cached", r.Cached),
 		zap.Bool("do_not_reuse", r.DoNotReuse),
 	}
+	if r.Members != nil {
+		fields = append(fields, zap.Strings("members", r.Members))
+	}
+	return fields
 }
 
 // journal keeps the counters and a ring of the most recent records.

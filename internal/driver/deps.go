@@ -19,6 +19,8 @@ type (
 	Ref = conjur.Ref
 	// Value is a fetched value (it redacts itself).
 	Value = conjur.Value
+	// FetchResult is one answer of GetMany: a Value or an error.
+	FetchResult = conjur.Result
 	// Credential is a Conjur credential (it redacts itself).
 	Credential = conjur.Credential
 	// ConjurStatus is the Conjur client's state.

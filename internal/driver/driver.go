@@ -152,16 +152,35 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 	defer cancel()
+	if dec.Bundle != nil {
+		rec.Members = dec.Variables()
+		return d.serveBundle(ctx, start, rec, dec)
+	}
 	val, err := d.opts.Fetcher.Get(ctx, Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse})
 	rec.Coalesced, rec.Cached = val.Coalesced, val.Cached
 	if err != nil {
-		code, msg := conjurFailure(err)
-		if code == errcode.NoCredential {
-			msg += d.handoff.noCredentialCause()
-		}
+		code, msg := d.fetchFailure(err)
 		return d.finish(start, rec, code, msg, err, nil)
 	}
-	switch n := len(val.Data); {
+	if dec.Field != "" || dec.Decode != "" {
+		return d.serveRendered(start, rec, dec, [][]byte{val.Data})
+	}
+	return d.serve(start, rec, dec, val.Data)
+}
+
+// fetchFailure is conjurFailure, plus why the last handoff was refused when
+// the plugin has no credential.
+func (d *Driver) fetchFailure(err error) (Code, string) {
+	code, msg := conjurFailure(err)
+	if code == errcode.NoCredential {
+		msg += d.handoff.noCredentialCause()
+	}
+	return code, msg
+}
+
+// serve checks the size Swarm accepts and hands out data.
+func (d *Driver) serve(start time.Time, rec pluginapi.Record, dec PolicyDecision, data []byte) pluginapi.Response {
+	switch n := len(data); {
 	case n == 0:
 		return d.finish(start, rec, errcode.ValueUnusable,
 			"Conjur returned an empty value and Swarm needs 1 byte to 500 KiB; set a value for the variable", nil, nil)
@@ -173,7 +192,7 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 	rec.Time = start
 	rec.Duration = d.opts.Now().Sub(start)
 	d.record(rec, nil)
-	return pluginapi.Response{Value: val.Data, DoNotReuse: dec.DoNotReuse}
+	return pluginapi.Response{Value: data, DoNotReuse: dec.DoNotReuse}
 }
 
 // conjurFailure turns a Fetcher error into a code and a message saying what

@@ -13,6 +13,14 @@ type Fetcher interface {
 	Get(ctx context.Context, ref Ref) (Value, error)
 }
 
+// ManyFetcher fetches several variables together (*conjur.Client): an idle
+// client sends the latest versions in one batch request. The i-th Result
+// answers refs[i]. A Fetcher without it gets a bundle's members by
+// concurrent Gets.
+type ManyFetcher interface {
+	GetMany(ctx context.Context, refs []Ref) []FetchResult
+}
+
 // CredentialSink checks a handed-over credential by authenticating with it
 // and adopts it (*conjur.Client).
 type CredentialSink interface {

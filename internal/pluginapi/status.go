@@ -100,6 +100,7 @@ type Record struct {
 	Image      string        `json:"image,omitempty"`
 	Rule       string        `json:"rule,omitempty"`
 	Variable   string        `json:"variable,omitempty"`
+	Members    []string      `json:"members,omitempty"` // a bundle's member ids, sorted by member name
 	Decision   string        `json:"decision"`
 	Code       errcode.Code  `json:"code,omitempty"`
 	Reason     string        `json:"reason,omitempty"` // the policy's reason, or the Err sent back

@@ -19,6 +19,12 @@ func FuzzParse(f *testing.F) {
 	for _, tc := range problemCases {
 		f.Add([]byte(tc.src))
 	}
+	for _, tc := range bundleOKCases {
+		f.Add([]byte(tc.src))
+	}
+	for _, tc := range bundleProblemCases {
+		f.Add([]byte(tc.src))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yml", data)
 		if err != nil {
@@ -73,7 +79,7 @@ func FuzzResolve(f *testing.F) {
 
 // fuzzPolicies are the policies FuzzResolve draws from.
 func fuzzPolicies(t testing.TB) []*Policy {
-	ps := []*Policy{mustParse(t, testPolicy), Builtin()}
+	ps := []*Policy{mustParse(t, testPolicy), Builtin(), mustParse(t, bundlePolicy)}
 	files, err := filepath.Glob(filepath.Join(docsDir, "examples", "mapping-recipes", "*.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +123,9 @@ func checkDecision(t *testing.T, p *Policy, req Request, d Decision) {
 		if d.Rule == "" && d.Condition != "match" {
 			t.Fatalf("deny without a rule must be a no-match: %+v", d)
 		}
+		if d.Bundle != nil {
+			checkBundleDecision(t, p, req, d)
+		}
 		if d.Variable != "" {
 			// A deny after the id was checked (allow or version failed)
 			// reports it; it must be safe too.
@@ -126,6 +135,10 @@ func checkDecision(t *testing.T, p *Policy, req Request, d Decision) {
 	}
 	if d.Rule == "" || d.Condition != "" {
 		t.Fatalf("allow without a rule or with a condition: %+v", d)
+	}
+	if d.Bundle != nil {
+		checkBundleDecision(t, p, req, d)
+		return
 	}
 	checkSafeID(t, p, d.Variable)
 	// The id stays in the branch the rule's template starts with: no value

@@ -22,7 +22,7 @@ const MaxFileSize = 1 << 20
 // Schema in docs/mapping.schema.json is tested against these.
 var (
 	topKeys  = []string{"version", "account", "within", "rules"}
-	ruleKeys = []string{"name", "match", "allow", "variable", "version", "reuse"}
+	ruleKeys = []string{"name", "match", "allow", "variable", "bundle", "field", "decode", "version", "reuse"}
 )
 
 // Parse parses and validates a version 1 mapping file. file names it in
@@ -50,6 +50,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 type parser struct {
 	file     string
 	problems Problems
+	src      []byte // the file, for positions inside block scalars
 }
 
 func (ps *parser) addAt(line, col int, format string, args ...any) {
@@ -97,6 +98,7 @@ func (ps *parser) yamlError(err error) {
 }
 
 func (ps *parser) parse(data []byte) *Policy {
+	ps.src = data
 	if len(data) > MaxFileSize {
 		ps.addAt(1, 1, "the file is %d bytes, more than the %d allowed", len(data), MaxFileSize)
 		return nil
@@ -309,14 +311,8 @@ func (ps *parser) rule(n *yaml.Node, within []string, seen map[string]int) *rule
 	if v, ok := m["allow"]; ok {
 		r.allow = ps.conds(v.val, what, "allow", nil, groups)
 	}
-	if v, ok := m["variable"]; ok {
-		if s, ok := ps.str(v.val, "variable"); ok {
-			r.variable = ps.variable(v.val, s, within, groups)
-		}
-	} else {
-		ps.add(n, "%s has no variable: add \"variable: ...\", e.g. \"apps/{stack}/{secret_key}\"", what)
-	}
-	if v, ok := m["version"]; ok {
+	ps.output(n, m, r, what, within, groups)
+	if v, ok := m["version"]; ok && r.bundle == nil {
 		if s, ok := ps.str(v.val, "version"); ok {
 			r.version = ps.version(v.val, s, groups)
 		}

@@ -42,7 +42,7 @@ rules:
 }
 
 func TestParseOK(t *testing.T) {
-	for _, tc := range okCases {
+	for _, tc := range append(okCases, bundleOKCases...) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Parse("f.yml", []byte(tc.src))
 			if err != nil {
@@ -255,7 +255,7 @@ version: 1
 }
 
 func TestParseProblems(t *testing.T) {
-	for _, tc := range problemCases {
+	for _, tc := range append(problemCases, bundleProblemCases...) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("f.yml", []byte(tc.src))
 			var ps Problems

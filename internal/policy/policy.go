@@ -29,6 +29,14 @@ type Decision struct {
 	DoNotReuse bool
 	Reason     string // one line naming the rule and the condition (allow or deny)
 	Condition  string // failing condition for denies, e.g. "allow.service_labels[com.docker.stack.namespace]"
+	// Field and Decode shape a single variable's value ("" = hand it out
+	// as fetched); see Render.
+	Field  string
+	Decode string
+	// Bundle is set when the rule renders one secret from several
+	// variables: the format and every member with its resolved id. Members
+	// are resolved (and listed) even when an allow condition then denies.
+	Bundle *Bundle
 }
 
 // Policy is a parsed, validated mapping policy. It is immutable and safe for
@@ -142,6 +150,8 @@ type rule struct {
 	variable template
 	version  *template
 	reuse    bool
+	shape    shape       // field and decode of a single-variable rule
+	bundle   *bundleSpec // nil for a single-variable rule
 }
 
 // File returns the name the policy was parsed from ("builtin" for Builtin).

@@ -129,6 +129,15 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 		return d
 	}
 
+	if r.bundle != nil {
+		b, cond, why := p.resolveBundle(r.bundle, req, groups)
+		if why != "" {
+			return deny(cond, "%s", why)
+		}
+		d.Bundle = b
+		return finish(r, req, groups, d, deny)
+	}
+
 	id, cond, why := expand(r.variable, req, groups, true)
 	if why != "" {
 		return deny(cond, "%s", why)
@@ -140,6 +149,7 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 		return deny("within", "the resolved id %s is not under %s", quote(id), strings.Join(p.within, ", "))
 	}
 	d.Variable = id
+	d.Field, d.Decode = r.shape.field, r.shape.decode
 
 	if r.version != nil {
 		text, cond, why := expand(*r.version, req, groups, false)
@@ -152,14 +162,23 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 		}
 		d.Version = v
 	}
+	return finish(r, req, groups, d, deny)
+}
 
+// finish checks r's allow conditions for d, whose variable or bundle is
+// resolved: deny is decide's, which denies d.
+func finish(r *rule, req Request, groups map[string]groupVal, d Decision, deny func(condition, format string, args ...any) Decision) Decision {
 	for _, c := range r.allow {
 		if why := c.allows(req, groups); why != "" {
 			return deny(c.path, "%s", why)
 		}
 	}
 	d.Allow = true
-	d.Reason = fmt.Sprintf("rule %q allows variable %q", r.name, id)
+	if d.Bundle != nil {
+		d.Reason = fmt.Sprintf("rule %q allows a %s bundle of %d variables", r.name, d.Bundle.Format, len(d.Bundle.Members))
+	} else {
+		d.Reason = fmt.Sprintf("rule %q allows variable %q", r.name, d.Variable)
+	}
 	if len(r.allow) > 0 {
 		held := make([]string, len(r.allow))
 		for i, c := range r.allow {

@@ -21,6 +21,10 @@ type mappingSchema struct {
 	Definitions struct {
 		Rule       schemaObject `json:"rule"`
 		Conditions schemaObject `json:"conditions"`
+		Bundle     schemaObject `json:"bundle"`
+		Member     struct {
+			OneOf []schemaObject `json:"oneOf"`
+		} `json:"member"`
 	} `json:"definitions"`
 }
 
@@ -64,12 +68,25 @@ func TestSchemaMatchesParser(t *testing.T) {
 		{"rule", keys(s.Definitions.Rule.Properties), ruleKeys},
 		{"match-and-allow", keys(s.Definitions.Conditions.Properties), conditionKeys},
 		{"required-top-level", sorted(s.Required), []string{"rules", "version"}},
-		{"required-rule", sorted(s.Definitions.Rule.Required), []string{"match", "name", "variable"}},
+		{"required-rule", sorted(s.Definitions.Rule.Required), []string{"match", "name"}},
+		{"bundle", keys(s.Definitions.Bundle.Properties), bundleKeys},
+		{"required-bundle", sorted(s.Definitions.Bundle.Required), []string{"format", "variables"}},
+		{"member", memberObjectKeys(s), memberKeys},
 	} {
 		if diff := cmp.Diff(sorted(c.want), c.schema); diff != "" {
 			t.Errorf("%s keys: schema differs from the parser (-parser +schema):\n%s", c.name, diff)
 		}
 	}
+}
+
+// memberObjectKeys returns the keys of the mapping form of a bundle member.
+func memberObjectKeys(s mappingSchema) []string {
+	for _, o := range s.Definitions.Member.OneOf {
+		if len(o.Properties) > 0 {
+			return keys(o.Properties)
+		}
+	}
+	return nil
 }
 
 // TestSchemaCoversExamples walks the keys of every example mapping in docs/
@@ -106,6 +123,9 @@ func TestSchemaCoversExamples(t *testing.T) {
 			for _, r := range rules {
 				rm, _ := r.(map[string]any)
 				check("rule", rm, s.Definitions.Rule.Properties)
+				if bm, ok := rm["bundle"].(map[string]any); ok {
+					check("bundle", bm, s.Definitions.Bundle.Properties)
+				}
 				for _, sec := range []string{"match", "allow"} {
 					if cm, ok := rm[sec].(map[string]any); ok {
 						check(sec, cm, s.Definitions.Conditions.Properties)

@@ -1,0 +1,91 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/policy"
+)
+
+// The Conjur client fetches a bundle's members in one call.
+var _ ManyFetcher = (*conjur.Client)(nil)
+
+// serveBundle fetches every member of dec's bundle together and renders the
+// secret. If any member fails, the Get fails with that member's code and
+// name (the first failing member by name); nothing partial is handed out.
+func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi.Record, dec PolicyDecision) pluginapi.Response {
+	members := dec.Bundle.Members
+	refs := make([]Ref, len(members))
+	for i, m := range members {
+		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse}
+	}
+	vals, errs := d.fetchMany(ctx, refs)
+	rec.Cached = true
+	for i, v := range vals {
+		rec.Coalesced = rec.Coalesced || v.Coalesced
+		rec.Cached = rec.Cached && v.Cached && errs[i] == nil
+	}
+	for i, err := range errs {
+		if err != nil {
+			code, msg := d.fetchFailure(err)
+			rec.Variable = members[i].Variable
+			return d.finish(start, rec, code, fmt.Sprintf("bundle member %q: %s", members[i].Name, msg), err, nil)
+		}
+	}
+	data := make([][]byte, len(vals))
+	for i, v := range vals {
+		data[i] = v.Data
+	}
+	return d.serveRendered(start, rec, dec, data)
+}
+
+// serveRendered renders fetched values as dec says (a bundle, or a field or
+// decode of one value) and hands out the result.
+func (d *Driver) serveRendered(start time.Time, rec pluginapi.Record, dec PolicyDecision, values [][]byte) pluginapi.Response {
+	out, err := dec.Render(values)
+	if err != nil {
+		var ve *policy.ValueError
+		if !errors.As(err, &ve) {
+			return d.finish(start, rec, errcode.Internal, "the fetched values could not be rendered; see the plugin log", err, nil)
+		}
+		if ve.Member != "" {
+			rec.Variable = dec.Bundle.Members[memberIndex(dec.Bundle.Members, ve.Member)].Variable
+		}
+		return d.finish(start, rec, errcode.ValueUnusable, ve.Error(), nil, nil)
+	}
+	return d.serve(start, rec, dec, out)
+}
+
+func memberIndex(ms []policy.Member, name string) int {
+	for i, m := range ms {
+		if m.Name == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// fetchMany fetches refs together: with the Fetcher's GetMany when it has
+// one (one batch request on an idle client), else by concurrent Gets.
+func (d *Driver) fetchMany(ctx context.Context, refs []Ref) ([]Value, []error) {
+	vals := make([]Value, len(refs))
+	errs := make([]error, len(refs))
+	if mf, ok := d.opts.Fetcher.(ManyFetcher); ok {
+		for i, r := range mf.GetMany(ctx, refs) {
+			vals[i], errs[i] = r.Value, r.Err
+		}
+		return vals, errs
+	}
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { vals[i], errs[i] = d.opts.Fetcher.Get(ctx, ref) })
+	}
+	wg.Wait()
+	return vals, errs
+}
