@@ -348,7 +348,8 @@ func (s *suite) pluginLog(name string) string {
 
 // e2eMapping is docs/examples/mapping.yml plus one reusable rule for the
 // DoNotReuse scenario (matched by its own label, so it changes nothing for
-// the documented rules).
+// the documented rules) and, first, the bundle scenario's rules (matched by
+// their own secret names).
 func e2eMapping(docsMapping string) ([]byte, error) {
 	data, err := os.ReadFile(docsMapping)
 	if err != nil {
@@ -362,6 +363,8 @@ func e2eMapping(docsMapping string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: no rules list", docsMapping)
 	}
+	// The stack bundle rules go first: stack-secrets would match them.
+	rules = append(e2eBundleRules(), rules...)
 	doc["rules"] = append(rules, map[string]any{
 		"name":     "e2e-reusable",
 		"match":    map[string]any{"secret_labels": map[string]any{"cse2e.reusable": "*"}},

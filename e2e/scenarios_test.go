@@ -183,12 +183,7 @@ networks:
     external: true
     name: host
 `, s.readerImage, s.plugin, ext)
-	file := filepath.Join(t.TempDir(), "stack.yml")
-	if err := os.WriteFile(file, []byte(compose), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = docker("stack", "rm", stack) })
-	mustDocker(t, "stack", "deploy", "--resolve-image", "never", "-c", file, stack)
+	deployStack(t, stack, compose)
 
 	taskID, f := only(waitReaders(t, stack+"_app", 1, nil))
 	checkValues(t, taskID, f, map[string][]byte{

@@ -71,10 +71,7 @@ func TestRecipes(t *testing.T) {
 	}
 	for _, rc := range recipes {
 		t.Run(rc.file, func(t *testing.T) {
-			p, err := ParseFile(filepath.Join(docsDir, rc.file))
-			if err != nil {
-				t.Fatalf("recipe does not parse:\n%v", err)
-			}
+			p := loadRecipe(t, rc.file)
 			for _, c := range rc.claims {
 				t.Run(c.name, func(t *testing.T) {
 					d := p.Resolve(c.req)
@@ -86,4 +83,14 @@ func TestRecipes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadRecipe parses a recipe file under docs/.
+func loadRecipe(t *testing.T, file string) *Policy {
+	t.Helper()
+	p, err := ParseFile(filepath.Join(docsDir, file))
+	if err != nil {
+		t.Fatalf("recipe does not parse:\n%v", err)
+	}
+	return p
 }

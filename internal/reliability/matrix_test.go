@@ -317,6 +317,8 @@ func TestFaultMatrix(t *testing.T) {
 		}},
 	}
 
+	rows = append(rows, bundleRows()...)
+
 	type line struct{ name, fault, code, recovery, result string }
 	var summary []line
 	for _, r := range rows {
