@@ -15,10 +15,11 @@ SOAK_DURATION ?= 60s
 SOAK_GETS     ?= 100000
 SOAK_WORKERS  ?= 64
 BENCHTIME ?= 1s
+CLUSTER_FLAGS ?=
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/conjur-swarm (static)
@@ -29,7 +30,7 @@ run: build ## Run the plugin against the embedded Conjur-compatible server (sock
 	./$(BIN) serve --dev
 
 .PHONY: test
-test: ## Run every test: unit, race, the plugin socket, and e2e when a Docker daemon answers
+test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 
@@ -59,6 +60,13 @@ bench: build ## Benchmarks and the Swarm-leader-change storm; rewrites docs/benc
 .PHONY: e2e
 e2e: ## The end-to-end suite against the local Docker Engine in swarm mode
 	$(GO) test -count=1 -timeout 15m -v ./e2e/
+
+.PHONY: e2e-cluster
+e2e-cluster: ## The three-manager + one-worker swarm lab (root; issue 12); the last line is CLUSTER {json}
+	mkdir -p build
+	status=0; $(GO) test -count=1 -timeout 30m -v ./e2e/cluster/ -args -cluster.require $(CLUSTER_FLAGS) \
+	  2>&1 | tee build/e2e-cluster.txt || status=$$?; \
+	grep '^CLUSTER ' build/e2e-cluster.txt | tail -n 1; exit $$status
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target in the repo for FUZZTIME each (default 30s); failing inputs become seeds

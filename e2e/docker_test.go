@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/e2e/internal/harness"
 )
 
 // namePrefix starts the name of every object the suite creates: plugins,
@@ -34,13 +35,7 @@ const pollEvery = 500 * time.Millisecond
 
 // run runs a command and returns its stdout; the error carries stderr.
 func run(ctx context.Context, stdin io.Reader, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, stdin
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return harness.Run(ctx, stdin, name, args...)
 }
 
 // docker runs the docker CLI with a bounded deadline.
@@ -70,24 +65,7 @@ func mustDocker(t testing.TB, args ...string) string {
 // fails the test with what, the last status check gave and diag's output.
 func poll(t testing.TB, what string, timeout time.Duration, check func() (done bool, status string), diag func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var status string
-	for {
-		var done bool
-		done, status = check()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(pollEvery)
-	}
-	extra := ""
-	if diag != nil {
-		extra = "\n" + diag()
-	}
-	t.Fatalf("%s: not reached within %s; last seen: %s%s", what, timeout, status, extra)
+	harness.Poll(t, what, timeout, pollEvery, check, diag)
 }
 
 // task is one line of `docker service ps --format '{{json .}}'`.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,13 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cyberark/conjur-swarm/e2e/internal/harness"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 )
 
@@ -104,23 +103,7 @@ func engineUsable() string {
 // lockRun serialises runs of the suite on this engine: the start-up sweep
 // must not remove another run's objects.
 func lockRun(wait time.Duration) (func(), error) {
-	path := filepath.Join(os.TempDir(), "cse2e.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("run lock %s: %w", path, err)
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("run lock %s: another e2e run holds it (waited %s): %w", path, wait, err)
-		}
-		time.Sleep(pollEvery)
-	}
+	return harness.Lock(filepath.Join(os.TempDir(), "cse2e.lock"), wait, pollEvery)
 }
 
 // suite is what every scenario shares: one Conjur-compatible server, one
