@@ -263,13 +263,14 @@ func (s *suite) buildImages() error {
 	return nil
 }
 
-// credentialJSON is the plugin's Conjur credential (the host's API key).
+// credentialJSON is the plugin's Conjur credential (the host's API key) and
+// the Conjur it belongs to, as the bootstrap secret holds it.
 func (s *suite) credentialJSON() ([]byte, error) {
 	key, err := s.dev.APIKey("host:swarm/conjur-plugin")
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]string{"login": pluginLogin, "api_key": key})
+	return json.Marshal(map[string]string{"login": pluginLogin, "api_key": key, "account": s.dev.Account(), "appliance_url": s.listener.URL})
 }
 
 // pluginSettings are the `docker plugin set` arguments. withCredentialFile

@@ -19,12 +19,19 @@ func newBootstrapAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bootstrap-agent [--secret-file FILE] [--plugins-dir DIR] [--interval 10s]",
 		Short: "Hand the plugin's Conjur credential from a swarm secret to the plugin on this node",
-		Long: `Read the credential JSON ({"login":...,"api_key":...} or {"jwt":...}) from a
-swarm secret, find the conjur-swarm plugin socket(s) under the mounted
-/run/docker/plugins (DIR/conjur.sock and DIR/<plugin id>/conjur.sock), and post
-the credential to each plugin that reports none or another one. It keeps
-running and checks again every --interval, so a restarted or re-enabled plugin
-gets the credential back. It logs the credential's fingerprint, never the key.
+		Long: `Read the credential JSON from a swarm secret:
+
+  {"login":"host/swarm/conjur-plugin","api_key":"...","account":"myorg","appliance_url":"https://conjur.example.com"}
+  {"jwt":"...","account":"myorg","appliance_url":"https://conjur.example.com"}
+
+(appliance_url may list several URLs separated by commas), find the
+conjur-swarm plugin socket(s) under the mounted /run/docker/plugins
+(DIR/conjur.sock and DIR/<plugin id>/conjur.sock), and post the credential to
+each plugin whose status reports that login, that account and one of those
+URLs, when it holds none or another one. Plugins of another login, account or
+Conjur are skipped. It keeps running and checks again every --interval, so a
+restarted or re-enabled plugin gets the credential back. It logs the
+credential's fingerprint, never the key.
 
 Run it as a global service on the managers (see docs/install.md):
 
@@ -46,14 +53,22 @@ Run it as a global service on the managers (see docs/install.md):
 			}
 			if once {
 				res := agent.Pass(cmd.Context())
-				for sock, why := range res.Failed {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", sock, why)
+				if res.Problem != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), res.Problem)
+				}
+				for _, sock := range res.Sockets {
+					if why, ok := res.Failed[sock]; ok {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", sock, why)
+					}
+					if why, ok := res.Skipped[sock]; ok {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: skipped, the credential is not for this plugin: %s\n", sock, why)
+					}
 				}
 				if len(res.HandedTo)+len(res.Current) == 0 || len(res.Failed) > 0 {
 					return errors.New("bootstrap-agent --once: not every plugin holds the credential (see above and the log)")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "credential handed to %d plugin(s), already held by %d: %s\n",
-					len(res.HandedTo), len(res.Current), strings.Join(res.Sockets, ", "))
+					len(res.HandedTo), len(res.Current), strings.Join(append(res.HandedTo, res.Current...), ", "))
 				return nil
 			}
 			log.Info("bootstrap agent started", defaultFields(opts)...)
@@ -65,7 +80,7 @@ Run it as a global service on the managers (see docs/install.md):
 	fl.StringVar(&opts.PluginsDir, "plugins-dir", "/run/docker/plugins", "the host's /run/docker/plugins as mounted into the agent")
 	fl.DurationVar(&opts.Interval, "interval", 10*time.Second, "how often to check the plugins")
 	fl.DurationVar(&opts.CallTimeout, "timeout", 25*time.Second, "deadline of each call to a plugin")
-	fl.BoolVar(&once, "once", false, "make one pass and exit (1 unless every plugin found holds the credential)")
+	fl.BoolVar(&once, "once", false, "make one pass and exit (1 unless every plugin the credential is for holds it, and there is one)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "json", "json or console")
 	return cmd

@@ -140,6 +140,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		Resolver:      store,
 		PolicyStatus:  store,
 		Account:       cfg.Conjur.Account,
+		ApplianceURLs: cfg.Conjur.ApplianceURLs,
 		NotConfigured: notConfigured,
 		Logger:        log.Named("driver"),
 		Observer:      observer,

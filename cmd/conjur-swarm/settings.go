@@ -74,7 +74,7 @@ var settings = []setting{
 		doc:   "The mapping policy inside the plugin, e.g. `/etc/conjur-swarm/mapping/mapping.yml`. Empty: the built-in rule (`conjur.variable` label). Reloaded when it changes; a broken new version is logged and ignored. A file that is broken or missing at start does not stop the plugin: it answers every request `MAPPING_INVALID` until the file is fixed, then adopts it.",
 		value: text(func(c *Config) *string { return &c.MappingFile }, nil)},
 	{key: "credential_file", env: "CONJUR_SWARM_CREDENTIAL_FILE", flag: "credential-file", help: "file with the API key or credential JSON, re-read at each authentication",
-		doc:   "Root-only credential file inside the plugin, e.g. `/etc/conjur-swarm/identity/credential.json`: the API key as text, or `{\"login\": ..., \"api_key\": ...}`; re-read at each authentication. Empty: wait for the bootstrap handoff.",
+		doc:   "Root-only credential file inside the plugin, e.g. `/etc/conjur-swarm/identity/credential.json`: the API key as text, or `{\"login\": ..., \"api_key\": ...}` (it may also carry the bootstrap secret's `account` and `appliance_url`, which are ignored here); re-read at each authentication. Empty: wait for the bootstrap handoff.",
 		value: text(func(c *Config) *string { return &c.CredentialFile }, nil)},
 	{key: "log_level", env: "CONJUR_SWARM_LOG_LEVEL", def: "info", flag: "log-level", help: "debug, info, warn or error",
 		doc:   "`debug`, `info`, `warn` or `error`.",

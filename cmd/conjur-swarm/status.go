@@ -82,6 +82,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 			p("Conjur\tconfigured")
 		}
 		p("  login\t%s", orDash(c.Login))
+		p("  account\t%s", orDash(c.Account))
 		if c.HasCredential() {
 			p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), when(c.CredentialSetAt))
 		} else {

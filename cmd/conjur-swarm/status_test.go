@@ -49,7 +49,7 @@ func sampleStatus() map[string]pluginapi.Status {
 		Now:        t0.Add(10 * time.Minute),
 		Configured: true,
 		Conjur: &pluginapi.ConjurState{
-			Login: "host/swarm/conjur-plugin", CredentialSource: "handoff", CredentialFingerprint: "777bef257a50b278",
+			Login: "host/swarm/conjur-plugin", Account: "myorg", CredentialSource: "handoff", CredentialFingerprint: "777bef257a50b278",
 			CredentialSetAt: t0.Add(time.Minute), TokenExpiresAt: t0.Add(14 * time.Minute),
 			LastContact: t0.Add(9 * time.Minute), LastURL: "https://conjur-follower-1.example.com",
 			LastErrorCode: "NOT_FOUND", LastError: "variable apps/shop/missing is empty or not found", LastErrorAt: t0.Add(9 * time.Minute),
@@ -77,12 +77,12 @@ func sampleStatus() map[string]pluginapi.Status {
 	}
 	noCredential := pluginapi.Status{
 		StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
-		Conjur:  &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "none", URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
+		Conjur:  &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", Account: "myorg", CredentialSource: "none", URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
 		Mapping: &pluginapi.MappingState{Hash: "builtin", Rules: 1, LoadedAt: t0},
 	}
 	mappingInvalid := pluginapi.Status{
 		Version: "v1.0.0", StartedAt: t0, Now: t0.Add(time.Minute), Configured: true,
-		Conjur: &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", CredentialSource: "file", CredentialFingerprint: "777bef257a50b278",
+		Conjur: &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", Account: "myorg", CredentialSource: "file", CredentialFingerprint: "777bef257a50b278",
 			CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}},
 		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", FailClosed: true,
 			LastError: "mapping file /etc/conjur-swarm/mapping/mapping.yml is invalid and no policy is in force", LastErrorAt: t0,

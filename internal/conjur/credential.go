@@ -22,7 +22,8 @@ type Credential struct{ Login, APIKey, JWT string }
 const maxCredentialSize = 64 << 10
 
 // ParseCredential reads the handoff / credential-file JSON:
-// {"login": "host/...", "api_key": "..."} or {"jwt": "..."}.
+// {"login": "host/...", "api_key": "..."} or {"jwt": "..."}, each of which
+// may also carry "account" and "appliance_url" (strings, not used here).
 // Its errors never echo the input.
 func ParseCredential(data []byte) (Credential, error) {
 	if len(data) > maxCredentialSize {
@@ -32,6 +33,11 @@ func ParseCredential(data []byte) (Credential, error) {
 		Login  *string `json:"login"`
 		APIKey *string `json:"api_key"`
 		JWT    *string `json:"jwt"`
+		// Where the credential belongs: the bootstrap agent and the
+		// plugin's handoff endpoint check them (driver.ParseHandoff); the
+		// client itself does not use them.
+		Account      *string `json:"account"`
+		ApplianceURL *string `json:"appliance_url"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -46,7 +52,7 @@ func ParseCredential(data []byte) (Credential, error) {
 		case errors.As(err, &typ) && typ.Field != "":
 			return Credential{}, fmt.Errorf("credential field %q must be a string", typ.Field)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return Credential{}, errors.New("credential has a field other than login, api_key and jwt: remove it")
+			return Credential{}, errors.New("credential has a field other than login, api_key, jwt, account and appliance_url: remove it")
 		default:
 			return Credential{}, errors.New("credential is not a JSON object: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}")
 		}

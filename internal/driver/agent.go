@@ -8,11 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // SocketName is the plugin's socket file name (config.json interface.socket).
@@ -36,15 +37,22 @@ type AgentOptions struct {
 	Logger     *zap.Logger
 }
 
-// Agent hands the bootstrap credential to every conjur-swarm plugin socket
-// it finds, and again whenever a plugin reports no credential or another
-// one. It never logs the credential, only its fingerprint.
+// Agent hands the bootstrap credential to each conjur-swarm plugin socket
+// it finds whose status reports the credential's login, account and one of
+// its appliance URLs, and again whenever such a plugin reports no credential
+// or another one. It never logs the credential, only its fingerprint.
+//
+// What it trusts: a socket under the plugins directory that reports the
+// right login, account and URL. Creating one there takes root on the node,
+// which is part of the trusted base (docs/security.md).
 type Agent struct {
-	opts     AgentOptions
-	log      *zap.Logger
-	now      func() time.Time
+	opts AgentOptions
+	log  *zap.Logger
+	now  func() time.Time
+	last string // the last "nothing to do" warning, to log it once
+
+	mu       sync.Mutex              // guards state and problems: sockets are offered in parallel
 	state    map[string]*socketState // by socket path
-	last     string                  // the last "nothing to do" warning, to log it once
 	problems map[string]string       // by socket path: the last problem logged for it
 }
 
@@ -53,6 +61,10 @@ type socketState struct {
 	retryAt     time.Time // do not offer that fingerprint again before this
 	backoff     time.Duration
 }
+
+// maxParallelOffers bounds how many sockets one pass talks to at once: a
+// socket that hangs until CallTimeout delays no other plugin's handover.
+const maxParallelOffers = 8
 
 // NewAgent checks the options and returns an Agent.
 func NewAgent(opts AgentOptions) (*Agent, error) {
@@ -103,27 +115,44 @@ type PassResult struct {
 	Sockets  []string
 	HandedTo []string
 	Current  []string          // already held the credential
+	Skipped  map[string]string // socket -> why: a plugin of another login, account or Conjur
 	Failed   map[string]string // socket -> why
+	// Problem says why no socket was offered anything (no credential, an
+	// unusable one, no socket found); "" when the sockets were tried.
+	Problem string
 }
 
+// outcome is what one offer came to.
+type outcome int
+
+const (
+	outcomeFailed outcome = iota
+	outcomeHanded
+	outcomeCurrent
+	outcomeSkipped
+)
+
 // Pass reads the credential, finds the plugin sockets and hands the
-// credential to each plugin that lacks it.
+// credential to each plugin it belongs to that lacks it. The sockets are
+// offered in parallel; one that fails, hangs or answers nonsense changes
+// nothing for the others.
 func (a *Agent) Pass(ctx context.Context) PassResult {
-	res := PassResult{Failed: map[string]string{}}
+	res := PassResult{Skipped: map[string]string{}, Failed: map[string]string{}}
 	data, err := os.ReadFile(a.opts.SecretFile)
 	if err != nil {
+		res.Problem = "cannot read the bootstrap credential: " + pathError(err) + "; give the service the swarm secret (--secret)"
 		a.warnOnce("cannot read the bootstrap credential; give the service the swarm secret (--secret)",
 			zap.String("file", a.opts.SecretFile), zap.String("cause", pathError(err)))
 		return res
 	}
 	defer clear(data)
-	cred, err := conjur.ParseCredential(data)
+	h, err := ParseHandoff(data)
 	if err != nil {
-		a.warnOnce("the bootstrap credential is not {\"login\":...,\"api_key\":...} or {\"jwt\":...}; fix the swarm secret",
+		res.Problem = "the bootstrap credential in " + a.opts.SecretFile + " cannot be used: " + flatten(err)
+		a.warnOnce("the bootstrap credential cannot be used; fix the swarm secret",
 			zap.String("file", a.opts.SecretFile), zap.String("cause", flatten(err)))
 		return res
 	}
-	fp := cred.Fingerprint()
 
 	res.Sockets, err = FindSockets(a.opts.PluginsDir)
 	if err != nil || len(res.Sockets) == 0 {
@@ -131,60 +160,131 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 		if err != nil {
 			cause = pathError(err)
 		}
+		res.Problem = "no conjur-swarm plugin socket under " + a.opts.PluginsDir + " (" + cause + "); is the plugin enabled on this node, and /run/docker/plugins mounted?"
 		a.warnOnce("no conjur-swarm plugin socket found; is the plugin enabled on this node, and /run/docker/plugins mounted?",
 			zap.String("plugins_dir", a.opts.PluginsDir), zap.String("cause", cause))
 		return res
 	}
 	a.last = ""
-	for _, sock := range res.Sockets {
-		outcome, err := a.offer(ctx, sock, data, cred.Login, fp)
-		switch {
-		case err != nil:
-			res.Failed[sock] = err.Error()
-		case outcome == "handed":
+
+	type result struct {
+		outcome outcome
+		why     string
+	}
+	results := make([]result, len(res.Sockets))
+	slots := make(chan struct{}, maxParallelOffers)
+	var wg sync.WaitGroup
+	for i, sock := range res.Sockets {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			o, why := a.offer(ctx, sock, data, h)
+			results[i] = result{o, why}
+		}()
+	}
+	wg.Wait()
+	for i, sock := range res.Sockets {
+		switch r := results[i]; r.outcome {
+		case outcomeHanded:
 			res.HandedTo = append(res.HandedTo, sock)
-		case outcome == "current":
+		case outcomeCurrent:
 			res.Current = append(res.Current, sock)
+		case outcomeSkipped:
+			res.Skipped[sock] = r.why
+		default:
+			res.Failed[sock] = r.why
 		}
 	}
 	return res
 }
 
+// judge decides, from a plugin's status alone, whether the handoff belongs
+// to that plugin: skipped (another login, account or Conjur, or a status
+// that does not say), failed (not configured), current (it holds this
+// credential already) or handed (offer it). Every field of the status is
+// another process's say: a missing one is a mismatch, never a crash.
+func judge(st pluginapi.Status, h Handoff, fp string) (outcome, string) {
+	if !st.Configured {
+		return outcomeFailed, "plugin not configured: " + clip(st.ConfigProblem)
+	}
+	c := st.Conjur
+	if c == nil {
+		return outcomeSkipped, "the plugin's status has no Conjur section (not conjur-swarm, or too old to say which Conjur it serves)"
+	}
+	if why := h.loginMismatch(c.Login); why != "" {
+		return outcomeSkipped, why
+	}
+	urls := make([]string, 0, len(c.URLs))
+	for _, u := range c.URLs {
+		urls = append(urls, u.URL)
+	}
+	if why := h.conjurMismatch(c.Account, urls); why != "" {
+		return outcomeSkipped, why
+	}
+	if c.HasCredential() && c.CredentialFingerprint == fp {
+		return outcomeCurrent, ""
+	}
+	return outcomeHanded, ""
+}
+
 // offer asks one plugin for its status and hands the credential over when
-// the plugin has none or another one.
-func (a *Agent) offer(ctx context.Context, sock string, cred []byte, login, fp string) (string, error) {
+// the credential belongs to that plugin and the plugin has none or another
+// one. It reports what came of it and, unless handed or current, why.
+func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h Handoff) (outcome, string) {
+	fp := h.Credential.Fingerprint()
 	c := NewClient(sock, a.opts.CallTimeout)
 	st, err := c.Status(ctx)
 	if err != nil {
 		a.problem(sock, "plugin did not answer status (not conjur-swarm, or not running)", zap.String("cause", flatten(err)))
-		return "", err
+		return outcomeFailed, flatten(err)
 	}
-	if !st.Configured {
-		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", st.ConfigProblem))
-		return "", errors.New("plugin not configured: " + st.ConfigProblem)
-	}
-	// The key never leaves the agent for a plugin pinned to another
-	// identity (another swarm's plugin, a test plugin on the same host):
-	// that plugin would refuse it, but only after receiving it.
-	if login != "" && st.Conjur.Login != "" && st.Conjur.Login != login {
-		a.problem(sock, "plugin is pinned to another Conjur login; not handing the credential over",
-			zap.String("plugin_login", st.Conjur.Login), zap.String("credential_login", login))
-		return "", fmt.Errorf("plugin is pinned to login %q, the credential is for %q", st.Conjur.Login, login)
-	}
-	delete(a.problems, sock)
-	if st.Conjur.HasCredential() && st.Conjur.CredentialFingerprint == fp {
+	verdict, why := judge(st, h, fp)
+	switch verdict {
+	case outcomeFailed:
+		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", clip(st.ConfigProblem)))
+		return verdict, why
+	case outcomeSkipped:
+		// The key never leaves the agent for a plugin of another identity
+		// or Conjur (another swarm's plugin, a staging plugin on the same
+		// host): that plugin would send it to its own Conjur.
+		a.problem(sock, "the credential does not belong to this plugin; not handing it over", zap.String("why", why))
+		return verdict, why
+	case outcomeCurrent:
+		a.mu.Lock()
+		delete(a.problems, sock)
 		delete(a.state, sock)
-		return "current", nil
+		a.mu.Unlock()
+		return verdict, ""
 	}
+
+	a.mu.Lock()
+	delete(a.problems, sock)
 	s := a.state[sock]
-	if s != nil && s.fingerprint == fp && a.now().Before(s.retryAt) {
-		return "", fmt.Errorf("refused earlier; next try at %s", s.retryAt.Format(time.RFC3339))
+	wait := s != nil && s.fingerprint == fp && a.now().Before(s.retryAt)
+	var retryAt time.Time
+	if s != nil {
+		retryAt = s.retryAt
 	}
+	a.mu.Unlock()
+	if wait {
+		return outcomeFailed, fmt.Sprintf("refused earlier; next try at %s", retryAt.Format(time.RFC3339))
+	}
+
 	ans, err := c.Bootstrap(ctx, cred)
-	if err == nil && ans.Err != "" {
-		err = errors.New(ans.Err)
+	switch {
+	case err != nil:
+	case ans.Err != "":
+		err = errors.New(clip(ans.Err))
+	case !ans.OK || ans.Fingerprint != fp:
+		// Only the plugin that adopted this very credential answers its
+		// fingerprint; anything else is not a handover.
+		err = fmt.Errorf("the plugin answered ok=%t with fingerprint %q, not the fingerprint sent (%s): it did not adopt this credential",
+			ans.OK, clip(ans.Fingerprint), fp)
 	}
 	if err != nil {
+		a.mu.Lock()
+		s := a.state[sock]
 		if s == nil || s.fingerprint != fp {
 			s = &socketState{fingerprint: fp, backoff: a.opts.Interval}
 			a.state[sock] = s
@@ -192,28 +292,34 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, login, fp s
 			s.backoff = min(2*s.backoff, a.opts.MaxBackoff)
 		}
 		s.retryAt = a.now().Add(s.backoff)
+		retryAt := s.retryAt
+		a.mu.Unlock()
 		a.log.Warn("plugin refused the credential", zap.String("socket", sock), zap.String("fingerprint", fp),
-			zap.String("err", flatten(err)), zap.Time("retry_at", s.retryAt))
-		return "", err
+			zap.String("err", flatten(err)), zap.Time("retry_at", retryAt))
+		return outcomeFailed, flatten(err)
 	}
+	a.mu.Lock()
 	delete(a.state, sock)
+	a.mu.Unlock()
 	previous := "none"
 	if st.Conjur.HasCredential() {
-		previous = st.Conjur.CredentialFingerprint
+		previous = clip(st.Conjur.CredentialFingerprint)
 	}
-	a.log.Info("credential handed over", zap.String("socket", sock), zap.String("fingerprint", ans.Fingerprint),
+	a.log.Info("credential handed over", zap.String("socket", sock), zap.String("fingerprint", fp),
 		zap.String("previous_fingerprint", previous))
-	return "handed", nil
+	return outcomeHanded, ""
 }
 
 // problem logs a socket's problem when it differs from the last one logged
 // for that socket, so a stuck plugin does not fill the log every interval.
 func (a *Agent) problem(sock, msg string, fields ...zap.Field) {
-	if a.problems[sock] == msg {
-		return
-	}
+	a.mu.Lock()
+	seen := a.problems[sock] == msg
 	a.problems[sock] = msg
-	a.log.Warn(msg, append([]zap.Field{zap.String("socket", sock)}, fields...)...)
+	a.mu.Unlock()
+	if !seen {
+		a.log.Warn(msg, append([]zap.Field{zap.String("socket", sock)}, fields...)...)
+	}
 }
 
 func (a *Agent) warnOnce(msg string, fields ...zap.Field) {

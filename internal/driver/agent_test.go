@@ -35,18 +35,7 @@ func newAgentFixture(t *testing.T) *agentFixture {
 	})
 	plugins := t.TempDir()
 	f.sock = filepath.Join(plugins, "f00d", SocketName)
-	if err := os.MkdirAll(filepath.Dir(f.sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", f.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(d, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveDriverAt(t, d, f.sock)
 
 	f.secret = filepath.Join(t.TempDir(), "conjur-bootstrap")
 	core, logs := observer.New(zap.DebugLevel)
@@ -60,7 +49,13 @@ func newAgentFixture(t *testing.T) *agentFixture {
 	return f
 }
 
-const credA = `{"login":"host/swarm/conjur-plugin","api_key":"key-aaaa-1111"}`
+// testCred is a bootstrap document for the fixture's plugin (account dev,
+// URL https://conjur.test) with the given login and key.
+func testCred(login, key string) string {
+	return `{"login":"` + login + `","api_key":"` + key + `","account":"dev","appliance_url":"https://conjur.test"}`
+}
+
+var credA = testCred("host/swarm/conjur-plugin", "key-aaaa-1111")
 
 func TestAgentBacksOffARefusedCredential(t *testing.T) {
 	f := newAgentFixture(t)
@@ -91,7 +86,7 @@ func TestAgentBacksOffARefusedCredential(t *testing.T) {
 	f.sink.mu.Lock()
 	f.sink.err = nil
 	f.sink.mu.Unlock()
-	writeFile(t, f.secret, `{"login":"host/swarm/conjur-plugin","api_key":"key-bbbb-2222"}`)
+	writeFile(t, f.secret, testCred("host/swarm/conjur-plugin", "key-bbbb-2222"))
 	if res := f.agent.Pass(ctx); len(res.HandedTo) != 1 {
 		t.Fatalf("new credential: %+v", res)
 	}
@@ -106,10 +101,10 @@ func TestAgentBacksOffARefusedCredential(t *testing.T) {
 
 func TestAgentKeepsTheKeyFromAPluginPinnedToAnotherLogin(t *testing.T) {
 	f := newAgentFixture(t)
-	writeFile(t, f.secret, `{"login":"host/other-swarm/conjur-plugin","api_key":"key-cccc-3333"}`)
+	writeFile(t, f.secret, testCred("host/other-swarm/conjur-plugin", "key-cccc-3333"))
 	res := f.agent.Pass(context.Background())
-	if why := res.Failed[f.sock]; !strings.Contains(why, `pinned to login "host/swarm/conjur-plugin"`) {
-		t.Fatalf("pass %+v, want a refusal naming the pinned login", res)
+	if why := res.Skipped[f.sock]; !strings.Contains(why, `pinned to login "host/swarm/conjur-plugin"`) {
+		t.Fatalf("pass %+v, want the plugin skipped, naming its pinned login", res)
 	}
 	f.sink.mu.Lock()
 	defer f.sink.mu.Unlock()
@@ -129,7 +124,7 @@ func TestAgentProblemsAreLoggedOnce(t *testing.T) {
 	}
 	writeFile(t, f.secret, "not json at all key-cccc")
 	f.agent.Pass(ctx)
-	lines := f.logs.FilterMessageSnippet("not {\"login\"").All()
+	lines := f.logs.FilterMessageSnippet("the bootstrap credential cannot be used").All()
 	if len(lines) != 1 || strings.Contains(lines[0].ContextMap()["cause"].(string), "key-cccc") {
 		t.Errorf("bad credential warning: %v", lines)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -35,16 +34,23 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("the credential is larger than %d bytes; hand over {\"login\":...,\"api_key\":...} or {\"jwt\":...}", maxCredentialBytes), nil)
 	}
-	cred, err := conjur.ParseCredential(data)
+	h, err := ParseHandoff(data)
 	clear(data)
 	if err != nil {
 		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusBadRequest,
-			"the credential is not {\"login\":...,\"api_key\":...} or {\"jwt\":...}; fix the bootstrap secret", err)
+			"the credential cannot be used: "+flatten(err)+"; fix the bootstrap secret", nil)
 	}
+	cred := h.Credential
 	fp := cred.Fingerprint()
 	if d.opts.Credentials == nil {
 		return d.bootstrapFailed(fp, errcode.NotConfigured, http.StatusServiceUnavailable,
 			d.opts.NotConfigured+"; "+errcode.NotConfigured.Fix(), nil)
+	}
+	// Before anything reaches Conjur: a credential for another Conjur
+	// (another account, or none of this plugin's URLs) is not sent to ours.
+	if why := h.conjurMismatch(d.opts.Account, d.opts.ApplianceURLs); why != "" {
+		return d.bootstrapFailed(fp, errcode.CredentialRejected, http.StatusBadRequest,
+			"the credential belongs to another Conjur: "+why+" (CONJUR_ACCOUNT, CONJUR_APPLIANCE_URL); hand over this plugin's credential, or fix the bootstrap secret's account and appliance_url", nil)
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()

@@ -30,8 +30,12 @@ type Options struct {
 	Fetcher       Fetcher
 	NotConfigured string
 	// Account is the plugin's CONJUR_ACCOUNT: a mapping file that names
-	// another account cannot be served by this plugin's identity.
+	// another account cannot be served by this plugin's identity, and a
+	// handoff for another account is refused.
 	Account string
+	// ApplianceURLs is the plugin's CONJUR_APPLIANCE_URL list: a handoff
+	// must name at least one of them.
+	ApplianceURLs []string
 
 	Credentials  CredentialSink // nil: the bootstrap endpoint answers NOT_CONFIGURED
 	ConjurStatus ConjurReporter // nil: status shows no Conjur section

@@ -26,12 +26,13 @@ func newTestDriver(t *testing.T, f *fakeFetcher, r Resolver, mutate ...func(*Opt
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	opts := Options{
-		Resolver:     r,
-		Fetcher:      f,
-		Account:      "dev",
-		ConjurStatus: fakeConjurStatus{},
-		PolicyStatus: fakePolicyStatus{},
-		Logger:       zap.New(core),
+		Resolver:      r,
+		Fetcher:       f,
+		Account:       "dev",
+		ApplianceURLs: []string{"https://conjur.test"},
+		ConjurStatus:  fakeConjurStatus{},
+		PolicyStatus:  fakePolicyStatus{},
+		Logger:        zap.New(core),
 	}
 	for _, m := range mutate {
 		m(&opts)

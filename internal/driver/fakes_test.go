@@ -78,6 +78,7 @@ type fakeSink struct {
 	mu      sync.Mutex
 	err     error
 	adopted []Credential
+	onAdopt func() // called after each adoption, when set
 }
 
 func (f *fakeSink) Adopt(_ context.Context, c Credential) error {
@@ -87,16 +88,33 @@ func (f *fakeSink) Adopt(_ context.Context, c Credential) error {
 		return f.err
 	}
 	f.adopted = append(f.adopted, c)
+	if f.onAdopt != nil {
+		f.onAdopt()
+	}
 	return nil
 }
 
 // fakeConjurStatus reports a fixed status, or the sink's last credential.
-type fakeConjurStatus struct{ sink *fakeSink }
+// login and urls default to host/swarm/conjur-plugin and https://conjur.test.
+type fakeConjurStatus struct {
+	sink  *fakeSink
+	login string
+	urls  []string
+}
 
 func (f fakeConjurStatus) Status() ConjurStatus {
 	st := ConjurStatus{Login: "host/swarm/conjur-plugin", CredentialSource: "none",
 		LastContact: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastURL: "https://conjur.test",
 		URLs: []URLStatus{{URL: "https://conjur.test", Healthy: true}}}
+	if f.login != "" {
+		st.Login = f.login
+	}
+	if len(f.urls) > 0 {
+		st.URLs, st.LastURL = nil, f.urls[0]
+		for _, u := range f.urls {
+			st.URLs = append(st.URLs, URLStatus{URL: u, Healthy: true})
+		}
+	}
 	if f.sink != nil {
 		f.sink.mu.Lock()
 		defer f.sink.mu.Unlock()

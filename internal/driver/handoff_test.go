@@ -15,9 +15,9 @@ import (
 func TestRefusedHandoffIsTheCause(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	wrong := `{"login":"` + pluginLogin + `","api_key":"wrong-key-0000"}`
+	wrong := s.handoff(pluginLogin, "wrong-key-0000")
 	wrongFP := conjur.Credential{Login: pluginLogin, APIKey: "wrong-key-0000"}.Fingerprint()
-	good := `{"login":"` + pluginLogin + `","api_key":"` + s.apiKey + `"}`
+	good := s.handoff(pluginLogin, s.apiKey)
 	goodFP := conjur.Credential{Login: pluginLogin, APIKey: s.apiKey}.Fingerprint()
 
 	t.Run("fail/no credential: the answer names the refused key", func(t *testing.T) {

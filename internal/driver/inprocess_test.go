@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,6 +96,11 @@ func newStack(t *testing.T) *stack {
 	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key, logs: sink, obs: obs, log: log, store: store}
 }
 
+// handoff is the bootstrap document of login and key for this stack's Conjur.
+func (s *stack) handoff(login, key string) string {
+	return fmt.Sprintf(`{"login":%q,"api_key":%q,"account":%q,"appliance_url":%q}`, login, key, s.dev.Account(), s.url)
+}
+
 func (s *stack) conjurConfig() conjur.Config {
 	return conjur.Config{
 		ApplianceURLs: []string{s.url},
@@ -112,7 +116,7 @@ func (s *stack) conjurConfig() conjur.Config {
 // no Conjur settings) and returns a socket client for it.
 func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *pluginapi.Client {
 	t.Helper()
-	opts := Options{Resolver: s.store, PolicyStatus: s.store, Account: s.dev.Account(), Logger: s.log.Named("driver")}
+	opts := Options{Resolver: s.store, PolicyStatus: s.store, Account: s.dev.Account(), ApplianceURLs: []string{s.url}, Logger: s.log.Named("driver")}
 	if cfg != nil {
 		c, err := conjur.New(*cfg, s.log.Named("conjur"))
 		if err != nil {
@@ -302,8 +306,8 @@ func TestInProcessBootstrap(t *testing.T) {
 		name, cred, wantCode string
 	}{
 		{"fail/not JSON", `api-key-as-text`, "CREDENTIAL_REJECTED"},
-		{"fail/another login", `{"login":"host/other","api_key":"` + s.apiKey + `"}`, "CREDENTIAL_REJECTED"},
-		{"fail/wrong key", `{"login":"` + pluginLogin + `","api_key":"wrong-key-0000"}`, "AUTH_REFUSED"},
+		{"fail/another login", s.handoff("host/other", s.apiKey), "CREDENTIAL_REJECTED"},
+		{"fail/wrong key", s.handoff(pluginLogin, "wrong-key-0000"), "AUTH_REFUSED"},
 	} {
 		ans, err := c.Bootstrap(ctx, []byte(tc.cred))
 		if err != nil || ans.OK || !strings.Contains(ans.Err, "["+tc.wantCode+"]") {
@@ -316,7 +320,7 @@ func TestInProcessBootstrap(t *testing.T) {
 	}
 
 	good := conjur.Credential{Login: pluginLogin, APIKey: s.apiKey}
-	ans, err := c.Bootstrap(ctx, []byte(`{"login":"`+pluginLogin+`","api_key":"`+s.apiKey+`"}`))
+	ans, err := c.Bootstrap(ctx, []byte(s.handoff(pluginLogin, s.apiKey)))
 	if err != nil || !ans.OK || ans.Fingerprint != good.Fingerprint() {
 		t.Fatalf("handoff: %+v %v", ans, err)
 	}
@@ -349,27 +353,16 @@ func TestAgentHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	d, err := New(Options{Resolver: s.store, Fetcher: c, Credentials: c, ConjurStatus: c, Logger: s.log.Named("driver")})
+	d, err := New(Options{Resolver: s.store, Fetcher: c, Credentials: c, ConjurStatus: c, Account: s.dev.Account(), ApplianceURLs: []string{s.url}, Logger: s.log.Named("driver")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	plugins := t.TempDir()
 	sock := filepath.Join(plugins, "0123abcd", SocketName)
-	if err := mkdirAll(filepath.Dir(sock)); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(d, zap.NewNop())
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln, time.Second) }()
-	defer func() { stop(); <-done }()
+	serveDriverAt(t, d, sock)
 
 	secretFile := filepath.Join(t.TempDir(), "conjur-bootstrap")
-	writeFile(t, secretFile, `{"login":"`+pluginLogin+`","api_key":"`+s.apiKey+`"}`)
+	writeFile(t, secretFile, s.handoff(pluginLogin, s.apiKey))
 	agent, err := NewAgent(AgentOptions{SecretFile: secretFile, PluginsDir: plugins, Logger: s.log.Named("agent")})
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +385,7 @@ func TestAgentHandsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, secretFile, `{"login":"`+pluginLogin+`","api_key":"`+newKey+`"}`)
+	writeFile(t, secretFile, s.handoff(pluginLogin, newKey))
 	third := agent.Pass(context.Background())
 	if len(third.HandedTo) != 1 {
 		t.Fatalf("after rotation %+v, want a new handoff", third)

@@ -21,6 +21,7 @@ func (d *Driver) Status() pluginapi.Status {
 		cs := d.opts.ConjurStatus.Status()
 		st.Conjur = &pluginapi.ConjurState{
 			Login:                 cs.Login,
+			Account:               d.opts.Account,
 			CredentialSource:      cs.CredentialSource,
 			CredentialFingerprint: cs.CredentialFingerprint,
 			CredentialSetAt:       cs.CredentialSetAt,

@@ -27,8 +27,6 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
-
 func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", path) }
 
 // unixHTTP is a plain HTTP client of the plugin socket at sock, for requests

@@ -28,6 +28,7 @@ type Status struct {
 // ConjurState is the Conjur client's side of the status.
 type ConjurState struct {
 	Login                 string     `json:"login,omitempty"`
+	Account               string     `json:"account,omitempty"` // CONJUR_ACCOUNT
 	CredentialSource      string     `json:"credential_source"` // handoff, file, env, jwt or none
 	CredentialFingerprint string     `json:"credential_fingerprint,omitempty"`
 	CredentialSetAt       time.Time  `json:"credential_set_at,omitzero"`

@@ -173,7 +173,8 @@ func FuzzBootstrapBody(f *testing.F) {
 	f.Add("h", "{\"", uint8(4))
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	d, err := driver.New(driver.Options{Resolver: policy.Builtin(), Credentials: acceptOnly{"K3Y-good-key-0123456789"}, Logger: zap.New(core)})
+	d, err := driver.New(driver.Options{Resolver: policy.Builtin(), Credentials: acceptOnly{"K3Y-good-key-0123456789"},
+		Account: "dev", ApplianceURLs: []string{"https://conjur.test"}, Logger: zap.New(core)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -182,11 +183,11 @@ func FuzzBootstrapBody(f *testing.F) {
 		var body []byte
 		switch shape % 5 {
 		case 0:
-			body, _ = json.Marshal(map[string]string{"login": login, "api_key": key})
+			body, _ = json.Marshal(map[string]string{"login": login, "api_key": key, "account": "dev", "appliance_url": "https://conjur.test"})
 		case 1:
 			body, _ = json.Marshal(map[string]any{"login": login, "api_key": key, "extra": []int{1}})
 		case 2:
-			body, _ = json.Marshal(map[string]string{"jwt": key})
+			body, _ = json.Marshal(map[string]string{"jwt": key, "account": login, "appliance_url": "https://conjur.test"})
 		case 3:
 			body = []byte(login + ":" + key) // not JSON
 		case 4:

@@ -340,7 +340,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 	s.drv, err = driver.New(driver.Options{
 		Resolver: store, PolicyStatus: store,
 		Fetcher: client, Credentials: client, ConjurStatus: client,
-		Account: s.dev.Account(), Logger: s.log.Named("driver"),
+		Account: s.dev.Account(), ApplianceURLs: urls, Logger: s.log.Named("driver"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +362,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 	})
 	s.plugin = pluginapi.NewClient(sock, 20*time.Second)
 
-	cred := fmt.Sprintf(`{"login":%q,"api_key":%q}`, pluginLogin, s.apiKey)
+	cred := s.handoff(pluginLogin, s.apiKey)
 	if cfg.handover != nil {
 		cred = cfg.handover(s)
 	}
@@ -371,6 +371,12 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		t.Fatalf("the start-up handoff failed: %v %s", err, ans.Err)
 	}
 	return s
+}
+
+// handoff is the bootstrap document of login and key for this stack's
+// Conjur (its account and its own listener's URL).
+func (s *stack) handoff(login, key string) string {
+	return fmt.Sprintf(`{"login":%q,"api_key":%q,"account":%q,"appliance_url":%q}`, login, key, s.dev.Account(), s.listener().URL)
 }
 
 func (s *stack) listener() *conjurdev.Listener {

@@ -135,7 +135,7 @@ func TestFaultMatrix(t *testing.T) {
 			if err != nil || st.Conjur.LastErrorCode != "AUTH_REFUSED" {
 				t.Fatalf("status %+v %v: want last_error_code AUTH_REFUSED for operators", st.Conjur, err)
 			}
-			ans, err := s.plugin.Bootstrap(context.Background(), []byte(fmt.Sprintf(`{"login":%q,"api_key":%q}`, pluginLogin, key)))
+			ans, err := s.plugin.Bootstrap(context.Background(), []byte(s.handoff(pluginLogin, key)))
 			if err != nil || !ans.OK {
 				t.Fatalf("handing over the rotated key: %v %s", err, ans.Err)
 			}
@@ -287,8 +287,8 @@ func TestFaultMatrix(t *testing.T) {
 				s.secrets.add(k)
 			}
 			cases := []struct{ body, code string }{
-				{fmt.Sprintf(`{"login":"host/swarm/other","api_key":%q}`, otherKey), "CREDENTIAL_REJECTED"},
-				{fmt.Sprintf(`{"login":%q,"api_key":%q}`, pluginLogin, wrongKey), "AUTH_REFUSED"},
+				{s.handoff("host/swarm/other", string(otherKey)), "CREDENTIAL_REJECTED"},
+				{s.handoff(pluginLogin, string(wrongKey)), "AUTH_REFUSED"},
 				{fmt.Sprintf(`api_key=%s`, textKey), "CREDENTIAL_REJECTED"},
 			}
 			for _, c := range cases {
@@ -356,7 +356,7 @@ func followerSetup(t *testing.T) follower {
 	f.s = rowStack(t, func(c *stackConfig) {
 		c.adminKey = adminKey
 		c.login = "admin"
-		c.handover = func(*stack) string { return fmt.Sprintf(`{"login":"admin","api_key":%q}`, adminKey) }
+		c.handover = func(s *stack) string { return s.handoff("admin", adminKey) }
 		c.urls = func(s *stack) ([]string, []byte) {
 			f.follower = newDev(t, adminKey, s.secrets)
 			f.followerLn = f.follower.listen(t, "127.0.0.1:0")
