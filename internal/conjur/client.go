@@ -34,6 +34,7 @@ type Client struct {
 	batch  *batcher    // coalescing and batching over sess
 	cache  *valueCache // the value cache over batch (a pass-through at CacheTTL 0)
 	status *statusBook // last contact and last error, for Status
+	good   *lastGood   // last good values of refs fetched with KeepLastGood
 }
 
 // New builds a Client. It does no network I/O; with no credential configured
@@ -59,6 +60,7 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	}
 	c.batch = newBatcher(cfg, sess, c.life, sess.generation)
 	c.cache = newValueCache(c.batch, cfg.CacheTTL, c.now, sess.generation)
+	c.good = newLastGood(MaxLastGood)
 	return c, nil
 }
 
@@ -87,8 +89,10 @@ func (c *Client) Get(ctx context.Context, ref Ref) (Value, error) {
 		c.status.failure(err)
 		return Value{}, err
 	}
+	gen := c.sess.generation()
 	o := c.cache.get(ctx, ref)
 	c.status.failure(o.err)
+	c.keep(ref, o.v, o.err, gen)
 	return o.v, o.err
 }
 
@@ -113,8 +117,10 @@ func (c *Client) GetMany(ctx context.Context, refs []Ref) []Result {
 		idx = append(idx, i)
 	}
 	if len(valid) > 0 {
+		gen := c.sess.generation()
 		for j, o := range c.cache.getMany(ctx, valid) {
 			out[idx[j]] = Result{Value: o.v, Err: o.err}
+			c.keep(valid[j], o.v, o.err, gen)
 		}
 	}
 	for _, r := range out {
@@ -126,10 +132,45 @@ func (c *Client) GetMany(ctx context.Context, refs []Ref) []Result {
 // Adopt is the handoff: it accepts cred only for the configured login,
 // authenticates with it first (failing over like a fetch), and only then makes
 // it the credential in use. On any error the previous credential stays.
+//
+// A handoff of another identity (another login, or a JWT with no login
+// pinned) drops every last-good value: they were fetched with the rights of
+// the identity before.
 func (c *Client) Adopt(ctx context.Context, cred Credential) error {
+	before := c.sess.identity()
 	err := c.sess.adopt(ctx, cred)
 	c.status.failure(err)
+	if err == nil && (c.sess.identity() != before || cred.Login == "" && c.sess.cfg.Login == "") {
+		if n := c.good.len(); n > 0 {
+			c.good.wipe()
+			c.sess.log.Info("last-good values dropped: another identity was handed over", zap.Int("values", n))
+		}
+	}
 	return err
+}
+
+// keep records a value Conjur answered (not one the value cache served)
+// for a ref fetched with KeepLastGood, unless the credential changed while
+// it was fetched (gen is the generation before the fetch).
+func (c *Client) keep(ref Ref, v Value, err error, gen uint64) {
+	if !ref.KeepLastGood || err != nil || v.Cached || c.sess.generation() != gen {
+		return
+	}
+	c.good.put(lastGoodKey{ref.ID, ref.Version}, v.Data, c.now())
+}
+
+// LastGood returns the value last fetched from Conjur for ref's variable
+// and version (0 = latest, as requested) by a Get or GetMany with
+// KeepLastGood, when Conjur answered it at most maxAge ago, and when it
+// answered. It never contacts Conjur. The values live in memory only, at
+// most MaxLastGood of them (the least recently used is dropped), and a
+// handoff of another identity drops them all.
+func (c *Client) LastGood(ref Ref, maxAge time.Duration) (Value, time.Time, bool) {
+	data, at, ok := c.good.get(lastGoodKey{ref.ID, ref.Version}, maxAge, c.now())
+	if !ok {
+		return Value{}, time.Time{}, false
+	}
+	return Value{Data: data}, at, true
 }
 
 // Status reports the credential in use, the token, the last contact and error,

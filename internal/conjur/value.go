@@ -13,6 +13,9 @@ type Ref struct {
 	ID      string // "apps/db/password", without account and kind
 	Version int    // 0 = latest
 	NoCache bool   // bypass the value cache (a fresh fetch is still shared with concurrent identical requests)
+	// KeepLastGood keeps the value Conjur answers in memory for LastGood
+	// (rules with stale_if_error).
+	KeepLastGood bool
 }
 
 // Value is a fetched variable. It never prints Data.
