@@ -9,6 +9,11 @@ TAG       ?= latest
 PLUGIN    ?= cyberark/conjur
 IMAGE     ?= conjur-swarm-agent:$(TAG)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+HOST_ARCH := $(shell $(GO) env GOARCH 2>/dev/null || echo amd64)
+ARCH      ?= $(HOST_ARCH)
+# A plugin cannot be a multi-arch manifest: other architectures get a -ARCH tag.
+ARCH_SUFFIX := $(if $(filter $(HOST_ARCH),$(ARCH)),,-$(ARCH))
+RELEASE_ARCHS ?= amd64 arm64
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 SOAK_DURATION ?= 60s
@@ -78,8 +83,12 @@ soak: ## Soak: SOAK_GETS GetSecret calls (100000) through the plugin socket with
 	  -args -soak='$(SOAK_DURATION)' -soak-gets='$(SOAK_GETS)' -soak-workers='$(SOAK_WORKERS)'
 
 .PHONY: plugin
-plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (replaces a disabled one of that name; an enabled one only with FORCE=1)
-	FORCE='$(FORCE)' plugin/build.sh '$(PLUGIN):$(TAG)' build/plugin '$(GO)' '$(LDFLAGS)'
+plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (ARCH=arm64: $(PLUGIN):$(TAG)-arm64; replaces a disabled one of that name; an enabled one only with FORCE=1)
+	FORCE='$(FORCE)' GOARCH='$(ARCH)' plugin/build.sh '$(PLUGIN):$(TAG)$(ARCH_SUFFIX)' build/plugin$(ARCH_SUFFIX) '$(GO)' '$(LDFLAGS)'
+
+.PHONY: release
+release: ## Plugin directories and agent images for $(RELEASE_ARCHS), with SHA256SUMS, under build/release/ (no docker needed)
+	plugin/release.sh build/release '$(VERSION)' '$(GO)' '$(LDFLAGS)' $(RELEASE_ARCHS)
 
 .PHONY: image
 image: ## Build the agents' image $(IMAGE) (bootstrap-agent; rollout-agent with --entrypoint) with docker import; prints its sha256 id

@@ -4,7 +4,10 @@
 # older, disabled plugin of exactly that name. An enabled plugin of that name
 # is the live one: it is replaced only with FORCE=1. Called by `make plugin`.
 #
-#   [FORCE=1] plugin/build.sh NAME:TAG OUTDIR GO LDFLAGS
+#   [FORCE=1] [GOARCH=arm64] [NO_CREATE=1] plugin/build.sh NAME:TAG OUTDIR GO LDFLAGS
+#
+# GOARCH builds the binary for another architecture (default: the host's);
+# NO_CREATE=1 only builds OUTDIR (make release), without docker.
 set -euo pipefail
 
 name=$1 out=$2 go=${3:-go} ldflags=${4:-}
@@ -14,11 +17,11 @@ if [[ ! -r $ca ]]; then
   echo "plugin: $ca is missing; install the ca-certificates package" >&2
   exit 1
 fi
-command -v docker >/dev/null || { echo "plugin: the docker CLI is not installed" >&2; exit 1; }
+[[ ${NO_CREATE:-} == 1 ]] || command -v docker >/dev/null || { echo "plugin: the docker CLI is not installed" >&2; exit 1; }
 
 # Refuse before building: replacing an enabled plugin drops its settings and
 # fails every secret it serves until it is set up again.
-if [[ $(docker plugin inspect -f '{{.Enabled}}' "$name" 2>/dev/null || true) == true && ${FORCE:-} != 1 ]]; then
+if [[ ${NO_CREATE:-} != 1 && $(docker plugin inspect -f '{{.Enabled}}' "$name" 2>/dev/null || true) == true && ${FORCE:-} != 1 ]]; then
   cat >&2 <<EOT
 plugin: $name is installed and enabled: this is the plugin serving this node's secrets.
 plugin: replacing it would remove it (docker plugin rm --force $name), losing its settings,
@@ -40,9 +43,10 @@ fi
 rm -rf "$out"
 mkdir -p "$out/rootfs/etc/ssl/certs" "$out/rootfs/run/docker/plugins" "$out/rootfs/tmp" \
   "$out/rootfs/etc/conjur-swarm/mapping" "$out/rootfs/etc/conjur-swarm/ca" "$out/rootfs/etc/conjur-swarm/identity"
-CGO_ENABLED=0 "$go" build -trimpath -ldflags "$ldflags" -o "$out/rootfs/conjur-swarm" ./cmd/conjur-swarm
+CGO_ENABLED=0 GOARCH=${GOARCH:-$("$go" env GOARCH)} "$go" build -trimpath -ldflags "$ldflags" -o "$out/rootfs/conjur-swarm" ./cmd/conjur-swarm
 cp "$ca" "$out/rootfs/etc/ssl/certs/ca-certificates.crt"
 cp plugin/config.json "$out/config.json"
+[[ ${NO_CREATE:-} == 1 ]] && exit 0
 
 if docker plugin inspect "$name" >/dev/null 2>&1; then
   echo "plugin: removing the existing plugin $name (its settings are lost)"
