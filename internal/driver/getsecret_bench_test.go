@@ -123,8 +123,11 @@ func (c *keepAliveClient) get(body []byte) (pluginapi.Response, error) {
 	return res, nil
 }
 
-func BenchmarkGetSecretSocket(b *testing.B) {
-	cj := newBenchConjur(b)
+// benchPlugin serves a driver (demo mapping, conjur.Client on cj, cache
+// off) on a unix socket until the benchmark ends, and returns a kept-alive
+// client for it.
+func benchPlugin(b *testing.B, cj benchConjur) *keepAliveClient {
+	b.Helper()
 	store, err := policy.NewStore(filepath.Join(examples, "mapping.yml"), zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
@@ -139,7 +142,7 @@ func BenchmarkGetSecretSocket(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer client.Close()
+	b.Cleanup(func() { _ = client.Close() })
 	d, err := New(Options{Resolver: store, Fetcher: client, Account: cj.dev.Account(), Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
@@ -153,15 +156,20 @@ func BenchmarkGetSecretSocket(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln, 5*time.Second) }()
-	defer func() {
+	c := newKeepAliveClient(sock)
+	b.Cleanup(func() {
+		c.tr.CloseIdleConnections()
 		cancel()
 		if err := <-served; err != nil {
 			b.Error(err)
 		}
-	}()
+	})
+	return c
+}
 
-	c := newKeepAliveClient(sock)
-	defer c.tr.CloseIdleConnections()
+func BenchmarkGetSecretSocket(b *testing.B) {
+	cj := newBenchConjur(b)
+	c := benchPlugin(b, cj)
 	body, err := json.Marshal(byLabel("db_password", benchVariable))
 	if err != nil {
 		b.Fatal(err)
