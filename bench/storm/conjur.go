@@ -99,6 +99,14 @@ func serveConjur(work string, d int) error {
 		}
 		dev.Faults().SetLatency(lat)
 	})
+	mux.HandleFunc("POST /authn-cost", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil || d < 0 {
+			http.Error(w, "d must be a duration of at least 0", http.StatusBadRequest)
+			return
+		}
+		lim.authnCost.Store(int64(d))
+	})
 	mux.HandleFunc("POST /slots", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("n"))
 		if err != nil || n < 0 {
@@ -130,10 +138,13 @@ func serveConjur(work string, d int) error {
 
 // slotLimiter serves at most n requests at once (0: no limit), the others
 // waiting for a slot: a model of a server with a bounded worker pool. The
-// added latency is spent inside the slot.
+// added latency is spent inside the slot, and so is authnCost, added to
+// every authentication (Conjur signs access tokens with RSA: an
+// authentication costs it more than a fetch).
 type slotLimiter struct {
-	h   http.Handler
-	sem atomic.Pointer[chan struct{}]
+	h         http.Handler
+	sem       atomic.Pointer[chan struct{}]
+	authnCost atomic.Int64 // time.Duration
 }
 
 func (l *slotLimiter) set(n int) {
@@ -153,6 +164,9 @@ func (l *slotLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if d := time.Duration(l.authnCost.Load()); d > 0 && strings.HasPrefix(r.URL.Path, "/authn") {
+		time.Sleep(d) // a model of the server's work, inside its slot
 	}
 	l.h.ServeHTTP(w, r)
 }
@@ -212,6 +226,11 @@ func (c *conjurCtl) call(method, path string, out any) error {
 
 func (c *conjurCtl) setLatency(d time.Duration) error {
 	return c.call(http.MethodPost, "/latency?d="+d.String(), nil)
+}
+
+// setAuthnCost adds d to every authentication, inside the server's slot.
+func (c *conjurCtl) setAuthnCost(d time.Duration) error {
+	return c.call(http.MethodPost, "/authn-cost?d="+d.String(), nil)
 }
 
 // setSlots bounds the requests the server answers at once (0: no bound).

@@ -6,17 +6,13 @@ import (
 	"strings"
 )
 
-// runExtras runs the scenarios that explain the default storm's figures,
-// with the same requests and server latency:
+// runExtras runs the scenarios that explain the burst's figures, with the
+// same requests and server latency:
 //   - floor: a driver that answers from memory, on the same handler and
 //     socket: what the load generator and the protocol cost on this machine;
 //   - cached: the plugin with a reuse: true rule and CONJUR_SWARM_CACHE_TTL=30s;
-//   - bounded server: ours and naive against a Conjur stand-in that answers
-//     at most o.serverSlots requests at once;
-//   - per node: ours and naive with only o.nodes calls in flight, as when
-//     swarmkit's dispatcher fetches each node's secrets one after another;
-//   - one P: the plugin with GOMAXPROCS=1 (oneP), in the default storm and
-//     with o.nodes in flight.
+//   - one P: the plugin with GOMAXPROCS=1 (oneP), in the burst and in the
+//     per-node model.
 //
 // f holds the processes; the cached plugin is started here and stopped on return.
 func runExtras(ctx context.Context, o options, load *load, f *fleet) ([]stormResult, error) {
@@ -50,31 +46,11 @@ func runExtras(ctx context.Context, o options, load *load, f *fleet) ([]stormRes
 		return nil, err
 	}
 
-	if o.serverSlots > 0 {
-		if err := cj.setSlots(o.serverSlots); err != nil {
-			return nil, err
-		}
-		if err := add(load.storm(ctx, fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), f.plugSock, o.concurrency, cj, f.plug)); err != nil {
-			return nil, err
-		}
-		if err := add(load.storm(ctx, fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), f.naiveSock, o.concurrency, cj, f.naive)); err != nil {
-			return nil, err
-		}
-		if err := cj.setSlots(0); err != nil {
-			return nil, err
-		}
-	}
-	if err := add(load.storm(ctx, fmt.Sprintf("ours, %d in flight", o.nodes), f.plugSock, o.nodes, cj, f.plug)); err != nil {
-		return nil, err
-	}
-	if err := add(load.storm(ctx, fmt.Sprintf("naive, %d in flight", o.nodes), f.naiveSock, o.nodes, cj, f.naive)); err != nil {
-		return nil, err
-	}
 	if oneP != nil {
 		if err := add(load.storm(ctx, onePName, oneP.sock, o.concurrency, cj, oneP.proc)); err != nil {
 			return nil, err
 		}
-		if err := add(load.storm(ctx, fmt.Sprintf("%s, %d in flight", onePName, o.nodes), oneP.sock, o.nodes, cj, oneP.proc)); err != nil {
+		if err := add(load.perNode(ctx, fmt.Sprintf("%s, per-node model", onePName), oneP.sock, o.nodes, cj, oneP.proc)); err != nil {
 			return nil, err
 		}
 	}

@@ -139,15 +139,50 @@ func median(runs []stormResult) stormResult {
 }
 
 // storm sends every request to socket with inFlight workers, all released
-// at once, and counts what reached the server meanwhile.
+// at once, pulling the next request from one shared list (the burst model),
+// and counts what reached the server meanwhile.
 func (l *load) storm(ctx context.Context, name, socket string, inFlight int, cj *conjurCtl, proc *child) (stormResult, error) {
+	var next atomic.Int64
+	n := len(l.bodies)
+	shared := func(int) int {
+		if i := int(next.Add(1) - 1); i < n {
+			return i
+		}
+		return -1
+	}
+	return l.run(ctx, name, socket, inFlight, shared, cj, proc)
+}
+
+// perNode sends every request to socket as swarmkit's dispatcher does after
+// a leader change: one worker per node, all released at once, each sending
+// the secrets of its node's tasks one after another (task t runs on node
+// t mod nodes; its M secrets in order), and counts what reached the server.
+func (l *load) perNode(ctx context.Context, name, socket string, nodes int, cj *conjurCtl, proc *child) (stormResult, error) {
+	pos := make([]int, nodes) // per node: how many of its requests were sent
+	m := l.o.secrets
+	order := func(w int) int {
+		k := pos[w]
+		pos[w]++
+		t := w + (k/m)*nodes
+		if t >= l.o.tasks {
+			return -1
+		}
+		return t*m + k%m
+	}
+	return l.run(ctx, name, socket, nodes, order, cj, proc)
+}
+
+// run sends requests to socket with workers goroutines, all released at
+// once; worker w sends next(w) until it is negative (next(w) is called from
+// worker w only).
+func (l *load) run(ctx context.Context, name, socket string, workers int, next func(w int) int, cj *conjurCtl, proc *child) (stormResult, error) {
+	inFlight := workers
 	c := newSocketClient(socket, inFlight)
 	defer c.close()
 	n := len(l.bodies)
 	lat := make([]time.Duration, n)
 	errs := make([]string, n)
 	var dnr atomic.Int64
-	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	if err := cj.resetCounts(); err != nil {
@@ -162,12 +197,12 @@ func (l *load) storm(ctx context.Context, name, socket string, inFlight int, cj 
 		return stormResult{}, err
 	}
 	self0 := selfCPU()
-	for range inFlight {
+	for w := range inFlight {
 		wg.Go(func() {
 			<-start
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
+				i := next(w)
+				if i < 0 || ctx.Err() != nil {
 					return
 				}
 				t0 := time.Now()

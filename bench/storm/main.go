@@ -43,11 +43,16 @@ type options struct {
 
 	pluginEnv envList // extra plugin settings (experiments)
 	extras    bool    // run the other scenarios for the document
-	nodes     int     // in-flight bound of the per-node scenario
+	nodes     int     // nodes of the per-node model (the headline)
 	rounds    int     // default-storm rounds per driver
 	// serverSlots bounds the requests the Conjur stand-in answers at once in
 	// the bounded-server scenario (0: skip it)
 	serverSlots int
+	// authnCost is added to every authentication of the bounded server, on
+	// top of latency; boundedTasks sizes that scenario's load (its naive
+	// run costs authnCost+latency per Get over serverSlots).
+	authnCost    time.Duration
+	boundedTasks int
 }
 
 func main() {
@@ -64,9 +69,11 @@ func main() {
 	flag.StringVar(&o.doc, "doc", "", "write the Markdown report to this file, e.g. docs/benchmarks.md")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (plugin log, mapping file) and print its path")
 	flag.BoolVar(&o.extras, "extras", true, "also run the other scenarios the document shows (floor, cache on, per-node bound)")
-	flag.IntVar(&o.nodes, "nodes", 20, "in-flight bound of the per-node scenario: swarmkit fetches each node's secrets one after another")
+	flag.IntVar(&o.nodes, "nodes", 20, "nodes of the per-node model (the headline): each sends its tasks' secrets one after another, as swarmkit's dispatcher does")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the default storm per driver, alternating; the median round's figures are reported")
 	flag.IntVar(&o.serverSlots, "server-slots", 8, "the bounded-server scenario's Conjur answers at most this many requests at once (0: skip the scenario)")
+	flag.DurationVar(&o.authnCost, "authn-cost", 8*time.Millisecond, "the bounded-server scenario adds this to every authentication, on top of -latency")
+	flag.IntVar(&o.boundedTasks, "bounded-tasks", 400, "tasks of the bounded-server scenario (its naive run is long: about tasks x secrets x (latency + authn-cost) / server-slots)")
 	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
 	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur, naive or null child process")
 	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
@@ -109,6 +116,10 @@ func (o options) validate() error {
 		return fmt.Errorf("-tasks, -secrets and -variables must be at least 1")
 	case o.concurrency < 1 || o.nodes < 1 || o.rounds < 1:
 		return fmt.Errorf("-concurrency, -nodes and -rounds must be at least 1")
+	case o.nodes > o.tasks || o.nodes > o.boundedTasks:
+		return fmt.Errorf("-nodes must not exceed -tasks or -bounded-tasks (every node runs at least one task)")
+	case o.authnCost < 0:
+		return fmt.Errorf("-authn-cost must not be negative")
 	case o.serverSlots < 0:
 		return fmt.Errorf("-server-slots must not be negative")
 	case o.samples < 1:
@@ -132,6 +143,17 @@ type result struct {
 	DirectFetchP50US    float64 `json:"direct_fetch_p50_us"`
 	PluginGetP50US      float64 `json:"plugin_get_p50_us"`
 	PluginPeakRSSMiB    float64 `json:"plugin_peak_rss_mib"`
+
+	PernodeNodes               int     `json:"pernode_nodes"`
+	PernodeOursWallMS          float64 `json:"pernode_ours_wall_ms"`
+	PernodeNaiveWallMS         float64 `json:"pernode_naive_wall_ms"`
+	PernodeFloorWallMS         float64 `json:"pernode_floor_wall_ms"`
+	PernodeLimitMS             float64 `json:"pernode_limit_ms"`
+	PernodeOursP50MS           float64 `json:"pernode_ours_p50_ms"`
+	PernodeOursConjurRequests  int64   `json:"pernode_ours_conjur_requests"`
+	PernodeNaiveConjurRequests int64   `json:"pernode_naive_conjur_requests"`
+	BoundedOursWallMS          float64 `json:"bounded_ours_wall_ms,omitempty"`
+	BoundedNaiveWallMS         float64 `json:"bounded_naive_wall_ms,omitempty"`
 }
 
 // run starts the processes, then measures in phases: one call at a time,
@@ -161,7 +183,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	load := newLoad(o)
+	pn, err := perNodePhase(ctx, o, load, f)
+	if err != nil {
+		return err
+	}
 	ours, nv, oursRuns, naiveRuns, err := stormPhase(ctx, o, load, f)
+	if err != nil {
+		return err
+	}
+	bd, err := boundedPhase(ctx, o, f)
 	if err != nil {
 		return err
 	}
@@ -184,10 +214,23 @@ func run(ctx context.Context, o options) error {
 		OursP99MS:           round(ms(ours.lat.p99), 2),
 		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
 		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
-		PluginPeakRSSMiB:    round(float64(ours.rssKiB)/1024, 1),
+		PluginPeakRSSMiB:    round(float64(max(ours.rssKiB, pn.ours.rssKiB))/1024, 1),
+
+		PernodeNodes:               o.nodes,
+		PernodeOursWallMS:          round(ms(pn.ours.wall), 1),
+		PernodeNaiveWallMS:         round(ms(pn.naive.wall), 1),
+		PernodeFloorWallMS:         round(ms(pn.floor.wall), 1),
+		PernodeLimitMS:             round(pn.limitMS(o), 1),
+		PernodeOursP50MS:           round(ms(pn.ours.lat.p50), 2),
+		PernodeOursConjurRequests:  pn.ours.requests,
+		PernodeNaiveConjurRequests: pn.naive.requests,
+	}
+	if bd != nil {
+		res.BoundedOursWallMS, res.BoundedNaiveWallMS = round(ms(bd.ours.wall), 1), round(ms(bd.naive.wall), 1)
 	}
 	if o.doc != "" {
-		rep := report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, plugin: f.pluginSettings}
+		rep := report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, plugin: f.pluginSettings,
+			perNode: pn, bounded: bd}
 		if err := writeReport(o, rep); err != nil {
 			return err
 		}
@@ -294,6 +337,105 @@ func latencyPhase(ctx context.Context, o options, f *fleet) (latencies, error) {
 		fmt.Printf("  GOMAXPROCS=1 plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.onePCPU), lat.onePSwitches)
 	}
 	return lat, nil
+}
+
+// perNodeResult is the per-node model's rounds: every driver ran the same
+// load in each round, alternating; each figure is the driver's median round.
+type perNodeResult struct {
+	ours, naive, floor             stormResult
+	oursRuns, naiveRuns, floorRuns []stormResult
+}
+
+// limitMS is the per-node model's limit for a driver that fetches on every
+// Get: each node's Gets one after another, one Conjur round trip each.
+func (p perNodeResult) limitMS(o options) float64 {
+	return float64(o.tasks*o.secrets) / float64(o.nodes) * ms(o.latency)
+}
+
+// perNodePhase runs the per-node model, ours, naive and the floor in
+// o.rounds alternating rounds, against the server with o.latency.
+func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNodeResult, error) {
+	var p perNodeResult
+	if err := f.cj.setLatency(o.latency); err != nil {
+		return p, err
+	}
+	fmt.Printf("per-node model: %d nodes, %d tasks x %d secrets over %d variables, server latency %s\n",
+		o.nodes, o.tasks, o.secrets, o.variables, o.latency)
+	for round := range o.rounds {
+		fmt.Printf(" round %d of %d\n", round+1, o.rounds)
+		for _, d := range []struct {
+			name, sock string
+			proc       *child
+			runs       *[]stormResult
+		}{
+			{"ours", f.plugSock, f.plug, &p.oursRuns},
+			{"naive", f.naiveSock, f.naive, &p.naiveRuns},
+			{"floor", f.nullSock, f.null, &p.floorRuns},
+		} {
+			r, err := load.perNode(ctx, d.name, d.sock, o.nodes, f.cj, d.proc)
+			if err != nil {
+				return p, err
+			}
+			r.print()
+			if r.failed > 0 {
+				return p, fmt.Errorf("per-node storm %s: %d answers failed (first: %s); see the logs with -keep", d.name, r.failed, r.firstErr)
+			}
+			*d.runs = append(*d.runs, r)
+		}
+	}
+	p.ours, p.naive, p.floor = median(p.oursRuns), median(p.naiveRuns), median(p.floorRuns)
+	fmt.Printf("median rounds: ours %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
+		p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
+	return p, nil
+}
+
+// boundedResult is the per-node model against a Conjur of bounded capacity.
+type boundedResult struct {
+	ours, naive stormResult
+	tasks       int
+}
+
+// boundedPhase runs the per-node model with o.boundedTasks tasks against
+// the server answering at most o.serverSlots requests at once, with
+// o.authnCost added to each authentication; nil when o.serverSlots is 0.
+func boundedPhase(ctx context.Context, o options, f *fleet) (*boundedResult, error) {
+	if o.serverSlots == 0 {
+		return nil, nil
+	}
+	bo := o
+	bo.tasks = o.boundedTasks
+	load := newLoad(bo)
+	fmt.Printf("bounded Conjur: %d at a time, authentication %s, fetch %s; per-node model, %d nodes, %d tasks x %d secrets\n",
+		o.serverSlots, o.latency+o.authnCost, o.latency, o.nodes, bo.tasks, o.secrets)
+	if err := f.cj.setLatency(o.latency); err != nil {
+		return nil, err
+	}
+	if err := f.cj.setSlots(o.serverSlots); err != nil {
+		return nil, err
+	}
+	if err := f.cj.setAuthnCost(o.authnCost); err != nil {
+		return nil, err
+	}
+	defer func() { _, _ = f.cj.setSlots(0), f.cj.setAuthnCost(0) }()
+	b := &boundedResult{tasks: bo.tasks}
+	var err error
+	for _, d := range []struct {
+		name, sock string
+		proc       *child
+		out        *stormResult
+	}{
+		{fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), f.plugSock, f.plug, &b.ours},
+		{fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), f.naiveSock, f.naive, &b.naive},
+	} {
+		if *d.out, err = load.perNode(ctx, d.name, d.sock, o.nodes, f.cj, d.proc); err != nil {
+			return nil, err
+		}
+		d.out.print()
+		if d.out.failed > 0 {
+			return nil, fmt.Errorf("bounded storm %s: %d answers failed (first: %s)", d.name, d.out.failed, d.out.firstErr)
+		}
+	}
+	return b, nil
 }
 
 // stormPhase runs the default storm, ours then naive, same requests, same

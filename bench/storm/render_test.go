@@ -22,12 +22,16 @@ func renderFixtures() map[string]report {
 		requests: 20000, byEndpoint: "authn 10000, secret 10000", rssKiB: 70 << 10, cpu: 1500 * ms, clientCPU: 500 * ms, conjurCPU: 700 * ms, inFlight: 512}
 	floor := stormResult{name: "floor", gets: 10000, wall: 250 * ms, lat: percentiles{p50: 12 * ms, p99: 30 * ms}, inFlight: 512, cpu: 200 * ms, clientCPU: 280 * ms, rssKiB: 31 << 10}
 	cached := stormResult{name: "ours, reuse: true + cache 30s", gets: 10000, wall: 300 * ms, requests: 2, inFlight: 512, cpu: 250 * ms, rssKiB: 41 << 10}
-	boundedOurs := stormResult{name: "ours, Conjur 8 at a time", gets: 10000, wall: 500 * ms, requests: 110, inFlight: 512}
-	boundedNaive := stormResult{name: "naive, Conjur 8 at a time", gets: 10000, wall: 5600 * ms, requests: 20000, inFlight: 512}
-	nodeOurs := stormResult{name: "ours, 20 in flight", gets: 10000, wall: 900 * ms, lat: percentiles{p50: 1800 * us}, requests: 2600, inFlight: 20}
-	nodeNaive := stormResult{name: "naive, 20 in flight", gets: 10000, wall: 6000 * ms, lat: percentiles{p50: 12 * ms}, requests: 20000, inFlight: 20}
+	boundedOurs := stormResult{name: "ours, Conjur 8 at a time", gets: 2000, wall: 250 * ms, lat: percentiles{p50: 2200 * us, p99: 5 * ms}, requests: 610, byEndpoint: "secret 600, batch 10", inFlight: 20}
+	boundedNaive := stormResult{name: "naive, Conjur 8 at a time", gets: 2000, wall: 3100 * ms, lat: percentiles{p50: 30 * ms, p99: 40 * ms}, requests: 4000, byEndpoint: "authn 2000, secret 2000", inFlight: 20}
+	nodeOurs := stormResult{name: "ours", gets: 10000, wall: 1100 * ms, lat: percentiles{p50: 2300 * us, p99: 4 * ms}, requests: 2600, byEndpoint: "batch 600, secret 2000", inFlight: 20, cpu: 900 * ms, clientCPU: 400 * ms, conjurCPU: 300 * ms}
+	nodeNaive := stormResult{name: "naive", gets: 10000, wall: 2300 * ms, lat: percentiles{p50: 4500 * us, p99: 9 * ms}, requests: 20000, byEndpoint: "authn 10000, secret 10000", inFlight: 20, cpu: 1800 * ms, clientCPU: 600 * ms, conjurCPU: 1200 * ms}
+	nodeFloor := stormResult{name: "floor", gets: 10000, wall: 300 * ms, lat: percentiles{p50: 500 * us, p99: 2 * ms}, inFlight: 20, cpu: 200 * ms, clientCPU: 300 * ms}
+	perNode := perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor,
+		oursRuns: []stormResult{nodeOurs, nodeOurs, nodeOurs}, naiveRuns: []stormResult{nodeNaive, nodeNaive, nodeNaive}, floorRuns: []stormResult{nodeFloor, nodeFloor, nodeFloor}}
+	bounded := &boundedResult{ours: boundedOurs, naive: boundedNaive, tasks: 400}
 	oneP := stormResult{name: onePName, gets: 10000, wall: 450 * ms, requests: 90, inFlight: 512, cpu: 380 * ms}
-	onePNodes := stormResult{name: onePName + ", 20 in flight", gets: 10000, wall: 950 * ms, requests: 2500, inFlight: 20}
+	onePNodes := stormResult{name: onePName + ", per-node model", gets: 10000, wall: 1250 * ms, requests: 2500, inFlight: 20}
 	lat := latencies{samples: 2000,
 		direct: percentiles{p50: 150 * us, p90: 200 * us, p99: 400 * us}, client: percentiles{p50: 170 * us, p90: 220 * us, p99: 420 * us},
 		socket: percentiles{p50: 90 * us, p90: 120 * us, p99: 300 * us}, plugin: percentiles{p50: 360 * us, p90: 450 * us, p99: 900 * us},
@@ -35,23 +39,29 @@ func renderFixtures() map[string]report {
 	latOneP := lat
 	latOneP.hasOneP, latOneP.oneP, latOneP.onePCPU, latOneP.onePSwitches = true, percentiles{p50: 300 * us, p90: 380 * us, p99: 700 * us}, 175*us, 6.5
 	env := machine{CPUs: 2, CPUModel: "test CPU", GoVersion: "go1.26", Kernel: "6.1.0", Date: time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC), LoadBefore: "1.00 1.50 2.00", LoadAfter: "2.00 2.50 3.00"}
-	opts := options{tasks: 2000, secrets: 5, variables: 200, latency: 2 * ms, concurrency: 512, nodes: 20, rounds: 3, serverSlots: 8, samples: 2000}
+	opts := options{tasks: 2000, secrets: 5, variables: 200, latency: 2 * ms, concurrency: 512, nodes: 20, rounds: 3, serverSlots: 8, samples: 2000,
+		authnCost: 8 * ms, boundedTasks: 400}
 	res := result{NaiveConjurRequests: 20000, OursConjurRequests: 104, NaiveWallMS: 4400, OursWallMS: 400, OursP99MS: 45,
-		DirectFetchP50US: 150, PluginGetP50US: 360, PluginPeakRSSMiB: 40}
+		DirectFetchP50US: 150, PluginGetP50US: 360, PluginPeakRSSMiB: 40,
+		PernodeNodes: 20, PernodeOursWallMS: 1100, PernodeNaiveWallMS: 2300, PernodeFloorWallMS: 300, PernodeLimitMS: 1000, PernodeOursP50MS: 2.3,
+		PernodeOursConjurRequests: 2600, PernodeNaiveConjurRequests: 20000, BoundedOursWallMS: 250, BoundedNaiveWallMS: 3100}
 	settings := []string{"CONJUR_APPLIANCE_URL=http://127.0.0.1:4242", "CONJUR_ACCOUNT=dev", "CONJUR_SWARM_SOCKET=/tmp/w/plugin.sock",
 		"CONJUR_SWARM_MAPPING_FILE=/tmp/w/mapping.yml", "CONJUR_SWARM_CREDENTIAL_FILE=/tmp/w/credential"}
 	bench := sampleBench + "pkg: github.com/cyberark/conjur-swarm/internal/driver\nBenchmarkGetSecretSocket-2 	 5000	 240000 ns/op	 20000 B/op	 200 allocs/op\n"
 
 	full := report{opts: opts, env: env, res: res, ours: ours, naive: naive, lat: latOneP,
 		oursRuns: []stormResult{ours, ours, ours}, naiveRuns: []stormResult{naive, naive, naive},
-		extras:  []stormResult{floor, cached, boundedOurs, boundedNaive, nodeOurs, nodeNaive, oneP, onePNodes},
-		goBench: bench, plugin: settings}
+		extras:  []stormResult{floor, cached, oneP, onePNodes},
+		goBench: bench, plugin: settings, perNode: perNode, bounded: bounded}
 	plain := full
 	plain.opts.reuse, plain.opts.serverSlots = true, 0
 	plain.lat = lat
-	plain.extras = []stormResult{cached, nodeOurs, nodeNaive}
+	plain.extras = []stormResult{cached}
+	plain.bounded = nil
 	minimal := report{opts: opts, env: env, res: res, ours: ours, naive: naive, lat: lat,
-		oursRuns: []stormResult{ours}, naiveRuns: []stormResult{naive}, plugin: settings}
+		oursRuns: []stormResult{ours}, naiveRuns: []stormResult{naive}, plugin: settings,
+		perNode: perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor,
+			oursRuns: []stormResult{nodeOurs}, naiveRuns: []stormResult{nodeNaive}, floorRuns: []stormResult{nodeFloor}}}
 	return map[string]report{"full": full, "no-floor-no-onep": plain, "minimal": minimal}
 }
 

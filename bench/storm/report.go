@@ -115,6 +115,8 @@ type report struct {
 	extras      []stormResult
 	goBench     string
 	plugin      []string
+	perNode     perNodeResult  // the headline
+	bounded     *boundedResult // nil when not run
 }
 
 func ratio(a, b float64) string {
@@ -201,11 +203,33 @@ type docView struct {
 	P50Limit                             float64
 
 	// The extras the prose of "What limits it" refers to (nil: not run).
-	Floor, Cached, BoundedOurs, BoundedNaive, NodesOurs, NodesNaive, OnePStorm *scenarioView
+	Floor, Cached, OnePStorm *scenarioView
+
+	PerNode perNodeView
+	Bounded *boundedView
 
 	OursOverFloorUS, OursCPUPerGetUS float64
 	HasInProcess                     bool
 	InProcessAddUS                   float64
+}
+
+// perNodeView is the headline: the per-node model.
+type perNodeView struct {
+	Ours, Naive, Floor                scenarioView
+	OursWalls, NaiveWalls, FloorWalls string
+	GetsPerNode                       int
+	LimitMS, RoundTripMS              float64
+	// The goals of issue 16 and whether they were met.
+	WallGoalMS, P50GoalMS, RequestsGoal float64
+	WallMet, P50Met, RequestsMet        bool
+}
+
+// boundedView is the per-node model against a Conjur of bounded capacity.
+type boundedView struct {
+	Ours, Naive               scenarioView
+	Tasks, Gets, Slots        int
+	AuthnMS, FetchMS, LimitMS float64
+	FasterMet                 bool
 }
 
 type optionsView struct {
@@ -326,9 +350,23 @@ func newDocView(r report) docView {
 		return nil
 	}
 	v.Floor, v.Cached = extra("floor"), extra("ours, reuse")
-	v.BoundedOurs, v.BoundedNaive = extra("ours, Conjur "), extra("naive, Conjur ")
-	v.NodesOurs, v.NodesNaive = extra(fmt.Sprintf("ours, %d", o.nodes)), extra(fmt.Sprintf("naive, %d", o.nodes))
 	v.OnePStorm = extra(onePName)
+
+	pn := r.perNode
+	rtt := ms(o.latency)
+	v.PerNode = perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor),
+		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns),
+		GetsPerNode: o.tasks * o.secrets / max(1, o.nodes), LimitMS: pn.limitMS(o), RoundTripMS: rtt}
+	v.PerNode.WallGoalMS, v.PerNode.P50GoalMS, v.PerNode.RequestsGoal = 1.3*v.PerNode.LimitMS, rtt+0.6, float64(pn.naive.requests)/4
+	v.PerNode.WallMet = v.PerNode.Ours.Wall <= v.PerNode.WallGoalMS
+	v.PerNode.P50Met = v.PerNode.Ours.P50 <= v.PerNode.P50GoalMS
+	v.PerNode.RequestsMet = float64(pn.ours.requests) <= v.PerNode.RequestsGoal
+	if b := r.bounded; b != nil {
+		v.Bounded = &boundedView{Ours: newScenarioView(b.ours), Naive: newScenarioView(b.naive), Tasks: b.tasks, Gets: b.tasks * o.secrets,
+			Slots: o.serverSlots, AuthnMS: ms(o.latency + o.authnCost), FetchMS: rtt,
+			LimitMS: float64(b.tasks*o.secrets) / float64(max(1, o.nodes)) * rtt}
+		v.Bounded.FasterMet = b.ours.wall*10 <= b.naive.wall
+	}
 	if floor, ok := findExtra(r.extras, "floor"); ok {
 		v.OursOverFloorUS = usf((r.ours.cpu - floor.cpu) / time.Duration(max(1, r.ours.gets)))
 	}
