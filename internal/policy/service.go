@@ -7,7 +7,7 @@ package policy
 // nodeDependent is true when the outcome could differ from node to node: a
 // rule that would be reached has a node condition in its match (so its match
 // cannot be decided), or the deciding rule reads the node in its variable,
-// version or allow. Such a decision says nothing reliable about the service
+// version, bundle members or allow. Such a decision says nothing reliable about the service
 // and the caller should skip it; the Decision still names the rule.
 func (p *Policy) ResolveService(req Request) (d Decision, nodeDependent bool) {
 	req.NodeID = ""
@@ -56,11 +56,18 @@ func (r *rule) matchesIgnoringNode(req Request) bool {
 	return true
 }
 
-// decideReadsNode reports whether r's variable, version or allow reads the
-// node.
+// decideReadsNode reports whether r's variable, version, bundle members or
+// allow read the node.
 func (r *rule) decideReadsNode() bool {
 	if readsNode(r.variable) || (r.version != nil && readsNode(*r.version)) {
 		return true
+	}
+	if r.bundle != nil {
+		for _, m := range r.bundle.members {
+			if readsNode(m.variable) || (m.version != nil && readsNode(*m.version)) {
+				return true
+			}
+		}
 	}
 	for _, c := range r.allow {
 		if c.field == fNode {

@@ -34,6 +34,14 @@ rules:
     variable: "apps/tmpl/{secret}"
     allow:
       service: "{node}-svc"
+  - name: node-bundle
+    match:
+      secret: "nb_*"
+    bundle:
+      format: json
+      variables:
+        a: "apps/b/{secret}"
+        b: "apps/b/{node}"
   - name: stack
     match:
       secret_labels: {com.docker.stack.namespace: "*"}
@@ -79,6 +87,9 @@ func TestResolveService(t *testing.T) {
 		{"node/allow on the node",
 			Request{SecretName: "guarded_x"},
 			want{Rule: "node-allow", Variable: "apps/guarded/guarded_x", NodeDep: true}},
+		{"node/a bundle member reads the node",
+			Request{SecretName: "nb_x"},
+			want{Rule: "node-bundle", NodeDep: true}},
 		{"node/allow template reads the node",
 			Request{SecretName: "tmpl_x", ServiceName: "a-svc"},
 			want{Rule: "node-in-allow-template", Variable: "apps/tmpl/tmpl_x", NodeDep: true}},

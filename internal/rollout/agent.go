@@ -287,11 +287,11 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 		case d.Account != "" && d.Account != a.opts.Account:
 			note(key, CodeOtherAccount, fmt.Sprintf("service %s, secret %s: the mapping names account %q, the agent's is %q (the plugin refuses it too); not watched", u.Service.Name, u.Secret.Name, d.Account, a.opts.Account))
 			continue
-		case d.Version != 0:
-			note(key, CodePinned, fmt.Sprintf("service %s, secret %s: rule %q pins version %d of %s; a rotation does not change it, not watched", u.Service.Name, u.Secret.Name, d.Rule, d.Version, d.Variable))
-			continue
 		}
-		for _, v := range u.Variables() {
+		if n := len(u.Variables()) - len(u.Watched()); n > 0 {
+			note(key, CodePinned, fmt.Sprintf("service %s, secret %s: rule %q pins the version of %d of its variables; a rotation does not change those, not watched", u.Service.Name, u.Secret.Name, d.Rule, n))
+		}
+		for _, v := range u.Watched() {
 			if reads[u.Service.ID] == nil {
 				reads[u.Service.ID] = map[string]bool{}
 			}

@@ -38,6 +38,15 @@ rules:
     match:
       secret_labels: {conjur.variable: "*"}
     variable: "{secret_label:conjur.variable}"
+  - name: dsn
+    match:
+      secret: "dsn"
+    bundle:
+      format: json
+      variables:
+        user: "apps/db/user"
+        password: "apps/db/password"
+        ca: {variable: "apps/db/ca", version: "1"}
 `
 
 const driver = "cyberark/conjur"
@@ -391,6 +400,34 @@ func TestPausedUpdateWaitsForTheOperator(t *testing.T) {
 	f.clock.Advance(10 * time.Minute)
 	if r := f.pass(); !cmp.Equal(rolled(r), []string{"web"}) {
 		t.Fatalf("after the operator resolved it: rolled %v", rolled(r))
+	}
+}
+
+// A bundle's members are watched like variables: the rise of one rolls the
+// service; a member pinned to a version is not watched.
+func TestBundleMembersAreWatched(t *testing.T) {
+	f := newFixture(t, false)
+	f.conjur.set("apps/db/user", 7)
+	f.conjur.set("apps/db/ca", 1)
+	f.docker.addSecret("dsn", "dsn", driver, nil)
+	f.docker.addService("api", true, "dsn")
+	f.pass()
+	api := serviceStatus(t, f.agent.Status(), "api")
+	var ids []string
+	for _, v := range api.Variables {
+		ids = append(ids, v.ID)
+	}
+	if diff := cmp.Diff([]string{"apps/db/password", "apps/db/user"}, ids); diff != "" {
+		t.Errorf("api's watched variables (-want +got):\n%s", diff)
+	}
+	f.clock.Advance(10 * time.Minute)
+	f.conjur.set("apps/db/ca", 2) // pinned: nothing
+	if r := f.pass(); len(r.Rollouts) != 0 {
+		t.Fatalf("a pinned member's rise rolled %v", rolled(r))
+	}
+	f.conjur.set("apps/db/user", 8)
+	if r := f.pass(); !cmp.Equal(rolled(r), []string{"api"}) {
+		t.Fatalf("a member's rise rolled %v, want api", rolled(r))
 	}
 }
 

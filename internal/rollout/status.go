@@ -72,7 +72,7 @@ func (a *Agent) Status() Status {
 		}
 		vars := map[string]*VariableStatus{}
 		for _, u := range s.uses {
-			for _, v := range u.Variables() {
+			for _, v := range u.Watched() {
 				vs := vars[v]
 				if vs == nil {
 					vs = &VariableStatus{ID: v, Version: s.current[v], Rolled: s.rolled[v]}

@@ -19,13 +19,36 @@ type Use struct {
 	NodeDependent bool
 }
 
-// Variables returns the variable ids the use reads: none unless the mapping
-// allows it and the outcome does not depend on the node.
+// Variables returns the variable ids the use reads (a bundle's members, or
+// the variable): none unless the mapping allows it and the outcome does not
+// depend on the node.
 func (u Use) Variables() []string {
-	if !u.Decision.Allow || u.NodeDependent || u.Decision.Variable == "" {
+	if !u.Decision.Allow || u.NodeDependent {
 		return nil
 	}
-	return []string{u.Decision.Variable}
+	return u.Decision.Variables()
+}
+
+// Watched returns the variables of Variables whose latest version the use
+// reads: a rotation changes what its tasks get. Pinned ones (the rule or
+// the bundle member names a version) are left out.
+func (u Use) Watched() []string {
+	if !u.Decision.Allow || u.NodeDependent {
+		return nil
+	}
+	if b := u.Decision.Bundle; b != nil {
+		var out []string
+		for _, m := range b.Members {
+			if m.Version == 0 {
+				out = append(out, m.Variable)
+			}
+		}
+		return out
+	}
+	if u.Decision.Version != 0 {
+		return nil
+	}
+	return u.Variables()
 }
 
 // Drivers is a set of secret driver names, compared as the engine resolves
