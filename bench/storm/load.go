@@ -22,6 +22,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // load is the storm's requests, encoded once: task t's secret s stands for
@@ -349,7 +350,7 @@ func newProbeSet(ctx context.Context, f *fleet) (*probeSet, error) {
 		Account:       cj.account,
 		Login:         pluginLogin,
 		AllowHTTP:     true,
-		APIKey:        cj.key,
+		APIKey:        redact.String(cj.key),
 	}, zap.NewNop())
 	if err != nil {
 		ps.close()

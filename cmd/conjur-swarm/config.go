@@ -111,7 +111,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		CACertPEM:      ca,
 		CACertFile:     s.CertFile, // re-read when it changes and after a TLS failure
 		AllowHTTP:      c.AllowHTTP,
-		APIKey:         string(s.APIKey),
+		APIKey:         s.APIKey,
 		CredentialFile: c.CredentialFile,
 		JWTServiceID:   s.JWTServiceID,
 		JWTTokenPath:   s.JWTTokenPath,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Close interrupts a handoff that is authenticating, as it does fetches, and
@@ -43,7 +44,7 @@ func TestCloseInterruptsAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: s.key}) }()
+	go func() { errc <- c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key)}) }()
 	<-arrived
 	c.Close()
 	close(release) // an authentication that outlived Close would now succeed

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // An authentication in flight with a credential that a handoff then
@@ -45,7 +46,7 @@ func TestAdoptDuringAuthenticationWithOldCredential(t *testing.T) {
 		errc <- err
 	}()
 	<-arrived // the Get waits for an authentication with the old key
-	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: s.key}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key)}); err != nil {
 		t.Fatalf("Adopt: %+v", err)
 	}
 	released = true

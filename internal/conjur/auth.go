@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // credential returns the credential to authenticate with now: the handoff,
@@ -47,7 +49,7 @@ func (s *session) credential() (Credential, string, uint64, error) {
 			return Credential{}, "jwt", gen, &Error{Code: CodeNoCredential, Cause: err,
 				Msg: fmt.Sprintf("no JWT to authenticate with: the file %s (JWT_TOKEN_PATH) is missing, unreadable or empty; make the JWT available there", s.cfg.JWTTokenPath)}
 		}
-		return Credential{JWT: jwt}, "jwt", gen, nil
+		return Credential{JWT: redact.String(jwt)}, "jwt", gen, nil
 	case s.cfg.APIKey != "":
 		return Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, "env", gen, nil
 	}
@@ -90,7 +92,7 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credentia
 			return nil, &Error{Code: CodeCredentialRejected,
 				Msg: "a JWT credential was given but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id"}
 		}
-		raw, err = s.bind(ctx, ep.jwtAPI, nil).JWTAuthenticate(cred.JWT, s.cfg.JWTHostID)
+		raw, err = s.bind(ctx, ep.jwtAPI, nil).JWTAuthenticate(cred.JWT.Reveal(), s.cfg.JWTHostID)
 	} else {
 		raw, err = s.bind(ctx, ep.api, nil).Authenticate(authnLoginPair(cred))
 	}

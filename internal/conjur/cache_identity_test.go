@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Values cached under one identity are not served once a handoff has made
@@ -27,7 +28,7 @@ func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: mine}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(mine)}); err != nil {
 		t.Fatalf("JWT handoff of the plugin's host: %+v", err)
 	}
 	mustGet(t, c, varID(0))
@@ -39,7 +40,7 @@ func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: jwt}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
 		t.Fatalf("JWT handoff: %+v", err)
 	}
 	v, err := c.Get(t.Context(), Ref{ID: varID(0)})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // The headline: a burst of 1,000 concurrent fetches of 100 distinct
@@ -425,7 +426,7 @@ func TestAdopt(t *testing.T) {
 	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != CodeNoCredential {
 		t.Fatalf("before handoff: %+v, want NO_CREDENTIAL", err)
 	}
-	err := c.Adopt(ctx, Credential{Login: "host/other", APIKey: s.key})
+	err := c.Adopt(ctx, Credential{Login: "host/other", APIKey: redact.String(s.key)})
 	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), pluginLogin) {
 		t.Fatalf("wrong login: %+v, want CREDENTIAL_REJECTED naming %s", err, pluginLogin)
 	}
@@ -439,7 +440,7 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("a refused handoff was adopted: %+v", err)
 	}
 
-	good := Credential{Login: pluginLogin, APIKey: s.key}
+	good := Credential{Login: pluginLogin, APIKey: redact.String(s.key)}
 	if err := c.Adopt(ctx, good); err != nil {
 		t.Fatalf("good handoff: %+v", err)
 	}
@@ -469,12 +470,12 @@ func TestAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: newKey}); err != nil {
+	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
 		t.Fatalf("rotated handoff: %+v", err)
 	}
 	s.ExpireTokens()
 	mustGet(t, c, varID(2))
-	if st := c.Status(); st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: newKey}).Fingerprint() {
+	if st := c.Status(); st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
 		t.Fatalf("status after rotation = %+v", st)
 	}
 }
@@ -505,7 +506,7 @@ func TestCredentialFileIsReread(t *testing.T) {
 	s.ExpireTokens()
 	mustGet(t, c, varID(1))
 	st := c.Status()
-	if st.CredentialSource != "file" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: newKey}).Fingerprint() {
+	if st.CredentialSource != "file" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
 		t.Fatalf("status = %+v", st)
 	}
 
@@ -568,7 +569,7 @@ func TestJWTHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: jwt}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
 		t.Fatalf("JWT handoff: %+v", err)
 	}
 	mustGet(t, c, varID(0))
@@ -640,7 +641,7 @@ func TestStatusTracksContact(t *testing.T) {
 	if st.LastContact.Before(before) || st.LastURL != l.URL || st.LastErrorCode != CodeNotFound || st.TokenExpiresAt.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
-	if st.CredentialSource != "env" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: s.key}).Fingerprint() {
+	if st.CredentialSource != "env" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(s.key)}).Fingerprint() {
 		t.Fatalf("credential status = %+v", st)
 	}
 }

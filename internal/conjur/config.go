@@ -2,14 +2,13 @@ package conjur
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
-	"go.uber.org/zap/zapcore"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Defaults and limits applied by New.
@@ -25,6 +24,7 @@ const (
 
 // Config holds the connection settings. The comments name the plugin setting
 // (environment variable) that fills each field; validation errors use those names.
+// The API key is a redact.String, so a Config prints, logs and encodes without it.
 type Config struct {
 	ApplianceURLs  []string      // CONJUR_APPLIANCE_URL, comma-separated list allowed; tried in order, failing ones set aside
 	Account        string        // CONJUR_ACCOUNT
@@ -32,7 +32,7 @@ type Config struct {
 	CACertPEM      []byte        // from CONJUR_SSL_CERTIFICATE or the file CONJUR_CERT_FILE (cmd reads the file)
 	CACertFile     string        // CONJUR_CERT_FILE, which CACertPEM was read from: re-read when it changes and after a TLS failure
 	AllowHTTP      bool          // plain http:// URLs only when true (dev)
-	APIKey         string        // CONJUR_AUTHN_API_KEY: development only
+	APIKey         redact.String // CONJUR_AUTHN_API_KEY: development only
 	CredentialFile string        // CONJUR_SWARM_CREDENTIAL_FILE: API key text or credential JSON; re-read at each authentication
 	JWTServiceID   string        // CONJUR_AUTHN_JWT_SERVICE_ID
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
@@ -43,32 +43,11 @@ type Config struct {
 	CacheTTL       time.Duration // 0 = off (default)
 }
 
-// String describes the configuration without the API key.
+// String describes the configuration (the API key redacted by its type).
 func (c Config) String() string {
-	key := ""
-	if c.APIKey != "" {
-		key = "[REDACTED]"
-	}
 	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t}",
-		c.ApplianceURLs, c.Account, c.Login, key, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
+		c.ApplianceURLs, c.Account, c.Login, c.APIKey, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
 		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0)
-}
-
-// GoString redacts like String so %#v cannot print the API key.
-func (c Config) GoString() string { return c.String() }
-
-// Format redacts in every verb.
-func (c Config) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
-
-// MarshalJSON writes the redacted description, so that encoding a Config
-// (or anything holding one) cannot write the API key.
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
-
-// MarshalLogObject writes the redacted description to zap (zap.Any would
-// otherwise encode every field, the API key included).
-func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("config", c.String())
-	return nil
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
@@ -110,7 +89,7 @@ func (c Config) Validate() error {
 		}
 	}
 	sources := 0
-	for _, s := range []string{c.APIKey, c.CredentialFile, c.JWTTokenPath} {
+	for _, s := range []string{c.APIKey.Reveal(), c.CredentialFile, c.JWTTokenPath} {
 		if s != "" {
 			sources++
 		}

@@ -12,11 +12,19 @@ import (
 	"unicode"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Credential is what the plugin authenticates with: a login and its API key,
-// or a JWT for authn-jwt. It redacts itself in every fmt verb, in JSON and in zap.
-type Credential struct{ Login, APIKey, JWT string }
+// or a JWT for authn-jwt. The secrets are redact.Strings: a Credential never
+// prints, logs or encodes them; String and MarshalLogObject name it by its
+// fingerprint instead.
+type Credential struct {
+	Login  string
+	APIKey redact.String
+	JWT    redact.String
+}
 
 // maxCredentialSize bounds a credential document (a JWT can be a few KiB).
 const maxCredentialSize = 64 << 10
@@ -66,12 +74,12 @@ func ParseCredential(data []byte) (Credential, error) {
 		}
 		return strings.TrimSpace(*p)
 	}
-	c := Credential{Login: str(doc.Login), APIKey: str(doc.APIKey), JWT: str(doc.JWT)}
+	c := Credential{Login: str(doc.Login), APIKey: redact.String(str(doc.APIKey)), JWT: redact.String(str(doc.JWT))}
 	switch {
 	case c.JWT != "" && (c.Login != "" || c.APIKey != ""):
 		return Credential{}, errors.New("credential mixes jwt with login/api_key: give one form only")
 	case c.JWT != "":
-		if strings.Count(c.JWT, ".") != 2 || hasSpaceOrControl(c.JWT) {
+		if jwt := c.JWT.Reveal(); strings.Count(jwt, ".") != 2 || hasSpaceOrControl(jwt) {
 			return Credential{}, errors.New("credential jwt is not a compact JWT (header.payload.signature)")
 		}
 	case c.Login == "" && c.APIKey == "":
@@ -81,7 +89,7 @@ func ParseCredential(data []byte) (Credential, error) {
 	case c.APIKey == "":
 		return Credential{}, errors.New("credential has a login but no api_key: add \"api_key\"")
 	}
-	if hasSpaceOrControl(c.APIKey) {
+	if hasSpaceOrControl(c.APIKey.Reveal()) {
 		return Credential{}, errors.New("credential api_key contains whitespace or control characters: give the key exactly as Conjur issued it")
 	}
 	if hasControl(c.Login) {
@@ -107,7 +115,7 @@ func parseCredentialFile(data []byte, defaultLogin string) (Credential, error) {
 	if defaultLogin == "" {
 		return Credential{}, errors.New("the file holds a bare API key but CONJUR_AUTHN_LOGIN is not set")
 	}
-	return Credential{Login: defaultLogin, APIKey: key}, nil
+	return Credential{Login: defaultLogin, APIKey: redact.String(key)}, nil
 }
 
 func hasControl(s string) bool {
@@ -154,18 +162,7 @@ func (c Credential) String() string {
 	return fmt.Sprintf("conjur.Credential{login=%q kind=%s fingerprint=%s}", c.Login, c.kind(), c.Fingerprint())
 }
 
-// GoString redacts like String.
-func (c Credential) GoString() string { return c.String() }
-
-// Format redacts in every verb.
-func (c Credential) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
-
-// MarshalJSON writes the redacted form.
-func (c Credential) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]string{"login": c.Login, "kind": c.kind(), "fingerprint": c.Fingerprint()})
-}
-
-// MarshalLogObject writes the redacted form to zap.
+// MarshalLogObject logs the login, the kind and the fingerprint.
 func (c Credential) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("login", c.Login)
 	enc.AddString("kind", c.kind())

@@ -349,7 +349,7 @@ func shortCause(err error) string {
 }
 
 func authnLoginPair(c Credential) authn.LoginPair {
-	return authn.LoginPair{Login: c.Login, APIKey: c.APIKey}
+	return authn.LoginPair{Login: c.Login, APIKey: c.APIKey.Reveal()}
 }
 
 func readFull(r io.Reader, buf []byte) (int, error) {

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 const (
@@ -126,7 +128,7 @@ func clientConfig(apiKey string, urls ...string) Config {
 		Account:       "dev",
 		Login:         pluginLogin,
 		AllowHTTP:     true,
-		APIKey:        apiKey,
+		APIKey:        redact.String(apiKey),
 		FetchTimeout:  2 * time.Second,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 func TestLastGoodLRU(t *testing.T) {
@@ -91,7 +92,7 @@ func TestLastGoodKeptOnHandoffOfTheSameIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: newKey}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
 		t.Fatalf("handoff of the rotated key: %+v", err)
 	}
 	if _, _, ok := c.LastGood(ref, time.Minute); !ok {
@@ -116,7 +117,7 @@ func TestLastGoodDroppedOnHandoffOfAnotherIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Adopt(t.Context(), Credential{JWT: jwt}); err != nil {
+		if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
 			t.Fatalf("JWT handoff of %s: %+v", sub, err)
 		}
 		if i == 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // The handoff accepts only the pinned login, also for a JWT: a JWT that
@@ -27,7 +28,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: mine}); err != nil {
+	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(mine)}); err != nil {
 		t.Fatalf("JWT of the pinned host: %+v", err)
 	}
 	before := c.Status().CredentialFingerprint
@@ -36,7 +37,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Adopt(t.Context(), Credential{JWT: theirs})
+	err = c.Adopt(t.Context(), Credential{JWT: redact.String(theirs)})
 	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), "host/swarm/other") {
 		t.Fatalf("JWT of another host: %+v, want CREDENTIAL_REJECTED naming it", err)
 	}

@@ -1,11 +1,12 @@
 package conjur
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Ref names one variable to fetch.
@@ -18,9 +19,10 @@ type Ref struct {
 	KeepLastGood bool
 }
 
-// Value is a fetched variable. It never prints Data.
+// Value is a fetched variable. Data is a redact.Bytes: a Value prints, logs
+// and encodes without it.
 type Value struct {
-	Data      []byte
+	Data      redact.Bytes
 	Coalesced bool   // this Get joined a fetch another caller had started
 	Cached    bool   // served from the value cache
 	URL       string // the appliance that answered
@@ -33,24 +35,12 @@ type Result struct {
 	Err   error
 }
 
-// String describes the value without its content.
+// String describes the value by its metadata.
 func (v Value) String() string {
 	return fmt.Sprintf("conjur.Value{len=%d coalesced=%t cached=%t url=%q}", len(v.Data), v.Coalesced, v.Cached, v.URL)
 }
 
-// GoString redacts like String.
-func (v Value) GoString() string { return v.String() }
-
-// Format redacts in every verb.
-func (v Value) Format(f fmt.State, verb rune) { fmt.Fprint(f, v.String()) }
-
-// MarshalJSON writes the metadata only (the default encoding would write
-// Data as base64).
-func (v Value) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{"len": len(v.Data), "coalesced": v.Coalesced, "cached": v.Cached, "url": v.URL})
-}
-
-// MarshalLogObject logs the value's metadata only.
+// MarshalLogObject logs the value's metadata as a zap object.
 func (v Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("len", len(v.Data))
 	enc.AddBool("coalesced", v.Coalesced)

@@ -19,6 +19,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // The benchmarks put one GetSecret through the real socket (driver, policy
@@ -137,7 +138,7 @@ func benchPlugin(b *testing.B, cj benchConjur) *keepAliveClient {
 		Account:       cj.dev.Account(),
 		Login:         pluginLogin,
 		AllowHTTP:     true,
-		APIKey:        cj.key,
+		APIKey:        redact.String(cj.key),
 	}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // TestRefusedHandoffIsTheCause: a refused handoff shows in status apart from
@@ -18,7 +19,7 @@ func TestRefusedHandoffIsTheCause(t *testing.T) {
 	wrong := s.handoff(pluginLogin, "wrong-key-0000")
 	wrongFP := conjur.Credential{Login: pluginLogin, APIKey: "wrong-key-0000"}.Fingerprint()
 	good := s.handoff(pluginLogin, s.apiKey)
-	goodFP := conjur.Credential{Login: pluginLogin, APIKey: s.apiKey}.Fingerprint()
+	goodFP := conjur.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}.Fingerprint()
 
 	t.Run("fail/no credential: the answer names the refused key", func(t *testing.T) {
 		cfg := s.conjurConfig()

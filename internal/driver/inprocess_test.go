@@ -19,6 +19,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 const (
@@ -107,7 +108,7 @@ func (s *stack) conjurConfig() conjur.Config {
 		Account:       s.dev.Account(),
 		Login:         pluginLogin,
 		CACertPEM:     s.ca,
-		APIKey:        s.apiKey,
+		APIKey:        redact.String(s.apiKey),
 		FetchTimeout:  time.Second,
 	}
 }
@@ -319,7 +320,7 @@ func TestInProcessBootstrap(t *testing.T) {
 		t.Fatalf("before the handoff: %v", res)
 	}
 
-	good := conjur.Credential{Login: pluginLogin, APIKey: s.apiKey}
+	good := conjur.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}
 	ans, err := c.Bootstrap(ctx, []byte(s.handoff(pluginLogin, s.apiKey)))
 	if err != nil || !ans.OK || ans.Fingerprint != good.Fingerprint() {
 		t.Fatalf("handoff: %+v %v", ans, err)

@@ -154,7 +154,7 @@ func FuzzGetSecretBody(f *testing.F) {
 type acceptOnly struct{ key string }
 
 func (a acceptOnly) Adopt(_ context.Context, c driver.Credential) error {
-	if c.APIKey == a.key && c.APIKey != "" {
+	if string(c.APIKey) == a.key && c.APIKey != "" {
 		return nil
 	}
 	return &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused to authenticate " + c.Login + " (HTTP 401)"}
