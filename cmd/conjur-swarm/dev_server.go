@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // devServerFlags are the dev-server command's flags.
@@ -154,7 +155,7 @@ func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error 
 	created := map[string]string{}
 	srv, err := conjurdev.New(conjurdev.Options{
 		Account:        f.account,
-		AdminAPIKey:    f.adminAPIKey,
+		AdminAPIKey:    redact.String(f.adminAPIKey),
 		TokenTTL:       f.tokenTTL,
 		Logger:         log,
 		Authenticators: f.authenticators,
@@ -205,7 +206,7 @@ func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error 
 func preload(f *devServerFlags, srv *conjurdev.Server, created map[string]string) error {
 	collect := func(r conjurdev.LoadResult) {
 		for id, key := range r.CreatedRoles {
-			created[id] = key
+			created[id] = key.Reveal()
 		}
 	}
 	if f.demo != "" {

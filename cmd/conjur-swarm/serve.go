@@ -309,9 +309,11 @@ func startDevConjur(dir string, log *zap.Logger) (ConjurSettings, func(), error)
 	}
 	key, ok := res.CreatedRoles[srv.Account()+":"+devPluginRole]
 	if !ok {
-		if key, err = srv.APIKey(devPluginRole); err != nil {
+		k, err := srv.APIKey(devPluginRole)
+		if err != nil {
 			return ConjurSettings{}, nil, fmt.Errorf("--dev: the demo policy in %s defines no %s: %w", dir, devPluginRole, err)
 		}
+		key = redact.String(k)
 	}
 	l, err := srv.Listen("127.0.0.1:0", true)
 	if err != nil {
@@ -322,7 +324,7 @@ func startDevConjur(dir string, log *zap.Logger) (ConjurSettings, func(), error)
 		Account:        srv.Account(),
 		Login:          devPluginLogin,
 		SSLCertificate: redact.String(l.CAPEM),
-		APIKey:         redact.String(key),
+		APIKey:         key,
 	}, func() { _ = l.Close() }, nil
 }
 

@@ -102,7 +102,7 @@ func newDevServer(t testing.TB, opts conjurdev.Options) *devServer {
 	must(srv.SetSecret("conjur/authn-jwt/"+jwtService+"/token-app-property", []byte("sub")))
 	must(srv.SetSecret("conjur/authn-jwt/"+jwtService+"/identity-path", []byte("swarm")))
 	srv.ResetCounts()
-	return &devServer{Server: srv, key: key, jwt: iss}
+	return &devServer{Server: srv, key: key.Reveal(), jwt: iss}
 }
 
 // listen serves s over plain HTTP (or TLS) until the test ends.

@@ -3,7 +3,10 @@ package conjurdev
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // LoadMode is how a policy load treats what exists already.
@@ -26,7 +29,7 @@ const (
 type LoadResult struct {
 	// CreatedRoles maps the full id of each user and host the load created
 	// ("dev:host:swarm/x") to its API key.
-	CreatedRoles map[string]string
+	CreatedRoles map[string]redact.String
 	// Version is the loaded policy's version after the load (1 for the
 	// first load of that policy).
 	Version int
@@ -282,7 +285,7 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 	}
 
 	now := s.now()
-	created := map[string]string{}
+	created := map[string]redact.String{}
 	for _, rec := range p.records {
 		res, exists := st.resources[rec.full]
 		if !exists {
@@ -298,7 +301,7 @@ func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (Lo
 					return LoadResult{}, err
 				}
 				res.apiKey = key
-				created[rec.full] = key
+				created[rec.full] = redact.String(key)
 			}
 		} else if mode != ModePost {
 			res.policy = rec.policy
@@ -433,4 +436,20 @@ func (s *Server) replaceLocked(branch string, p *plan) {
 			}
 		}
 	}
+}
+
+// roles returns the created roles' ids, sorted.
+func (r LoadResult) roles() []string {
+	ids := make([]string, 0, len(r.CreatedRoles))
+	for id := range r.CreatedRoles {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// String names the version and the created roles (their keys are redacted).
+func (r LoadResult) String() string {
+	return fmt.Sprintf("conjurdev.LoadResult{Version:%d CreatedRoles:[%s] (API keys redacted)}",
+		r.Version, strings.Join(r.roles(), " "))
 }

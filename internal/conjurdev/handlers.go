@@ -572,7 +572,7 @@ func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller
 	}
 	created := map[string]createdRole{}
 	for id, key := range res.CreatedRoles {
-		created[id] = createdRole{ID: id, APIKey: key}
+		created[id] = createdRole{ID: id, APIKey: key.Reveal()}
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"created_roles": created, "version": res.Version})
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // authn-jwt is configured in policy as Conjur does it: a webservice
@@ -386,4 +388,16 @@ func (j *JWTIssuer) Sign(claims map[string]any, ttl time.Duration) (string, erro
 		return "", fmt.Errorf("conjurdev: sign a JWT: %w", err)
 	}
 	return out, nil
+}
+
+// redacted stands for the signing key when an issuer is printed.
+const redacted = redact.Marker
+
+// String names the issuer and its key id, never the key. (%#v prints the
+// key field as a pointer.)
+func (j *JWTIssuer) String() string {
+	if j == nil {
+		return "conjurdev.JWTIssuer(nil)"
+	}
+	return fmt.Sprintf("conjurdev.JWTIssuer{Issuer:%q Kid:%q Key:%s}", j.issuer, j.kid, redacted)
 }

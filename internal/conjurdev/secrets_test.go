@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 func TestRetrieveSecret(t *testing.T) {
@@ -260,7 +262,7 @@ func TestBatch(t *testing.T) {
 
 func TestRedaction(t *testing.T) {
 	opts := Options{Account: "dev", AdminAPIKey: "SECRET-ADMIN-KEY"}
-	res := LoadResult{CreatedRoles: map[string]string{"dev:host:x": "SECRET-HOST-KEY"}, Version: 2}
+	res := LoadResult{CreatedRoles: map[string]redact.String{"dev:host:x": "SECRET-HOST-KEY"}, Version: 2}
 	iss := testIssuer(t)
 	for _, v := range []any{opts, &opts, res, &res, iss} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Version is the Conjur version the server reports.
@@ -23,7 +25,7 @@ type Options struct {
 	// Account is the Conjur account (default "dev").
 	Account string
 	// AdminAPIKey is the API key of the admin user; "" generates one.
-	AdminAPIKey string
+	AdminAPIKey redact.String
 	// TokenTTL is the access token lifetime (default 8m, as Conjur).
 	TokenTTL time.Duration
 	// Logger receives one debug line per request (never values, keys or
@@ -123,7 +125,7 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("conjurdev: generate the admin API key: %w", err)
 		}
-		opts.AdminAPIKey = k
+		opts.AdminAPIKey = redact.String(k)
 	}
 	signer, err := newTokenSigner()
 	if err != nil {
@@ -138,7 +140,8 @@ func New(opts Options) (*Server, error) {
 		counts:  map[string]*atomic.Int64{},
 		clock:   time.Now,
 	}
-	s.adminKey.Store(&opts.AdminAPIKey)
+	adminKey := opts.AdminAPIKey.Reveal()
+	s.adminKey.Store(&adminKey)
 	if opts.Authenticators == nil {
 		opts.Authenticators = []string{"authn"}
 	}
@@ -153,7 +156,7 @@ func New(opts Options) (*Server, error) {
 	admin := &resource{
 		id: s.st.fullID("user", "admin"), kind: "user", ident: "admin", created: now,
 		annotations: map[string]annotation{}, permits: map[string]map[string]string{},
-		apiKey: opts.AdminAPIKey,
+		apiKey: adminKey,
 	}
 	root := &resource{
 		id: s.st.fullID("policy", "root"), kind: "policy", ident: "root", created: now,

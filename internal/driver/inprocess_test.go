@@ -94,7 +94,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key, logs: sink, obs: obs, log: log, store: store}
+	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key.Reveal(), logs: sink, obs: obs, log: log, store: store}
 }
 
 // handoff is the bootstrap document of login and key for this stack's Conjur.

@@ -26,6 +26,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 const (
@@ -200,7 +201,7 @@ type devServer struct {
 // newDev starts no listener; adminKey "" generates one.
 func newDev(t testing.TB, adminKey string, secrets *secretSet) *devServer {
 	t.Helper()
-	dev, err := conjurdev.New(conjurdev.Options{AdminAPIKey: adminKey})
+	dev, err := conjurdev.New(conjurdev.Options{AdminAPIKey: redact.String(adminKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func newDev(t testing.TB, adminKey string, secrets *secretSet) *devServer {
 		t.Fatalf("the policy created no %s", pluginRole)
 	}
 	secrets.add([]byte(key))
-	d := &devServer{dev: dev, apiKey: key, values: map[string][]byte{}}
+	d := &devServer{dev: dev, apiKey: key.Reveal(), values: map[string][]byte{}}
 	for _, id := range seededVariables {
 		v := randomValue(id)
 		if strings.HasSuffix(id, "tls-key") {
