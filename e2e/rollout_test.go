@@ -20,6 +20,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 	"github.com/cyberark/conjur-swarm/internal/rollout"
 )
 
@@ -180,7 +181,7 @@ func TestRolloutAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl, err := conjur.New(conjur.Config{ApplianceURLs: []string{s.listener.URL}, Account: s.dev.Account(),
-		Login: rolloutLogin, APIKey: credMap["api_key"], CACertPEM: s.listener.CAPEM}, zap.NewNop())
+		Login: rolloutLogin, APIKey: redact.String(credMap["api_key"]), CACertPEM: s.listener.CAPEM}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 const (
 	DefaultFetchTimeout = 5 * time.Second
 	MaxFetchTimeout     = 30 * time.Second // Swarm gives a plugin 30 s; a fetch must end well before
-	DefaultMaxInFlight  = 4 // see docs/benchmarks.md for the measurements behind it
+	DefaultMaxInFlight  = 4                // see docs/benchmarks.md for the measurements behind it
 	MaxMaxInFlight      = 64
 	DefaultMaxBatch     = 100
 	MaxMaxBatch         = 500

@@ -172,7 +172,7 @@ func New(opts Options) (*Server, error) {
 		if err := openStateDir(opts.StateDir); err != nil {
 			return nil, err
 		}
-		if err := s.restoreState(opts.StateDir, explicitKey); err != nil {
+		if err := s.restoreState(opts.StateDir, explicitKey.Reveal()); err != nil {
 			return nil, err
 		}
 		if !s.restored {
