@@ -157,7 +157,7 @@ func startDevConjurFor(t *testing.T, account string) devConjur {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	return devConjur{dev: dev, account: account, url: l.URL, ca: l.CAPEM, key: res.CreatedRoles[account+":"+devPluginRole]}
+	return devConjur{dev: dev, account: account, url: l.URL, ca: l.CAPEM, key: res.CreatedRoles[account+":"+devPluginRole].Reveal()}
 }
 
 // startPluginFor runs `serve` on sock for d's Conjur, pinned to the demo
