@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,7 +128,8 @@ func TestRecoveriesWithoutRestart(t *testing.T) {
 	}
 
 	// 3. A wrong key put into the bootstrap secret later.
-	ans, err = c.Bootstrap(ctx, []byte(`{"login":"`+pluginLogin+`","api_key":"not-the-key-0000"}`))
+	ans, err = c.Bootstrap(ctx, []byte(fmt.Sprintf(`{"login":%q,"api_key":"not-the-key-0000","account":%q,"appliance_url":%q}`,
+		pluginLogin, s.dev.Account(), s.listener.URL)))
 	if err != nil || ans.OK || !strings.Contains(ans.Err, "[AUTH_REFUSED]") {
 		t.Fatalf("wrong key: %+v %v, want refused AUTH_REFUSED", ans, err)
 	}

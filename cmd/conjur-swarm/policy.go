@@ -33,15 +33,20 @@ a swarm secret stands for and which tasks may have it (see docs/mapping.md).`,
 }
 
 func newPolicyValidateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate FILE...",
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "validate [--strict] FILE...",
 		Short: "Check mapping files; print every problem as FILE:LINE:COL: message",
 		Long: `Check one or more mapping policy files.
 
 A good file prints one line on stdout ("FILE: ok, N rules (...), sha256:...").
 A broken file prints every problem on stderr as FILE:LINE:COL: message.
-The exit status is 0 when every file is good, 1 otherwise.`,
-		Example: "  conjur-swarm policy validate docs/examples/mapping.yml",
+Warnings (FILE:LINE:COL: warning: message, on stderr) flag a valid rule that
+lets anyone who can create a swarm secret choose the variable: it takes the
+variable from the secret and has no allow condition on the service side.
+The exit status is 0 when every file is good (warnings or not), 1 otherwise;
+with --strict a warning counts as a problem.`,
+		Example: "  conjur-swarm policy validate --strict docs/examples/mapping.yml",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			failed := false
@@ -50,6 +55,15 @@ The exit status is 0 when every file is good, 1 otherwise.`,
 				if err != nil {
 					failed = true
 					printPolicyError(cmd.ErrOrStderr(), err)
+					continue
+				}
+				warnings := p.Warnings()
+				for _, w := range warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), w.String())
+				}
+				if strict && len(warnings) > 0 {
+					failed = true
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d %s, which --strict counts as problems\n", file, len(warnings), plural(len(warnings), "warning", "warnings"))
 					continue
 				}
 				rules := p.Rules()
@@ -62,6 +76,8 @@ The exit status is 0 when every file is good, 1 otherwise.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as problems (exit 1)")
+	return cmd
 }
 
 // printPolicyError prints Problems one per line, other errors as one line.
@@ -101,6 +117,8 @@ type explainOutput struct {
 	// Format and Members describe a bundle (Variable is then empty).
 	Format  string          `json:"format,omitempty"`
 	Members []explainMember `json:"members,omitempty"`
+	// Warnings are the policy's warnings (see policy validate).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // explainMember is one bundle member in `policy explain` output.
@@ -152,7 +170,7 @@ The exit status is 0 for allow, 3 for deny, 1 when the file is broken or a flag 
 			out := explainOutput{
 				Decision: "deny", Rule: d.Rule, Variable: d.Variable, Account: d.Account, Version: d.Version,
 				DoNotReuse: d.DoNotReuse, Condition: d.Condition, Reason: d.Reason,
-				Policy: p.File(), PolicyHash: p.Hash(),
+				Policy: p.File(), PolicyHash: p.Hash(), Warnings: p.Warnings().Strings(),
 			}
 			if d.Allow {
 				out.Decision = "allow"
@@ -257,6 +275,9 @@ func writeExplainText(w io.Writer, out explainOutput) error {
 		rows = append(rows, [2]string{"condition", out.Condition})
 	}
 	rows = append(rows, [2]string{"reason", out.Reason}, [2]string{"policy", policyLine})
+	for _, w := range out.Warnings {
+		rows = append(rows, [2]string{"warning", w})
+	}
 	var b strings.Builder
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-13s %s\n", r[0]+":", r[1])

@@ -57,6 +57,9 @@ func TestPolicyGolden(t *testing.T) {
 		code int
 	}{
 		{"validate-ok", []string{"policy", "validate", m}, 0},
+		{"validate-strict", []string{"policy", "validate", "--strict", m}, 1},
+		{"validate-reuse-service-side", []string{"policy", "validate", "testdata/policy/reuse.yml"}, 1},
+		{"validate-strict-clean", []string{"policy", "validate", "--strict", "../../docs/examples/mapping-recipes/per-stack.yml"}, 0},
 		{"validate-broken", []string{"policy", "validate", "testdata/policy/broken.yml"}, 1},
 		{"validate-several", []string{"policy", "validate", m, "testdata/policy/broken.yml"}, 1},
 		{"validate-missing-file", []string{"policy", "validate", "testdata/policy/nope.yml"}, 1},

@@ -194,13 +194,22 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	}
 
 	st := store.Status()
+	var warnings []string
+	if p := store.Policy(); p != nil {
+		warnings = p.Warnings().Strings()
+	}
 	log.Info("plugin serving",
 		zap.String("version", version),
 		zap.String("socket", cfg.Socket),
 		zap.String("mapping_hash", st.Hash),
 		zap.Int("mapping_rules", st.Rules),
+		zap.Strings("mapping_warnings", warnings),
 		zap.Bool("conjur_configured", client != nil),
 		zap.Object("settings", cfg))
+	if len(warnings) > 0 {
+		log.Warn("the mapping policy lets anyone who can create a swarm secret choose the variable; see mapping_warnings for the rules and how to fix them",
+			zap.Strings("mapping_warnings", warnings))
+	}
 	if opts.dev {
 		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
 	}

@@ -429,13 +429,15 @@ func (f *fixture) pluginID(m *node) string {
 	return f.pluginIDs[m]
 }
 
-// credentialJSON is the plugin's bootstrap credential.
+// credentialJSON is the plugin's bootstrap credential and the Conjur it
+// belongs to (both appliance URLs, as CONJUR_APPLIANCE_URL lists them).
 func (f *fixture) credentialJSON() ([]byte, error) {
 	key, err := f.conjur.APIKey("host:swarm/conjur-plugin")
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]string{"login": pluginLogin, "api_key": key})
+	return json.Marshal(map[string]string{"login": pluginLogin, "api_key": key, "account": f.conjur.Account(),
+		"appliance_url": f.conjurL.URL + "," + f.followerL.URL})
 }
 
 // startAgent creates the bootstrap secret and the agent's global service

@@ -42,6 +42,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 		return nil, ps.problems
 	}
 	sum := sha256.Sum256(data)
+	p.warnings = ps.warnings
 	p.file = file
 	p.hash = "sha256:" + hex.EncodeToString(sum[:])
 	return p, nil
@@ -50,7 +51,8 @@ func Parse(file string, data []byte) (*Policy, error) {
 type parser struct {
 	file     string
 	problems Problems
-	src      []byte // the file, for positions inside block scalars
+	warnings Problems // see lint
+	src      []byte   // the file, for positions inside block scalars
 }
 
 func (ps *parser) addAt(line, col int, format string, args ...any) {
@@ -324,6 +326,7 @@ func (ps *parser) rule(n *yaml.Node, within []string, seen map[string]int) *rule
 			r.reuse = v.val.Value == "true"
 		}
 	}
+	ps.lint(n, m, r, what, groups)
 	return r
 }
 

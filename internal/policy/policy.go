@@ -42,11 +42,12 @@ type Decision struct {
 // Policy is a parsed, validated mapping policy. It is immutable and safe for
 // concurrent use.
 type Policy struct {
-	file    string
-	hash    string
-	account string
-	within  []string
-	rules   []*rule
+	file     string
+	hash     string
+	account  string
+	within   []string
+	rules    []*rule
+	warnings Problems // see Warnings
 }
 
 // field is a part of the request a condition looks at.
@@ -191,6 +192,9 @@ var builtin = func() *Policy {
 		panic("policy: the built-in policy does not parse: " + err.Error())
 	}
 	p.hash = "builtin"
+	for i := range p.warnings {
+		p.warnings[i].Msg = "the built-in policy (no mapping file) serves any variable a secret's conjur.variable label names, to any service: anyone who can create a swarm secret may read any variable the plugin's Conjur host can; to silence this, set a mapping file (CONJUR_SWARM_MAPPING_FILE) with within and allow (docs/examples/mapping.yml)"
+	}
 	return p
 }()
 

@@ -11,10 +11,17 @@ type Problem struct {
 	File      string
 	Line, Col int
 	Msg       string
+	// Warning marks a finding that does not make the file invalid (see
+	// Policy.Warnings).
+	Warning bool
 }
 
-// String renders the problem as "FILE:LINE:COL: message".
+// String renders the problem as "FILE:LINE:COL: message", or
+// "FILE:LINE:COL: warning: message" for a warning.
 func (p Problem) String() string {
+	if p.Warning {
+		return fmt.Sprintf("%s:%d:%d: warning: %s", p.File, p.Line, p.Col, p.Msg)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Msg)
 }
 
