@@ -28,6 +28,8 @@ type Config struct {
 	MaxInFlight     int
 	CredentialFile  string
 	MetricsListen   string
+	AuditSyslog     string
+	AuditSyslogCA   string
 	AllowHTTP       bool
 	ShutdownTimeout time.Duration
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/spf13/viper"
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/auditsink"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/driver"
@@ -136,6 +139,14 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		observer, metricsSrv = m, srv
 	}
 
+	sink, err := newAuditSink(cfg, log.Named("audit_syslog"))
+	if err != nil {
+		return err
+	}
+	if sink != nil {
+		defer sink.Close()
+	}
+
 	dopts := driver.Options{
 		Resolver:      store,
 		PolicyStatus:  store,
@@ -145,6 +156,9 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		Logger:        log.Named("driver"),
 		Observer:      observer,
 		Version:       version,
+	}
+	if sink != nil { // never a typed nil in an interface
+		dopts.AuditSink = sink
 	}
 	if client != nil { // never a typed nil in an interface
 		dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = client, client, client
@@ -349,4 +363,40 @@ In another terminal:
 Stop with Ctrl-C.
 
 `, prog, socket, url)
+}
+
+// newAuditSink starts the syslog audit sink of CONJUR_SWARM_AUDIT_SYSLOG,
+// or returns nil when it is not set. A tls:// receiver is verified against
+// the system's CAs plus CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE.
+func newAuditSink(cfg Config, log *zap.Logger) (*auditsink.Syslog, error) {
+	if cfg.AuditSyslog == "" {
+		return nil, nil
+	}
+	target, err := auditsink.ParseTarget(cfg.AuditSyslog)
+	if err != nil {
+		return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG %w", err)
+	}
+	var tlsCfg *tls.Config
+	if target.Network == "tls" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if cfg.AuditSyslogCA != "" {
+			pem, err := os.ReadFile(cfg.AuditSyslogCA)
+			if err != nil {
+				return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE %s holds no PEM certificate", cfg.AuditSyslogCA)
+			}
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	sink, err := auditsink.New(auditsink.Options{Target: target, TLS: tlsCfg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("audit records also go to syslog", zap.String("target", target.String()))
+	return sink, nil
 }

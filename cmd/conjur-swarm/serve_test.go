@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,4 +224,61 @@ func TestServeWithBrokenMapping(t *testing.T) {
 	if !strings.Contains(out, "INVALID, no policy in force") || !strings.Contains(out, "problem") {
 		t.Errorf("status does not say the mapping file is invalid:\n%s", out)
 	}
+}
+
+// TestServeAuditSyslog: with CONJUR_SWARM_AUDIT_SYSLOG the decision of a
+// GetSecret sent through the plugin socket reaches a syslog receiver as an
+// RFC 5424 message holding the JSON record; with the receiver down, every
+// request is still answered.
+func TestServeAuditSyslog(t *testing.T) {
+	clearEnv(t)
+	t.Run("ok/record-reaches-the-receiver", func(t *testing.T) {
+		rx, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rx.Close()
+		sock := filepath.Join(t.TempDir(), "conjur.sock")
+		stop := startPlugin(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error",
+			"CONJUR_SWARM_AUDIT_SYSLOG": "udp://" + rx.LocalAddr().String()})
+		defer stop()
+		if _, _, code := execCLI("get", "--socket", sock, "--secret", "db_password", "--secret-label", "conjur.variable=apps/x"); code == 0 {
+			t.Fatal("get succeeded without Conjur settings")
+		}
+		buf := make([]byte, 64<<10)
+		_ = rx.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := rx.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no syslog message: %v", err)
+		}
+		msg := string(buf[:n])
+		if !strings.HasPrefix(msg, "<83>1 ") || !strings.Contains(msg, " conjur-swarm ") ||
+			!strings.Contains(msg, `"secret":"db_password"`) || !strings.Contains(msg, `"code":"NOT_CONFIGURED"`) {
+			t.Fatalf("syslog message %q: want PRI 83 (authpriv.err), app conjur-swarm, the record's secret and code", msg)
+		}
+	})
+	t.Run("ok/receiver-down-requests-still-answered", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		sock := filepath.Join(t.TempDir(), "conjur.sock")
+		stop := startPlugin(t, map[string]string{"CONJUR_SWARM_SOCKET": sock, "CONJUR_SWARM_LOG_LEVEL": "error",
+			"CONJUR_SWARM_AUDIT_SYSLOG": "tcp://" + addr})
+		defer stop()
+		for i := range 20 {
+			_, stderr, code := execCLI("get", "--socket", sock, "--secret", "db_password", "--secret-label", "conjur.variable=apps/x")
+			if code == 0 || !strings.Contains(stderr, "NOT_CONFIGURED") {
+				t.Fatalf("request %d: exit %d, %s; want the NOT_CONFIGURED answer", i, code, stderr)
+			}
+		}
+	})
+	t.Run("fail/bad-target-named", func(t *testing.T) {
+		_, err := load(t, map[string]string{"CONJUR_SWARM_AUDIT_SYSLOG": "syslog.example.com:514"})
+		if err == nil || !strings.Contains(err.Error(), "CONJUR_SWARM_AUDIT_SYSLOG") {
+			t.Fatalf("error %v, want the setting named", err)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cyberark/conjur-swarm/internal/auditsink"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -93,6 +94,14 @@ var settings = []setting{
 	{key: "metrics_listen", env: "CONJUR_SWARM_METRICS_LISTEN", flag: "metrics-listen", help: "host:port for Prometheus /metrics; empty = off",
 		doc:   "`host:port` for Prometheus metrics at `/metrics`, on the host network; empty = off.",
 		value: text(func(c *Config) *string { return &c.MetricsListen }, hostPort)},
+	{key: "audit_syslog", env: "CONJUR_SWARM_AUDIT_SYSLOG", flag: "audit-syslog", help: "also send each audit record to syslog: unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT; empty = off",
+		doc: "Also send every decision's audit record to a syslog receiver (a SIEM collector), RFC 5424 with the JSON record as the message: " +
+			"`udp://HOST:PORT`, `tcp://HOST:PORT`, `tls://HOST:PORT` or `unix:///PATH`. A receiver that is down never delays a secret: " +
+			"records wait in a bounded queue and are dropped, counted and warned about. Empty = off. See [security.md](security.md#audit-to-a-siem).",
+		value: text(func(c *Config) *string { return &c.AuditSyslog }, syslogTarget)},
+	{key: "audit_syslog_ca_file", env: "CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE", flag: "audit-syslog-ca-file", help: "PEM CA file a tls:// syslog receiver must be signed by (added to the system's)",
+		doc:   "For `tls://`: a PEM file of the CA that signed the receiver's certificate, e.g. on the `ca` mount; added to the system's CAs.",
+		value: text(func(c *Config) *string { return &c.AuditSyslogCA }, nil)},
 
 	{key: "socket", env: "CONJUR_SWARM_SOCKET", def: "/run/docker/plugins/conjur.sock", flag: "socket", help: "unix socket the plugin listens on",
 		table: serveTable, doc: "The unix socket to listen on.",
@@ -180,6 +189,16 @@ func logLevel(v, raw string) error {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(v)); err != nil || v == "" || lvl > zapcore.ErrorLevel {
 		return fmt.Errorf("is %q: give debug, info, warn or error", raw)
+	}
+	return nil
+}
+
+func syslogTarget(v, raw string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := auditsink.ParseTarget(v); err != nil {
+		return fmt.Errorf("is %w", err)
 	}
 	return nil
 }

@@ -43,6 +43,10 @@ type Options struct {
 
 	Logger   *zap.Logger
 	Observer Observer // nil: no metrics
+	// AuditSink receives every decision record as well as the audit log
+	// line (CONJUR_SWARM_AUDIT_SYSLOG); nil: the log line only. It must not
+	// block: it is called on the GetSecret path.
+	AuditSink AuditSink
 
 	// RecentDecisions is how many decisions the status endpoint keeps
 	// (default 100).
@@ -254,6 +258,9 @@ func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
 		d.audit.Error("secret not served", fields...)
 	}
 	d.journal.add(rec)
+	if d.opts.AuditSink != nil {
+		d.opts.AuditSink.Audit(rec)
+	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
 	}

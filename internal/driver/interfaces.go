@@ -1,6 +1,10 @@
 package driver
 
-import "context"
+import (
+	"context"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+)
 
 // Resolver decides which Conjur variable a request stands for and whether
 // the task may have it (*policy.Store).
@@ -35,4 +39,11 @@ type ConjurReporter interface {
 // PolicyReporter reports the mapping file's state for the status endpoint.
 type PolicyReporter interface {
 	Status() PolicyStatus
+}
+
+// AuditSink takes a copy of every decision record for another destination
+// (a SIEM). Audit must return at once, whatever happens to the record: a
+// GetSecret never waits for it. *auditsink.Syslog implements it.
+type AuditSink interface {
+	Audit(rec pluginapi.Record)
 }
