@@ -200,8 +200,9 @@ func (m *node) tasks(service string) ([]task, error) {
 	}
 	var ts []task
 	for _, line := range strings.Split(out, "\n") {
-		f := strings.SplitN(line, "\t", 4)
-		if len(f) != 4 {
+		// The last line's empty error went with the output's trailing space.
+		f := append(strings.SplitN(line, "\t", 4), "")
+		if len(f) < 4 {
 			continue
 		}
 		ts = append(ts, task{id: f[0], node: f[1], state: f[2], err: f[3]})
