@@ -137,7 +137,11 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 		}
 	}
 	c := st.Counters
-	p("Requests\t%d total: %d allowed, %d denied, %d failed%s", c.Requests, c.Allowed, c.Denied, c.Errors, byCode(c.ByCode))
+	stale := ""
+	if c.Stale > 0 {
+		stale = fmt.Sprintf(" (%d of them stale: last good values served while Conjur was unavailable)", c.Stale)
+	}
+	p("Requests\t%d total: %d allowed%s, %d denied, %d failed%s", c.Requests, c.Allowed, stale, c.Denied, c.Errors, byCode(c.ByCode))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -151,7 +155,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\tVARIABLE\tDURATION")
 	for _, r := range st.Recent {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Time.UTC().Format(time.TimeOnly), r.Decision, orDash(string(r.Code)), r.Secret, orDash(r.Service),
+			r.Time.UTC().Format(time.TimeOnly), recordDecision(r), orDash(string(r.Code)), r.Secret, orDash(r.Service),
 			orDash(r.Node), orDash(r.Rule), recordVariables(r), r.Duration.Round(time.Microsecond))
 	}
 	if err := tw.Flush(); err != nil {
@@ -239,4 +243,13 @@ func byCode(m map[driver.Code]uint64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[driver.Code(k)]))
 	}
 	return "; by code: " + strings.Join(parts, " ")
+}
+
+// recordDecision is a record's decision, marked when the value was a last
+// good one (stale_if_error) with its age and why.
+func recordDecision(r pluginapi.Record) string {
+	if !r.Stale {
+		return r.Decision
+	}
+	return fmt.Sprintf("%s (stale %s, %s)", r.Decision, r.StaleAge.Round(time.Second), r.StaleCause)
 }

@@ -60,8 +60,10 @@ func sampleStatus() map[string]pluginapi.Status {
 		},
 		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
 			LoadedAt: t0, LastError: "mapping.yml:4:5: unknown field \"variabel\"", LastErrorAt: t0.Add(5 * time.Minute)},
-		Counters: pluginapi.Counters{Requests: 3, Allowed: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
+		Counters: pluginapi.Counters{Requests: 4, Allowed: 2, Stale: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
 		Recent: []pluginapi.Record{
+			{Time: t0.Add(9*time.Minute + 30*time.Second), Secret: "web_db", Service: "web", Node: "n2", Rule: "web-db", Variable: "apps/web/db",
+				Decision: "allow", Duration: 2 * time.Second, DoNotReuse: true, Stale: true, StaleAge: 4*time.Minute + 200*time.Millisecond, StaleCause: "UNAVAILABLE"},
 			{Time: t0.Add(9 * time.Minute), Secret: "shop_missing", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/shop/missing",
 				Decision: "error", Code: "NOT_FOUND", Reason: `conjur-swarm [NOT_FOUND] secret "shop_missing" (variable "apps/shop/missing", rule "stack-secrets"): variable apps/shop/missing is empty or not found`, Duration: 2 * time.Millisecond},
 			{Time: t0.Add(8 * time.Minute), Secret: "plain", Service: "web", Node: "n1", Decision: "deny", Code: "DENIED",

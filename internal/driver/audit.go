@@ -29,6 +29,9 @@ func auditFields(r pluginapi.Record) []zap.Field {
 	if r.Members != nil {
 		fields = append(fields, zap.Strings("members", r.Members))
 	}
+	if r.Stale {
+		fields = append(fields, zap.Bool("stale", true), zap.Duration("stale_age", r.StaleAge), zap.String("stale_cause", string(r.StaleCause)))
+	}
 	return fields
 }
 
@@ -60,6 +63,9 @@ func (j *journal) add(r pluginapi.Record) {
 	switch r.Decision {
 	case pluginapi.DecisionAllow:
 		j.counters.Allowed++
+		if r.Stale {
+			j.counters.Stale++
+		}
 	case pluginapi.DecisionDeny:
 		j.counters.Denied++
 	default:

@@ -23,7 +23,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi
 	members := dec.Bundle.Members
 	refs := make([]Ref, len(members))
 	for i, m := range members {
-		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse}
+		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
 	}
 	vals, errs := d.fetchMany(ctx, refs)
 	rec.Cached = true
@@ -34,6 +34,11 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi
 	for i, err := range errs {
 		if err != nil {
 			code, msg := d.fetchFailure(err)
+			if good, age, ok := d.lastGood(dec, refs[i], code); ok {
+				markStale(&rec, age, code)
+				vals[i] = good
+				continue
+			}
 			rec.Variable = members[i].Variable
 			return d.finish(start, rec, code, fmt.Sprintf("bundle member %q: %s", members[i].Name, msg), err, nil)
 		}

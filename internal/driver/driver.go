@@ -164,11 +164,17 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 		rec.Members = dec.Variables()
 		return d.serveBundle(ctx, start, rec, dec)
 	}
-	val, err := d.opts.Fetcher.Get(ctx, Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse})
+	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
+	val, err := d.opts.Fetcher.Get(ctx, ref)
 	rec.Coalesced, rec.Cached = val.Coalesced, val.Cached
 	if err != nil {
 		code, msg := d.fetchFailure(err)
-		return d.finish(start, rec, code, msg, err, nil)
+		good, age, ok := d.lastGood(dec, ref, code)
+		if !ok {
+			return d.finish(start, rec, code, msg, err, nil)
+		}
+		markStale(&rec, age, code)
+		val = good
 	}
 	if dec.Field != "" || dec.Decode != "" {
 		return d.serveRendered(start, rec, dec, [][]byte{val.Data})
@@ -263,6 +269,9 @@ func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
+		if so, ok := d.opts.Observer.(StaleObserver); ok && rec.Stale {
+			so.ObserveStale(rec.Rule)
+		}
 	}
 }
 

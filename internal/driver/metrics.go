@@ -12,9 +12,13 @@ import (
 type Metrics struct {
 	decisions *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+	stale     *prometheus.CounterVec
 }
 
-var _ Observer = (*Metrics)(nil)
+var (
+	_ Observer      = (*Metrics)(nil)
+	_ StaleObserver = (*Metrics)(nil)
+)
 
 // NewMetrics registers the driver's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -30,8 +34,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:      "Time to answer a GetSecret request, by outcome.",
 			Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25},
 		}, []string{"decision"}),
+		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "conjur_swarm",
+			Name:      "stale_answers_total",
+			Help:      "Allowed answers served from the last good value of a stale_if_error rule because Conjur was unavailable or too slow, by mapping rule.",
+		}, []string{"rule"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.duration} {
+	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.stale} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -43,4 +52,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObserveDecision(decision string, code Code, rule string, d time.Duration) {
 	m.decisions.WithLabelValues(decision, string(code), rule).Inc()
 	m.duration.WithLabelValues(decision).Observe(d.Seconds())
+}
+
+// ObserveStale counts one answer served from a last good value.
+func (m *Metrics) ObserveStale(rule string) {
+	m.stale.WithLabelValues(rule).Inc()
 }

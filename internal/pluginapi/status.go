@@ -109,6 +109,11 @@ type Record struct {
 	Coalesced  bool          `json:"coalesced,omitempty"`
 	Cached     bool          `json:"cached,omitempty"`
 	DoNotReuse bool          `json:"do_not_reuse,omitempty"`
+	// Stale: the value is the last good one of a stale_if_error rule,
+	// fetched StaleAge ago, served because the fetch failed StaleCause.
+	Stale      bool          `json:"stale,omitempty"`
+	StaleAge   time.Duration `json:"stale_age_ns,omitempty"`
+	StaleCause errcode.Code  `json:"stale_cause,omitempty"`
 }
 
 // Counters count decisions since the plugin started.
@@ -117,6 +122,7 @@ type Counters struct {
 	Allowed  uint64                  `json:"allowed"`
 	Denied   uint64                  `json:"denied"`
 	Errors   uint64                  `json:"errors"`
+	Stale    uint64                  `json:"stale,omitempty"` // allowed answers served from a last good value
 	ByCode   map[errcode.Code]uint64 `json:"by_code,omitempty"`
 }
 

@@ -22,7 +22,7 @@ const MaxFileSize = 1 << 20
 // Schema in docs/mapping.schema.json is tested against these.
 var (
 	topKeys  = []string{"version", "account", "within", "rules"}
-	ruleKeys = []string{"name", "match", "allow", "variable", "bundle", "field", "decode", "version", "reuse"}
+	ruleKeys = []string{"name", "match", "allow", "variable", "bundle", "field", "decode", "version", "reuse", "stale_if_error"}
 )
 
 // Parse parses and validates a version 1 mapping file. file names it in
@@ -325,6 +325,9 @@ func (ps *parser) rule(n *yaml.Node, within []string, seen map[string]int) *rule
 		} else {
 			r.reuse = v.val.Value == "true"
 		}
+	}
+	if v, ok := m["stale_if_error"]; ok {
+		r.staleIfError = ps.staleIfError(v.val)
 	}
 	ps.lint(n, m, r, what, groups)
 	return r

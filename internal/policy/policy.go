@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -33,6 +34,10 @@ type Decision struct {
 	// as fetched); see Render.
 	Field  string
 	Decode string
+	// StaleIfError is the rule's stale_if_error window (0 = off): when a
+	// fetch fails UNAVAILABLE or TIMEOUT, the last value fetched from Conjur
+	// within it may be served.
+	StaleIfError time.Duration
 	// Bundle is set when the rule renders one secret from several
 	// variables: the format and every member with its resolved id. Members
 	// are resolved (and listed) even when an allow condition then denies.
@@ -151,8 +156,10 @@ type rule struct {
 	variable template
 	version  *template
 	reuse    bool
-	shape    shape       // field and decode of a single-variable rule
-	bundle   *bundleSpec // nil for a single-variable rule
+	// staleIfError is the stale_if_error window (0 = off).
+	staleIfError time.Duration
+	shape        shape       // field and decode of a single-variable rule
+	bundle       *bundleSpec // nil for a single-variable rule
 }
 
 // File returns the name the policy was parsed from ("builtin" for Builtin).

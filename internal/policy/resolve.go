@@ -121,7 +121,7 @@ func (c cond) first(v string) (pattern, bool) {
 
 // decide applies the matched rule r to req.
 func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decision {
-	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse}
+	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse, StaleIfError: r.staleIfError}
 	deny := func(condition, format string, args ...any) Decision {
 		d.Allow = false
 		d.Condition = oneLine(condition)

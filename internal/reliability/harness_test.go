@@ -260,6 +260,7 @@ type stackConfig struct {
 	handover func(s *stack) string // credential JSON handed over at start (default: the plugin host's key)
 	adminKey string                // the dev server's admin key ("" generates one)
 	logSink  zapcore.Core          // instead of an observer (the soak)
+	now      func() time.Time      // the driver's clock (default time.Now)
 }
 
 // stack is the product in one process, wired as cmd/conjur-swarm serve wires
@@ -341,7 +342,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 	s.drv, err = driver.New(driver.Options{
 		Resolver: store, PolicyStatus: store,
 		Fetcher: client, Credentials: client, ConjurStatus: client,
-		Account: s.dev.Account(), ApplianceURLs: urls, Logger: s.log.Named("driver"),
+		Account: s.dev.Account(), ApplianceURLs: urls, Logger: s.log.Named("driver"), Now: cfg.now,
 	})
 	if err != nil {
 		t.Fatal(err)

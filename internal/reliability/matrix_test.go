@@ -318,6 +318,7 @@ func TestFaultMatrix(t *testing.T) {
 	}
 
 	rows = append(rows, bundleRows()...)
+	rows = append(rows, staleRows()...)
 
 	type line struct{ name, fault, code, recovery, result string }
 	var summary []line

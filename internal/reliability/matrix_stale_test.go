@@ -1,0 +1,156 @@
+package reliability
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/policy"
+)
+
+// mappingStale is mappingV1 plus a stale_if_error rule (by the rel.stale
+// label) and a stale_if_error bundle.
+const mappingStale = mappingV1 + `  - name: rel-stale
+    match:
+      secret_labels: {rel.stale: "*"}
+    variable: "{secret_label:rel.stale}"
+    stale_if_error: 10m
+  - name: rel-stale-bundle
+    match: {secret: rel_stale_bundle}
+    bundle:
+      format: dotenv
+      variables: {DB: apps/rel/db-password, TOKEN: apps/rel/api-token}
+    stale_if_error: 10m
+`
+
+// driverClock is a clock the stale rows move to leave the window.
+type driverClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *driverClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *driverClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
+}
+
+// staleStack is a row's stack with mappingStale in force and the driver on
+// clock.
+func staleStack(t *testing.T, clock *driverClock) *stack {
+	t.Helper()
+	s := rowStack(t, func(c *stackConfig) { c.now = clock.now })
+	s.writeMapping(mappingStale)
+	eventually(t, 10*time.Second, "the stale_if_error mapping was not loaded", func() bool {
+		return s.store.Resolve(policy.Request{SecretName: "x", SecretLabels: map[string]string{"rel.stale": "apps/rel/db-password"}}).StaleIfError > 0
+	})
+	return s
+}
+
+func (s *stack) staleReq(variable string) pluginapi.Request {
+	return s.request("rel_stale_"+variable[strings.LastIndex(variable, "/")+1:], map[string]string{"rel.stale": variable})
+}
+
+// expectStale sends req, checks that want came back and that the audit line
+// and status say stale, with its cause.
+func (s *stack) expectStale(req pluginapi.Request, want []byte, cause string) {
+	s.t.Helper()
+	s.expectValue(req, want)
+	e, _ := s.auditLine(req.TaskID)
+	m := e.ContextMap()
+	if m["stale"] != true || m["stale_cause"] != cause {
+		s.t.Fatalf("audit line %v, want stale true with stale_cause %s", m, cause)
+	}
+	if _, ok := m["stale_age"]; !ok {
+		s.t.Fatalf("audit line %v has no stale_age", m)
+	}
+	st := s.drv.Status()
+	if st.Counters.Stale == 0 {
+		s.t.Fatalf("status counters %+v count no stale answer", st.Counters)
+	}
+	for _, r := range st.Recent {
+		if r.Task != req.TaskID {
+			continue
+		}
+		if !r.Stale || string(r.StaleCause) != cause || r.StaleAge <= 0 {
+			s.t.Fatalf("status record %+v, want stale with an age and cause %s", r, cause)
+		}
+		return
+	}
+	s.t.Fatalf("status has no record of %s", req.TaskID)
+}
+
+// staleRows are the fault matrix's rows for stale_if_error (issue 14).
+func staleRows() []matrixRow {
+	return []matrixRow{
+		{"ok/stale_if_error: Conjur down serves the last good value inside the window", "listener closed after one good fetch", func(t *testing.T) (string, string) {
+			clock := &driverClock{}
+			s := staleStack(t, clock)
+			req := s.staleReq(dbPassword)
+			s.expectValue(req, s.values[dbPassword])
+			s.down()
+			clock.advance(9 * time.Minute)
+			s.expectStale(s.staleReq(dbPassword), s.values[dbPassword], "UNAVAILABLE")
+			// A variable never fetched has no last good value.
+			s.expectCode(s.staleReq(apiToken), "UNAVAILABLE")
+			// A rule without stale_if_error is refused as before.
+			s.expectCode(s.byLabel(dbPassword), "UNAVAILABLE")
+			s.up()
+			res := s.get(s.staleReq(dbPassword))
+			if res.Err != "" || string(res.Value) != string(s.values[dbPassword]) {
+				t.Fatalf("after Conjur is back: Err %q", res.Err)
+			}
+			return "- (stale)", "fresh values once Conjur answers"
+		}},
+		{"fail/UNAVAILABLE: stale_if_error refuses after the window", "listener closed, last good fetch 11m old", func(t *testing.T) (string, string) {
+			clock := &driverClock{}
+			s := staleStack(t, clock)
+			s.expectValue(s.staleReq(dbPassword), s.values[dbPassword])
+			s.down()
+			clock.advance(11 * time.Minute)
+			s.expectCode(s.staleReq(dbPassword), "UNAVAILABLE")
+			return "UNAVAILABLE", "-"
+		}},
+		{"fail/FORBIDDEN: stale_if_error never answers a refusal", "execute denied after one good fetch", func(t *testing.T) (string, string) {
+			s := staleStack(t, &driverClock{})
+			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(grantExecute)); err != nil {
+				t.Fatal(err)
+			}
+			s.expectValue(s.staleReq(noExecute), s.values[noExecute])
+			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(strings.Replace(grantExecute, "!permit", "!deny", 1))); err != nil {
+				t.Fatal(err)
+			}
+			s.expectCode(s.staleReq(noExecute), "FORBIDDEN")
+			return "FORBIDDEN", "-"
+		}},
+		{"fail/NOT_FOUND: stale_if_error never answers a missing variable", "variable deleted after one good fetch", func(t *testing.T) (string, string) {
+			s := staleStack(t, &driverClock{})
+			s.expectValue(s.staleReq(apiToken), s.values[apiToken])
+			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte("- !delete\n  record: !variable rel/api-token\n")); err != nil {
+				t.Fatal(err)
+			}
+			s.expectCode(s.staleReq(apiToken), "NOT_FOUND")
+			return "NOT_FOUND", "-"
+		}},
+		{"ok/stale_if_error: a bundle whose every member has a last good value", "listener closed after one good fetch", func(t *testing.T) (string, string) {
+			s := staleStack(t, &driverClock{})
+			res := s.get(s.request("rel_stale_bundle", nil))
+			if res.Err != "" || len(res.Value) == 0 {
+				t.Fatalf("bundle with Conjur up: %s", res.Err)
+			}
+			want := res.Value // the dotenv rendering, as served fresh
+			s.down()
+			s.expectStale(s.request("rel_stale_bundle", nil), want, "UNAVAILABLE")
+			return "- (stale)", "fresh values once Conjur answers"
+		}},
+	}
+}
