@@ -38,15 +38,17 @@ type Config struct {
 
 // ConjurSettings are Conjur's own settings, under conjur-api-go's names.
 type ConjurSettings struct {
-	ApplianceURLs  []string
-	Account        string
-	Login          string
-	CertFile       string
-	SSLCertificate redact.String // PEM text; not a secret, but long and never useful in a log
-	APIKey         redact.String // development only
-	JWTServiceID   string
-	JWTTokenPath   string
-	JWTHostID      string
+	ApplianceURLs       []string
+	Account             string
+	Login               string
+	CertFile            string
+	SSLCertificate      redact.String // PEM text; not a secret, but long and never useful in a log
+	APIKey              redact.String // development only
+	JWTServiceID        string
+	JWTTokenPath        string
+	JWTHostID           string
+	Proxy               string
+	ProxyCredentialFile string
 }
 
 // bindSettings registers every key's default and environment variable with
@@ -121,6 +123,9 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		FetchTimeout:   c.FetchTimeout,
 		CacheTTL:       c.CacheTTL,
 		MaxInFlight:    c.MaxInFlight,
+
+		Proxy:               s.Proxy,
+		ProxyCredentialFile: s.ProxyCredentialFile,
 	}
 }
 

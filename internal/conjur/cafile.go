@@ -28,9 +28,13 @@ func newTransport(cfg Config, caPEM []byte) *http.Transport {
 		pool = x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
 	}
+	dial := (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext
+	if cfg.Proxy != "" {
+		dial = newProxyDialer(cfg).DialContext // CONNECT tunnels; TLS inside them as without a proxy
+	}
 	return &http.Transport{
-		Proxy:                 nil, // no ambient proxy settings: Conjur is reached directly
-		DialContext:           (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                 nil, // never the ambient HTTPS_PROXY: only CONJUR_SWARM_PROXY, through dial
+		DialContext:           dial,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
 		TLSHandshakeTimeout:   cfg.FetchTimeout,
 		ForceAttemptHTTP2:     true,

@@ -41,13 +41,17 @@ type Config struct {
 	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: requests to Conjur in flight at once before Gets gather into batches (default 4)
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
+
+	Proxy               string // CONJUR_SWARM_PROXY: http://HOST:PORT; every connection to Conjur is a CONNECT tunnel through it
+	ProxyCredentialFile string // CONJUR_SWARM_PROXY_CREDENTIAL_FILE: user:password for the proxy, read for each new tunnel
 }
 
 // String describes the configuration (the API key redacted by its type).
 func (c Config) String() string {
-	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t}",
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q}",
 		c.ApplianceURLs, c.Account, c.Login, c.APIKey, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
-		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0)
+		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0,
+		redactUserinfo(c.Proxy), c.ProxyCredentialFile)
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
@@ -70,6 +74,13 @@ func (c Config) Validate() error {
 			bad("CONJUR_APPLIANCE_URL lists %q twice: give each appliance once", raw)
 		}
 		seen[norm] = true
+	}
+	if c.Proxy != "" {
+		if err := checkProxy(c.Proxy); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.ProxyCredentialFile != "" {
+		bad("CONJUR_SWARM_PROXY_CREDENTIAL_FILE is set but CONJUR_SWARM_PROXY is not: set the proxy (http://HOST:PORT) or clear the credential file setting")
 	}
 	if c.Account == "" {
 		bad("CONJUR_ACCOUNT is not set: give the Conjur account name (the first part of every Conjur id, e.g. \"myorg\")")

@@ -241,6 +241,12 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 		if allTimeouts { // slow, not down
 			return s.contextError(ctx, id, fe)
 		}
+		for _, f := range fe.fails {
+			var pe *ProxyError
+			if errors.As(f.err, &pe) {
+				return &Error{Code: CodeUnavailable, Variable: id, Cause: fe, Msg: pe.advice()}
+			}
+		}
 		if allTLS {
 			return &Error{Code: CodeTLS, Variable: id, Cause: fe,
 				Msg: fmt.Sprintf("the TLS certificate of Conjur cannot be verified (%s): set CONJUR_CERT_FILE (or CONJUR_SSL_CERTIFICATE) to the CA certificate that signed it, and use the host name the certificate names", fe)}
