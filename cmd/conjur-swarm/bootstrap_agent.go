@@ -9,11 +9,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/bootstrap"
 )
 
 func newBootstrapAgentCmd() *cobra.Command {
-	var opts driver.AgentOptions
+	var opts bootstrap.Options
 	var once bool
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
@@ -47,7 +47,7 @@ Run it as a global service on the managers (see docs/install.md):
 			}
 			defer func() { _ = log.Sync() }()
 			opts.Logger = log.Named("bootstrap")
-			agent, err := driver.NewAgent(opts)
+			agent, err := bootstrap.New(opts)
 			if err != nil {
 				return err
 			}
@@ -86,7 +86,7 @@ Run it as a global service on the managers (see docs/install.md):
 	return cmd
 }
 
-func defaultFields(o driver.AgentOptions) []zap.Field {
+func defaultFields(o bootstrap.Options) []zap.Field {
 	return []zap.Field{
 		zap.String("secret_file", o.SecretFile),
 		zap.String("plugins_dir", o.PluginsDir),

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -31,7 +30,7 @@ func pluginSocket(cmd *cobra.Command, flag string) (string, error) {
 	if _, err := os.Stat(defaultSocket); err == nil {
 		return defaultSocket, nil
 	}
-	found, _ := driver.FindSockets(filepath.Dir(defaultSocket))
+	found, _ := pluginapi.FindSockets(filepath.Dir(defaultSocket))
 	switch len(found) {
 	case 1:
 		return found[0], nil

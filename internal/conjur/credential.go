@@ -42,7 +42,7 @@ func ParseCredential(data []byte) (Credential, error) {
 		APIKey *string `json:"api_key"`
 		JWT    *string `json:"jwt"`
 		// Where the credential belongs: the bootstrap agent and the
-		// plugin's handoff endpoint check them (driver.ParseHandoff); the
+		// plugin's handoff endpoint check them (pluginapi.ParseHandoff); the
 		// client itself does not use them.
 		Account      *string `json:"account"`
 		ApplianceURL *string `json:"appliance_url"`

@@ -18,7 +18,7 @@ func BenchmarkGetSecretOverSocket(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sock := b.TempDir() + "/" + SocketName
+	sock := b.TempDir() + "/" + pluginapi.SocketName
 	ln, err := listenUnix(sock)
 	if err != nil {
 		b.Fatal(err)

@@ -34,11 +34,11 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("the credential is larger than %d bytes; hand over {\"login\":...,\"api_key\":...} or {\"jwt\":...}", maxCredentialBytes), nil)
 	}
-	h, err := ParseHandoff(data)
+	h, err := pluginapi.ParseHandoff(data)
 	clear(data)
 	if err != nil {
 		return d.bootstrapFailed("", errcode.CredentialRejected, http.StatusBadRequest,
-			"the credential cannot be used: "+flatten(err)+"; fix the bootstrap secret", nil)
+			"the credential cannot be used: "+pluginapi.OneLine(err)+"; fix the bootstrap secret", nil)
 	}
 	cred := h.Credential
 	fp := cred.Fingerprint()
@@ -48,7 +48,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	}
 	// Before anything reaches Conjur: a credential for another Conjur
 	// (another account, or none of this plugin's URLs) is not sent to ours.
-	if why := h.conjurMismatch(d.opts.Account, d.opts.ApplianceURLs); why != "" {
+	if why := h.ConjurMismatch(d.opts.Account, d.opts.ApplianceURLs); why != "" {
 		return d.bootstrapFailed(fp, errcode.CredentialRejected, http.StatusBadRequest,
 			"the credential belongs to another Conjur: "+why+" (CONJUR_ACCOUNT, CONJUR_APPLIANCE_URL); hand over this plugin's credential, or fix the bootstrap secret's account and appliance_url", nil)
 	}

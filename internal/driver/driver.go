@@ -112,7 +112,7 @@ func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) pluginapi.
 	req, err := pluginapi.ReadRequest(body)
 	if err != nil {
 		return d.finish(start, pluginapi.Record{}, errcode.BadRequest,
-			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", flatten(err)), err, nil)
+			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", pluginapi.OneLine(err)), err, nil)
 	}
 	return d.getSecret(ctx, req, start)
 }
@@ -124,16 +124,16 @@ func (d *Driver) GetSecret(ctx context.Context, req pluginapi.Request) pluginapi
 
 func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start time.Time) pluginapi.Response {
 	rec := pluginapi.Record{
-		Secret:    clip(req.SecretName),
-		Service:   clip(req.ServiceName),
-		ServiceID: clip(req.ServiceID),
-		Task:      clip(req.TaskID),
-		Node:      clip(req.NodeID),
-		Image:     clip(req.TaskImage),
+		Secret:    pluginapi.Clip(req.SecretName),
+		Service:   pluginapi.Clip(req.ServiceName),
+		ServiceID: pluginapi.Clip(req.ServiceID),
+		Task:      pluginapi.Clip(req.TaskID),
+		Node:      pluginapi.Clip(req.NodeID),
+		Image:     pluginapi.Clip(req.TaskImage),
 	}
 	if err := req.Validate(); err != nil {
 		return d.finish(start, rec, errcode.BadRequest,
-			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", clipTo(flatten(err), maxProblemText)), err, nil)
+			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", pluginapi.ClipTo(pluginapi.OneLine(err), maxProblemText)), err, nil)
 	}
 
 	dec := d.opts.Resolver.Resolve(policyRequest(req))
@@ -278,19 +278,8 @@ func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
 // causeText renders an error with its cause chain for the log (a
 // conjur.Error prints its cause with %+v), bounded like the Err text.
 func causeText(err error) string {
-	return clipTo(strings.ReplaceAll(fmt.Sprintf("%+v", err), "\n", "; "), maxCauseText)
+	return pluginapi.ClipTo(strings.ReplaceAll(fmt.Sprintf("%+v", err), "\n", "; "), maxCauseText)
 }
 
 // maxCauseText bounds the cause field of a log line.
 const maxCauseText = 16 << 10
-
-// flatten renders an error on one line (errors.Join uses newlines).
-func flatten(err error) string {
-	b := []byte(err.Error())
-	for i, c := range b {
-		if c == '\n' {
-			b[i] = ';'
-		}
-	}
-	return string(b)
-}

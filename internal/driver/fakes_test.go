@@ -94,6 +94,12 @@ func (f *fakeSink) Adopt(_ context.Context, c Credential) error {
 	return nil
 }
 
+func (f *fakeSink) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.adopted)
+}
+
 // fakeConjurStatus reports a fixed status, or the sink's last credential.
 // login and urls default to host/swarm/conjur-plugin and https://conjur.test.
 type fakeConjurStatus struct {

@@ -148,7 +148,7 @@ func benchPlugin(b *testing.B, cj benchConjur) *keepAliveClient {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sock := filepath.Join(b.TempDir(), SocketName)
+	sock := filepath.Join(b.TempDir(), pluginapi.SocketName)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		b.Fatal(err)

@@ -43,7 +43,7 @@ func (h *handoffLog) noCredentialCause() string {
 	if last == nil || last.Accepted {
 		return ""
 	}
-	return clipTo(fmt.Sprintf("; the last credential handed over (fingerprint %s, at %s) was refused [%s]: %s",
+	return pluginapi.ClipTo(fmt.Sprintf("; the last credential handed over (fingerprint %s, at %s) was refused [%s]: %s",
 		orNone(last.Fingerprint), last.At.UTC().Format(time.RFC3339), last.Code, last.Err), maxHandoffCause)
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cyberark/conjur-swarm/internal/bootstrap"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
@@ -359,12 +360,12 @@ func TestAgentHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugins := t.TempDir()
-	sock := filepath.Join(plugins, "0123abcd", SocketName)
+	sock := filepath.Join(plugins, "0123abcd", pluginapi.SocketName)
 	serveDriverAt(t, d, sock)
 
 	secretFile := filepath.Join(t.TempDir(), "conjur-bootstrap")
 	writeFile(t, secretFile, s.handoff(pluginLogin, s.apiKey))
-	agent, err := NewAgent(AgentOptions{SecretFile: secretFile, PluginsDir: plugins, Logger: s.log.Named("agent")})
+	agent, err := bootstrap.New(bootstrap.Options{SecretFile: secretFile, PluginsDir: plugins, Logger: s.log.Named("agent")})
 	if err != nil {
 		t.Fatal(err)
 	}

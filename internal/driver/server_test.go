@@ -22,7 +22,7 @@ import (
 // when the test ends.
 func servePlugin(t *testing.T, d *Driver) (*Server, string) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), SocketName)
+	sock := filepath.Join(t.TempDir(), pluginapi.SocketName)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -168,7 +168,7 @@ func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *plugina
 	f.block = make(chan struct{})
 	f.entered = make(chan struct{}, 1)
 	d, _ := newTestDriver(t, f, &fakeResolver{})
-	sock := filepath.Join(t.TempDir(), SocketName)
+	sock := filepath.Join(t.TempDir(), pluginapi.SocketName)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)

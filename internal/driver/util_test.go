@@ -6,7 +6,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -39,4 +43,22 @@ func unixHTTP(sock string) *http.Client {
 		},
 		DisableKeepAlives: true,
 	}}
+}
+
+// serveDriverAt serves d on a unix socket at sock (its directory is
+// created) until the test ends.
+func serveDriverAt(t *testing.T, d *Driver, sock string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(d, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

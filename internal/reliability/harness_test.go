@@ -347,7 +347,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), driver.SocketName)
+	sock := filepath.Join(t.TempDir(), pluginapi.SocketName)
 	ul, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package driver
+package bootstrap
 
 import (
 	"context"
@@ -73,51 +73,12 @@ func serveFakeSocket(t *testing.T, sock, status, bootstrapAnswer string) *fakePl
 	return f
 }
 
-// realPlugin serves a Driver whose Conjur settings are account and urls,
-// pinned to login, at sock; its credential sink records what it adopts.
-func realPlugin(t *testing.T, sock, login, account string, urls ...string) *fakeSink {
-	t.Helper()
-	sink := &fakeSink{}
-	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) {
-		o.Account = account
-		o.ApplianceURLs = urls
-		o.Credentials = sink
-		o.ConjurStatus = fakeConjurStatus{sink: sink, login: login, urls: urls}
-	})
-	serveDriverAt(t, d, sock)
-	return sink
-}
-
-// serveDriverAt serves d on a unix socket at sock (its directory is
-// created) until the test ends.
-func serveDriverAt(t *testing.T, d *Driver, sock string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(d, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-}
-
-func (f *fakeSink) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.adopted)
-}
-
 func newTrustAgent(t *testing.T, plugins, cred string) (*Agent, *observer.ObservedLogs) {
 	t.Helper()
 	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
 	writeFile(t, secret, cred)
 	core, logs := observer.New(zap.DebugLevel)
-	a, err := NewAgent(AgentOptions{SecretFile: secret, PluginsDir: plugins, CallTimeout: 5 * time.Second, Logger: zap.New(core)})
+	a, err := New(Options{SecretFile: secret, PluginsDir: plugins, CallTimeout: 5 * time.Second, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +104,8 @@ func assertNoKeyLogged(t *testing.T, logs *observer.ObservedLogs, key string) {
 // account and URL), must not receive the production key.
 func TestAgentKeepsTheKeyFromAPluginOfAnotherConjur(t *testing.T) {
 	plugins := t.TempDir()
-	prodSock := filepath.Join(plugins, "bbbb", SocketName)
-	stagingSock := filepath.Join(plugins, "aaaa", SocketName) // sorted first
+	prodSock := filepath.Join(plugins, "bbbb", pluginapi.SocketName)
+	stagingSock := filepath.Join(plugins, "aaaa", pluginapi.SocketName) // sorted first
 	prod := realPlugin(t, prodSock, prodLogin, prodAccount, prodURL)
 	staging := realPlugin(t, stagingSock, prodLogin, "staging", "https://conjur.staging.example")
 	a, logs := newTrustAgent(t, plugins, prodCred)
@@ -169,7 +130,7 @@ func TestAgentKeepsTheKeyFromAPluginOfAnotherConjur(t *testing.T) {
 // credential source at all) gets nothing.
 func TestAgentKeepsTheKeyFromASocketThatReportsNoIdentity(t *testing.T) {
 	plugins := t.TempDir()
-	fake := serveFakeSocket(t, filepath.Join(plugins, "aaaa", SocketName),
+	fake := serveFakeSocket(t, filepath.Join(plugins, "aaaa", pluginapi.SocketName),
 		`{"configured":true,"conjur":{"credential_source":"none"}}`, `{"ok":true,"fingerprint":"0000000000000000"}`)
 	a, logs := newTrustAgent(t, plugins, prodCred)
 
@@ -200,9 +161,9 @@ func TestAgentSurvivesHostileStatusesAndServesTheOthers(t *testing.T) {
 	}
 	var fakes []*fakePluginSocket
 	for dir, status := range hostile {
-		fakes = append(fakes, serveFakeSocket(t, filepath.Join(plugins, dir, SocketName), status, `{"ok":true}`))
+		fakes = append(fakes, serveFakeSocket(t, filepath.Join(plugins, dir, pluginapi.SocketName), status, `{"ok":true}`))
 	}
-	prodSock := filepath.Join(plugins, "zz", SocketName)
+	prodSock := filepath.Join(plugins, "zz", pluginapi.SocketName)
 	prod := realPlugin(t, prodSock, prodLogin, prodAccount, prodURL)
 	a, _ := newTrustAgent(t, plugins, prodCred)
 
@@ -222,7 +183,7 @@ func TestAgentSurvivesHostileStatusesAndServesTheOthers(t *testing.T) {
 // agent must not log a successful handover.
 func TestAgentLogsSuccessOnlyForTheFingerprintSent(t *testing.T) {
 	plugins := t.TempDir()
-	sock := filepath.Join(plugins, "aaaa", SocketName)
+	sock := filepath.Join(plugins, "aaaa", pluginapi.SocketName)
 	status := `{"configured":true,"conjur":{"login":"` + prodLogin + `","account":"` + prodAccount +
 		`","credential_source":"none","urls":[{"url":"` + prodURL + `","healthy":true}]}}`
 	serveFakeSocket(t, sock, status, `{"ok":true,"fingerprint":"feedfeedfeedfeed"}`)
@@ -253,12 +214,12 @@ func TestAgentLogsSuccessOnlyForTheFingerprintSent(t *testing.T) {
 func TestAgentHandsOverWhileAnotherSocketHangs(t *testing.T) {
 	plugins := t.TempDir()
 	adopted := make(chan struct{})
-	sink := realPlugin(t, filepath.Join(plugins, "zz", SocketName), prodLogin, prodAccount, prodURL)
+	sink := realPlugin(t, filepath.Join(plugins, "zz", pluginapi.SocketName), prodLogin, prodAccount, prodURL)
 	sink.mu.Lock()
 	sink.onAdopt = func() { close(adopted) }
 	sink.mu.Unlock()
 
-	hung := filepath.Join(plugins, "aa", SocketName)
+	hung := filepath.Join(plugins, "aa", pluginapi.SocketName)
 	if err := os.MkdirAll(filepath.Dir(hung), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +239,7 @@ func TestAgentHandsOverWhileAnotherSocketHangs(t *testing.T) {
 
 	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
 	writeFile(t, secret, prodCred)
-	a, err := NewAgent(AgentOptions{SecretFile: secret, PluginsDir: plugins, CallTimeout: time.Minute, Logger: zap.NewNop()})
+	a, err := New(Options{SecretFile: secret, PluginsDir: plugins, CallTimeout: time.Minute, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

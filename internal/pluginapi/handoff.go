@@ -1,4 +1,4 @@
-package driver
+package pluginapi
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ import (
 // handoff endpoint refuses it unless the account and a URL match its own
 // settings.
 type Handoff struct {
-	Credential Credential
+	Credential conjur.Credential
 	// Account is the Conjur account the credential belongs to (the
 	// plugin's CONJUR_ACCOUNT).
 	Account string
@@ -83,7 +83,7 @@ func ParseHandoff(data []byte) (Handoff, error) {
 		errs = append(errs, errors.New("credential account contains ':', '/', whitespace or control characters: give the bare account name, as CONJUR_ACCOUNT"))
 	}
 	for i, raw := range h.ApplianceURLs {
-		if canonicalURL(raw) == "" {
+		if CanonicalURL(raw) == "" {
 			errs = append(errs, fmt.Errorf("credential appliance_url entry %d is not an http(s) URL with a host and no query: give the plugin's CONJUR_APPLIANCE_URL", i+1))
 		}
 	}
@@ -93,30 +93,30 @@ func ParseHandoff(data []byte) (Handoff, error) {
 	return h, nil
 }
 
-// loginMismatch says why a plugin pinned to login cannot take this handoff,
+// LoginMismatch says why a plugin pinned to login cannot take this handoff,
 // or "" when it can. A JWT names no login (the plugin holds it to its pinned
 // login when it authenticates), so only the API key form is checked here.
-func (h Handoff) loginMismatch(login string) string {
+func (h Handoff) LoginMismatch(login string) string {
 	switch {
 	case h.Credential.JWT != "":
 		return ""
 	case login == "":
 		return fmt.Sprintf("the plugin reports no pinned login, the credential is for %q", h.Credential.Login)
 	case login != h.Credential.Login:
-		return fmt.Sprintf("the plugin is pinned to login %q, the credential is for %q", clip(login), h.Credential.Login)
+		return fmt.Sprintf("the plugin is pinned to login %q, the credential is for %q", Clip(login), h.Credential.Login)
 	}
 	return ""
 }
 
-// conjurMismatch says why a plugin set for account and urls is not where
+// ConjurMismatch says why a plugin set for account and urls is not where
 // this handoff belongs, or "" when it is: the same account and at least one
 // URL in common. Anything the plugin does not report is a mismatch.
-func (h Handoff) conjurMismatch(account string, urls []string) string {
+func (h Handoff) ConjurMismatch(account string, urls []string) string {
 	switch {
 	case account == "":
 		return fmt.Sprintf("the plugin reports no Conjur account, the credential is for account %q", h.Account)
 	case account != h.Account:
-		return fmt.Sprintf("the plugin is set for Conjur account %q, the credential for account %q", clip(account), h.Account)
+		return fmt.Sprintf("the plugin is set for Conjur account %q, the credential for account %q", Clip(account), h.Account)
 	case !sharesURL(urls, h.ApplianceURLs):
 		return fmt.Sprintf("the plugin's Conjur URLs (%s) have none in common with the credential's appliance_url (%s)",
 			quoteList(urls), quoteList(h.ApplianceURLs))
@@ -136,7 +136,7 @@ func quoteList(urls []string) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(urls)-most))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%q", clip(u)))
+		parts = append(parts, fmt.Sprintf("%q", Clip(u)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -147,22 +147,22 @@ func quoteList(urls []string) string {
 func sharesURL(a, b []string) bool {
 	set := make(map[string]bool, len(a))
 	for _, u := range a {
-		if c := canonicalURL(u); c != "" {
+		if c := CanonicalURL(u); c != "" {
 			set[c] = true
 		}
 	}
 	for _, u := range b {
-		if c := canonicalURL(u); c != "" && set[c] {
+		if c := CanonicalURL(u); c != "" && set[c] {
 			return true
 		}
 	}
 	return false
 }
 
-// canonicalURL returns an appliance URL in canonical form, or "" when raw is
+// CanonicalURL returns an appliance URL in canonical form, or "" when raw is
 // not an absolute http(s) URL with a host and without user info, query or
 // fragment.
-func canonicalURL(raw string) string {
+func CanonicalURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return ""

@@ -1,4 +1,9 @@
-package driver
+// Package bootstrap is the bootstrap agent (`conjur-swarm bootstrap-agent`):
+// it hands the plugin's Conjur credential from a swarm secret to every
+// conjur-swarm plugin socket on the node that it belongs to. It is a client
+// of the plugin socket (package pluginapi) and is never linked into the
+// GetSecret path; the rollout agent (package rollout) is its sibling.
+package bootstrap
 
 import (
 	"context"
@@ -6,8 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -16,11 +19,8 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
-// SocketName is the plugin's socket file name (config.json interface.socket).
-const SocketName = "conjur.sock"
-
-// AgentOptions configure the bootstrap agent.
-type AgentOptions struct {
+// Options configure the bootstrap agent.
+type Options struct {
 	// SecretFile holds the credential JSON (a swarm secret, e.g.
 	// /run/secrets/conjur-bootstrap). It is re-read on every pass.
 	SecretFile string
@@ -46,7 +46,7 @@ type AgentOptions struct {
 // right login, account and URL. Creating one there takes root on the node,
 // which is part of the trusted base (docs/security.md).
 type Agent struct {
-	opts AgentOptions
+	opts Options
 	log  *zap.Logger
 	now  func() time.Time
 	last string // the last "nothing to do" warning, to log it once
@@ -66,8 +66,8 @@ type socketState struct {
 // socket that hangs until CallTimeout delays no other plugin's handover.
 const maxParallelOffers = 8
 
-// NewAgent checks the options and returns an Agent.
-func NewAgent(opts AgentOptions) (*Agent, error) {
+// New checks the options and returns an Agent.
+func New(opts Options) (*Agent, error) {
 	var errs []error
 	if opts.SecretFile == "" {
 		errs = append(errs, errors.New("bootstrap-agent: the credential file path is empty (--secret-file)"))
@@ -146,15 +146,15 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 		return res
 	}
 	defer clear(data)
-	h, err := ParseHandoff(data)
+	h, err := pluginapi.ParseHandoff(data)
 	if err != nil {
-		res.Problem = "the bootstrap credential in " + a.opts.SecretFile + " cannot be used: " + flatten(err)
+		res.Problem = "the bootstrap credential in " + a.opts.SecretFile + " cannot be used: " + pluginapi.OneLine(err)
 		a.warnOnce("the bootstrap credential cannot be used; fix the swarm secret",
-			zap.String("file", a.opts.SecretFile), zap.String("cause", flatten(err)))
+			zap.String("file", a.opts.SecretFile), zap.String("cause", pluginapi.OneLine(err)))
 		return res
 	}
 
-	res.Sockets, err = FindSockets(a.opts.PluginsDir)
+	res.Sockets, err = pluginapi.FindSockets(a.opts.PluginsDir)
 	if err != nil || len(res.Sockets) == 0 {
 		cause := "none found"
 		if err != nil {
@@ -204,22 +204,22 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 // that does not say), failed (not configured), current (it holds this
 // credential already) or handed (offer it). Every field of the status is
 // another process's say: a missing one is a mismatch, never a crash.
-func judge(st pluginapi.Status, h Handoff, fp string) (outcome, string) {
+func judge(st pluginapi.Status, h pluginapi.Handoff, fp string) (outcome, string) {
 	if !st.Configured {
-		return outcomeFailed, "plugin not configured: " + clip(st.ConfigProblem)
+		return outcomeFailed, "plugin not configured: " + pluginapi.Clip(st.ConfigProblem)
 	}
 	c := st.Conjur
 	if c == nil {
 		return outcomeSkipped, "the plugin's status has no Conjur section (not conjur-swarm, or too old to say which Conjur it serves)"
 	}
-	if why := h.loginMismatch(c.Login); why != "" {
+	if why := h.LoginMismatch(c.Login); why != "" {
 		return outcomeSkipped, why
 	}
 	urls := make([]string, 0, len(c.URLs))
 	for _, u := range c.URLs {
 		urls = append(urls, u.URL)
 	}
-	if why := h.conjurMismatch(c.Account, urls); why != "" {
+	if why := h.ConjurMismatch(c.Account, urls); why != "" {
 		return outcomeSkipped, why
 	}
 	if c.HasCredential() && c.CredentialFingerprint == fp {
@@ -231,18 +231,18 @@ func judge(st pluginapi.Status, h Handoff, fp string) (outcome, string) {
 // offer asks one plugin for its status and hands the credential over when
 // the credential belongs to that plugin and the plugin has none or another
 // one. It reports what came of it and, unless handed or current, why.
-func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h Handoff) (outcome, string) {
+func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h pluginapi.Handoff) (outcome, string) {
 	fp := h.Credential.Fingerprint()
-	c := NewClient(sock, a.opts.CallTimeout)
+	c := pluginapi.NewClient(sock, a.opts.CallTimeout)
 	st, err := c.Status(ctx)
 	if err != nil {
-		a.problem(sock, "plugin did not answer status (not conjur-swarm, or not running)", zap.String("cause", flatten(err)))
-		return outcomeFailed, flatten(err)
+		a.problem(sock, "plugin did not answer status (not conjur-swarm, or not running)", zap.String("cause", pluginapi.OneLine(err)))
+		return outcomeFailed, pluginapi.OneLine(err)
 	}
 	verdict, why := judge(st, h, fp)
 	switch verdict {
 	case outcomeFailed:
-		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", clip(st.ConfigProblem)))
+		a.problem(sock, "plugin has no Conjur settings yet; not handing the credential over", zap.String("problem", pluginapi.Clip(st.ConfigProblem)))
 		return verdict, why
 	case outcomeSkipped:
 		// The key never leaves the agent for a plugin of another identity
@@ -275,12 +275,12 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h Handoff) 
 	switch {
 	case err != nil:
 	case ans.Err != "":
-		err = errors.New(clip(ans.Err))
+		err = errors.New(pluginapi.Clip(ans.Err))
 	case !ans.OK || ans.Fingerprint != fp:
 		// Only the plugin that adopted this very credential answers its
 		// fingerprint; anything else is not a handover.
 		err = fmt.Errorf("the plugin answered ok=%t with fingerprint %q, not the fingerprint sent (%s): it did not adopt this credential",
-			ans.OK, clip(ans.Fingerprint), fp)
+			ans.OK, pluginapi.Clip(ans.Fingerprint), fp)
 	}
 	if err != nil {
 		a.mu.Lock()
@@ -295,15 +295,15 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h Handoff) 
 		retryAt := s.retryAt
 		a.mu.Unlock()
 		a.log.Warn("plugin refused the credential", zap.String("socket", sock), zap.String("fingerprint", fp),
-			zap.String("err", flatten(err)), zap.Time("retry_at", retryAt))
-		return outcomeFailed, flatten(err)
+			zap.String("err", pluginapi.OneLine(err)), zap.Time("retry_at", retryAt))
+		return outcomeFailed, pluginapi.OneLine(err)
 	}
 	a.mu.Lock()
 	delete(a.state, sock)
 	a.mu.Unlock()
 	previous := "none"
 	if st.Conjur.HasCredential() {
-		previous = clip(st.Conjur.CredentialFingerprint)
+		previous = pluginapi.Clip(st.Conjur.CredentialFingerprint)
 	}
 	a.log.Info("credential handed over", zap.String("socket", sock), zap.String("fingerprint", fp),
 		zap.String("previous_fingerprint", previous))
@@ -330,34 +330,11 @@ func (a *Agent) warnOnce(msg string, fields ...zap.Field) {
 	a.log.Warn(msg, fields...)
 }
 
-// FindSockets returns the plugin sockets under dir: dir/conjur.sock (a
-// legacy plugin) and dir/<pluginID>/conjur.sock (managed plugins), sorted.
-func FindSockets(dir string) ([]string, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, err
-	}
-	candidates := []string{filepath.Join(dir, SocketName)}
-	more, err := filepath.Glob(filepath.Join(dir, "*", SocketName))
-	if err != nil {
-		return nil, err
-	}
-	candidates = append(candidates, more...)
-	var out []string
-	for _, p := range candidates {
-		fi, err := os.Stat(p)
-		if err == nil && fi.Mode().Type() == fs.ModeSocket {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // pathError renders a file error without anything but the path and reason.
 func pathError(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Op + " " + pe.Path + ": " + pe.Err.Error()
 	}
-	return flatten(err)
+	return pluginapi.OneLine(err)
 }

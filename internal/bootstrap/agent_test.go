@@ -1,10 +1,8 @@
-package driver
+package bootstrap
 
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // agentFixture serves a driver whose credential sink is a fake, at
@@ -28,19 +28,15 @@ type agentFixture struct {
 
 func newAgentFixture(t *testing.T) *agentFixture {
 	t.Helper()
-	f := &agentFixture{sink: &fakeSink{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) {
-		o.Credentials = f.sink
-		o.ConjurStatus = fakeConjurStatus{sink: f.sink}
-	})
+	f := &agentFixture{clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	plugins := t.TempDir()
-	f.sock = filepath.Join(plugins, "f00d", SocketName)
-	serveDriverAt(t, d, f.sock)
+	f.sock = filepath.Join(plugins, "f00d", pluginapi.SocketName)
+	f.sink = realPlugin(t, f.sock, "", "")
 
 	f.secret = filepath.Join(t.TempDir(), "conjur-bootstrap")
 	core, logs := observer.New(zap.DebugLevel)
 	f.logs = logs
-	a, err := NewAgent(AgentOptions{SecretFile: f.secret, PluginsDir: plugins, Interval: 10 * time.Second, MaxBackoff: 40 * time.Second, Logger: zap.New(core)})
+	a, err := New(Options{SecretFile: f.secret, PluginsDir: plugins, Interval: 10 * time.Second, MaxBackoff: 40 * time.Second, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,45 +126,8 @@ func TestAgentProblemsAreLoggedOnce(t *testing.T) {
 	}
 }
 
-func TestFindSockets(t *testing.T) {
-	dir := t.TempDir()
-	for _, p := range []string{"a1/conjur.sock", "b2/conjur.sock", "conjur.sock"} {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("unix", full)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-	}
-	// Not sockets, or not ours: ignored.
-	if err := os.MkdirAll(filepath.Join(dir, "c3"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "c3", SocketName), "")
-	ln, err := net.Listen("unix", filepath.Join(dir, "other.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-
-	got, err := FindSockets(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{filepath.Join(dir, "a1/conjur.sock"), filepath.Join(dir, "b2/conjur.sock"), filepath.Join(dir, "conjur.sock")}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("sockets (-want +got):\n%s", diff)
-	}
-	if _, err := FindSockets(filepath.Join(dir, "missing")); err == nil {
-		t.Error("no error for a missing directory")
-	}
-}
-
 func TestNewAgentOptions(t *testing.T) {
-	_, err := NewAgent(AgentOptions{Interval: -1})
+	_, err := New(Options{Interval: -1})
 	for _, want := range []string{"--secret-file", "--plugins-dir", "must not be negative", "no logger"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)

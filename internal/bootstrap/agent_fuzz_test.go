@@ -1,4 +1,4 @@
-package driver
+package bootstrap
 
 import (
 	"encoding/json"
@@ -28,7 +28,7 @@ func FuzzAgentStatus(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	h, err := ParseHandoff([]byte(prodCred))
+	h, err := pluginapi.ParseHandoff([]byte(prodCred))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func FuzzAgentStatus(f *testing.F) {
 		}
 		shared := false
 		for _, u := range c.URLs {
-			if strings.EqualFold(strings.TrimRight(canonicalURL(u.URL), "/"), prodURL) {
+			if strings.EqualFold(strings.TrimRight(pluginapi.CanonicalURL(u.URL), "/"), prodURL) {
 				shared = true
 			}
 		}
