@@ -152,6 +152,8 @@ type result struct {
 	PernodeOursP50MS           float64 `json:"pernode_ours_p50_ms"`
 	PernodeOursConjurRequests  int64   `json:"pernode_ours_conjur_requests"`
 	PernodeNaiveConjurRequests int64   `json:"pernode_naive_conjur_requests"`
+	PernodePrefetchWallMS      float64 `json:"pernode_prefetch_wall_ms"`
+	PernodePrefetchRequests    int64   `json:"pernode_prefetch_conjur_requests"`
 	BoundedOursWallMS          float64 `json:"bounded_ours_wall_ms,omitempty"`
 	BoundedNaiveWallMS         float64 `json:"bounded_naive_wall_ms,omitempty"`
 }
@@ -224,6 +226,8 @@ func run(ctx context.Context, o options) error {
 		PernodeOursP50MS:           round(ms(pn.ours.lat.p50), 2),
 		PernodeOursConjurRequests:  pn.ours.requests,
 		PernodeNaiveConjurRequests: pn.naive.requests,
+		PernodePrefetchWallMS:      round(ms(pn.prefetch.wall), 1),
+		PernodePrefetchRequests:    pn.prefetch.requests,
 	}
 	if bd != nil {
 		res.BoundedOursWallMS, res.BoundedNaiveWallMS = round(ms(bd.ours.wall), 1), round(ms(bd.naive.wall), 1)
@@ -257,6 +261,7 @@ type fleet struct {
 	naiveSock      string
 	nullSock       string
 	oneP           *probeTarget // nil without the extras
+	pre            *probeTarget // the plugin with prefetch on (its default): the per-node model's prefetch rounds
 
 	stops []func()
 }
@@ -277,7 +282,11 @@ func startFleet(ctx context.Context, o options, work string) (f *fleet, err erro
 		return nil, err
 	}
 	f.stops = append(f.stops, f.cj.close)
-	if f.plug, f.plugSock, f.pluginSettings, err = startPlugin(ctx, "plugin", o.plugin, o.reuse, o.pluginEnv, f.cj, work); err != nil {
+	// The measured plugin runs without prefetch (its default is on), so its
+	// figures are those of fetching on every Get; a second process with the
+	// default settings runs the per-node model's prefetch rounds.
+	plugEnv := append([]string{"CONJUR_SWARM_PREFETCH=false"}, o.pluginEnv...)
+	if f.plug, f.plugSock, f.pluginSettings, err = startPlugin(ctx, "plugin", o.plugin, o.reuse, plugEnv, f.cj, work); err != nil {
 		return nil, err
 	}
 	f.stops = append(f.stops, f.plug.stop)
@@ -289,6 +298,15 @@ func startFleet(ctx context.Context, o options, work string) (f *fleet, err erro
 		return nil, err
 	}
 	f.stops = append(f.stops, f.null.stop)
+	pre, preSock, _, err := startPlugin(ctx, "prefetch", o.plugin, o.reuse, o.pluginEnv, f.cj, work)
+	if err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, pre.stop)
+	if err := warm(ctx, preSock); err != nil {
+		return nil, err
+	}
+	f.pre = &probeTarget{sock: preSock, proc: pre}
 
 	// With the extras, a second plugin process with GOMAXPROCS=1 (otherwise
 	// the same settings): how much of a Get is the Go scheduler handing work
@@ -342,8 +360,8 @@ func latencyPhase(ctx context.Context, o options, f *fleet) (latencies, error) {
 // perNodeResult is the per-node model's rounds: every driver ran the same
 // load in each round, alternating; each figure is the driver's median round.
 type perNodeResult struct {
-	ours, naive, floor             stormResult
-	oursRuns, naiveRuns, floorRuns []stormResult
+	ours, naive, floor, prefetch                 stormResult
+	oursRuns, naiveRuns, floorRuns, prefetchRuns []stormResult
 }
 
 // limitMS is the per-node model's limit for a driver that fetches on every
@@ -369,6 +387,7 @@ func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNode
 			runs       *[]stormResult
 		}{
 			{"ours", f.plugSock, f.plug, &p.oursRuns},
+			{"prefetch", f.pre.sock, f.pre.proc, &p.prefetchRuns},
 			{"naive", f.naiveSock, f.naive, &p.naiveRuns},
 			{"floor", f.nullSock, f.null, &p.floorRuns},
 		} {
@@ -383,9 +402,9 @@ func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNode
 			*d.runs = append(*d.runs, r)
 		}
 	}
-	p.ours, p.naive, p.floor = median(p.oursRuns), median(p.naiveRuns), median(p.floorRuns)
-	fmt.Printf("median rounds: ours %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
-		p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
+	p.ours, p.naive, p.floor, p.prefetch = median(p.oursRuns), median(p.naiveRuns), median(p.floorRuns), median(p.prefetchRuns)
+	fmt.Printf("median rounds: ours %s, with prefetch %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
+		p.prefetch.wall.Round(time.Millisecond), p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
 	return p, nil
 }
 

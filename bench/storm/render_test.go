@@ -27,8 +27,10 @@ func renderFixtures() map[string]report {
 	nodeOurs := stormResult{name: "ours", gets: 10000, wall: 1100 * ms, lat: percentiles{p50: 2300 * us, p99: 4 * ms}, requests: 2600, byEndpoint: "batch 600, secret 2000", inFlight: 20, cpu: 900 * ms, clientCPU: 400 * ms, conjurCPU: 300 * ms}
 	nodeNaive := stormResult{name: "naive", gets: 10000, wall: 2300 * ms, lat: percentiles{p50: 4500 * us, p99: 9 * ms}, requests: 20000, byEndpoint: "authn 10000, secret 10000", inFlight: 20, cpu: 1800 * ms, clientCPU: 600 * ms, conjurCPU: 1200 * ms}
 	nodeFloor := stormResult{name: "floor", gets: 10000, wall: 300 * ms, lat: percentiles{p50: 500 * us, p99: 2 * ms}, inFlight: 20, cpu: 200 * ms, clientCPU: 300 * ms}
-	perNode := perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor,
-		oursRuns: []stormResult{nodeOurs, nodeOurs, nodeOurs}, naiveRuns: []stormResult{nodeNaive, nodeNaive, nodeNaive}, floorRuns: []stormResult{nodeFloor, nodeFloor, nodeFloor}}
+	nodePre := stormResult{name: "prefetch", gets: 10000, wall: 400 * ms, lat: percentiles{p50: 600 * us, p99: 3 * ms}, requests: 1200, byEndpoint: "batch 1100, secret 100", inFlight: 20, cpu: 500 * ms, clientCPU: 350 * ms, conjurCPU: 100 * ms}
+	perNode := perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor, prefetch: nodePre,
+		oursRuns: []stormResult{nodeOurs, nodeOurs, nodeOurs}, naiveRuns: []stormResult{nodeNaive, nodeNaive, nodeNaive}, floorRuns: []stormResult{nodeFloor, nodeFloor, nodeFloor},
+		prefetchRuns: []stormResult{nodePre, nodePre, nodePre}}
 	bounded := &boundedResult{ours: boundedOurs, naive: boundedNaive, tasks: 400}
 	oneP := stormResult{name: onePName, gets: 10000, wall: 450 * ms, requests: 90, inFlight: 512, cpu: 380 * ms}
 	onePNodes := stormResult{name: onePName + ", per-node model", gets: 10000, wall: 1250 * ms, requests: 2500, inFlight: 20}
@@ -44,7 +46,7 @@ func renderFixtures() map[string]report {
 	res := result{NaiveConjurRequests: 20000, OursConjurRequests: 104, NaiveWallMS: 4400, OursWallMS: 400, OursP99MS: 45,
 		DirectFetchP50US: 150, PluginGetP50US: 360, PluginPeakRSSMiB: 40,
 		PernodeNodes: 20, PernodeOursWallMS: 1100, PernodeNaiveWallMS: 2300, PernodeFloorWallMS: 300, PernodeLimitMS: 1000, PernodeOursP50MS: 2.3,
-		PernodeOursConjurRequests: 2600, PernodeNaiveConjurRequests: 20000, BoundedOursWallMS: 250, BoundedNaiveWallMS: 3100}
+		PernodeOursConjurRequests: 2600, PernodeNaiveConjurRequests: 20000, PernodePrefetchWallMS: 400, PernodePrefetchRequests: 1200, BoundedOursWallMS: 250, BoundedNaiveWallMS: 3100}
 	settings := []string{"CONJUR_APPLIANCE_URL=http://127.0.0.1:4242", "CONJUR_ACCOUNT=dev", "CONJUR_SWARM_SOCKET=/tmp/w/plugin.sock",
 		"CONJUR_SWARM_MAPPING_FILE=/tmp/w/mapping.yml", "CONJUR_SWARM_CREDENTIAL_FILE=/tmp/w/credential"}
 	bench := sampleBench + "pkg: github.com/cyberark/conjur-swarm/internal/driver\nBenchmarkGetSecretSocket-2 	 5000	 240000 ns/op	 20000 B/op	 200 allocs/op\n"
@@ -60,8 +62,8 @@ func renderFixtures() map[string]report {
 	plain.bounded = nil
 	minimal := report{opts: opts, env: env, res: res, ours: ours, naive: naive, lat: lat,
 		oursRuns: []stormResult{ours}, naiveRuns: []stormResult{naive}, plugin: settings,
-		perNode: perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor,
-			oursRuns: []stormResult{nodeOurs}, naiveRuns: []stormResult{nodeNaive}, floorRuns: []stormResult{nodeFloor}}}
+		perNode: perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor, prefetch: nodePre,
+			oursRuns: []stormResult{nodeOurs}, naiveRuns: []stormResult{nodeNaive}, floorRuns: []stormResult{nodeFloor}, prefetchRuns: []stormResult{nodePre}}}
 	return map[string]report{"full": full, "no-floor-no-onep": plain, "minimal": minimal}
 }
 

@@ -215,13 +215,15 @@ type docView struct {
 
 // perNodeView is the headline: the per-node model.
 type perNodeView struct {
-	Ours, Naive, Floor                scenarioView
-	OursWalls, NaiveWalls, FloorWalls string
-	GetsPerNode                       int
-	LimitMS, RoundTripMS              float64
+	Ours, Naive, Floor, Prefetch                     scenarioView
+	OursWalls, NaiveWalls, FloorWalls, PrefetchWalls string
+	GetsPerNode                                      int
+	LimitMS, RoundTripMS                             float64
 	// The goals of issue 16 and whether they were met.
-	WallGoalMS, P50GoalMS, RequestsGoal float64
-	WallMet, P50Met, RequestsMet        bool
+	WallGoalMS, P50GoalMS, RequestsGoal      float64
+	WallMet, P50Met, RequestsMet             bool
+	PrefetchWallGoalMS, PrefetchRequestsGoal float64
+	PrefetchWallMet, PrefetchRequestsMet     bool
 }
 
 // boundedView is the per-node model against a Conjur of bounded capacity.
@@ -354,13 +356,16 @@ func newDocView(r report) docView {
 
 	pn := r.perNode
 	rtt := ms(o.latency)
-	v.PerNode = perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor),
-		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns),
+	v.PerNode = perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor), Prefetch: newScenarioView(pn.prefetch),
+		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns), PrefetchWalls: walls(pn.prefetchRuns),
 		GetsPerNode: o.tasks * o.secrets / max(1, o.nodes), LimitMS: pn.limitMS(o), RoundTripMS: rtt}
 	v.PerNode.WallGoalMS, v.PerNode.P50GoalMS, v.PerNode.RequestsGoal = 1.3*v.PerNode.LimitMS, rtt+0.6, float64(pn.naive.requests)/4
 	v.PerNode.WallMet = v.PerNode.Ours.Wall <= v.PerNode.WallGoalMS
 	v.PerNode.P50Met = v.PerNode.Ours.P50 <= v.PerNode.P50GoalMS
 	v.PerNode.RequestsMet = float64(pn.ours.requests) <= v.PerNode.RequestsGoal
+	v.PerNode.PrefetchWallGoalMS, v.PerNode.PrefetchRequestsGoal = 0.5*v.PerNode.LimitMS, float64(pn.naive.requests)/10
+	v.PerNode.PrefetchWallMet = v.PerNode.Prefetch.Wall <= v.PerNode.PrefetchWallGoalMS
+	v.PerNode.PrefetchRequestsMet = float64(pn.prefetch.requests) <= v.PerNode.PrefetchRequestsGoal
 	if b := r.bounded; b != nil {
 		v.Bounded = &boundedView{Ours: newScenarioView(b.ours), Naive: newScenarioView(b.naive), Tasks: b.tasks, Gets: b.tasks * o.secrets,
 			Slots: o.serverSlots, AuthnMS: ms(o.latency + o.authnCost), FetchMS: rtt,

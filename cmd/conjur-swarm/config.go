@@ -26,6 +26,7 @@ type Config struct {
 	FetchTimeout    time.Duration
 	CacheTTL        time.Duration
 	MaxInFlight     int
+	Prefetch        bool
 	CredentialFile  string
 	MetricsListen   string
 	AuditSyslog     string

@@ -48,6 +48,7 @@ func TestLoadConfig(t *testing.T) {
 		LogFormat:       "json",
 		FetchTimeout:    5 * time.Second,
 		MaxInFlight:     4,
+		Prefetch:        true,
 		ShutdownTimeout: 8 * time.Second,
 	}
 	tests := []struct {

@@ -156,6 +156,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		Logger:        log.Named("driver"),
 		Observer:      observer,
 		Version:       version,
+		Prefetch:      cfg.Prefetch,
 	}
 	if sink != nil { // never a typed nil in an interface
 		dopts.AuditSink = sink

@@ -59,6 +59,13 @@ type Options struct {
 	Version string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// Prefetch turns on per-task prefetch (prefetch.go): at a task's first
+	// Get, the variables its service was allowed before are fetched in the
+	// same batch and kept for that task's later Gets, at most PrefetchTTL
+	// (default 5s). It needs a Fetcher with GetMany.
+	Prefetch    bool
+	PrefetchTTL time.Duration
 }
 
 // Driver answers GetSecret requests: policy, then Conjur, then the value
@@ -70,6 +77,7 @@ type Driver struct {
 	journal *journal
 	started time.Time
 	handoff handoffLog
+	pf      *prefetcher // nil: prefetch off
 }
 
 // New checks the options and returns a Driver.
@@ -84,6 +92,9 @@ func New(opts Options) (*Driver, error) {
 	if opts.RequestTimeout < 0 {
 		errs = append(errs, errors.New("driver: Options.RequestTimeout is negative"))
 	}
+	if opts.PrefetchTTL < 0 {
+		errs = append(errs, errors.New("driver: Options.PrefetchTTL is negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -96,13 +107,25 @@ func New(opts Options) (*Driver, error) {
 	if opts.Fetcher == nil && opts.NotConfigured == "" {
 		opts.NotConfigured = "the plugin has no Conjur connection settings"
 	}
-	return &Driver{
+	d := &Driver{
 		opts:    opts,
 		log:     opts.Logger,
 		audit:   opts.Logger.Named("audit"),
 		journal: newJournal(opts.RecentDecisions),
 		started: opts.Now(),
-	}, nil
+	}
+	if _, many := opts.Fetcher.(ManyFetcher); opts.Prefetch && many {
+		d.pf = newPrefetcher(opts.PrefetchTTL, opts.Now)
+	}
+	return d, nil
+}
+
+// Close wipes the values prefetched for tasks; the Driver still answers
+// (without them) after it.
+func (d *Driver) Close() {
+	if d.pf != nil {
+		d.pf.wipe()
+	}
 }
 
 // HandleGetSecret decodes a GetSecret body and answers it. A body that cannot
@@ -165,8 +188,8 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 		return d.serveBundle(ctx, start, rec, dec)
 	}
 	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
-	val, err := d.opts.Fetcher.Get(ctx, ref)
-	rec.Coalesced, rec.Cached = val.Coalesced, val.Cached
+	val, prefetched, err := d.fetchVariable(ctx, req, dec, ref)
+	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
 		code, msg := d.fetchFailure(err)
 		good, age, ok := d.lastGood(dec, ref, code)
@@ -180,6 +203,44 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 		return d.serveRendered(start, rec, dec, [][]byte{val.Data})
 	}
 	return d.serve(start, rec, dec, val.Data)
+}
+
+// fetchVariable fetches ref, dec's variable, for req: from the values
+// prefetched for req's task when one matches (prefetched), else from the
+// Fetcher. At a task's first Get, with prefetch on, the variables its
+// service was allowed before go out in the same batch and are kept for the
+// task's later Gets.
+func (d *Driver) fetchVariable(ctx context.Context, req pluginapi.Request, dec PolicyDecision, ref Ref) (val Value, prefetched bool, err error) {
+	if d.pf == nil || req.TaskID == "" || req.ServiceID == "" {
+		val, err = d.opts.Fetcher.Get(ctx, ref)
+		return val, false, err
+	}
+	t := taskKey{task: req.TaskID, service: req.ServiceID}
+	k := prefetchKey{rule: dec.Rule, variable: dec.Variable, version: dec.Version}
+	if data, ok := d.pf.take(t, k); ok {
+		return Value{Data: data}, true, nil
+	}
+	plan := d.pf.plan(t, k)
+	if len(plan) == 0 {
+		val, err = d.opts.Fetcher.Get(ctx, ref)
+	} else {
+		refs := make([]Ref, 0, 1+len(plan))
+		refs = append(refs, ref)
+		for _, a := range plan {
+			refs = append(refs, Ref{ID: a.variable, Version: a.version, NoCache: true})
+		}
+		res := d.opts.Fetcher.(ManyFetcher).GetMany(ctx, refs) // New keeps pf nil without GetMany
+		val, err = res[0].Value, res[0].Err
+		for i, a := range plan {
+			if r := res[i+1]; r.Err == nil && len(r.Value.Data) > 0 && len(r.Value.Data) < MaxValueBytes {
+				d.pf.keep(t, a, r.Value.Data)
+			}
+		}
+	}
+	if err == nil {
+		d.pf.learn(req.ServiceID, k)
+	}
+	return val, false, err
 }
 
 // fetchFailure is conjurFailure, plus why the last handoff was refused when

@@ -148,6 +148,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.served
 	}
 	s.stopOnce.Do(func() { close(s.stopped) })
+	s.d.Close()
 	return err
 }
 

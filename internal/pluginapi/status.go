@@ -108,6 +108,7 @@ type Record struct {
 	Duration   time.Duration `json:"duration_ns"`
 	Coalesced  bool          `json:"coalesced,omitempty"`
 	Cached     bool          `json:"cached,omitempty"`
+	Prefetched bool          `json:"prefetched,omitempty"` // served from the values fetched at the task's first Get
 	DoNotReuse bool          `json:"do_not_reuse,omitempty"`
 	// Stale: the value is the last good one of a stale_if_error rule,
 	// fetched StaleAge ago, served because the fetch failed StaleCause.
