@@ -43,6 +43,12 @@ rules:
     bundle:
       format: json
       variables: {user: apps/db/user, zzz: apps/db/missing, aaa: apps/db/password}
+  - name: db-env-node-a
+    match: {secret: db_env_node_a}
+    bundle:
+      format: dotenv
+      variables: {DB_USER: apps/db/user, DB_PASSWORD: apps/db/password}
+    allow: {node: node-a}
   - name: signing-key
     match: {secret: signing_key}
     variable: apps/db/aws
@@ -114,6 +120,9 @@ func TestGetSecretBundle(t *testing.T) {
 		{name: "fail/member-missing-fails-whole-get", secret: "db_missing", wantCode: "NOT_FOUND",
 			wantErr:     `conjur-swarm [NOT_FOUND] secret "db_missing" (variable "apps/db/missing", rule "db-missing"): bundle member "zzz": variable apps/db/missing is not found; check the id`,
 			wantMembers: []string{"apps/db/password", "apps/db/user", "apps/db/missing"}, wantVar: "apps/db/missing"},
+		{name: "fail/denied-by-allow-lists-members", secret: "db_env_node_a", wantCode: "DENIED",
+			wantErr:     `conjur-swarm [DENIED] secret "db_env_node_a" (rule "db-env-node-a"): rule "db-env-node-a" denies: allow.node: node is "n1", want "node-a"`,
+			wantMembers: []string{"apps/db/password", "apps/db/user"}},
 		{name: "fail/binary-member-in-json", secret: "db_json", wantCode: "VALUE_UNUSABLE",
 			wantErr:     `conjur-swarm [VALUE_UNUSABLE] secret "db_json" (variable "apps/db/binary", rule "db-json"): bundle member "key": the value is not valid UTF-8 text and format json holds text only`,
 			wantMembers: []string{"apps/db/binary", "apps/db/user"}, wantVar: "apps/db/binary"},
@@ -139,7 +148,10 @@ func TestGetSecretBundle(t *testing.T) {
 					t.Fatalf("got %d bytes, Err %q\nwant no value and Err starting %q", len(res.Value), res.Err, tc.wantErr)
 				}
 				members := len(tc.wantMembers)
-				if members > 0 && batch {
+				if tc.wantCode == "DENIED" && (len(f.refs) != 0 || len(bf.batches) != 0) {
+					t.Errorf("a denied bundle was fetched: Gets %v, batches %v", f.refs, bf.batches)
+				}
+				if members > 0 && batch && tc.wantCode != "DENIED" {
 					// One batch call with every member, no single Get.
 					if len(bf.batches) != 1 || len(bf.batches[0]) != members || len(f.refs) != members {
 						t.Errorf("batch calls %v, Gets %d; want one batch of %d", bf.batches, len(f.refs), members)

@@ -161,6 +161,9 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 
 	dec := d.opts.Resolver.Resolve(policyRequest(req))
 	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
+	if dec.Bundle != nil {
+		rec.Members = dec.Variables() // also for a deny by an allow condition
+	}
 	if !dec.Allow && dec.Condition == policy.ConditionMappingInvalid {
 		return d.finish(start, rec, errcode.MappingInvalid, dec.Reason, nil, nil)
 	}
@@ -184,7 +187,6 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 	defer cancel()
 	if dec.Bundle != nil {
-		rec.Members = dec.Variables()
 		return d.serveBundle(ctx, start, rec, dec)
 	}
 	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
