@@ -124,10 +124,9 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	// request MAPPING_INVALID until the file is fixed, then adopts it.
 	store := policy.OpenStore(cfg.MappingFile, log.Named("policy"))
 
-	client, notConfigured := newConjurClient(cfg, opts.dev, log)
-	if client != nil {
-		defer func() { _ = client.Close() }()
-	}
+	conj, closeConjur := newConjurClient(cfg, opts.dev, log)
+	defer closeConjur()
+	_, notConfigured := conj.(driver.NotConfigured)
 
 	var observer driver.Observer
 	var metricsSrv *http.Server
@@ -152,7 +151,6 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		PolicyStatus:  store,
 		Account:       cfg.Conjur.Account,
 		ApplianceURLs: cfg.Conjur.ApplianceURLs,
-		NotConfigured: notConfigured,
 		Logger:        log.Named("driver"),
 		Observer:      observer,
 		Version:       version,
@@ -161,9 +159,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	if sink != nil { // never a typed nil in an interface
 		dopts.AuditSink = sink
 	}
-	if client != nil { // never a typed nil in an interface
-		dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = client, client, client
-	}
+	dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = conj, conj, conj
 	d, err := driver.New(dopts)
 	if err != nil {
 		return err
@@ -219,7 +215,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		zap.String("mapping_hash", st.Hash),
 		zap.Int("mapping_rules", st.Rules),
 		zap.Strings("mapping_warnings", warnings),
-		zap.Bool("conjur_configured", client != nil),
+		zap.Bool("conjur_configured", !notConfigured),
 		zap.Object("settings", cfg))
 	if len(warnings) > 0 {
 		log.Warn("the mapping policy lets anyone who can create a swarm secret choose the variable; see mapping_warnings for the rules and how to fix them",
@@ -237,14 +233,22 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	return err
 }
 
-// newConjurClient builds the Conjur client. When Conjur's settings are
-// missing or invalid it returns nil and the reason, which every request's
+// conjurSide is what the driver needs of the Conjur client.
+type conjurSide interface {
+	driver.Fetcher
+	driver.CredentialSink
+	driver.ConjurReporter
+}
+
+// newConjurClient builds the Conjur client and the function that closes it.
+// When Conjur's settings are missing or invalid it returns a
+// driver.NotConfigured with the reason, which every request's
 // NOT_CONFIGURED answer and the status endpoint repeat.
-func newConjurClient(cfg Config, dev bool, log *zap.Logger) (*conjur.Client, string) {
-	fail := func(err error) (*conjur.Client, string) {
+func newConjurClient(cfg Config, dev bool, log *zap.Logger) (conjurSide, func()) {
+	fail := func(err error) (conjurSide, func()) {
 		reason := "the Conjur settings are incomplete or invalid: " + strings.ReplaceAll(err.Error(), "\n", "; ")
 		log.Error("the plugin cannot reach Conjur until its settings are fixed; every request fails NOT_CONFIGURED", zap.String("problems", reason))
-		return nil, reason
+		return driver.NotConfigured{Reason: reason}, func() {}
 	}
 	ca, err := cfg.Conjur.caPEM()
 	if err != nil {
@@ -257,7 +261,7 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (*conjur.Client, str
 	if err != nil {
 		return fail(err)
 	}
-	return client, ""
+	return client, func() { _ = client.Close() }
 }
 
 // listenSocket listens on the unix socket at path, creating its directory

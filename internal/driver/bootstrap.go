@@ -42,9 +42,9 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	}
 	cred := h.Credential
 	fp := cred.Fingerprint()
-	if d.opts.Credentials == nil {
+	if d.notConfigured { // answer that before the Conjur checks below, which would fail for want of settings
 		return d.bootstrapFailed(fp, errcode.NotConfigured, http.StatusServiceUnavailable,
-			d.opts.NotConfigured+"; "+errcode.NotConfigured.Fix(), nil)
+			d.configProblem+"; "+errcode.NotConfigured.Fix(), nil)
 	}
 	// Before anything reaches Conjur: a credential for another Conjur
 	// (another account, or none of this plugin's URLs) is not sent to ours.

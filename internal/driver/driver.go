@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,10 +26,10 @@ type Observer interface {
 // Options configure a Driver. Resolver and Logger are required.
 type Options struct {
 	Resolver Resolver
-	// Fetcher is nil when the plugin's Conjur settings are incomplete; every
-	// allowed request then fails NOT_CONFIGURED with NotConfigured as reason.
-	Fetcher       Fetcher
-	NotConfigured string
+	// Fetcher is the Conjur client, or a NotConfigured that says which of
+	// the plugin's Conjur settings are missing; nil is a NotConfigured
+	// without the detail.
+	Fetcher Fetcher
 	// Account is the plugin's CONJUR_ACCOUNT: a mapping file that names
 	// another account cannot be served by this plugin's identity, and a
 	// handoff for another account is refused.
@@ -78,6 +79,12 @@ type Driver struct {
 	started time.Time
 	handoff handoffLog
 	pf      *prefetcher // nil: prefetch off
+
+	// notConfigured: the Conjur side is a NotConfigured, whose reason is
+	// configProblem (the status says so; a handoff is refused before the
+	// Conjur checks).
+	notConfigured bool
+	configProblem string
 }
 
 // New checks the options and returns a Driver.
@@ -104,15 +111,22 @@ func New(opts Options) (*Driver, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Fetcher == nil && opts.NotConfigured == "" {
-		opts.NotConfigured = "the plugin has no Conjur connection settings"
+	nc, notConfigured := opts.Fetcher.(NotConfigured)
+	if opts.Fetcher == nil {
+		nc, notConfigured = NotConfigured{Reason: defaultNotConfigured}, true
+		opts.Fetcher = nc
+	}
+	if opts.Credentials == nil {
+		opts.Credentials = NotConfigured{Reason: cmp.Or(nc.Reason, defaultNotConfigured)}
 	}
 	d := &Driver{
-		opts:    opts,
-		log:     opts.Logger,
-		audit:   opts.Logger.Named("audit"),
-		journal: newJournal(opts.RecentDecisions),
-		started: opts.Now(),
+		opts:          opts,
+		notConfigured: notConfigured,
+		configProblem: nc.Reason,
+		log:           opts.Logger,
+		audit:         opts.Logger.Named("audit"),
+		journal:       newJournal(opts.RecentDecisions),
+		started:       opts.Now(),
 	}
 	if _, many := opts.Fetcher.(ManyFetcher); opts.Prefetch && many {
 		d.pf = newPrefetcher(opts.PrefetchTTL, opts.Now)
@@ -178,10 +192,6 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {
 		return d.finish(start, rec, errcode.NotConfigured,
 			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
-	}
-	if d.opts.Fetcher == nil {
-		return d.finish(start, rec, errcode.NotConfigured,
-			d.opts.NotConfigured+"; "+errcode.NotConfigured.Fix(), nil, nil)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)

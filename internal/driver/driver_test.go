@@ -166,8 +166,7 @@ func TestGetSecret(t *testing.T) {
 			res := &fakeResolver{fn: tc.resolver}
 			d, logs := newTestDriver(t, f, res, func(o *Options) {
 				if tc.noFetcher {
-					o.Fetcher = nil
-					o.NotConfigured = "CONJUR_APPLIANCE_URL is not set"
+					o.Fetcher = NotConfigured{Reason: "CONJUR_APPLIANCE_URL is not set"}
 				}
 			})
 			got := d.GetSecret(context.Background(), tc.req)

@@ -127,7 +127,8 @@ func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *pluginapi.Client {
 		t.Cleanup(func() { _ = c.Close() })
 		opts.Fetcher, opts.Credentials, opts.ConjurStatus = c, c, c
 	} else {
-		opts.NotConfigured = "CONJUR_APPLIANCE_URL is not set"
+		nc := NotConfigured{Reason: "CONJUR_APPLIANCE_URL is not set"}
+		opts.Fetcher, opts.Credentials, opts.ConjurStatus = nc, nc, nc
 	}
 	d, err := New(opts)
 	if err != nil {

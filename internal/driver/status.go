@@ -9,15 +9,15 @@ func (d *Driver) Status() pluginapi.Status {
 		Version:     d.opts.Version,
 		StartedAt:   d.started,
 		Now:         d.opts.Now(),
-		Configured:  d.opts.Fetcher != nil,
+		Configured:  !d.notConfigured,
 		Counters:    counters,
 		Recent:      recent,
 		LastHandoff: d.handoff.lastAttempt(),
 	}
 	if !st.Configured {
-		st.ConfigProblem = d.opts.NotConfigured
+		st.ConfigProblem = d.configProblem
 	}
-	if d.opts.ConjurStatus != nil {
+	if d.opts.ConjurStatus != nil && !d.notConfigured {
 		cs := d.opts.ConjurStatus.Status()
 		st.Conjur = &pluginapi.ConjurState{
 			Login:                 cs.Login,
