@@ -25,7 +25,7 @@ import (
 var (
 	require    = flag.Bool("cluster.require", false, "fail instead of skipping when this machine cannot run the lab (make e2e-cluster)")
 	stormTasks = flag.Int("cluster.storm-tasks", 200, "tasks of the leader-change storm (3 driver secrets each)")
-	lockWait   = flag.Duration("cluster.lock-wait", 10*time.Minute, "how long to wait for another lab run to finish")
+	lockWait   = flag.Duration("cluster.lock-wait", 2*time.Minute, "how long to wait for another lab run to finish before skipping (make test runs packages under a 10m timeout)")
 )
 
 // The plugin as docs/install.md installs it, and its identity.
@@ -118,6 +118,7 @@ type fixture struct {
 	followerL      *conjurdev.Listener
 	values         map[string][]byte // apps/lab/vN -> value
 	pluginIDs      map[*node]string
+	naiveIDs       map[*node]string
 	closers        []func()
 	seq            int
 	mu             sync.Mutex
@@ -134,7 +135,7 @@ func getFixture(t *testing.T) *fixture {
 	}
 	fixOnce.Do(func() {
 		start := time.Now()
-		theFix = &fixture{values: map[string][]byte{}, pluginIDs: map[*node]string{}}
+		theFix = &fixture{values: map[string][]byte{}, pluginIDs: map[*node]string{}, naiveIDs: map[*node]string{}}
 		fixErr = theFix.setup()
 		fmt.Fprintf(os.Stderr, "cluster: setup took %s\n", time.Since(start).Round(time.Millisecond))
 		record("setup_s", round1(time.Since(start).Seconds()))
