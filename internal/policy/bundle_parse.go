@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -253,30 +255,53 @@ var templateFuncNames = []string{"json", "base64", "base64decode", "trim"}
 
 var templateErrLineRE = regexp.MustCompile(`^template: [^:]*:(\d+):(?:(\d+):)? ?(.*)$`)
 
+// maxTemplateProblems bounds the problems reported for one template.
+const maxTemplateProblems = 10
+
+// tmplSite is a template being checked: the scalar that holds it, its text,
+// where each of its lines starts, and the indentation of a literal block.
+type tmplSite struct {
+	n        *yaml.Node
+	src      string
+	lines    []int // byte offset of the start of each line of src
+	indent   int
+	members  []string
+	problems int
+}
+
 // bundleTemplate parses a format: template bundle's template and checks
 // that it names only members and uses no construct beyond a value's text.
 func (ps *parser) bundleTemplate(n *yaml.Node, src string, members []string) *texttemplate.Template {
+	site := &tmplSite{n: n, src: src, lines: []int{0}, members: members}
+	for i := 0; i < len(src); i++ {
+		if src[i] == '\n' {
+			site.lines = append(site.lines, i+1)
+		}
+	}
+	if n.Style&yaml.LiteralStyle != 0 {
+		site.indent = ps.indentOf(n.Line + 1)
+	}
 	t, err := newBundleTemplate().Parse(src)
 	if err != nil {
 		msg := err.Error()
 		off := 0
 		if m := templateErrLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			off = lineOffset(src, line)
+			if line, convErr := strconv.Atoi(m[1]); convErr == nil && line >= 1 && line <= len(site.lines) {
+				off = site.lines[line-1]
+			}
 			msg = m[3]
 		}
-		ps.addTmpl(n, src, off, "bundle template does not parse: %s", msg)
+		ps.addTmpl(site, off, "bundle template does not parse: %s", msg)
 		return nil
 	}
 	if len(t.Templates()) > 1 {
 		ps.add(n, "bundle template: define and block are not supported: write one template")
 		return nil
 	}
-	before := len(ps.problems)
 	if t.Tree != nil && t.Tree.Root != nil {
-		ps.walkTemplate(n, src, t.Tree.Root, members)
+		ps.walkTemplate(site, t.Tree.Root)
 	}
-	if len(ps.problems) > before {
+	if site.problems > 0 {
 		return nil
 	}
 	return t
@@ -284,86 +309,93 @@ func (ps *parser) bundleTemplate(n *yaml.Node, src string, members []string) *te
 
 // walkTemplate reports references to names that are not members, and the
 // constructs bundle templates leave out (range, template).
-func (ps *parser) walkTemplate(n *yaml.Node, src string, node parse.Node, members []string) {
+func (ps *parser) walkTemplate(site *tmplSite, node parse.Node) {
+	if site.problems >= maxTemplateProblems {
+		return
+	}
 	switch x := node.(type) {
 	case *parse.ListNode:
 		if x == nil {
 			return
 		}
 		for _, c := range x.Nodes {
-			ps.walkTemplate(n, src, c, members)
+			ps.walkTemplate(site, c)
 		}
 	case *parse.ActionNode:
-		ps.walkTemplate(n, src, x.Pipe, members)
+		ps.walkTemplate(site, x.Pipe)
 	case *parse.PipeNode:
 		if x == nil {
 			return
 		}
 		for _, c := range x.Cmds {
-			ps.walkTemplate(n, src, c, members)
+			ps.walkTemplate(site, c)
 		}
 	case *parse.CommandNode:
 		for _, a := range x.Args {
-			ps.walkTemplate(n, src, a, members)
+			ps.walkTemplate(site, a)
 		}
 	case *parse.IfNode:
-		ps.walkBranch(n, src, &x.BranchNode, members)
+		ps.walkBranch(site, &x.BranchNode)
 	case *parse.WithNode:
-		ps.walkBranch(n, src, &x.BranchNode, members)
+		ps.walkBranch(site, &x.BranchNode)
 	case *parse.RangeNode:
-		ps.addTmpl(n, src, int(x.Position()), "bundle template: range is not supported (every member is a string); name members directly")
+		ps.addTmpl(site, int(x.Position()), "bundle template: range is not supported (every member is a string); name members directly")
 	case *parse.TemplateNode:
-		ps.addTmpl(n, src, int(x.Position()), "bundle template: {{template}} is not supported: write one template")
+		ps.addTmpl(site, int(x.Position()), "bundle template: {{template}} is not supported: write one template")
 	case *parse.FieldNode:
-		ps.checkMemberRef(n, src, int(x.Position()), x.Ident, members)
+		ps.checkMemberRef(site, int(x.Position()), x.Ident)
 	case *parse.VariableNode:
 		if len(x.Ident) > 1 && x.Ident[0] == "$" {
-			ps.checkMemberRef(n, src, int(x.Position()), x.Ident[1:], members)
+			ps.checkMemberRef(site, int(x.Position()), x.Ident[1:])
 		}
 	case *parse.ChainNode:
-		ps.walkTemplate(n, src, x.Node, members)
-		ps.addTmpl(n, src, int(x.Position()), "bundle template: members are strings and have no fields (%s)", x.String())
+		ps.walkTemplate(site, x.Node)
+		ps.addTmpl(site, int(x.Position()), "bundle template: members are strings and have no fields (%s)", x.String())
 	}
 }
 
-func (ps *parser) walkBranch(n *yaml.Node, src string, b *parse.BranchNode, members []string) {
-	ps.walkTemplate(n, src, b.Pipe, members)
-	ps.walkTemplate(n, src, b.List, members)
-	ps.walkTemplate(n, src, b.ElseList, members)
+func (ps *parser) walkBranch(site *tmplSite, b *parse.BranchNode) {
+	ps.walkTemplate(site, b.Pipe)
+	ps.walkTemplate(site, b.List)
+	ps.walkTemplate(site, b.ElseList)
 }
 
 // checkMemberRef checks a .name (or $.name) reference.
-func (ps *parser) checkMemberRef(n *yaml.Node, src string, off int, ident []string, members []string) {
+func (ps *parser) checkMemberRef(site *tmplSite, off int, ident []string) {
 	name := ident[0]
-	if !slices.Contains(members, name) {
-		msg := fmt.Sprintf("bundle template names .%s, which is not a member of variables (members: %s)", name, strings.Join(members, ", "))
-		if s := suggest(name, members); s != "" {
+	if !slices.Contains(site.members, name) {
+		msg := fmt.Sprintf("bundle template names .%s, which is not a member of variables (members: %s)", name, strings.Join(site.members, ", "))
+		if s := suggest(name, site.members); s != "" {
 			msg += fmt.Sprintf("; did you mean .%s?", s)
 		}
-		ps.addTmpl(n, src, off, "%s", msg)
+		ps.addTmpl(site, off, "%s", msg)
 		return
 	}
 	if len(ident) > 1 {
-		ps.addTmpl(n, src, off, "bundle template: .%s is a string and has no field %s", name, ident[1])
+		ps.addTmpl(site, off, "bundle template: .%s is a string and has no field %s", name, ident[1])
 	}
 }
 
-// addTmpl reports a problem at byte offset off of the template src, held in
-// scalar n. Offsets map onto the file for a literal block (|) and for a
-// one-line scalar without escapes; otherwise the problem is put at n.
-func (ps *parser) addTmpl(n *yaml.Node, src string, off int, format string, args ...any) {
-	if off < 0 || off > len(src) {
-		off = 0
-	}
-	if n.Style&yaml.LiteralStyle != 0 {
-		line := strings.Count(src[:off], "\n")
-		col := off - (strings.LastIndexByte(src[:off], '\n') + 1)
-		// The block's content starts on the line after the indicator,
-		// indented as its first line is.
-		ps.addAt(n.Line+1+line, ps.indentOf(n.Line+1)+1+col, format, args...)
+// addTmpl reports a problem at byte offset off of the template. Offsets map
+// onto the file for a literal block (|) and for a one-line scalar without
+// escapes; otherwise the problem is put at the scalar.
+func (ps *parser) addTmpl(site *tmplSite, off int, format string, args ...any) {
+	site.problems++
+	if site.problems > maxTemplateProblems {
 		return
 	}
-	if strings.Contains(src, "\n") {
+	if off < 0 || off > len(site.src) {
+		off = 0
+	}
+	n := site.n
+	if n.Style&yaml.LiteralStyle != 0 {
+		// The block's content starts on the line after the indicator,
+		// indented as its first line is.
+		line := sort.SearchInts(site.lines, off+1) - 1
+		ps.addAt(n.Line+1+line, site.indent+1+off-site.lines[line], format, args...)
+		return
+	}
+	if len(site.lines) > 1 {
 		ps.add(n, format, args...)
 		return
 	}
@@ -372,20 +404,13 @@ func (ps *parser) addTmpl(n *yaml.Node, src string, off int, format string, args
 
 // indentOf returns how many spaces start line (1-based) of the file.
 func (ps *parser) indentOf(line int) int {
-	src := string(ps.src)
-	rest := src[lineOffset(src, line):]
-	return len(rest) - len(strings.TrimLeft(rest, " "))
-}
-
-// lineOffset returns the byte offset where line (1-based) of s starts.
-func lineOffset(s string, line int) int {
-	off := 0
-	for i := 1; i < line; i++ {
-		j := strings.IndexByte(s[off:], '\n')
+	rest := ps.src
+	for i := 1; i < line && len(rest) > 0; i++ {
+		j := bytes.IndexByte(rest, '\n')
 		if j < 0 {
-			return off
+			return 0
 		}
-		off += j + 1
+		rest = rest[j+1:]
 	}
-	return off
+	return len(rest) - len(bytes.TrimLeft(rest, " "))
 }

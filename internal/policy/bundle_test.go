@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -237,5 +238,25 @@ func TestDecisionVariables(t *testing.T) {
 	}
 	if got := p.Resolve(Request{SecretName: "nothing"}).Variables(); got != nil {
 		t.Errorf("no-match Variables = %v, want nil", got)
+	}
+}
+
+// TestBundleTemplateProblemsBounded: a template full of mistakes reports
+// the first maxTemplateProblems of them, each at its own line of the block.
+func TestBundleTemplateProblemsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n  - name: a\n    match: {}\n    bundle:\n      format: template\n      variables: {user: apps/u}\n      template: |\n")
+	for range 50 {
+		b.WriteString("        {{ .nobody }}\n")
+	}
+	_, err := Parse("f.yml", []byte(b.String()))
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != maxTemplateProblems {
+		t.Fatalf("Parse: %d problems, want %d:\n%v", len(ps), maxTemplateProblems, err)
+	}
+	for i, p := range ps {
+		if p.Line != 9+i || p.Col != 12 {
+			t.Errorf("problem %d at %d:%d, want %d:12", i, p.Line, p.Col, 9+i)
+		}
 	}
 }
