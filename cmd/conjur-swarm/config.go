@@ -48,6 +48,7 @@ type ConjurSettings struct {
 	JWTServiceID        string
 	JWTTokenPath        string
 	JWTHostID           string
+	Environment         string
 	Proxy               string
 	ProxyCredentialFile string
 }
@@ -99,6 +100,9 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s %w", s.env, err))
 		}
 	}
+	if c.Conjur.Account == "" && conjur.AllCloud(c.Conjur.ApplianceURLs) {
+		c.Conjur.Account = conjur.CloudAccount // every Conjur Cloud tenant's, as conjur-api-go assumes
+	}
 	if c.Conjur.CertFile != "" && c.Conjur.SSLCertificate != "" {
 		errs = append(errs, errors.New("CONJUR_CERT_FILE and CONJUR_SSL_CERTIFICATE are both set: keep one"))
 	}
@@ -125,6 +129,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		CacheTTL:       c.CacheTTL,
 		MaxInFlight:    c.MaxInFlight,
 
+		Environment:         s.Environment,
 		Proxy:               s.Proxy,
 		ProxyCredentialFile: s.ProxyCredentialFile,
 	}

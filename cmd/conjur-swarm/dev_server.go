@@ -27,6 +27,7 @@ type devServerFlags struct {
 	demo           string
 	tlsCAOut       string
 	stateDir       string
+	pathPrefix     string
 	tokenTTL       time.Duration
 	authenticators []string
 	latency        time.Duration
@@ -64,6 +65,9 @@ func (f *devServerFlags) validate() error {
 	}
 	if f.dropRate < 0 || f.dropRate > 1 {
 		errs = append(errs, fmt.Errorf("--drop-rate %v: want a fraction from 0 to 1", f.dropRate))
+	}
+	if p := f.pathPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, " ?#%")) {
+		errs = append(errs, fmt.Errorf("--path-prefix %q: want /SEGMENT, e.g. /api as Conjur Cloud (no trailing slash)", p))
 	}
 	for _, p := range f.policies {
 		if _, file := splitPolicyFlag(p); file == "" {
@@ -137,6 +141,7 @@ DIR holds keys and values in plain text.`,
 	fs.StringArrayVar(&f.values, "values", nil, "YAML file of variable id -> value to set after the policies; repeatable")
 	fs.StringVar(&f.demo, "demo", "", "directory with conjur-policy.yml and values.yml to load first (e.g. docs/examples)")
 	fs.StringVar(&f.tlsCAOut, "tls-ca-out", "", "serve HTTPS and write the generated CA certificate (PEM) to this file")
+	fs.StringVar(&f.pathPrefix, "path-prefix", "", "serve the API under this path, e.g. /api as Conjur Cloud does (the printed URL includes it)")
 	fs.StringVar(&f.stateDir, "state", "", "keep CA, keys, policy, values and versions in this directory and reload them on start (rehearsals only; plain text)")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", 8*time.Minute, "access token lifetime")
 	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn" or "authn-jwt/ID"; repeatable (default: authn alone, as Conjur; enable a service with this flag or with PATCH /authn-jwt/ID/ACCOUNT)`)
@@ -160,6 +165,7 @@ func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error 
 		Logger:         log,
 		Authenticators: f.authenticators,
 		StateDir:       f.stateDir,
+		PathPrefix:     f.pathPrefix,
 	})
 	if err != nil {
 		return err

@@ -42,6 +42,8 @@ type Config struct {
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
 
+	Environment string // CONJUR_ENVIRONMENT: "" detects Conjur Cloud from the URL; saas, self-hosted or oss forces it
+
 	Proxy               string // CONJUR_SWARM_PROXY: http://HOST:PORT; every connection to Conjur is a CONNECT tunnel through it
 	ProxyCredentialFile string // CONJUR_SWARM_PROXY_CREDENTIAL_FILE: user:password for the proxy, read for each new tunnel
 }
@@ -82,7 +84,10 @@ func (c Config) Validate() error {
 	} else if c.ProxyCredentialFile != "" {
 		bad("CONJUR_SWARM_PROXY_CREDENTIAL_FILE is set but CONJUR_SWARM_PROXY is not: set the proxy (http://HOST:PORT) or clear the credential file setting")
 	}
-	if c.Account == "" {
+	if err := checkEnvironment(c.Environment); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Account == "" && !AllCloud(c.ApplianceURLs) { // Conjur Cloud's is always "conjur" (withDefaults)
 		bad("CONJUR_ACCOUNT is not set: give the Conjur account name (the first part of every Conjur id, e.g. \"myorg\")")
 	} else if strings.ContainsAny(c.Account, ":/ \t\n") {
 		bad("CONJUR_ACCOUNT %q contains ':', '/' or whitespace: give the bare account name", c.Account)
@@ -157,6 +162,9 @@ func checkURL(raw string, allowHTTP bool) error {
 
 // withDefaults fills zero values.
 func (c Config) withDefaults() Config {
+	if c.Account == "" && AllCloud(c.ApplianceURLs) {
+		c.Account = CloudAccount
+	}
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = DefaultFetchTimeout
 	}

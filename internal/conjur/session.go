@@ -91,7 +91,7 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 		ApplianceURL:          u,
 		CredentialStorage:     conjurapi.CredentialStorageNone,
 		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
-		Environment:           conjurapi.EnvironmentSH, // explicit: no probing at construction
+		Environment:           cfg.environmentFor(u), // explicit: no probing at construction
 		HTTPTimeout:           int(cfg.FetchTimeout/time.Second) + 1,
 	}
 	base.SetKeychainNamespaceResolved(true) // do not consult CONJUR_KEYCHAIN_NAMESPACE

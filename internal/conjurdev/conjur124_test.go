@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cyberark/conjur-api-go/conjurapi"
+	"github.com/cyberark/conjur-api-go/conjurapi/authn"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -499,4 +501,57 @@ func TestConjur124_statusAndTokens(t *testing.T) {
 			t.Errorf("a token field uses the standard alphabet: %+v", tok)
 		}
 	})
+}
+
+// TestPathPrefix: with a path prefix the server is shaped as Conjur Cloud
+// is (everything under /api), and conjur-api-go in the SaaS environment
+// authenticates and fetches through it; nothing answers outside it.
+func TestPathPrefix(t *testing.T) {
+	srv, err := New(Options{Account: "conjur", AdminAPIKey: adminKey, PathPrefix: "/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.LoadDemo("../../docs/examples"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := srv.Listen("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !strings.HasSuffix(l.URL, "/api") {
+		t.Fatalf("listener URL %q lacks the prefix", l.URL)
+	}
+	key, _ := srv.APIKey(pluginRole)
+	c, err := conjurapi.NewClientFromKey(conjurapi.Config{
+		Account: "conjur", ApplianceURL: l.URL, SSLCert: string(l.CAPEM), HTTPTimeout: 10,
+		CredentialStorage: conjurapi.CredentialStorageNone, Environment: conjurapi.EnvironmentSaaS,
+	}, authn.LoginPair{Login: pluginLogin, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.GetHttpClient().CloseIdleConnections()
+	if got, err := c.RetrieveSecret("apps/demo/db-password"); err != nil || string(got) != "demo-db-password-0001" {
+		t.Fatalf("fetch under /api: %q, %v", got, err)
+	}
+	batch, err := c.RetrieveBatchSecretsSafe([]string{"apps/demo/db-password", "apps/demo/tls-key"})
+	if err != nil || len(batch) != 2 {
+		t.Fatalf("batch under /api: %v, %v", batch, err)
+	}
+	hc := tlsClient(l.CAPEM)
+	defer hc.CloseIdleConnections()
+	for _, path := range []string{"/authn/conjur/admin/authenticate", "/apix/authn/conjur/admin/authenticate"} {
+		root := strings.TrimSuffix(l.URL, "/api")
+		resp, err := hc.Post(root+path, "text/plain", strings.NewReader(adminKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s outside the prefix: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	if _, err := New(Options{PathPrefix: "api/"}); err == nil {
+		t.Error("a prefix without a leading slash was accepted")
+	}
 }

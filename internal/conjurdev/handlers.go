@@ -27,7 +27,12 @@ var _ http.Handler = (*Server)(nil)
 
 // ServeHTTP answers one request of the Conjur API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	if s.prefix != "" && r.URL.Path != s.prefix && !strings.HasPrefix(r.URL.Path, s.prefix+"/") {
+		s.counts[EpOther].Add(1)
+		noRoute(w, r) // outside the prefix: Conjur Cloud has nothing there
+		return
+	}
+	s.handler.ServeHTTP(w, r)
 }
 
 func (s *Server) routes() {

@@ -137,7 +137,8 @@ func containsString(list []string, s string) bool {
 
 // Listener is a running HTTP(S) front end of a Server.
 type Listener struct {
-	// URL is the base URL clients use, e.g. "https://127.0.0.1:41234".
+	// URL is the base URL clients use, e.g. "https://127.0.0.1:41234", with
+	// the server's path prefix ("https://127.0.0.1:41234/api").
 	URL string
 	// CAPEM is the PEM of the CA that signed the server certificate; nil
 	// over plain HTTP.
@@ -188,7 +189,7 @@ func (s *Server) Listen(addr string, useTLS bool) (*Listener, error) {
 		ln = tls.NewListener(ln, l.srv.TLSConfig)
 		scheme = "https"
 	}
-	l.URL = scheme + "://" + net.JoinHostPort(host, port)
+	l.URL = scheme + "://" + net.JoinHostPort(host, port) + s.prefix
 	go func() {
 		defer close(l.done)
 		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

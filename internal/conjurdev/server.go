@@ -31,6 +31,10 @@ type Options struct {
 	// Logger receives one debug line per request (never values, keys or
 	// tokens); nil discards.
 	Logger *zap.Logger
+	// PathPrefix serves the whole API under this path ("/api"), as Conjur
+	// Cloud does; a request outside it answers 404. Listener.URL includes
+	// it. "" serves at the root, as self-hosted Conjur.
+	PathPrefix string
 	// StateDir, when set, keeps the CA, the token key, the API keys, the
 	// policy, the values and their versions in this directory (created
 	// 0700, files 0600) and reloads them on start, so that a restart can be
@@ -93,6 +97,8 @@ type Server struct {
 	clockMu sync.RWMutex
 	clock   func() time.Time
 
+	prefix    string       // Options.PathPrefix
+	handler   http.Handler // the mux, under prefix
 	stateDir  string
 	restored  bool       // New loaded the store from stateDir
 	persistMu sync.Mutex // one writer of the state file at a time
@@ -109,6 +115,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if strings.ContainsAny(opts.Account, ":/ ") {
 		return nil, fmt.Errorf("conjurdev: account %q: must not contain ':', '/' or spaces", opts.Account)
+	}
+	if p := opts.PathPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, " ?#%")) {
+		return nil, fmt.Errorf("conjurdev: path prefix %q: want /SEGMENT[/SEGMENT...], e.g. /api (no trailing slash, no ?, #, %% or spaces)", p)
 	}
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = 8 * time.Minute
@@ -182,8 +191,15 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.routes()
+	s.prefix, s.handler = opts.PathPrefix, s.mux
+	if s.prefix != "" {
+		s.handler = http.StripPrefix(s.prefix, s.mux)
+	}
 	return s, nil
 }
+
+// PathPrefix is the path the API is served under ("" for the root).
+func (s *Server) PathPrefix() string { return s.prefix }
 
 func (s *Server) now() time.Time {
 	s.clockMu.RLock()

@@ -199,9 +199,13 @@ type devServer struct {
 }
 
 // newDev starts no listener; adminKey "" generates one.
-func newDev(t testing.TB, adminKey string, secrets *secretSet) *devServer {
+func newDev(t testing.TB, adminKey string, secrets *secretSet, opts ...func(*conjurdev.Options)) *devServer {
 	t.Helper()
-	dev, err := conjurdev.New(conjurdev.Options{AdminAPIKey: redact.String(adminKey)})
+	o := conjurdev.Options{AdminAPIKey: redact.String(adminKey)}
+	for _, f := range opts {
+		f(&o)
+	}
+	dev, err := conjurdev.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +265,9 @@ type stackConfig struct {
 	adminKey string                // the dev server's admin key ("" generates one)
 	logSink  zapcore.Core          // instead of an observer (the soak)
 	now      func() time.Time      // the driver's clock (default time.Now)
+	// cloud shapes the stack as Conjur Cloud: the dev server under /api,
+	// the client in the SaaS environment.
+	cloud bool
 }
 
 // stack is the product in one process, wired as cmd/conjur-swarm serve wires
@@ -295,9 +302,15 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 	}
 	secrets := &secretSet{}
 	s := &stack{t: t, secrets: secrets}
-	s.devServer = newDev(t, cfg.adminKey, secrets)
+	var devOpts []func(*conjurdev.Options)
+	env := ""
+	if cfg.cloud {
+		devOpts = append(devOpts, func(o *conjurdev.Options) { o.PathPrefix = "/api" })
+		env = "saas"
+	}
+	s.devServer = newDev(t, cfg.adminKey, secrets, devOpts...)
 	s.ln = s.listen(t, "127.0.0.1:0")
-	s.addr = strings.TrimPrefix(s.ln.URL, "https://")
+	s.addr = strings.TrimSuffix(strings.TrimPrefix(s.ln.URL, "https://"), s.dev.PathPrefix())
 	t.Cleanup(func() { _ = s.listener().Close() })
 
 	var core zapcore.Core
@@ -332,6 +345,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		Login:         cfg.login,
 		CACertPEM:     caPEM,
 		FetchTimeout:  fetchTimeout,
+		Environment:   env,
 	}, s.log.Named("conjur"))
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,23 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			return "-", "transparent: refreshed the token on the 401"
 		}},
+		{"fail/UNAVAILABLE: Conjur Cloud shape (API under /api, SaaS environment) goes down and comes back", "dev server under --path-prefix /api, CONJUR_ENVIRONMENT=saas; listener closed", func(t *testing.T) (string, string) {
+			s := rowStack(t, func(c *stackConfig) { c.cloud = true })
+			if !strings.HasSuffix(s.ln.URL, "/api") {
+				t.Fatalf("the stack's URL %q is not under /api", s.ln.URL)
+			}
+			for _, id := range []string{dbPassword, tlsKey} {
+				s.expectValue(s.byLabel(id), s.values[id])
+			}
+			s.down()
+			s.expectCode(s.byLabel(apiToken), "UNAVAILABLE")
+			s.up()
+			s.expectValue(s.byLabel(apiToken), s.values[apiToken])
+			if n := s.dev.Count(conjurdev.EpOther); n != 0 {
+				t.Fatalf("%d requests missed the /api prefix", n)
+			}
+			return "UNAVAILABLE", "next Get after the listener is back, still under /api"
+		}},
 		{"fail/UNAVAILABLE: Conjur down (listener closed)", "listener closed, connections refused", func(t *testing.T) (string, string) {
 			s := rowStack(t)
 			s.expectValue(s.byLabel(dbPassword), s.values[dbPassword])
