@@ -130,17 +130,17 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 	}
 
 	if r.bundle != nil {
-		b, cond, why := p.resolveBundle(r.bundle, req, groups)
-		if why != "" {
-			return deny(cond, "%s", why)
+		b, no := p.resolveBundle(r.bundle, req, groups)
+		if no.denies() {
+			return deny(no.condition, "%s", no.reason)
 		}
 		d.Bundle = b
 		return finish(r, req, groups, d, deny)
 	}
 
-	id, cond, why := expand(r.variable, req, groups, true)
-	if why != "" {
-		return deny(cond, "%s", why)
+	id, no := expand(r.variable, req, groups, true)
+	if no.denies() {
+		return deny(no.condition, "%s", no.reason)
 	}
 	if why := checkID(id); why != "" {
 		return deny("variable", "the resolved id %s %s", quote(id), why)
@@ -152,9 +152,9 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 	d.Field, d.Decode = r.shape.field, r.shape.decode
 
 	if r.version != nil {
-		text, cond, why := expand(*r.version, req, groups, false)
-		if why != "" {
-			return deny(strings.Replace(cond, "variable", "version", 1), "%s", why)
+		text, no := expand(*r.version, req, groups, false)
+		if no.denies() {
+			return deny(strings.Replace(no.condition, "variable", "version", 1), "%s", no.reason)
 		}
 		v, why := parseVersion(text)
 		if why != "" {
@@ -189,10 +189,20 @@ func finish(r *rule, req Request, groups map[string]groupVal, d Decision, deny f
 	return d
 }
 
+// refusal is why a step of resolving a rule denies: the condition that
+// failed (the Decision's Condition) and the reason. The zero refusal lets
+// the request through.
+type refusal struct {
+	condition string
+	reason    string
+}
+
+func (r refusal) denies() bool { return r.reason != "" }
+
 // expand fills t's placeholders from the request. For the variable
 // (segments true) service-side values must be a single path segment. It
-// returns the text, or the condition and reason that denies.
-func expand(t template, req Request, groups map[string]groupVal, segments bool) (string, string, string) {
+// returns the text, or the refusal that denies.
+func expand(t template, req Request, groups map[string]groupVal, segments bool) (string, refusal) {
 	var b strings.Builder
 	for _, part := range t.parts {
 		if part.ph == nil {
@@ -201,26 +211,36 @@ func expand(t template, req Request, groups map[string]groupVal, segments bool) 
 		}
 		ph := *part.ph
 		cond := "variable " + ph.String()
-		v, side, why := lookup(ph, req, groups)
+		pv, why := lookup(ph, req, groups)
 		if why != "" {
-			return "", cond, why
+			return "", refusal{cond, why}
 		}
-		if segments && side && strings.Contains(v, "/") {
-			return "", cond, fmt.Sprintf("%s is %s, which holds a /: service-side values must be a single path segment", ph, quote(v))
+		v := pv.text
+		if segments && pv.serviceSide && strings.Contains(v, "/") {
+			return "", refusal{cond, fmt.Sprintf("%s is %s, which holds a /: service-side values must be a single path segment", ph, quote(v))}
 		}
 		if b.Len()+len(v) > MaxIDLength {
-			return "", cond, fmt.Sprintf("%s is %d bytes long: the resolved id would exceed %d bytes", ph, len(v), MaxIDLength)
+			return "", refusal{cond, fmt.Sprintf("%s is %d bytes long: the resolved id would exceed %d bytes", ph, len(v), MaxIDLength)}
 		}
 		b.WriteString(v)
 	}
-	return b.String(), "", ""
+	return b.String(), refusal{}
 }
 
-// lookup returns a placeholder's value, whether it comes from the task
-// (service side), or why it has none. Empty values count as missing.
+// phValue is a placeholder's value in one request.
+type phValue struct {
+	text string
+	// serviceSide: the value comes from the task (service, image, node, or
+	// a group captured from one), so in a variable id it must be a single
+	// path segment.
+	serviceSide bool
+}
+
+// lookup returns a placeholder's value, or why it has none. Empty values
+// count as missing.
 // The reasons are built only when a value is missing: lookup runs on every
 // GetSecret.
-func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bool, string) {
+func lookup(ph placeholder, req Request, groups map[string]groupVal) (phValue, string) {
 	var v string
 	var why string
 	switch ph.kind {
@@ -237,7 +257,7 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 		if stack := req.SecretLabels[stackLabel]; stack != "" {
 			key, ok := strings.CutPrefix(req.SecretName, stack+"_")
 			if !ok || key == "" {
-				return "", false, fmt.Sprintf("secret name %s does not start with its stack's prefix %s", quote(req.SecretName), quote(stack+"_"))
+				return phValue{}, fmt.Sprintf("secret name %s does not start with its stack's prefix %s", quote(req.SecretName), quote(stack+"_"))
 			}
 			v = key
 		}
@@ -258,26 +278,26 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (string, bo
 	case phMatch:
 		g, ok := groups[ph.arg]
 		if !ok || g.value == "" {
-			return "", false, fmt.Sprintf("group %q captured nothing", ph.arg)
+			return phValue{}, fmt.Sprintf("group %q captured nothing", ph.arg)
 		}
 		if len(g.value) > MaxValueLength {
-			return "", false, fmt.Sprintf("group %q captured %d bytes, more than %d", ph.arg, len(g.value), MaxValueLength)
+			return phValue{}, fmt.Sprintf("group %q captured %d bytes, more than %d", ph.arg, len(g.value), MaxValueLength)
 		}
 		if !utf8.ValidString(g.value) {
-			return "", false, fmt.Sprintf("group %q captured text that is not valid UTF-8", ph.arg)
+			return phValue{}, fmt.Sprintf("group %q captured text that is not valid UTF-8", ph.arg)
 		}
-		return g.value, g.serviceSide, ""
+		return phValue{g.value, g.serviceSide}, ""
 	}
 	if v == "" {
-		return "", false, why
+		return phValue{}, why
 	}
 	if len(v) > MaxValueLength {
-		return "", false, fmt.Sprintf("%s is %d bytes long, more than %d", ph, len(v), MaxValueLength)
+		return phValue{}, fmt.Sprintf("%s is %d bytes long, more than %d", ph, len(v), MaxValueLength)
 	}
 	if !utf8.ValidString(v) {
-		return "", false, fmt.Sprintf("%s is not valid UTF-8", ph)
+		return phValue{}, fmt.Sprintf("%s is not valid UTF-8", ph)
 	}
-	return v, ph.kind.serviceSide(), ""
+	return phValue{v, ph.kind.serviceSide()}, ""
 }
 
 // allows returns "" when the allow condition holds for req, else why not.
@@ -318,11 +338,11 @@ func (p pattern) matches(v string, req Request, groups map[string]groupVal) (ok 
 	}
 	var missing string
 	fill := func(ph placeholder) string {
-		val, _, why := lookup(ph, req, groups)
+		val, why := lookup(ph, req, groups)
 		if why != "" && missing == "" {
 			missing = fmt.Sprintf("%s in %q has no value: %s", ph, p.raw, why)
 		}
-		return val
+		return val.text
 	}
 	if p.exact && utf8.ValidString(v) {
 		var b strings.Builder
@@ -361,10 +381,10 @@ func expandForMessage(t template, req Request, groups map[string]groupVal) strin
 			b.WriteString(p.lit)
 			continue
 		}
-		v, _, _ := lookup(*p.ph, req, groups)
+		v, _ := lookup(*p.ph, req, groups)
 		// Readable: - ^ ! need no escape outside a class, where
 		// placeholders usually are.
-		b.WriteString(unescapeOutsideClass.Replace(globQuote(v)))
+		b.WriteString(unescapeOutsideClass.Replace(globQuote(v.text)))
 	}
 	return b.String()
 }
