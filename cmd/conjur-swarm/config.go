@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,11 +75,12 @@ func bindSettings(v *viper.Viper, fs *pflag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-// addSettingFlags defines the flags of the keys that have one.
-func addSettingFlags(fs *pflag.FlagSet) {
+// addSettingFlags defines the flags of the settings that have one; given
+// keys, only of those.
+func addSettingFlags(fs *pflag.FlagSet, keys ...string) {
 	for _, s := range settings {
 		switch {
-		case s.flag == "":
+		case s.flag == "", len(keys) > 0 && !slices.Contains(keys, s.key):
 		case s.value.isBool():
 			fs.Bool(s.flag, s.def == "true", s.help+" ("+s.env+")")
 		default:

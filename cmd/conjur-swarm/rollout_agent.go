@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.uber.org/zap"
 
@@ -73,7 +72,7 @@ CONJUR_SWARM_CREDENTIAL_FILE.`,
 		},
 	}
 	f := cmd.Flags()
-	addSettingFlagsFor(f, rolloutSettings...)
+	addSettingFlags(f, rolloutSettings...)
 	f.DurationVar(&fl.interval, "interval", rollout.DefaultInterval, "how often to read the variables' versions")
 	f.DurationVar(&fl.minGap, "min-gap", rollout.DefaultMinGap, "least time between two rollouts of one service")
 	f.BoolVar(&fl.dryRun, "dry-run", false, "log what would be rolled out and change nothing")
@@ -82,29 +81,6 @@ CONJUR_SWARM_CREDENTIAL_FILE.`,
 	f.StringVar(&fl.statusSocket, "status-socket", defaultRolloutStatusSocket, "unix socket where the agent answers the status command")
 	cmd.AddCommand(newRolloutStatusCmd())
 	return cmd
-}
-
-// addSettingFlagsFor defines the flags of the given settings keys.
-func addSettingFlagsFor(fs *pflag.FlagSet, keys ...string) {
-	for _, s := range settings {
-		if s.flag == "" || !contains(keys, s.key) {
-			continue
-		}
-		if s.value.isBool() {
-			fs.Bool(s.flag, s.def == "true", s.help+" ("+s.env+")")
-			continue
-		}
-		fs.String(s.flag, s.def, s.help+" ("+s.env+")")
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func runRolloutAgent(ctx context.Context, cfg Config, fl rolloutFlags) error {

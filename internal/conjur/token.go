@@ -2,13 +2,13 @@ package conjur
 
 import (
 	"encoding/base64"
-
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cyberark/conjur-api-go/conjurapi"
 	"strings"
 	"time"
+
+	"github.com/cyberark/conjur-api-go/conjurapi"
 )
 
 // Access-token lifecycle, as fractions of the lifetime read from the payload.

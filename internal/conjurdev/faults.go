@@ -52,8 +52,6 @@ func (f *Faults) SetDrop(rate float64) {
 // API key rotation, authenticator changes) answer 405, reads work.
 func (f *Faults) SetReadOnly(on bool) { f.readOnly.Store(on) }
 
-// ReadOnly reports whether follower mode is on.
-func (f *Faults) ReadOnly() bool { return f.readOnly.Load() }
 
 // Reset clears every fault.
 func (f *Faults) Reset() {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func (ca *rootCA) serving(extra ...string) (*certAuthority, error) {
 			if !ip.IsUnspecified() {
 				leaf.IPAddresses = append(leaf.IPAddresses, ip)
 			}
-		} else if !containsString(leaf.DNSNames, n) {
+		} else if !slices.Contains(leaf.DNSNames, n) {
 			leaf.DNSNames = append(leaf.DNSNames, n)
 		}
 	}
@@ -124,15 +125,6 @@ func (ca *rootCA) serving(extra ...string) (*certAuthority, error) {
 		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		cert:  tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key},
 	}, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Listener is a running HTTP(S) front end of a Server.

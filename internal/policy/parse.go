@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,7 +203,7 @@ func (ps *parser) mapping(n *yaml.Node, what string, known []string) (map[string
 			ps.add(k, "%s: duplicate key %q (first at line %d)", what, k.Value, prev.key.Line)
 			continue
 		}
-		if known != nil && !contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			ps.add(k, "%s", unknownKey(what, k.Value, known))
 			continue
 		}
@@ -216,7 +217,7 @@ func unknownKey(what, key string, known []string) string {
 	if s := suggest(key, known); s != "" {
 		return msg + fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	if strings.HasPrefix(what, "rule") && contains(conditionKeys, key) {
+	if strings.HasPrefix(what, "rule") && slices.Contains(conditionKeys, key) {
 		return msg + " (conditions go under match: or allow:)"
 	}
 	return msg + "; known keys: " + strings.Join(known, ", ")
@@ -654,15 +655,6 @@ func checkAccount(s string) string {
 		return fmt.Sprintf("%q: use letters, digits, '.', '_' or '-' (at most 128), or remove account to use the plugin's CONJUR_ACCOUNT", s)
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest returns the candidate closest to s when it is close enough to be

@@ -2,9 +2,8 @@ package conjur
 
 import (
 	"context"
-	"time"
-
 	"testing"
+	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 )
