@@ -52,7 +52,6 @@ func (f *Faults) SetDrop(rate float64) {
 // API key rotation, authenticator changes) answer 405, reads work.
 func (f *Faults) SetReadOnly(on bool) { f.readOnly.Store(on) }
 
-
 // Reset clears every fault.
 func (f *Faults) Reset() {
 	f.mu.Lock()
