@@ -268,6 +268,9 @@ type stackConfig struct {
 	// cloud shapes the stack as Conjur Cloud: the dev server under /api,
 	// the client in the SaaS environment.
 	cloud bool
+	// jwtService enables authn-jwt/<jwtService> on the dev server and sets
+	// CONJUR_AUTHN_JWT_SERVICE_ID (with login "", no identity is pinned).
+	jwtService string
 }
 
 // stack is the product in one process, wired as cmd/conjur-swarm serve wires
@@ -308,6 +311,11 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		devOpts = append(devOpts, func(o *conjurdev.Options) { o.PathPrefix = "/api" })
 		env = "saas"
 	}
+	if cfg.jwtService != "" {
+		devOpts = append(devOpts, func(o *conjurdev.Options) {
+			o.Authenticators = []string{"authn", "authn-jwt/" + cfg.jwtService}
+		})
+	}
 	s.devServer = newDev(t, cfg.adminKey, secrets, devOpts...)
 	s.ln = s.listen(t, "127.0.0.1:0")
 	s.addr = strings.TrimSuffix(strings.TrimPrefix(s.ln.URL, "https://"), s.dev.PathPrefix())
@@ -343,6 +351,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		ApplianceURLs: urls,
 		Account:       s.dev.Account(),
 		Login:         cfg.login,
+		JWTServiceID:  cfg.jwtService,
 		CACertPEM:     caPEM,
 		FetchTimeout:  fetchTimeout,
 		Environment:   env,

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,55 @@ func (s *stack) expectStale(req pluginapi.Request, want []byte, cause string) {
 	s.t.Fatalf("status has no record of %s", req.TaskID)
 }
 
+// jwtIdentities configures authn-jwt/swarm on s's Conjur for the plugin's
+// host and for swarm/other, a host that may authenticate and sees none of
+// apps/rel, and returns a JWT issuer whose tokens it accepts.
+func (s *stack) jwtIdentities(t *testing.T) *conjurdev.JWTIssuer {
+	t.Helper()
+	const policyText = `
+- !host swarm/other
+- !webservice conjur/authn-jwt/swarm
+- &jwt-vars
+  - !variable conjur/authn-jwt/swarm/public-keys
+  - !variable conjur/authn-jwt/swarm/issuer
+  - !variable conjur/authn-jwt/swarm/token-app-property
+  - !variable conjur/authn-jwt/swarm/identity-path
+- !permit
+  role: !host swarm/conjur-plugin
+  privilege: authenticate
+  resource: !webservice conjur/authn-jwt/swarm
+- !permit
+  role: !host swarm/other
+  privilege: authenticate
+  resource: !webservice conjur/authn-jwt/swarm
+`
+	if _, err := s.dev.LoadPolicy(conjurdev.ModePost, "root", []byte(policyText)); err != nil {
+		t.Fatal(err)
+	}
+	iss, err := conjurdev.NewJWTIssuer("https://issuer.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, val := range map[string]string{"public-keys": iss.PublicKeysJSON(), "issuer": iss.Issuer(), "token-app-property": "sub", "identity-path": "swarm"} {
+		if err := s.dev.SetSecret("conjur/authn-jwt/swarm/"+v, []byte(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return iss
+}
+
+// jwtHandoff is the bootstrap document of a JWT for host swarm/<sub> for
+// this stack's Conjur.
+func (s *stack) jwtHandoff(t *testing.T, iss *conjurdev.JWTIssuer, sub string) string {
+	t.Helper()
+	tok, err := iss.Sign(map[string]any{"sub": sub}, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.secrets.add([]byte(tok))
+	return fmt.Sprintf(`{"jwt":%q,"account":%q,"appliance_url":%q}`, tok, s.dev.Account(), s.listener().URL)
+}
+
 // staleRows are the fault matrix's rows for stale_if_error (issue 14).
 func staleRows() []matrixRow {
 	return []matrixRow{
@@ -140,6 +190,28 @@ func staleRows() []matrixRow {
 			}
 			s.expectCode(s.staleReq(apiToken), "NOT_FOUND")
 			return "NOT_FOUND", "-"
+		}},
+		{"fail/UNAVAILABLE: a handoff of another identity drops the last good values", "JWT of another host handed over, then listener closed", func(t *testing.T) (string, string) {
+			var iss *conjurdev.JWTIssuer
+			s := rowStack(t, func(c *stackConfig) {
+				c.login, c.jwtService = "", "swarm"
+				c.handover = func(s *stack) string {
+					iss = s.jwtIdentities(t)
+					return s.jwtHandoff(t, iss, "conjur-plugin")
+				}
+			})
+			s.writeMapping(mappingStale)
+			eventually(t, 10*time.Second, "the stale_if_error mapping was not loaded", func() bool {
+				return s.store.Resolve(policy.Request{SecretName: "x", SecretLabels: map[string]string{"rel.stale": dbPassword}}).StaleIfError > 0
+			})
+			s.expectValue(s.staleReq(dbPassword), s.values[dbPassword])
+			ans, err := s.plugin.Bootstrap(t.Context(), []byte(s.jwtHandoff(t, iss, "other")))
+			if err != nil || !ans.OK {
+				t.Fatalf("handoff of swarm/other: %v %s", err, ans.Err)
+			}
+			s.down()
+			s.expectCode(s.staleReq(dbPassword), "UNAVAILABLE")
+			return "UNAVAILABLE", "-"
 		}},
 		{"ok/stale_if_error: a bundle whose every member has a last good value", "listener closed after one good fetch", func(t *testing.T) (string, string) {
 			s := staleStack(t, &driverClock{})
