@@ -335,22 +335,7 @@ func TestBootstrapCredentialFromSwarmSecret(t *testing.T) {
 	}
 	s.waitPluginLog(t, pluginID, sec, "NO_CREDENTIAL")
 
-	cred, err := s.credentialJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot := s.name("boot")
-	if _, err := dockerIn(bytes.NewReader(cred), "secret", "create", boot, "-"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = docker("secret", "rm", boot) })
-	agent := s.name("agent")
-	mustDocker(t, "service", "create", "-d", "--name", agent,
-		"--mode", "global", "--constraint", "node.role==manager",
-		"--secret", "source="+boot+",target=conjur-bootstrap",
-		"--mount", "type=bind,source="+pluginSocketBase+",target="+pluginSocketBase,
-		"--no-resolve-image", "--network", "host", s.agentImage)
-	t.Cleanup(func() { _, _ = docker("service", "rm", agent) })
+	agent := s.bootstrapAgent(t)
 
 	// No task could start before the handoff, so a running one got its
 	// value after it (the restart policy keeps starting new ones).

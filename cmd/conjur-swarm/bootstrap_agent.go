@@ -29,9 +29,12 @@ conjur-swarm plugin socket(s) under the mounted /run/docker/plugins
 (DIR/conjur.sock and DIR/<plugin id>/conjur.sock), and post the credential to
 each plugin whose status reports that login, that account and one of those
 URLs, when it holds none or another one. Plugins of another login, account or
-Conjur are skipped. It keeps running and checks again every --interval, so a
-restarted or re-enabled plugin gets the credential back. It logs the
-credential's fingerprint, never the key.
+Conjur are skipped. It keeps running and checks again every --interval; in
+between it looks at the plugin sockets every --watch-interval, and hands the
+credential at once to a plugin whose socket is new (enabled, restarted,
+upgraded), without the back-off its predecessor earned. It logs the
+credential's fingerprint, never the key; a refused fingerprint at error level
+once.
 
 Run it as a global service on the managers (see docs/install.md):
 
@@ -79,6 +82,7 @@ Run it as a global service on the managers (see docs/install.md):
 	fl.StringVar(&opts.SecretFile, "secret-file", "/run/secrets/conjur-bootstrap", "the swarm secret holding the credential JSON")
 	fl.StringVar(&opts.PluginsDir, "plugins-dir", "/run/docker/plugins", "the host's /run/docker/plugins as mounted into the agent")
 	fl.DurationVar(&opts.Interval, "interval", 10*time.Second, "how often to check the plugins")
+	fl.DurationVar(&opts.WatchInterval, "watch-interval", bootstrap.DefaultWatchInterval, "how often to look for new or restarted plugin sockets (a stat of each, no call)")
 	fl.DurationVar(&opts.CallTimeout, "timeout", 25*time.Second, "deadline of each call to a plugin")
 	fl.BoolVar(&once, "once", false, "make one pass and exit (1 unless every plugin the credential is for holds it, and there is one)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -91,5 +95,6 @@ func defaultFields(o bootstrap.Options) []zap.Field {
 		zap.String("secret_file", o.SecretFile),
 		zap.String("plugins_dir", o.PluginsDir),
 		zap.Duration("interval", o.Interval),
+		zap.Duration("watch_interval", o.WatchInterval),
 	}
 }

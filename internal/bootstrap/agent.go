@@ -28,6 +28,9 @@ type Options struct {
 	PluginsDir string
 	// Interval between passes (default 10s).
 	Interval time.Duration
+	// WatchInterval is how often the agent looks for new or restarted
+	// plugin sockets between passes (default DefaultWatchInterval).
+	WatchInterval time.Duration
 	// CallTimeout bounds each call to a plugin (default 25s: a handoff
 	// authenticates to Conjur first).
 	CallTimeout time.Duration
@@ -54,6 +57,7 @@ type Agent struct {
 	mu       sync.Mutex              // guards state and problems: sockets are offered in parallel
 	state    map[string]*socketState // by socket path
 	problems map[string]string       // by socket path: the last problem logged for it
+	refused  map[string]bool         // fingerprints refused so far (logged at error level once)
 }
 
 type socketState struct {
@@ -75,7 +79,7 @@ func New(opts Options) (*Agent, error) {
 	if opts.PluginsDir == "" {
 		errs = append(errs, errors.New("bootstrap-agent: the plugins directory is empty (--plugins-dir)"))
 	}
-	if opts.Interval < 0 || opts.CallTimeout < 0 || opts.MaxBackoff < 0 {
+	if opts.Interval < 0 || opts.WatchInterval < 0 || opts.CallTimeout < 0 || opts.MaxBackoff < 0 {
 		errs = append(errs, errors.New("bootstrap-agent: durations must not be negative"))
 	}
 	if opts.Logger == nil {
@@ -87,27 +91,16 @@ func New(opts Options) (*Agent, error) {
 	if opts.Interval == 0 {
 		opts.Interval = 10 * time.Second
 	}
+	if opts.WatchInterval == 0 {
+		opts.WatchInterval = DefaultWatchInterval
+	}
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 25 * time.Second
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 5 * time.Minute
 	}
-	return &Agent{opts: opts, log: opts.Logger, now: time.Now, state: map[string]*socketState{}, problems: map[string]string{}}, nil
-}
-
-// Run makes a pass every Interval until ctx is done.
-func (a *Agent) Run(ctx context.Context) error {
-	t := time.NewTicker(a.opts.Interval)
-	defer t.Stop()
-	for {
-		a.Pass(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return &Agent{opts: opts, log: opts.Logger, now: time.Now, state: map[string]*socketState{}, problems: map[string]string{}, refused: map[string]bool{}}, nil
 }
 
 // PassResult says what one pass did, per socket path.
@@ -285,17 +278,19 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h pluginapi
 	if err != nil {
 		a.mu.Lock()
 		s := a.state[sock]
-		if s == nil || s.fingerprint != fp {
+		switch {
+		case s == nil || s.fingerprint != fp:
 			s = &socketState{fingerprint: fp, backoff: a.opts.Interval}
 			a.state[sock] = s
-		} else {
+		case transientRefusal(err):
+			s.backoff = a.opts.Interval // not the key's fault: no growing back-off
+		default:
 			s.backoff = min(2*s.backoff, a.opts.MaxBackoff)
 		}
 		s.retryAt = a.now().Add(s.backoff)
 		retryAt := s.retryAt
 		a.mu.Unlock()
-		a.log.Warn("plugin refused the credential", zap.String("socket", sock), zap.String("fingerprint", fp),
-			zap.String("err", pluginapi.OneLine(err)), zap.Time("retry_at", retryAt))
+		a.logRefusal(sock, fp, err, retryAt)
 		return outcomeFailed, pluginapi.OneLine(err)
 	}
 	a.mu.Lock()

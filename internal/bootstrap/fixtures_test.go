@@ -91,13 +91,21 @@ func (noValues) Get(context.Context, conjur.Ref) (conjur.Value, error) {
 // credential sink records what it adopts.
 func realPlugin(t *testing.T, sock, login, account string, urls ...string) *fakeSink {
 	t.Helper()
+	sink := &fakeSink{}
+	startPlugin(t, sink, sock, login, account, urls...)
+	return sink
+}
+
+// startPlugin is realPlugin with the sink given, and a stop that ends the
+// plugin and removes its socket, as a plugin disabled or restarted does.
+func startPlugin(t *testing.T, sink *fakeSink, sock, login, account string, urls ...string) (stop func()) {
+	t.Helper()
 	if account == "" {
 		account = "dev"
 	}
 	if len(urls) == 0 {
 		urls = []string{"https://conjur.test"}
 	}
-	sink := &fakeSink{}
 	store, err := policy.NewStore("", zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +129,10 @@ func realPlugin(t *testing.T, sock, login, account string, urls ...string) *fake
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sink
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 func writeFile(t *testing.T, path, content string) {

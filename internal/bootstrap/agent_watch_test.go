@@ -1,0 +1,126 @@
+package bootstrap
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+)
+
+// startPluginAt starts a plugin instance at sock whose credentials go to
+// sink; stop ends it (see startPlugin).
+func startPluginAt(t *testing.T, sink *fakeSink, sock string) (stop func()) {
+	t.Helper()
+	return startPlugin(t, sink, sock, "", "")
+}
+
+// waitFor polls cond until it holds or a generous deadline passes (the
+// deadline only bounds a broken test; nothing is timed).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAgentHandsOverAtOnceToARestartedPlugin: with passes an hour apart, a
+// plugin that restarts (a new socket file at the same path) gets the
+// credential from the watcher, even though the plugin before it refused the
+// credential and earned an hour of back-off.
+func TestAgentHandsOverAtOnceToARestartedPlugin(t *testing.T) {
+	plugins := t.TempDir()
+	sock := filepath.Join(plugins, "f00d", pluginapi.SocketName)
+	first := &fakeSink{err: &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused it"}}
+	stopFirst := startPluginAt(t, first, sock)
+
+	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
+	writeFile(t, secret, credA)
+	core, logs := observer.New(zap.DebugLevel)
+	a, err := New(Options{SecretFile: secret, PluginsDir: plugins, Interval: time.Hour, WatchInterval: 10 * time.Millisecond,
+		MaxBackoff: time.Hour, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the first plugin's refusal", func() bool { return logs.FilterMessageSnippet("plugin refused the credential").Len() == 1 })
+	a.mu.Lock()
+	backedOff := a.state[sock] != nil && a.state[sock].retryAt.After(time.Now().Add(30*time.Minute))
+	a.mu.Unlock()
+	if !backedOff {
+		t.Fatal("the refusal earned no back-off")
+	}
+
+	stopFirst()
+	second := &fakeSink{}
+	startPluginAt(t, second, sock)
+	waitFor(t, "the restarted plugin to hold the credential", func() bool { return second.count() == 1 })
+	if logs.FilterMessageSnippet("new or restarted plugin socket").Len() == 0 {
+		t.Error("the handover was not logged as caused by a new socket")
+	}
+
+	// A plugin enabled later, under a new plugin ID, is found the same way.
+	third := &fakeSink{}
+	startPluginAt(t, third, filepath.Join(plugins, "beef", pluginapi.SocketName))
+	waitFor(t, "a newly enabled plugin to hold the credential", func() bool {
+		if third.count() == 1 {
+			return true
+		}
+		for _, e := range logs.All() {
+			t.Log(e.Message, e.ContextMap())
+		}
+		return false
+	})
+}
+
+// TestAgentLogsARefusedFingerprintAtErrorOnce: a wrong key in the bootstrap
+// secret is an error line the first time, not a warning every back-off.
+func TestAgentLogsARefusedFingerprintAtErrorOnce(t *testing.T) {
+	f := newAgentFixture(t)
+	writeFile(t, f.secret, credA)
+	f.sink.err = &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused it"}
+	for range 3 {
+		f.agent.Pass(context.Background())
+		f.clock = f.clock.Add(time.Hour)
+	}
+	if n := f.logs.FilterMessageSnippet("plugin refused the credential").FilterLevelExact(zap.ErrorLevel).Len(); n != 1 {
+		t.Errorf("%d error lines for one refused fingerprint, want 1", n)
+	}
+	if n := f.logs.FilterMessageSnippet("plugin refused the credential again").Len(); n != 2 {
+		t.Errorf("%d debug lines for the later refusals, want 2", n)
+	}
+	writeFile(t, f.secret, testCred("host/swarm/conjur-plugin", "key-bbbb-2222"))
+	f.agent.Pass(context.Background())
+	if n := f.logs.FilterMessageSnippet("plugin refused the credential").FilterLevelExact(zap.ErrorLevel).Len(); n != 2 {
+		t.Errorf("%d error lines after a second refused fingerprint, want 2", n)
+	}
+}
+
+// TestAgentRetriesATransientRefusalAtTheInterval: a refusal that says
+// nothing about the key (TLS: a CA being fixed) is retried every Interval,
+// not after a growing back-off.
+func TestAgentRetriesATransientRefusalAtTheInterval(t *testing.T) {
+	f := newAgentFixture(t)
+	writeFile(t, f.secret, credA)
+	f.sink.err = &conjur.Error{Code: conjur.CodeTLS, Msg: "Conjur's certificate could not be verified"}
+	for range 3 {
+		f.agent.Pass(context.Background())
+		if wait := f.agent.state[f.sock].retryAt.Sub(f.clock); wait != 10*time.Second {
+			t.Fatalf("retry after %s, want the interval (10s)", wait)
+		}
+		f.clock = f.clock.Add(time.Hour)
+	}
+}
