@@ -155,10 +155,8 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 	shopSecret := "shop_db-password"
 	names := strings.NewReplacer(
 		// Paths inside the plugin and the rollout agent's container stay.
-		"CONJUR_CERT_FILE=/etc/conjur-swarm", "CONJUR_CERT_FILE=/etc/conjur-swarm",
-		"CONJUR_SWARM_MAPPING_FILE=/etc/conjur-swarm", "CONJUR_SWARM_MAPPING_FILE=/etc/conjur-swarm",
-		"CONJUR_SWARM_CREDENTIAL_FILE=/etc/conjur-swarm", "CONJUR_SWARM_CREDENTIAL_FILE=/etc/conjur-swarm",
-		"JWT_TOKEN_PATH=/etc/conjur-swarm", "JWT_TOKEN_PATH=/etc/conjur-swarm",
+		"_FILE=/etc/conjur-swarm", "_FILE=/etc/conjur-swarm", // CONJUR_CERT_FILE=, CONJUR_SWARM_*_FILE=
+		"_PATH=/etc/conjur-swarm", "_PATH=/etc/conjur-swarm", // JWT_TOKEN_PATH=
 		"target=/etc/conjur-swarm", "target=/etc/conjur-swarm",
 		"/etc/conjur-swarm", etc,
 		"cyberark/conjur", p+"/conjur",
