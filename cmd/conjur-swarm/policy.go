@@ -258,6 +258,9 @@ func writeExplainText(w io.Writer, out explainOutput) error {
 	if out.Format != "" {
 		rows = append(rows, [2]string{"bundle", fmt.Sprintf("%s, %d %s", out.Format, len(out.Members), plural(len(out.Members), "member", "members"))})
 		rows = append(rows, bundleRows(out.Members)...)
+	} else if strings.HasPrefix(out.Condition, "bundle.variables[") {
+		// A member denied before the bundle was resolved.
+		rows = append(rows, [2]string{"bundle", "(not resolved: a member is denied, see condition)"})
 	} else {
 		rows = append(rows, [2]string{"variable", orNone(out.Variable, "(none)")}, [2]string{"version", version})
 		if out.Field != "" {
