@@ -69,7 +69,7 @@ e2e: ## The end-to-end suite against the local Docker Engine in swarm mode
 .PHONY: e2e-cluster
 e2e-cluster: ## The three-manager + one-worker swarm lab (root; issue 12); the last line is CLUSTER {json}
 	mkdir -p build
-	status=0; $(GO) test -count=1 -timeout 30m -v ./e2e/cluster/ -args -cluster.require -cluster.lock-wait=20m $(CLUSTER_FLAGS) \
+	status=0; $(GO) test -count=1 -timeout 30m -v ./e2e/cluster/ -args -cluster.require -cluster.lock-wait=20m -cluster.storm-tasks=200 -cluster.doc $(CURDIR)/docs/benchmarks.md $(CLUSTER_FLAGS) \
 	  2>&1 | tee build/e2e-cluster.txt || status=$$?; \
 	grep '^CLUSTER ' build/e2e-cluster.txt | tail -n 1; exit $$status
 

@@ -501,7 +501,8 @@ func writeReport(o options, rep report) error {
 		}
 		rep.goBench = string(goBench)
 	}
-	if err := os.WriteFile(o.doc, []byte(renderDoc(rep)), 0o644); err != nil {
+	previous, _ := os.ReadFile(o.doc) // absent at first: nothing to keep
+	if err := os.WriteFile(o.doc, []byte(keepClusterBlock(renderDoc(rep), string(previous))), 0o644); err != nil {
 		return err
 	}
 	fmt.Println("wrote", o.doc)
