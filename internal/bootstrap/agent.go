@@ -110,6 +110,9 @@ type PassResult struct {
 	Current  []string          // already held the credential
 	Skipped  map[string]string // socket -> why: a plugin of another login, account or Conjur
 	Failed   map[string]string // socket -> why
+	// Unanswered lists the failed sockets that did not answer status at
+	// all (a plugin still starting, or a socket left by a dead one).
+	Unanswered []string
 	// Problem says why no socket was offered anything (no credential, an
 	// unusable one, no socket found); "" when the sockets were tried.
 	Problem string
@@ -123,6 +126,7 @@ const (
 	outcomeHanded
 	outcomeCurrent
 	outcomeSkipped
+	outcomeUnanswered // no answer to status: failed, and worth asking again soon
 )
 
 // Pass reads the credential, finds the plugin sockets and hands the
@@ -185,6 +189,9 @@ func (a *Agent) Pass(ctx context.Context) PassResult {
 			res.Current = append(res.Current, sock)
 		case outcomeSkipped:
 			res.Skipped[sock] = r.why
+		case outcomeUnanswered:
+			res.Failed[sock] = r.why
+			res.Unanswered = append(res.Unanswered, sock)
 		default:
 			res.Failed[sock] = r.why
 		}
@@ -230,7 +237,7 @@ func (a *Agent) offer(ctx context.Context, sock string, cred []byte, h pluginapi
 	st, err := c.Status(ctx)
 	if err != nil {
 		a.problem(sock, "plugin did not answer status (not conjur-swarm, or not running)", zap.String("cause", pluginapi.OneLine(err)))
-		return outcomeFailed, pluginapi.OneLine(err)
+		return outcomeUnanswered, pluginapi.OneLine(err)
 	}
 	verdict, why := judge(st, h, fp)
 	switch verdict {

@@ -62,14 +62,16 @@ func newSockets(before, now map[string]socketStamp) []string {
 // between it looks at the plugin sockets every WatchInterval, and a socket
 // that appeared or was created anew (a plugin enabled, restarted or
 // upgraded) gets a pass at once, without waiting for a back-off earned by
-// the plugin that was there before.
+// the plugin that was there before. A new socket that did not answer yet
+// (its plugin still starting) is asked again at the next look, for
+// youngSocket after it was created.
 func (a *Agent) Run(ctx context.Context) error {
 	pass := time.NewTicker(a.opts.Interval)
 	defer pass.Stop()
 	watch := time.NewTicker(a.opts.WatchInterval)
 	defer watch.Stop()
 	seen := socketStamps(a.opts.PluginsDir)
-	a.Pass(ctx)
+	starting := a.starting(a.Pass(ctx), seen)
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,14 +82,32 @@ func (a *Agent) Run(ctx context.Context) error {
 			now := socketStamps(a.opts.PluginsDir)
 			fresh := newSockets(seen, now)
 			seen = now
-			if len(fresh) == 0 {
+			if len(fresh) == 0 && !starting {
 				continue
 			}
-			a.forget(fresh)
-			a.log.Info("new or restarted plugin socket; handing the credential over now", zap.Strings("sockets", fresh))
+			if len(fresh) > 0 {
+				a.forget(fresh)
+				a.log.Info("new or restarted plugin socket; handing the credential over now", zap.Strings("sockets", fresh))
+			}
 		}
-		a.Pass(ctx)
+		starting = a.starting(a.Pass(ctx), seen)
 	}
+}
+
+// youngSocket is how long after its socket appeared a plugin that does not
+// answer yet is taken to be starting (and asked again at every look).
+// Older silent sockets (left by a plugin that died) wait for the next pass.
+const youngSocket = 30 * time.Second
+
+// starting reports whether a socket of the pass did not answer and is
+// young: its plugin is probably still starting.
+func (a *Agent) starting(res PassResult, stamps map[string]socketStamp) bool {
+	for _, s := range res.Unanswered {
+		if st, ok := stamps[s]; ok && a.now().Sub(st.mtime) < youngSocket {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops the back-off of sockets whose plugin has started anew: it

@@ -2,7 +2,10 @@ package bootstrap
 
 import (
 	"context"
+	"net"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +21,27 @@ import (
 func startPluginAt(t *testing.T, sink *fakeSink, sock string) (stop func()) {
 	t.Helper()
 	return startPlugin(t, sink, sock, "", "")
+}
+
+// runWatchingAgent runs an agent over plugins, with credA, until the test
+// ends: passes an hour apart (and an hour of back-off), a look at the
+// sockets every 10 ms, so that only the watch can hand anything over after
+// the first pass.
+func runWatchingAgent(t *testing.T, plugins string) (*Agent, *observer.ObservedLogs) {
+	t.Helper()
+	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
+	writeFile(t, secret, credA)
+	core, logs := observer.New(zap.DebugLevel)
+	a, err := New(Options{SecretFile: secret, PluginsDir: plugins, Interval: time.Hour, WatchInterval: 10 * time.Millisecond,
+		MaxBackoff: time.Hour, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, logs
 }
 
 // waitFor polls cond until it holds or a generous deadline passes (the
@@ -43,18 +67,7 @@ func TestAgentHandsOverAtOnceToARestartedPlugin(t *testing.T) {
 	first := &fakeSink{err: &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused it"}}
 	stopFirst := startPluginAt(t, first, sock)
 
-	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
-	writeFile(t, secret, credA)
-	core, logs := observer.New(zap.DebugLevel)
-	a, err := New(Options{SecretFile: secret, PluginsDir: plugins, Interval: time.Hour, WatchInterval: 10 * time.Millisecond,
-		MaxBackoff: time.Hour, Logger: zap.New(core)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a, logs := runWatchingAgent(t, plugins)
 
 	waitFor(t, "the first plugin's refusal", func() bool { return logs.FilterMessageSnippet("plugin refused the credential").Len() == 1 })
 	a.mu.Lock()
@@ -123,4 +136,41 @@ func TestAgentRetriesATransientRefusalAtTheInterval(t *testing.T) {
 		}
 		f.clock = f.clock.Add(time.Hour)
 	}
+}
+
+// TestAgentAsksAStartingPluginAgain: a socket that exists but does not
+// answer yet (bound, not yet listening: its plugin is starting) is asked
+// again at the next look, and gets the credential once it answers, with
+// passes an hour apart.
+func TestAgentAsksAStartingPluginAgain(t *testing.T) {
+	plugins := t.TempDir()
+	sock := filepath.Join(plugins, "cafe", pluginapi.SocketName)
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), sock)
+	defer f.Close()
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, logs := runWatchingAgent(t, plugins)
+	waitFor(t, "the starting plugin's socket to be tried", func() bool {
+		return logs.FilterMessageSnippet("plugin did not answer status").Len() > 0
+	})
+
+	if err := syscall.Listen(fd, 16); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &fakeSink{}
+	servePluginOn(t, sink, ln, "", "")
+	waitFor(t, "the plugin to hold the credential once it answers", func() bool { return sink.count() == 1 })
 }

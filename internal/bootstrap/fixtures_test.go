@@ -100,6 +100,19 @@ func realPlugin(t *testing.T, sock, login, account string, urls ...string) *fake
 // plugin and removes its socket, as a plugin disabled or restarted does.
 func startPlugin(t *testing.T, sink *fakeSink, sock, login, account string, urls ...string) (stop func()) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servePluginOn(t, sink, ln, login, account, urls...)
+}
+
+// servePluginOn is startPlugin on a listener of the caller's.
+func servePluginOn(t *testing.T, sink *fakeSink, ln net.Listener, login, account string, urls ...string) (stop func()) {
+	t.Helper()
 	if account == "" {
 		account = "dev"
 	}
@@ -115,13 +128,6 @@ func startPlugin(t *testing.T, sink *fakeSink, sock, login, account string, urls
 		Credentials: sink, ConjurStatus: fakeConjurStatus{sink: sink, login: login, urls: urls},
 		Logger: zap.NewNop(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
