@@ -347,8 +347,17 @@ func e2eMapping(docsMapping string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: no rules list", docsMapping)
 	}
-	// The stack bundle rules go first: stack-secrets would match them.
-	rules = append(e2eBundleRules(), rules...)
+	// The stack bundle rules go first: stack-secrets would match them. Before
+	// them, the suite's own services (labelled e2eServiceLabel by s.service)
+	// are served any conjur.variable label under within: the suite tests the
+	// plugin's mechanics with variables of several branches in one service;
+	// the docs' rules decide for everything else (stacks the tests deploy,
+	// the quickstart).
+	rules = append(append([]any{map[string]any{
+		"name":     "e2e-by-label",
+		"match":    map[string]any{"secret_labels": map[string]any{"conjur.variable": "*"}, "service_labels": map[string]any{e2eServiceLabel: runID}},
+		"variable": "{secret_label:conjur.variable}",
+	}}, e2eBundleRules()...), rules...)
 	doc["rules"] = append(rules, map[string]any{
 		"name":     "e2e-reusable",
 		"match":    map[string]any{"secret_labels": map[string]any{"cse2e.reusable": "*"}},
@@ -407,13 +416,17 @@ func (s *suite) secret(t *testing.T, plugin, name string, labels ...string) {
 	t.Cleanup(func() { _, _ = docker("secret", "rm", name) })
 }
 
+// e2eServiceLabel marks the suite's own services (see e2eMapping).
+const e2eServiceLabel = "cse2e.run"
+
 // service creates a reader service reading the given secrets (targets named
 // as the secrets), removed when the test ends (before the secrets, which were
 // created earlier: cleanups run last-in first-out). extra goes before the
 // image (e.g. --replicas 2).
 func (s *suite) service(t *testing.T, name string, secrets []string, extra ...string) {
 	t.Helper()
-	args := []string{"service", "create", "-d", "--name", name, "--no-resolve-image", "--network", "host"}
+	args := []string{"service", "create", "-d", "--name", name, "--no-resolve-image", "--network", "host",
+		"--label", e2eServiceLabel + "=" + runID}
 	for _, sec := range secrets {
 		args = append(args, "--secret", sec)
 	}

@@ -61,6 +61,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		"secret create conjur-bootstrap ", "secret create "+p+"-bootstrap ",
 		"db_password conjur-bootstrap\n", p+"_db_password "+p+"-bootstrap\n",
 		"db_password", p+"_db_password",
+		"shop-api-token", p+"-shop-api-token",
 		"127.0.0.1:8443", fmt.Sprintf("127.0.0.1:%d", port),
 		"/etc/conjur-swarm-demo", dir+"/etc",
 		"/tmp/", dir+"/",
@@ -87,7 +88,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 			_ = waitContainersGone("shop_")
 		}
 		_ = waitContainersGone(p)
-		_, _ = docker("secret", "rm", p+"_db_password", p+"-bootstrap")
+		_, _ = docker("secret", "rm", p+"_db_password", p+"-shop-api-token", p+"-bootstrap")
 		removePlugin(p + "/conjur:latest")
 		_, _ = docker("image", "rm", "-f", p+"-reader:local", p+"-agent:latest")
 	})

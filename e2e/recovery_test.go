@@ -78,7 +78,8 @@ func TestRecoveriesWithoutRestart(t *testing.T) {
 	pid := pluginPID(pluginID)
 	c := opsClient(pluginID)
 	id := s.newVariable(t, []byte("recovery-value-1"))
-	req := pluginapi.Request{SecretName: s.name("rec"), SecretLabels: map[string]string{"conjur.variable": id}, ServiceName: "svc"}
+	req := pluginapi.Request{SecretName: s.name("rec"), SecretLabels: map[string]string{"conjur.variable": id}, ServiceName: "svc",
+		ServiceLabels: map[string]string{e2eServiceLabel: runID}}
 
 	// 1. The broken mapping file.
 	res, err := c.GetSecret(ctx, req)

@@ -58,15 +58,15 @@ func TestServicesUsing(t *testing.T) {
 	s.service(t, three, []string{c}, "--replicas", "0")
 
 	want := []map[string]any{
-		{"service": one, "secret": a, "rule": "by-label"},
-		{"service": two, "secret": b, "rule": "by-label"},
+		{"service": one, "secret": a, "rule": "e2e-by-label"},
+		{"service": two, "secret": b, "rule": "e2e-by-label"},
 	}
 	if diff := cmp.Diff(want, s.servicesUsing(t, id)); diff != "" {
 		t.Errorf("services-using %s (-want +got):\n%s", id, diff)
 	}
 	want = []map[string]any{
-		{"service": two, "secret": c, "rule": "by-label"},
-		{"service": three, "secret": c, "rule": "by-label"},
+		{"service": two, "secret": c, "rule": "e2e-by-label"},
+		{"service": three, "secret": c, "rule": "e2e-by-label"},
 	}
 	if diff := cmp.Diff(want, s.servicesUsing(t, other)); diff != "" {
 		t.Errorf("services-using %s (-want +got):\n%s", other, diff)

@@ -138,6 +138,8 @@ func TestServiceNotAllowedByMapping(t *testing.T) {
 // Scenario 3: `docker stack deploy` of a compose 3.8 file whose secrets use
 // `driver:` (with and without labels, so both rules of docs/examples/mapping.yml
 // serve them), and an `external: true` secret created beforehand with --driver.
+// A second service of the stack labels a secret of its own into stack demo's
+// branch (issue 11): the plugin denies it and its task never starts.
 func TestStackDeploy(t *testing.T) {
 	s := getSuite(t)
 	stack := s.name("stk")
@@ -150,7 +152,7 @@ func TestStackDeploy(t *testing.T) {
 		}
 	}
 	ext := s.name("ext")
-	s.secret(t, s.plugin, ext, "conjur.variable=apps/demo/api-token")
+	s.secret(t, s.plugin, ext, "conjur.variable=apps/"+stack+"/api-token")
 
 	compose := fmt.Sprintf(`version: "3.8"
 services:
@@ -166,12 +168,23 @@ services:
       - labelled
       - source: external
         target: external
+  thief:
+    image: %[1]s
+    command: ["stolen"]
+    networks: [hostnet]
+    deploy:
+      restart_policy: {condition: none}
+    secrets: [stolen]
 secrets:
   db-password:
     driver: %[2]s
   api-token:
     driver: %[2]s
   labelled:
+    driver: %[2]s
+    labels:
+      conjur.variable: apps/%[4]s/db-password
+  stolen:
     driver: %[2]s
     labels:
       conjur.variable: apps/demo/db-password
@@ -182,17 +195,21 @@ networks:
   hostnet:
     external: true
     name: host
-`, s.readerImage, s.plugin, ext)
+`, s.readerImage, s.plugin, ext, stack)
 	deployStack(t, stack, compose)
 
 	taskID, f := only(waitReaders(t, stack+"_app", 1, nil))
 	checkValues(t, taskID, f, map[string][]byte{
 		"db-password": dbPassword,
 		"api-token":   apiToken,
-		"labelled":    demoValue(t, s, "apps/demo/db-password"),
-		"external":    demoValue(t, s, "apps/demo/api-token"),
+		"labelled":    dbPassword,
+		"external":    apiToken,
 	})
 	s.waitPluginLog(t, s.pluginID, stack+"_db-password", "stack-secrets")
+	if msg := waitTaskFailure(t, stack+"_thief"); !strings.Contains(msg, "not found") {
+		t.Errorf("the task whose secret is labelled into stack demo's branch: error %q, want \"secret ... not found\"", msg)
+	}
+	s.waitPluginLog(t, s.pluginID, stack+"_stolen", "by-label", "DENIED")
 }
 
 // Scenario 4: DoNotReuse. Two replicas under a per-task rule (reuse: false,

@@ -361,8 +361,8 @@ func printDevNextStep(w io.Writer, prog, socket, url string) {
 conjur-swarm is serving on %[2]s against the embedded Conjur-compatible server at %[3]s.
 In another terminal:
 
-  %[1]s get --socket %[2]s --secret db_password --secret-label conjur.variable=apps/demo/db-password --service web
-  %[1]s get --socket %[2]s --secret demo_env --secret-label conjur.bundle=demo-env --service web
+  %[1]s get --socket %[2]s --secret db_password --secret-label conjur.variable=apps/demo/db-password --service demo_web --service-label com.docker.stack.namespace=demo
+  %[1]s get --socket %[2]s --secret demo_env --secret-label conjur.bundle=demo-env --service demo_web --service-label com.docker.stack.namespace=demo
   %[1]s status --socket %[2]s
 
 Stop with Ctrl-C.

@@ -49,7 +49,8 @@ func TestReplicasOnEveryNode(t *testing.T) {
 	f.secret(t, m, pluginName, b, "apps/lab/v2")
 	svc := f.name("every")
 	replicas := 2 * len(f.lab.nodes)
-	m.must(t, "service", "create", "-d", "--name", svc, "--replicas", itoa(replicas),
+	// apps/lab/ is "stack lab"'s branch for the example mapping's by-label rule.
+	m.must(t, "service", "create", "-d", "--name", svc, "--replicas", itoa(replicas), "--label", "com.docker.stack.namespace=lab",
 		"--secret", a, "--secret", b, "--no-resolve-image", "--network", "host", f.readerImage, a, b)
 	t.Cleanup(func() { _, _ = m.docker("service", "rm", svc) })
 	start := time.Now()

@@ -23,7 +23,7 @@ DB_USER="demo_app"
 `
 
 func bundleReq(name, bundle string) pluginapi.Request {
-	r := byLabel(name, "")
+	r := byLabel(name, "apps/demo/") // a service of stack demo
 	r.SecretLabels = map[string]string{"conjur.bundle": bundle}
 	return r
 }

@@ -138,9 +138,17 @@ func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *pluginapi.Client {
 	return pluginapi.NewClient(sock, 10*time.Second)
 }
 
+// byLabel is a request for a secret labelled conjur.variable=variable from a
+// service of the stack that owns the variable (apps/<stack>/...), which the
+// demo mapping's by-label rule requires.
 func byLabel(name, variable string) pluginapi.Request {
+	owner := ""
+	if parts := strings.Split(variable, "/"); len(parts) > 2 {
+		owner = parts[1]
+	}
 	return pluginapi.Request{SecretName: name, SecretLabels: map[string]string{"conjur.variable": variable},
-		ServiceName: "web", ServiceID: "svc", TaskID: "task", NodeID: "node", TaskImage: "nginx:1"}
+		ServiceName: owner + "_web", ServiceLabels: map[string]string{"com.docker.stack.namespace": owner},
+		ServiceID: "svc", TaskID: "task", NodeID: "node", TaskImage: "nginx:1"}
 }
 
 // TestInProcessEveryPath runs every outcome through the real components
@@ -186,6 +194,11 @@ func TestInProcessEveryPath(t *testing.T) {
 		{name: "fail/deny outside within", req: byLabel("x", "restricted/admin-password"), wantCode: "DENIED"},
 		{name: "fail/deny dot-dot", req: byLabel("x", "apps/../restricted/admin-password"), wantCode: "DENIED"},
 		{name: "fail/deny other stack's service", req: stackReq("shop", "db-password", "demo"), wantCode: "DENIED"},
+		{name: "fail/deny a label naming another stack's variable", req: func() pluginapi.Request {
+			r := byLabel("demo_x", "apps/shop/db-password")
+			r.ServiceLabels = map[string]string{"com.docker.stack.namespace": "demo"}
+			return r
+		}(), wantCode: "DENIED"},
 		{name: "fail/forbidden", req: byLabel("x", "apps/demo/read-only"), wantCode: "FORBIDDEN"},
 		{name: "fail/not found", req: byLabel("x", "apps/demo/missing"), wantCode: "NOT_FOUND"},
 		{name: "fail/value too large", req: byLabel("x", hugeVar), wantCode: "VALUE_UNUSABLE"},

@@ -14,9 +14,12 @@ func TestBundleRecipes(t *testing.T) {
 		return Request{SecretName: stack + "_" + key, SecretLabels: labels(stackLabel, stack),
 			ServiceName: serviceStack + "_api", ServiceLabels: labels(stackLabel, serviceStack)}
 	}
-	config := func(app, serviceApp string) Request {
+	// config is a secret labelled conjur.config=app used by a service of
+	// stack serviceStack, whose stack file also labels it conjur.config=app
+	// (a stack file sets any label but the stack's).
+	config := func(app, serviceStack string) Request {
 		return Request{SecretName: "config", SecretLabels: labels("conjur.config", app),
-			ServiceName: "api", ServiceLabels: labels("conjur.config", serviceApp)}
+			ServiceName: serviceStack + "_api", ServiceLabels: labels(stackLabel, serviceStack, "conjur.config", app)}
 	}
 	type claim struct {
 		name     string
@@ -54,7 +57,7 @@ func TestBundleRecipes(t *testing.T) {
 				[]string{"apps/billing/api-token", "apps/billing/db/password", "apps/billing/db/user"},
 				[]string{"t-1", `p"w`, "billing"},
 				`{"api_token":"t-1","db_password":"p\"w","db_user":"billing"}`},
-			{"fail/other-app", config("billing", "shop"), false, "app-config", "allow.service_labels[conjur.config]",
+			{"fail/other-stack", config("billing", "shop"), false, "app-config", "allow.service_labels[com.docker.stack.namespace]",
 				[]string{"apps/billing/api-token", "apps/billing/db/password", "apps/billing/db/user"}, nil, ""},
 			{"fail/label-climbs", config("../restricted", "../restricted"), false, "app-config", "bundle.variables[api_token]", nil, nil, ""},
 		}},

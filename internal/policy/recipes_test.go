@@ -37,16 +37,20 @@ func TestRecipes(t *testing.T) {
 		claims []claim
 	}{
 		{"examples/mapping.yml", []claim{
-			{"ok/label", Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/demo/db-password")}, true, "by-label", "apps/demo/db-password", 0, ""},
+			{"ok/label", withService(Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/demo/db-password")}, stackLabel, "demo"), true, "by-label", "apps/demo/db-password", 0, ""},
+			{"fail/label of another stack", withService(Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/demo/db-password")}, stackLabel, "shop"), false, "by-label", "apps/demo/db-password", 0, "allow.service_labels[com.docker.stack.namespace]"},
+			{"fail/label, not a stack's service", Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/demo/db-password")}, false, "by-label", "apps/demo/db-password", 0, "allow.service_labels[com.docker.stack.namespace]"},
+			{"fail/a stack's secret labelled into another stack (issue 11)", withService(Request{SecretName: "demo_db", SecretLabels: labels(stackLabel, "demo", "conjur.variable", "apps/shop/db-password")}, stackLabel, "demo"), false, "by-label", "apps/shop/db-password", 0, "allow.service_labels[com.docker.stack.namespace]"},
 			{"ok/stack", stack("demo", "api_token"), true, "stack-secrets", "apps/demo/api_token", 0, ""},
-			{"fail/label-outside-apps", Request{SecretName: "x", SecretLabels: labels("conjur.variable", "prod/db/password")}, false, "by-label", "", 0, "within"},
+			{"fail/label-outside-apps", Request{SecretName: "x", SecretLabels: labels("conjur.variable", "prod/db/password")}, false, "", "", 0, "match"},
 			{"fail/other-stack", withService(stack("demo", "api_token"), stackLabel, "other"), false, "stack-secrets", "apps/demo/api_token", 0, "allow.service_labels[com.docker.stack.namespace]"},
 		}},
 		{"examples/mapping-recipes/label-driven.yml", []claim{
-			{"ok/latest", Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/db/password")}, true, "by-label", "apps/db/password", 0, ""},
-			{"ok/pinned", Request{SecretName: "db_password_v3", SecretLabels: labels("conjur.variable", "apps/db/password", "conjur.version", "3")}, true, "pinned-version", "apps/db/password", 3, ""},
-			{"fail/bad-version", Request{SecretName: "x", SecretLabels: labels("conjur.variable", "apps/db/password", "conjur.version", "latest")}, false, "pinned-version", "apps/db/password", 0, "version"},
-			{"fail/outside-within", Request{SecretName: "x", SecretLabels: labels("conjur.variable", "prod/db/password")}, false, "by-label", "", 0, "within"},
+			{"ok/latest", withService(Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/web/db-password")}, stackLabel, "web"), true, "by-label", "apps/web/db-password", 0, ""},
+			{"ok/pinned", withService(Request{SecretName: "db_password_v3", SecretLabels: labels("conjur.variable", "apps/web/db-password", "conjur.version", "3")}, stackLabel, "web"), true, "pinned-version", "apps/web/db-password", 3, ""},
+			{"fail/other-stack", withService(Request{SecretName: "db_password", SecretLabels: labels("conjur.variable", "apps/web/db-password")}, stackLabel, "shop"), false, "by-label", "apps/web/db-password", 0, "allow.service_labels[com.docker.stack.namespace]"},
+			{"fail/bad-version", withService(Request{SecretName: "x", SecretLabels: labels("conjur.variable", "apps/web/db-password", "conjur.version", "latest")}, stackLabel, "web"), false, "pinned-version", "apps/web/db-password", 0, "version"},
+			{"fail/outside-within", Request{SecretName: "x", SecretLabels: labels("conjur.variable", "prod/db/password")}, false, "", "", 0, "match"},
 			{"fail/no-label", Request{SecretName: "x"}, false, "", "", 0, "match"},
 		}},
 		{"examples/mapping-recipes/per-stack.yml", []claim{
