@@ -61,7 +61,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	if d.pf != nil { // values fetched under the identity before are not handed out under this one
 		d.pf.wipe()
 	}
-	d.log.Info("credential handoff accepted", zap.String("login", cred.Login), zap.String("fingerprint", fp))
+	d.log.Info("credential handoff accepted", zap.String("login", pluginapi.LogText(cred.Login)), zap.String("fingerprint", fp))
 	d.handoff.note(pluginapi.HandoffState{At: d.opts.Now(), Accepted: true, Fingerprint: fp})
 	return pluginapi.BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
 }

@@ -190,8 +190,8 @@ func TestGetSecret(t *testing.T) {
 			if fields["code"] != string(tc.wantCode) {
 				t.Errorf("logged code %q, want %q", fields["code"], tc.wantCode)
 			}
-			if fields["secret"] != tc.req.SecretName {
-				t.Errorf("logged secret %q, want %q", fields["secret"], tc.req.SecretName)
+			if want := pluginapi.LogText(tc.req.SecretName); fields["secret"] != want {
+				t.Errorf("logged secret %q, want %q", fields["secret"], want)
 			}
 			st := d.Status()
 			if st.Counters.Requests != 1 || len(st.Recent) != 1 || st.Recent[0].Code != tc.wantCode {

@@ -4,8 +4,9 @@ import "unicode/utf8"
 
 // Clip bounds a field another process sent (a request that failed
 // validation may carry anything up to 1 MiB; a status answer anything at
-// all) for a log line, an audit record or an Err text.
-func Clip(s string) string { return ClipTo(s, 256) }
+// all) for a log line, an audit record or an Err text, with the characters
+// a terminal would act on escaped (LogText).
+func Clip(s string) string { return ClipTo(LogText(s), 256) }
 
 // ClipTo bounds s to about max bytes, cutting at a character boundary.
 func ClipTo(s string, max int) string {
