@@ -22,7 +22,8 @@ import (
 //	batcher.mu -> lifecycle.mu
 //	endpoint.mu -> session.creds.mu
 //	endpoint.mu -> lifecycle.mu
-//	valueCache.mu, statusBook.mu, session.creds.mu, lifecycle.mu: leaves
+//	valueCache.mu, statusBook.mu, lastGood.mu, caFile.mu, session.creds.mu,
+//	lifecycle.mu: leaves
 //
 // The batcher takes lifecycle.mu (spawn, enter) under its own lock to start
 // a batch; an endpoint's lock is held while the authentication it starts is
