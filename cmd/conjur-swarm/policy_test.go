@@ -18,11 +18,6 @@ func init() {
 	}
 }
 
-func updateGolden() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
 // runCLI runs the root command in-process and renders what a user would
 // see: stdout, stderr and the exit status main would choose.
 func runCLI(args ...string) string {
