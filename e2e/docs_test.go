@@ -243,7 +243,12 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		// The operator copies the key from policy load's answer.
 		`"$api_key"`: "api_key=$(jq -r .api_key " + filepath.Join(dir, "credential.json") + ")\n",
 	})
-	add("install.md", upgrading, nil, nil)
+	add("install.md", upgrading, nil, map[string]string{
+		// The rolling upgrade creates the plugin from the directory step 1
+		// copies to the other managers (a block this test does not run).
+		"docker plugin create cyberark/conjur:latest /tmp/conjur-plugin/plugin": fmt.Sprintf(
+			"tar -C build -czf %[1]s/conjur-plugin.tgz plugin\nmkdir -p %[1]s/conjur-plugin && tar -C %[1]s/conjur-plugin -xzf %[1]s/conjur-plugin.tgz\n", dir),
+	})
 	text := strings.ReplaceAll(script.String(), "1lymbeu1h1o2wrpuxdfllva6z", "$secret_id")
 	if err := os.WriteFile(filepath.Join(dir, "docs.sh"), []byte(text), 0o600); err != nil {
 		t.Fatal(err)
