@@ -24,10 +24,6 @@ type answerSink interface {
 	deliver(answers map[string]result)
 }
 
-// deliverFunc is a function as an answerSink.
-type deliverFunc func(map[string]result)
-
-func (f deliverFunc) deliver(answers map[string]result) { f(answers) }
 
 // batcher turns Gets into fetches: concurrent Gets of the same (ID, Version)
 // share one call (coalescing). A Get of a latest version that finds one of
