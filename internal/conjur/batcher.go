@@ -24,7 +24,6 @@ type answerSink interface {
 	deliver(answers map[string]result)
 }
 
-
 // batcher turns Gets into fetches: concurrent Gets of the same (ID, Version)
 // share one call (coalescing). A Get of a latest version that finds one of
 // the MaxInFlight request slots free is sent at once, alone, from its own
