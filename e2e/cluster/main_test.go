@@ -270,8 +270,8 @@ func saveLoad(from, to *node, id string) error {
 	load := exec.CommandContext(ctx, "docker", "-H", "unix://"+to.sock, "image", "load", "-q")
 	pr, pw := io.Pipe()
 	save.Stdout, load.Stdin = pw, pr
-	var stderr bytes.Buffer
-	save.Stderr, load.Stderr = &stderr, &stderr
+	var saveErr, loadErr bytes.Buffer // one each: the two commands write at the same time
+	save.Stderr, load.Stderr = &saveErr, &loadErr
 	if err := load.Start(); err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func saveLoad(from, to *node, id string) error {
 	pw.CloseWithError(errSave)
 	errLoad := load.Wait()
 	if errSave != nil || errLoad != nil {
-		return fmt.Errorf("docker save %s on %s | docker load on %s: %v, %v: %s", id, from.name, to.name, errSave, errLoad, stderr.String())
+		return fmt.Errorf("docker save %s on %s | docker load on %s: %v, %v: %s %s", id, from.name, to.name, errSave, errLoad, saveErr.String(), loadErr.String())
 	}
 	return nil
 }
