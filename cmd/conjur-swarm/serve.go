@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/policy"
+	"github.com/cyberark/conjur-swarm/internal/privs"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -44,6 +46,9 @@ type serveOptions struct {
 	prog   string    // how the user invoked us, for the printed next step
 	out    io.Writer // the printed next step (dev mode)
 	ready  func()    // called once the socket listens (tests)
+	// dropPrivileges drops every capability once the sockets listen (the
+	// serve command; tests run serve in their own process and keep theirs).
+	dropPrivileges bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -76,6 +81,7 @@ docs/examples (Conjur policy, values, mapping file) and listens on
 			}
 			opts.prog = os.Args[0]
 			opts.out = cmd.OutOrStdout()
+			opts.dropPrivileges = !opts.dev
 			return runServe(cmd.Context(), cfg, opts)
 		},
 	}
@@ -204,6 +210,16 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		}()
 	}
 
+	if opts.dropPrivileges {
+		// Every socket is bound: from here on the plugin reads files it owns
+		// and talks over sockets it holds, which needs no capability.
+		if err := privs.Drop(); err != nil {
+			log.Warn("could not drop the plugin's Linux capabilities; it goes on with them", zap.String("why", err.Error()))
+		} else {
+			log.Info("dropped every Linux capability (bounding set included) and set no_new_privs")
+		}
+	}
+
 	st := store.Status()
 	var warnings []string
 	if p := store.Policy(); p != nil {
@@ -268,9 +284,6 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (conjurSide, func())
 // and replacing a stale socket file, but refusing one another process still
 // answers on.
 func listenSocket(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
-	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s exists and is not a socket: remove it or choose another path", path)
@@ -283,15 +296,34 @@ func listenSocket(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: removing the stale socket: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
 	}
+	// The mode does not depend on the umask any more; this only restates it
+	// for a file system that ignores the umask for sockets.
 	if err := os.Chmod(path, 0o660); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// listenPrivate creates the socket's directory (0750) if missing and the
+// socket under umask 0117, so that the socket is 0660 from its first
+// instant rather than the process umask's mode until a chmod. The umask is
+// process-wide: serve calls this before it starts anything that creates
+// files, and restores the previous umask at once.
+func listenPrivate(path string) (net.Listener, error) {
+	old := syscall.Umask(0o027)
+	err := os.MkdirAll(filepath.Dir(path), 0o750)
+	syscall.Umask(0o117)
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("unix", path)
+	}
+	syscall.Umask(old)
+	return ln, err
 }
 
 // newMetricsServer builds the Prometheus endpoint (/metrics) with the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,4 +282,36 @@ func TestServeAuditSyslog(t *testing.T) {
 			t.Fatalf("error %v, want the setting named", err)
 		}
 	})
+}
+
+// TestSocketIsNeverMoreOpenThan0660: the socket is created under a
+// restrictive umask, so even with umask 0 it exists with mode 0660 from its
+// first instant (not wider until a chmod), and a directory made for it is
+// 0750. listenPrivate is the creation step alone, without the final chmod.
+func TestSocketIsNeverMoreOpenThan0660(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	sock := filepath.Join(t.TempDir(), "made", "conjur.sock")
+	ln, err := listenPrivate(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o660 {
+		t.Errorf("socket created with mode %#o under umask 0; want 0660", perm)
+	}
+	di, err := os.Stat(filepath.Dir(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := di.Mode().Perm(); perm != 0o750 {
+		t.Errorf("socket directory created with mode %#o under umask 0; want 0750", perm)
+	}
+	if got := syscall.Umask(0); got != 0 {
+		t.Errorf("listenPrivate left the umask at %#o", got)
+	}
 }
