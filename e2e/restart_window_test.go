@@ -25,7 +25,8 @@ func TestPluginRestartWindow(t *testing.T) {
 	s.bootstrapAgent(t)
 
 	id := s.newVariable(t, []byte("restart-value-1"))
-	req := pluginapi.Request{SecretName: s.name("rw"), SecretLabels: map[string]string{"conjur.variable": id}, ServiceName: "svc"}
+	req := pluginapi.Request{SecretName: s.name("rw"), SecretLabels: map[string]string{"conjur.variable": id}, ServiceName: "svc",
+		ServiceLabels: map[string]string{e2eServiceLabel: runID}}
 	served := func(pluginID string) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
