@@ -116,18 +116,17 @@ type fixture struct {
 	readerImage string // same sha256: ID on every node (docker save | load)
 	agentImage  string
 
-	conjur         *conjurdev.Server // the leader
-	conjurL        *conjurdev.Listener
-	follower       *conjurdev.Server // read-only, same data
-	followerL      *conjurdev.Listener
-	values         map[string][]byte // apps/lab/vN -> value
-	pluginIDs      map[*node]string
-	naiveIDs       map[*node]string
-	closers        []func()
-	seq            int
-	mu             sync.Mutex
-	agentService   string
-	pluginSettings []string
+	conjur       *conjurdev.Server // the leader
+	conjurL      *conjurdev.Listener
+	follower     *conjurdev.Server // read-only, same data
+	followerL    *conjurdev.Listener
+	values       map[string][]byte // apps/lab/vN -> value
+	pluginIDs    map[*node]string
+	naiveIDs     map[*node]string
+	closers      []func()
+	seq          int
+	mu           sync.Mutex
+	agentService string
 }
 
 // getFixture skips when the machine cannot run the lab, builds the shared

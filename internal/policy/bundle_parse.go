@@ -249,10 +249,6 @@ func (ps *parser) member(name string, n *yaml.Node, within []string, groups map[
 	return mb
 }
 
-// templateFuncNames are the functions a bundle template may call besides
-// text/template's built-ins.
-var templateFuncNames = []string{"json", "base64", "base64decode", "trim"}
-
 var templateErrLineRE = regexp.MustCompile(`^template: [^:]*:(\d+):(?:(\d+):)? ?(.*)$`)
 
 // maxTemplateProblems bounds the problems reported for one template.
