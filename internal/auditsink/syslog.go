@@ -247,10 +247,13 @@ func (s *Syslog) signal() {
 }
 
 func (s *Syslog) drop(n uint64, why string) {
-	total := s.dropped.Add(n)
-	s.signal()
+	// The warning is written before the count moves, and the signal comes
+	// last, so whoever sees the new count also finds its warning.
+	defer s.signal()
 	s.warnMu.Lock()
 	defer s.warnMu.Unlock()
+	total := s.dropped.Load() + n
+	defer s.dropped.Add(n)
 	now := s.opts.Now()
 	if !s.lastWarn.IsZero() && now.Sub(s.lastWarn) < 10*time.Second {
 		return
