@@ -433,6 +433,10 @@ func (f *fixture) pluginID(m *node) string {
 	return f.pluginIDs[m]
 }
 
+// labStack puts a lab service in "stack lab": the example mapping's by-label
+// rule serves apps/lab/... only to the services of that stack.
+const labStack = "com.docker.stack.namespace=lab"
+
 // credentialJSON is the plugin's bootstrap credential and the Conjur it
 // belongs to (both appliance URLs, as CONJUR_APPLIANCE_URL lists them).
 func (f *fixture) credentialJSON() ([]byte, error) {

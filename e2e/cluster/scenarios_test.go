@@ -49,8 +49,7 @@ func TestReplicasOnEveryNode(t *testing.T) {
 	f.secret(t, m, pluginName, b, "apps/lab/v2")
 	svc := f.name("every")
 	replicas := 2 * len(f.lab.nodes)
-	// apps/lab/ is "stack lab"'s branch for the example mapping's by-label rule.
-	m.must(t, "service", "create", "-d", "--name", svc, "--replicas", itoa(replicas), "--label", "com.docker.stack.namespace=lab",
+	m.must(t, "service", "create", "-d", "--name", svc, "--label", labStack, "--replicas", itoa(replicas),
 		"--secret", a, "--secret", b, "--no-resolve-image", "--network", "host", f.readerImage, a, b)
 	t.Cleanup(func() { _, _ = m.docker("service", "rm", svc) })
 	start := time.Now()
@@ -158,7 +157,7 @@ func TestLeaderFailover(t *testing.T) {
 	want := map[string]string{sec: "apps/lab/v3"}
 	svc := f.name("fo")
 	replicas := 2 * len(f.lab.nodes)
-	ops.must(t, "service", "create", "-d", "--name", svc, "--replicas", itoa(replicas), "--secret", sec,
+	ops.must(t, "service", "create", "-d", "--name", svc, "--label", labStack, "--replicas", itoa(replicas), "--secret", sec,
 		"--no-resolve-image", "--network", "host", f.readerImage, sec)
 	t.Cleanup(func() { _, _ = ops.docker("service", "rm", svc) })
 	f.readersOK(t, svc, replicas, want, nil)
@@ -201,7 +200,7 @@ func TestLeaderFailover(t *testing.T) {
 	// A service created after the failover.
 	sec2, svc2 := f.name("after"), f.name("after")
 	f.secret(t, ops, pluginName, sec2, "apps/lab/v4")
-	ops.must(t, "service", "create", "-d", "--name", svc2, "--replicas", "3", "--secret", sec2,
+	ops.must(t, "service", "create", "-d", "--name", svc2, "--label", labStack, "--replicas", "3", "--secret", sec2,
 		"--no-resolve-image", "--network", "host", f.readerImage, sec2)
 	t.Cleanup(func() { _, _ = ops.docker("service", "rm", svc2) })
 	f.readersOK(t, svc2, 3, map[string]string{sec2: "apps/lab/v4"}, nil)
@@ -227,7 +226,7 @@ func TestLeaderFailover(t *testing.T) {
 	t.Logf("%s leads again after %s", old.name, time.Since(changeAt).Round(time.Millisecond))
 	sec3, svc3 := f.name("back"), f.name("back")
 	f.secret(t, old, pluginName, sec3, "apps/lab/v5")
-	old.must(t, "service", "create", "-d", "--name", svc3, "--replicas", "2", "--secret", sec3,
+	old.must(t, "service", "create", "-d", "--name", svc3, "--label", labStack, "--replicas", "2", "--secret", sec3,
 		"--no-resolve-image", "--network", "host", f.readerImage, sec3)
 	t.Cleanup(func() { _, _ = old.docker("service", "rm", svc3) })
 	f.readersOK(t, svc3, 2, map[string]string{sec3: "apps/lab/v5"}, nil)
@@ -315,7 +314,7 @@ func TestRollingPluginUpgrade(t *testing.T) {
 	lead := f.lab.waitLeader(t, nil)
 	sec, svc := f.name("up"), f.name("up")
 	f.secret(t, lead, pluginName, sec, "apps/lab/v6")
-	lead.must(t, "service", "create", "-d", "--name", svc, "--replicas", "2", "--secret", sec,
+	lead.must(t, "service", "create", "-d", "--name", svc, "--label", labStack, "--replicas", "2", "--secret", sec,
 		"--no-resolve-image", "--network", "host", f.readerImage, sec)
 	t.Cleanup(func() {
 		for _, m := range f.lab.managers() {
@@ -422,7 +421,7 @@ func TestConjurFollowerFailover(t *testing.T) {
 	want := map[string]string{sec: "apps/lab/v7"}
 	f.secret(t, lead, pluginName, sec, "apps/lab/v7")
 	replicas := 6
-	lead.must(t, "service", "create", "-d", "--name", svc, "--replicas", itoa(replicas), "--secret", sec,
+	lead.must(t, "service", "create", "-d", "--name", svc, "--label", labStack, "--replicas", itoa(replicas), "--secret", sec,
 		"--update-parallelism", "1", "--update-delay", "0s",
 		"--no-resolve-image", "--network", "host", f.readerImage, sec)
 	t.Cleanup(func() { _, _ = lead.docker("service", "rm", svc) })

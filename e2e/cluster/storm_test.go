@@ -178,7 +178,7 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 		names = append(names, name)
 	}
 	svc := "storm-" + kind
-	args := []string{"service", "create", "-d", "--name", svc, "--replicas", itoa(tasks)}
+	args := []string{"service", "create", "-d", "--name", svc, "--label", labStack, "--replicas", itoa(tasks)}
 	for _, n := range names {
 		args = append(args, "--secret", n)
 	}
