@@ -293,6 +293,11 @@ func TestRolloutAgent(t *testing.T) {
 		startedAfter.Round(10*time.Millisecond), lastNew.Round(10*time.Millisecond))
 
 	// The second rotation rolls once more, not before min-gap after the first.
+	// How long min-gap still has to run once the first rollout is done: only
+	// a window of several status polls can be required to show the wait (on a
+	// loaded machine the first rollout may outlast min-gap, and the status
+	// then only ever says "updating").
+	minGapWindow := rotated.Add(startedAfter).Add(minGap).Sub(time.Now())
 	poll(t, "the second rollout of "+rolled, waitTimeout, func() (bool, string) {
 		noteWait()
 		if n := forceUpdates(t, rolled); n != 2 {
@@ -310,8 +315,13 @@ func TestRolloutAgent(t *testing.T) {
 	if gap := ats[1].Sub(ats[0]); gap < minGap {
 		t.Errorf("second rollout %s after the first, want at least min-gap %s", gap, minGap)
 	}
-	if !waits["min-gap"] {
-		t.Errorf("the status never showed the second rollout waiting for min-gap; it showed %v", waits)
+	switch {
+	case !waits["min-gap"] && minGapWindow >= 5*time.Second:
+		t.Errorf("the status never showed the second rollout waiting for min-gap (%s of it left after the first rollout); it showed %v",
+			minGapWindow.Round(10*time.Millisecond), waits)
+	case !waits["min-gap"]:
+		t.Logf("min-gap had %s left after the first rollout, too short to require the status to show it; it showed %v",
+			minGapWindow.Round(10*time.Millisecond), waits)
 	}
 	old = taskIDs(t, rolled)
 	poll(t, "every task of "+rolled+" holding the third value", waitTimeout, func() (bool, string) {
