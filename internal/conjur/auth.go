@@ -12,48 +12,60 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
+// credChoice is the credential one authentication uses, where it came from
+// ("handoff", "file", "jwt", "env" or "none", as the status reports it) and
+// the credential generation it was read at. source and gen are set even when
+// credential fails: the failure is logged with its source, and the generation
+// tells a superseded authentication from a current one.
+type credChoice struct {
+	cred   Credential
+	source string
+	gen    uint64
+}
+
 // credential returns the credential to authenticate with now: the handoff,
 // else the file (re-read), else the JWT file (re-read), else the env key.
-func (s *session) credential() (Credential, string, uint64, error) {
+// It takes session.creds.mu only (a leaf of the lock order).
+func (s *session) credential() (credChoice, error) {
 	s.creds.mu.Lock()
 	h, gen := s.creds.handoff, s.creds.gen
 	s.creds.mu.Unlock()
 	if h != nil {
-		return *h, "handoff", gen, nil
+		return credChoice{cred: *h, source: "handoff", gen: gen}, nil
 	}
 	switch {
 	case s.cfg.CredentialFile != "":
 		data, err := readSmallFile(s.cfg.CredentialFile)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return Credential{}, "file", gen, &Error{Code: CodeNoCredential, Cause: err,
+				return credChoice{source: "file", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
 					Msg: fmt.Sprintf("no Conjur credential yet: the credential file %s does not exist; create it (readable by the plugin only) with the API key of %s, or run the bootstrap agent to hand the credential over", s.cfg.CredentialFile, s.cfg.Login)}
 			}
-			return Credential{}, "file", gen, &Error{Code: CodeNoCredential, Cause: err,
+			return credChoice{source: "file", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s cannot be read: make it a regular file readable by the plugin", s.cfg.CredentialFile)}
 		}
 		cred, err := parseCredentialFile(data, s.cfg.Login)
 		if err != nil {
-			return Credential{}, "file", gen, &Error{Code: CodeCredentialRejected, Cause: err,
+			return credChoice{source: "file", gen: gen}, &Error{Code: CodeCredentialRejected, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s is unusable (%v): put the API key of %s in it, or {\"login\":..,\"api_key\":..}", s.cfg.CredentialFile, err, s.cfg.Login)}
 		}
 		if cred.APIKey != "" && s.cfg.Login != "" && cred.Login != s.cfg.Login {
-			return Credential{}, "file", gen, &Error{Code: CodeCredentialRejected,
+			return credChoice{source: "file", gen: gen}, &Error{Code: CodeCredentialRejected,
 				Msg: fmt.Sprintf("the credential file %s is for login %s but this plugin is pinned to %s (CONJUR_AUTHN_LOGIN): put the credential of %s in it", s.cfg.CredentialFile, cred.Login, s.cfg.Login, s.cfg.Login)}
 		}
-		return cred, "file", gen, nil
+		return credChoice{cred: cred, source: "file", gen: gen}, nil
 	case s.cfg.JWTTokenPath != "":
 		data, err := readSmallFile(s.cfg.JWTTokenPath)
 		jwt := string(trimSpaceBytes(data))
 		if err != nil || jwt == "" {
-			return Credential{}, "jwt", gen, &Error{Code: CodeNoCredential, Cause: err,
+			return credChoice{source: "jwt", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
 				Msg: fmt.Sprintf("no JWT to authenticate with: the file %s (JWT_TOKEN_PATH) is missing, unreadable or empty; make the JWT available there", s.cfg.JWTTokenPath)}
 		}
-		return Credential{JWT: redact.String(jwt)}, "jwt", gen, nil
+		return credChoice{cred: Credential{JWT: redact.String(jwt)}, source: "jwt", gen: gen}, nil
 	case s.cfg.APIKey != "":
-		return Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, "env", gen, nil
+		return credChoice{cred: Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, source: "env", gen: gen}, nil
 	}
-	return Credential{}, "none", gen, s.noCredential()
+	return credChoice{source: "none", gen: gen}, s.noCredential()
 }
 
 func (s *session) noCredential() *Error {
@@ -198,18 +210,18 @@ func (s *session) startAuthLocked(ep *endpoint) *authCall {
 	ok := s.life.spawn(func() {
 		ctx, cancel := context.WithTimeout(s.life.ctx, s.cfg.FetchTimeout)
 		defer cancel()
-		cred, source, gen, err := s.credential()
+		use, err := s.credential()
 		var tok *accessToken
 		if err == nil {
-			tok, err = s.authenticate(ctx, ep, cred)
+			tok, err = s.authenticate(ctx, ep, use.cred)
 		}
 		if err != nil {
-			s.log.Debug("conjur authentication failed", zap.String("url", ep.url), zap.String("source", source), zap.Error(err))
+			s.log.Debug("conjur authentication failed", zap.String("url", ep.url), zap.String("source", use.source), zap.Error(err))
 		}
 		if tok != nil {
-			tok.gen = gen
-			s.noteCredential(source, cred)
-			s.log.Debug("conjur access token obtained", zap.String("url", ep.url), zap.String("source", source),
+			tok.gen = use.gen
+			s.noteCredential(use.source, use.cred)
+			s.log.Debug("conjur access token obtained", zap.String("url", ep.url), zap.String("source", use.source),
 				zap.Time("expires", tok.expiresAt))
 		}
 		ep.mu.Lock()
@@ -221,7 +233,7 @@ func (s *session) startAuthLocked(ep *endpoint) *authCall {
 		}
 		ep.auth = nil
 		ep.mu.Unlock()
-		call.tok, call.err, call.gen = tok, err, gen
+		call.tok, call.err, call.gen = tok, err, use.gen
 		close(call.done)
 	})
 	if !ok {
