@@ -108,8 +108,12 @@ func applyDevDefaults(v *viper.Viper, cmd *cobra.Command) {
 
 // runServe wires the policy store, the Conjur client, the driver, the
 // socket server and the optional metrics endpoint, and runs until ctx is
-// cancelled (SIGINT/SIGTERM), then drains.
-func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
+// cancelled (SIGINT/SIGTERM), then drains. Its phases, in order: the
+// logger, the dev server's settings (--dev), the policy store, the Conjur
+// client, the driver, the server and its background goroutines, the
+// privilege drop, then serving until the drain. What a phase starts is
+// stopped in the reverse order.
+func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 	log, err := newPluginLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
@@ -134,22 +138,57 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	defer closeConjur()
 	_, notConfigured := conj.(driver.NotConfigured)
 
+	d, metricsSrv, closeSink, err := newPluginDriver(cfg, store, conj, log)
+	if err != nil {
+		return err
+	}
+	defer closeSink()
+
+	srv, ln, stopBackground, err := startServer(cfg, d, store, metricsSrv, log)
+	if err != nil {
+		return err
+	}
+	defer stopBackground()
+
+	if opts.dropPrivileges {
+		dropPrivileges(log)
+	}
+
+	announceServing(log, cfg, store, notConfigured)
+	if opts.dev {
+		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
+	}
+	if opts.ready != nil {
+		opts.ready()
+	}
+
+	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+	log.Info("plugin stopped", zap.NamedError("drain", err))
+	return err
+}
+
+// newPluginDriver builds the driver over the store and the Conjur client,
+// with the metrics (CONJUR_SWARM_METRICS_LISTEN; the returned server is nil
+// without it, and does not listen yet) and the syslog audit sink
+// (CONJUR_SWARM_AUDIT_SYSLOG), which the returned function closes.
+func newPluginDriver(cfg Config, store *policy.Store, conj conjurSide, log *zap.Logger) (*driver.Driver, *http.Server, func(), error) {
 	var observer driver.Observer
 	var metricsSrv *http.Server
 	if cfg.MetricsListen != "" {
 		m, srv, err := newMetricsServer(cfg.MetricsListen)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		observer, metricsSrv = m, srv
 	}
 
 	sink, err := newAuditSink(cfg, log.Named("audit_syslog"))
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
+	closeSink := func() {}
 	if sink != nil {
-		defer sink.Close()
+		closeSink = sink.Close
 	}
 
 	dopts := driver.Options{
@@ -168,21 +207,29 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 	dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = conj, conj, conj
 	d, err := driver.New(dopts)
 	if err != nil {
-		return err
+		closeSink()
+		return nil, nil, nil, err
 	}
+	return d, metricsSrv, closeSink, nil
+}
 
+// startServer listens on the plugin socket and starts the background
+// goroutines: the mapping file watcher and, with metricsSrv, the metrics
+// endpoint. The returned function shuts the metrics endpoint down, stops the
+// watcher and waits for both; the socket is served by the caller.
+func startServer(cfg Config, d *driver.Driver, store *policy.Store, metricsSrv *http.Server, log *zap.Logger) (*driver.Server, net.Listener, func(), error) {
 	ln, err := listenSocket(cfg.Socket)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	srv := driver.NewServer(d, log.Named("server"))
 
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.Background())
-	defer func() {
+	stopWatcher := func() {
 		stopBG()
 		wg.Wait()
-	}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -190,36 +237,45 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 			log.Error("mapping file watcher stopped", zap.Error(err))
 		}
 	}()
-	if metricsSrv != nil {
-		mln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("CONJUR_SWARM_METRICS_LISTEN %s: %w", cfg.MetricsListen, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics endpoint stopped", zap.Error(err))
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = metricsSrv.Shutdown(sctx)
-		}()
+	if metricsSrv == nil {
+		return srv, ln, stopWatcher, nil
 	}
-
-	if opts.dropPrivileges {
-		// Every socket is bound: from here on the plugin reads files it owns
-		// and talks over sockets it holds, which needs no capability.
-		if err := privs.Drop(); err != nil {
-			log.Warn("could not drop the plugin's Linux capabilities; it goes on with them", zap.String("why", err.Error()))
-		} else {
-			log.Info("dropped every Linux capability (bounding set included) and set no_new_privs")
-		}
+	mln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		_ = ln.Close()
+		stopWatcher()
+		return nil, nil, nil, fmt.Errorf("CONJUR_SWARM_METRICS_LISTEN %s: %w", cfg.MetricsListen, err)
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint stopped", zap.Error(err))
+		}
+	}()
+	return srv, ln, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = metricsSrv.Shutdown(sctx)
+		cancel()
+		stopWatcher()
+	}, nil
+}
 
+// dropPrivileges drops every capability once every socket is bound: from
+// there on the plugin reads files it owns and talks over sockets it holds,
+// which needs no capability. A failure is a warning, not a stop.
+func dropPrivileges(log *zap.Logger) {
+	if err := privs.Drop(); err != nil {
+		log.Warn("could not drop the plugin's Linux capabilities; it goes on with them", zap.String("why", err.Error()))
+	} else {
+		log.Info("dropped every Linux capability (bounding set included) and set no_new_privs")
+	}
+}
+
+// announceServing logs the plugin's start with its mapping and settings,
+// and warns about mapping rules that let a secret's creator choose the
+// variable.
+func announceServing(log *zap.Logger, cfg Config, store *policy.Store, notConfigured bool) {
 	st := store.Status()
 	var warnings []string
 	if p := store.Policy(); p != nil {
@@ -237,16 +293,6 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) (err error) {
 		log.Warn("the mapping policy lets anyone who can create a swarm secret choose the variable; see mapping_warnings for the rules and how to fix them",
 			zap.Strings("mapping_warnings", warnings))
 	}
-	if opts.dev {
-		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
-	}
-	if opts.ready != nil {
-		opts.ready()
-	}
-
-	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)
-	log.Info("plugin stopped", zap.NamedError("drain", err))
-	return err
 }
 
 // conjurSide is what the driver needs of the Conjur client.
