@@ -297,7 +297,7 @@ func TestRolloutAgent(t *testing.T) {
 	// a window of several status polls can be required to show the wait (on a
 	// loaded machine the first rollout may outlast min-gap, and the status
 	// then only ever says "updating").
-	minGapWindow := rotated.Add(startedAfter).Add(minGap).Sub(time.Now())
+	minGapWindow := time.Until(rotated.Add(startedAfter).Add(minGap))
 	poll(t, "the second rollout of "+rolled, waitTimeout, func() (bool, string) {
 		noteWait()
 		if n := forceUpdates(t, rolled); n != 2 {
