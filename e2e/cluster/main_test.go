@@ -564,11 +564,37 @@ func (f *fixture) readersOK(t *testing.T, service string, want int, secrets map[
 			}
 		}
 		return got >= want, fmt.Sprintf("%d read; %s", got, strings.Join(problems, "; "))
-	}, func() string {
-		out, _ := f.lab.nodes[0].docker("service", "ps", "--no-trunc", service)
-		return out
-	})
+	}, func() string { return f.diagnose(service) })
 	return perNode
+}
+
+// diagnose is what a failed wait on a service prints: its tasks, and the
+// last lines each manager's plugin logged about it.
+func (f *fixture) diagnose(service string) string {
+	var b strings.Builder
+	for _, m := range f.lab.managers() {
+		if out, err := m.docker("service", "ps", "--no-trunc", service); err == nil {
+			b.WriteString(out + "\n")
+			break
+		}
+	}
+	for _, m := range f.lab.managers() {
+		lines, err := m.pluginLog(f.pluginID(m))
+		if err != nil {
+			continue
+		}
+		var about []string
+		for _, l := range lines {
+			if l.str("service") == service || l.str("level") == "error" || l.str("level") == "warn" {
+				about = append(about, l.raw)
+			}
+		}
+		if len(about) > 8 {
+			about = about[len(about)-8:]
+		}
+		fmt.Fprintf(&b, "%s's plugin, last lines about %s or warnings:\n%s\n", m.name, service, strings.Join(about, "\n"))
+	}
+	return b.String()
 }
 
 // failedForSecret counts a service's tasks that failed because a secret
