@@ -104,9 +104,9 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credentia
 			return nil, &Error{Code: CodeCredentialRejected,
 				Msg: "a JWT credential was given but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id"}
 		}
-		raw, err = s.bind(ctx, ep.jwtAPI, nil).JWTAuthenticate(cred.JWT.Reveal(), s.cfg.JWTHostID)
+		raw, err = s.bind(ctx, ep.jwtAPI, nil).jwtAuthenticate(cred.JWT.Reveal(), s.cfg.JWTHostID)
 	} else {
-		raw, err = s.bind(ctx, ep.api, nil).Authenticate(authnLoginPair(cred))
+		raw, err = s.bind(ctx, ep.api, nil).authenticate(authnLoginPair(cred))
 	}
 	if err != nil {
 		if st := httpStatus(err); st != 0 && isAuthRefusal(st) {

@@ -21,7 +21,7 @@ func TestWarmTokenIsNotParsedPerRequest(t *testing.T) {
 	if tok == nil || tok.api == nil {
 		t.Fatalf("token %v: no parsed conjurapi client kept with it", tok)
 	}
-	if api := c.sess.bind(t.Context(), ep.api, tok); api.NeedsTokenRefresh() {
+	if api := c.sess.bind(t.Context(), ep.api, tok); api.needsTokenRefresh() {
 		t.Error("a request's client would parse the token again")
 	}
 	mustGet(t, c, varID(1))

@@ -57,8 +57,8 @@ type credUse struct {
 // endpoint is one appliance URL: its conjurapi clients, its token and its health.
 type endpoint struct {
 	url    string
-	api    *conjurapi.Client // authn (API key) and secrets
-	jwtAPI *conjurapi.Client // authn-jwt; nil without a service id
+	api    *apiClient // authn (API key) and secrets
+	jwtAPI *apiClient // authn-jwt; nil without a service id
 
 	mu       sync.Mutex
 	tok      *accessToken
@@ -96,20 +96,22 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 	}
 	base.SetKeychainNamespaceResolved(true) // do not consult CONJUR_KEYCHAIN_NAMESPACE
 	tele := conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", "")
-	api, err := conjurapi.NewClient(base, tele)
+	c, err := conjurapi.NewClient(base, tele)
 	if err != nil {
 		return nil, fmt.Errorf("conjur client for %s: %w", u, err)
 	}
-	ep := &endpoint{url: u, api: api}
+	ep := &endpoint{url: u, api: newAPIClient(c)}
 	if cfg.JWTServiceID != "" {
 		jc := base
 		jc.AuthnType = "jwt"
 		jc.ServiceID = cfg.JWTServiceID
 		jc.JWTHostID = cfg.JWTHostID
 		jc.JWTFilePath = "-" // the JWT is read by this package at each authentication, never by conjurapi
-		if ep.jwtAPI, err = conjurapi.NewClient(jc, tele); err != nil {
+		jwt, err := conjurapi.NewClient(jc, tele)
+		if err != nil {
 			return nil, fmt.Errorf("conjur authn-jwt client for %s: %w", u, err)
 		}
+		ep.jwtAPI = newAPIClient(jwt)
 	}
 	return ep, nil
 }
@@ -151,8 +153,8 @@ func (s *session) batchOnce(ctx context.Context, ids []string) (map[string]resul
 	}
 	var vals map[string][]byte
 	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return s.authorized(ctx, ep, func(api *conjurapi.Client) error {
-			m, err := api.RetrieveBatchSecretsSafe(full)
+		return s.authorized(ctx, ep, func(api apiOps) error {
+			m, err := api.retrieveBatchSecrets(full)
 			if err == nil {
 				vals = m
 			}
@@ -190,13 +192,13 @@ func (s *session) fetchOne(ctx context.Context, id string, version int) result {
 	full := s.cfg.Account + ":variable:" + id
 	var data []byte
 	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return s.authorized(ctx, ep, func(api *conjurapi.Client) error {
+		return s.authorized(ctx, ep, func(api apiOps) error {
 			var d []byte
 			var err error
 			if version > 0 {
-				d, err = api.RetrieveSecretWithVersion(full, version)
+				d, err = api.retrieveSecretAtVersion(full, version)
 			} else {
-				d, err = api.RetrieveSecret(full)
+				d, err = api.retrieveSecret(full)
 			}
 			if err == nil {
 				data = d
@@ -212,7 +214,7 @@ func (s *session) fetchOne(ctx context.Context, id string, version int) result {
 
 // authorized runs do against ep with an access token; on a 401 it forces one
 // re-authentication and retries once.
-func (s *session) authorized(ctx context.Context, ep *endpoint, do func(*conjurapi.Client) error) error {
+func (s *session) authorized(ctx context.Context, ep *endpoint, do func(apiOps) error) error {
 	tok, err := s.token(ctx, ep, nil)
 	if err != nil {
 		return err
@@ -233,24 +235,24 @@ func (s *session) authorized(ctx context.Context, ep *endpoint, do func(*conjura
 	return err
 }
 
-// bind returns a per-request copy of a conjurapi client whose HTTP calls use
-// ctx and, when tok is given, that access token. conjurapi's own methods take
-// no context and keep a token without locking; a copy per request gives each
-// call its deadline and shares no mutable state between goroutines.
-func (s *session) bind(ctx context.Context, base *conjurapi.Client, tok *accessToken) *conjurapi.Client {
+// bind returns the calls of a per-request copy of a conjurapi client whose
+// HTTP calls use ctx and, when tok is given, that access token. conjurapi's
+// own methods take no context and keep a token without locking; a copy per
+// request gives each call its deadline and shares no mutable state between
+// goroutines.
+func (s *session) bind(ctx context.Context, base *apiClient, tok *accessToken) apiOps {
 	parsed := tok != nil && tok.api != nil && base == tok.base
 	if parsed {
 		base = tok.api
 	}
-	cp := *base
-	cp.SetHttpClient(&http.Client{
+	var raw []byte
+	if tok != nil && !parsed {
+		raw = tok.raw
+	}
+	return base.bind(&http.Client{
 		Transport:     ctxTransport{ctx: ctx, rt: s.transport.Load()},
 		CheckRedirect: noRedirect,
-	})
-	if tok != nil && !parsed {
-		cp.SetAuthenticator(staticToken(tok.raw))
-	}
-	return &cp
+	}, raw)
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

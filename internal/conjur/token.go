@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/cyberark/conjur-api-go/conjurapi"
 )
 
 // Access-token lifecycle, as fractions of the lifetime read from the payload.
@@ -34,7 +32,7 @@ type accessToken struct {
 	// parsed into it (see withToken); nil until authenticate sets both, and
 	// then never changed. Copies of it send requests without parsing the
 	// token again.
-	base, api *conjurapi.Client
+	base, api *apiClient
 }
 
 // parseAccessToken reads {"protected","payload","signature"} with a payload
@@ -106,11 +104,6 @@ func (t staticToken) NeedsTokenRefresh() bool       { return false }
 // holds it) only when it judges it due for refresh, which then re-reads
 // the same raw token. It returns nil when conjurapi cannot parse the token;
 // bind then gives every request a fresh copy of base, as before.
-func withToken(base *conjurapi.Client, raw []byte) *conjurapi.Client {
-	cp := *base
-	cp.SetAuthenticator(staticToken(raw))
-	if err := cp.RefreshToken(); err != nil {
-		return nil
-	}
-	return &cp
+func withToken(base *apiClient, raw []byte) *apiClient {
+	return base.withToken(raw)
 }

@@ -77,8 +77,8 @@ func (c *Client) Versions(ctx context.Context, account string, ids []string) (ma
 // invisible one (404) is nil, not an error. id names it in errors.
 func (s *session) resource(ctx context.Context, full, id string) (map[string]any, error) {
 	var res map[string]any
-	err := s.metadata(ctx, id, func(api *conjurapi.Client) error {
-		r, err := api.Resource(full)
+	err := s.metadata(ctx, id, func(api apiOps) error {
+		r, err := api.resource(full)
 		if err == nil {
 			res = r
 		}
@@ -93,8 +93,8 @@ func (s *session) resource(ctx context.Context, full, id string) (map[string]any
 // resources lists resources with one request.
 func (s *session) resources(ctx context.Context, f *conjurapi.ResourceFilter) ([]map[string]any, error) {
 	var list []map[string]any
-	err := s.metadata(ctx, "", func(api *conjurapi.Client) error {
-		l, err := api.Resources(f)
+	err := s.metadata(ctx, "", func(api apiOps) error {
+		l, err := api.resources(f)
 		if err == nil {
 			list = l
 		}
@@ -105,7 +105,7 @@ func (s *session) resources(ctx context.Context, f *conjurapi.ResourceFilter) ([
 
 // metadata runs one metadata request on the caller's goroutine, counted by
 // the lifecycle (Close cancels and waits for it) and bounded by FetchTimeout.
-func (s *session) metadata(ctx context.Context, id string, do func(*conjurapi.Client) error) error {
+func (s *session) metadata(ctx context.Context, id string, do func(apiOps) error) error {
 	if !s.life.enter() {
 		return errClosed
 	}
