@@ -9,7 +9,7 @@ import (
 )
 
 // auditFields returns the record as flat zap fields (one audit line).
-func auditFields(r pluginapi.Record) []zap.Field {
+func auditFields(r *pluginapi.Record) []zap.Field {
 	fields := []zap.Field{
 		zap.String("secret", r.Secret),
 		zap.String("service", r.Service),

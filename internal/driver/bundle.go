@@ -19,7 +19,7 @@ var _ ManyFetcher = (*conjur.Client)(nil)
 // serveBundle fetches every member of dec's bundle together and renders the
 // secret. If any member fails, the Get fails with that member's code and
 // name (the first failing member by name); nothing partial is handed out.
-func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi.Record, dec PolicyDecision) pluginapi.Response {
+func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *PolicyDecision) pluginapi.Response {
 	members := dec.Bundle.Members
 	refs := make([]Ref, len(members))
 	for i, m := range members {
@@ -35,7 +35,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi
 		if err != nil {
 			code, msg := d.fetchFailure(err)
 			if good, age, ok := d.lastGood(dec, refs[i], code); ok {
-				markStale(&rec, age, code)
+				markStale(rec, age, code)
 				vals[i] = good
 				continue
 			}
@@ -52,7 +52,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec pluginapi
 
 // serveRendered renders fetched values as dec says (a bundle, or a field or
 // decode of one value) and hands out the result.
-func (d *Driver) serveRendered(start time.Time, rec pluginapi.Record, dec PolicyDecision, values [][]byte) pluginapi.Response {
+func (d *Driver) serveRendered(start time.Time, rec *pluginapi.Record, dec *PolicyDecision, values [][]byte) pluginapi.Response {
 	out, err := dec.Render(values)
 	if err != nil {
 		var ve *policy.ValueError

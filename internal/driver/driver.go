@@ -148,18 +148,18 @@ func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) pluginapi.
 	start := d.opts.Now()
 	req, err := pluginapi.ReadRequest(body)
 	if err != nil {
-		return d.finish(start, pluginapi.Record{}, errcode.BadRequest,
+		return d.finish(start, &pluginapi.Record{}, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", pluginapi.OneLine(err)), err, nil)
 	}
-	return d.getSecret(ctx, req, start)
+	return d.getSecret(ctx, &req, start)
 }
 
 // GetSecret answers one request.
 func (d *Driver) GetSecret(ctx context.Context, req pluginapi.Request) pluginapi.Response {
-	return d.getSecret(ctx, req, d.opts.Now())
+	return d.getSecret(ctx, &req, d.opts.Now())
 }
 
-func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start time.Time) pluginapi.Response {
+func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start time.Time) pluginapi.Response {
 	rec := pluginapi.Record{
 		Secret:    pluginapi.Clip(req.SecretName),
 		Service:   pluginapi.Clip(req.ServiceName),
@@ -169,17 +169,17 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 		Image:     pluginapi.Clip(req.TaskImage),
 	}
 	if err := req.Validate(); err != nil {
-		return d.finish(start, rec, errcode.BadRequest,
+		return d.finish(start, &rec, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", pluginapi.ClipTo(pluginapi.OneLine(err), maxProblemText)), err, nil)
 	}
 
-	dec := d.opts.Resolver.Resolve(policyRequest(req))
+	dec := d.opts.Resolver.Resolve(policyRequest(*req))
 	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
 	if dec.Bundle != nil {
 		rec.Members = dec.Variables() // also for a deny by an allow condition
 	}
 	if !dec.Allow && dec.Condition == policy.ConditionMappingInvalid {
-		return d.finish(start, rec, errcode.MappingInvalid, dec.Reason, nil, nil)
+		return d.finish(start, &rec, errcode.MappingInvalid, dec.Reason, nil, nil)
 	}
 	if !dec.Allow {
 		reason := dec.Reason
@@ -187,34 +187,34 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 			reason = "no rule of the mapping policy matched"
 		}
 		msg := reason + "; " + errcode.Denied.Fix()
-		return d.finish(start, rec, errcode.Denied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
+		return d.finish(start, &rec, errcode.Denied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
 	}
 	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {
-		return d.finish(start, rec, errcode.NotConfigured,
+		return d.finish(start, &rec, errcode.NotConfigured,
 			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 	defer cancel()
 	if dec.Bundle != nil {
-		return d.serveBundle(ctx, start, rec, dec)
+		return d.serveBundle(ctx, start, &rec, &dec)
 	}
 	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
-	val, prefetched, err := d.fetchVariable(ctx, req, dec, ref)
+	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
 		code, msg := d.fetchFailure(err)
-		good, age, ok := d.lastGood(dec, ref, code)
+		good, age, ok := d.lastGood(&dec, ref, code)
 		if !ok {
-			return d.finish(start, rec, code, msg, err, nil)
+			return d.finish(start, &rec, code, msg, err, nil)
 		}
 		markStale(&rec, age, code)
 		val = good
 	}
 	if dec.Field != "" || dec.Decode != "" {
-		return d.serveRendered(start, rec, dec, [][]byte{val.Data})
+		return d.serveRendered(start, &rec, &dec, [][]byte{val.Data})
 	}
-	return d.serve(start, rec, dec, val.Data)
+	return d.serve(start, &rec, &dec, val.Data)
 }
 
 // fetchVariable fetches ref, dec's variable, for req: from the values
@@ -222,7 +222,7 @@ func (d *Driver) getSecret(ctx context.Context, req pluginapi.Request, start tim
 // Fetcher. At a task's first Get, with prefetch on, the variables its
 // service was allowed before go out in the same batch and are kept for the
 // task's later Gets.
-func (d *Driver) fetchVariable(ctx context.Context, req pluginapi.Request, dec PolicyDecision, ref Ref) (val Value, prefetched bool, err error) {
+func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec *PolicyDecision, ref Ref) (val Value, prefetched bool, err error) {
 	if d.pf == nil || req.TaskID == "" || req.ServiceID == "" {
 		val, err = d.opts.Fetcher.Get(ctx, ref)
 		return val, false, err
@@ -266,7 +266,7 @@ func (d *Driver) fetchFailure(err error) (Code, string) {
 }
 
 // serve checks the size Swarm accepts and hands out data.
-func (d *Driver) serve(start time.Time, rec pluginapi.Record, dec PolicyDecision, data []byte) pluginapi.Response {
+func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *PolicyDecision, data []byte) pluginapi.Response {
 	switch n := len(data); {
 	case n == 0:
 		return d.finish(start, rec, errcode.ValueUnusable,
@@ -303,7 +303,7 @@ func conjurFailure(err error) (Code, string) {
 }
 
 // finish records a failed decision and returns its answer.
-func (d *Driver) finish(start time.Time, rec pluginapi.Record, code Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
+func (d *Driver) finish(start time.Time, rec *pluginapi.Record, code Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
 	rec.Time = start
 	rec.Code = code
 	rec.Decision = pluginapi.DecisionError
@@ -322,7 +322,7 @@ func (d *Driver) finish(start time.Time, rec pluginapi.Record, code Code, msg st
 
 // record writes the single audit line of a decision, keeps it for status and
 // tells the observer.
-func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
+func (d *Driver) record(rec *pluginapi.Record, extra []zap.Field) {
 	fields := auditFields(rec)
 	if rec.Decision != pluginapi.DecisionAllow {
 		fields = append(fields, zap.String("err", rec.Reason))
@@ -336,9 +336,9 @@ func (d *Driver) record(rec pluginapi.Record, extra []zap.Field) {
 	default:
 		d.audit.Error("secret not served", fields...)
 	}
-	d.journal.add(rec)
+	d.journal.add(*rec)
 	if d.opts.AuditSink != nil {
-		d.opts.AuditSink.Audit(rec)
+		d.opts.AuditSink.Audit(*rec)
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)

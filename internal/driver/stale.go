@@ -32,7 +32,7 @@ func staleEligible(code Code) bool {
 
 // lastGood returns the last good value of ref within dec's stale_if_error
 // window, and its age, when the fetch failed with a code that allows it.
-func (d *Driver) lastGood(dec PolicyDecision, ref Ref, code Code) (Value, time.Duration, bool) {
+func (d *Driver) lastGood(dec *PolicyDecision, ref Ref, code Code) (Value, time.Duration, bool) {
 	src, ok := d.opts.Fetcher.(LastGoodSource)
 	if dec.StaleIfError <= 0 || !ok || !staleEligible(code) {
 		return Value{}, 0, false
