@@ -252,8 +252,30 @@ exec dockerd --config-file "$dir/daemon.json" -H "unix://$dir/docker.sock" \
   --bridge none --iptables=false --ip6tables=false --cgroup-parent "/$cg" --log-level info
 `
 
-// start starts the node's dockerd and waits until its API answers.
+// errExitedDuringStart: the node's dockerd exited before its API answered.
+var errExitedDuringStart = errors.New("dockerd exited during start")
+
+// start starts the node's dockerd and waits until its API answers. Like a
+// host's service manager, it starts dockerd again (at most three times in
+// all) when it exits during start: on a loaded machine a restarted node's
+// dockerd can give up with "timeout waiting for containerd to start".
 func (n *node) start() error {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = n.startOnce(); !errors.Is(err, errExitedDuringStart) {
+			return err
+		}
+		n.mu.Lock()
+		n.unsh = nil
+		n.mu.Unlock()
+		if kerr := killCgroup(n.netns, time.Minute); kerr != nil {
+			return errors.Join(err, kerr)
+		}
+	}
+	return err
+}
+
+func (n *node) startOnce() error {
 	logf, err := os.OpenFile(filepath.Join(n.dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -282,7 +304,7 @@ func (n *node) start() error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("node %s: dockerd exited during start; its log:\n%s", n.name, n.logTail(30))
+			return fmt.Errorf("node %s: %w; its log:\n%s", n.name, errExitedDuringStart, n.logTail(30))
 		default:
 		}
 		if time.Now().After(deadline) {
