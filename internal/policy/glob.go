@@ -136,3 +136,55 @@ func globQuote(s string) string {
 	}
 	return b.String()
 }
+
+// parseGlobTemplate is parseTemplate for globs: "\c" is kept as an escape,
+// so \{ and \} are literal braces.
+func parseGlobTemplate(s string) (template, []templateError) {
+	var masked strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '{' || s[i+1] == '}' || s[i+1] == '\\') {
+			masked.WriteString("\x00\x00")
+			i++
+			continue
+		}
+		masked.WriteByte(s[i])
+	}
+	t, errs := parseTemplate(masked.String())
+	// Put the escaped text back into the literal parts.
+	for i := range t.parts {
+		if t.parts[i].ph == nil {
+			off := t.parts[i].off
+			t.parts[i].lit = s[off : off+len(t.parts[i].lit)]
+		}
+	}
+	t.raw = s
+	return t, errs
+}
+
+// literalOnly reports whether t's literal parts hold no glob syntax.
+func literalOnly(t template) bool {
+	for _, p := range t.parts {
+		if p.ph == nil && strings.ContainsAny(p.lit, `*?[]\`) {
+			return false
+		}
+	}
+	return true
+}
+
+// compileGlob builds the glob from t, with each placeholder replaced by
+// value(ph) quoted, and compiles it.
+func compileGlob(t template, value func(placeholder) string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.ph != nil {
+			b.WriteString(globQuote(value(*p.ph)))
+		} else {
+			b.WriteString(p.lit)
+		}
+	}
+	expr, err := globToRegexp(b.String())
+	if err != nil {
+		return nil, err
+	}
+	return regexp.Compile(expr)
+}
