@@ -42,6 +42,11 @@ type Decision struct {
 	// variables: the format and every member with its resolved id. Members
 	// are resolved (and listed) even when an allow condition then denies.
 	Bundle *Bundle
+	// Identity is whom the Get is made as in Conjur in the per-request
+	// identity mode (CONJUR_SWARM_IDENTITY=per-request): the rule's
+	// identity: template, or the file's top-level default, expanded (the
+	// JWT's sub claim). "" when the mapping sets no identity.
+	Identity string
 }
 
 // Policy is a parsed, validated mapping policy. It is immutable and safe for
