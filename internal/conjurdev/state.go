@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -74,15 +75,47 @@ type stateMembership struct {
 // (false on a first start with an empty directory, and without one).
 func (s *Server) Restored() bool { return s.restored }
 
-// openStateDir creates dir (0700) or tightens it to 0700.
+// openStateDir creates dir (0700), or checks that an existing dir is a
+// directory (not a link to one) that this user owns and no one else may
+// write, and tightens it to 0700. Whoever can write the directory can plant
+// a state.json (API keys, the token key, values) that the server would
+// trust, or swap the files it writes.
 func openStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	err := os.Mkdir(dir, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		if err != nil {
+			return fmt.Errorf("conjurdev: state directory %s: %w", dir, err)
+		}
+		return nil
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
 		return fmt.Errorf("conjurdev: state directory %s: %w", dir, err)
+	}
+	if why := unsafeStateDir(fi, os.Geteuid()); why != "" {
+		return fmt.Errorf("conjurdev: state directory %s is %s: give --state a directory of your own that only you may write (or a path that does not exist yet; it is created 0700)", dir, why)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("conjurdev: state directory %s: make it 0700: %w", dir, err)
 	}
 	return nil
+}
+
+// unsafeStateDir says why fi cannot hold the state of a server running as
+// uid, or "" when it can.
+func unsafeStateDir(fi fs.FileInfo, uid int) string {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case !fi.IsDir():
+		return "not a directory"
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Sprintf("writable by others (mode %04o)", fi.Mode().Perm())
+	}
+	if owner, ok := fileOwner(fi); ok && owner != uid {
+		return fmt.Sprintf("owned by user %d, not by this user (%d)", owner, uid)
+	}
+	return ""
 }
 
 // restoreState loads dir/state.json into s when it exists. adminKey is the
@@ -289,4 +322,12 @@ func (s *Server) loadOrNewCA() (*rootCA, error) {
 		return nil, fmt.Errorf("conjurdev: the CA key in %s is not an ECDSA key (%v)", s.stateDir, err)
 	}
 	return &rootCA{cert: cert, key: key}, nil
+}
+
+// fileOwner is the owner's user id of fi, when the system reports one.
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), true
+	}
+	return 0, false
 }
