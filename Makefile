@@ -38,9 +38,23 @@ run: build ## Run the plugin against the embedded Conjur-compatible server (sock
 	./$(BIN) serve --dev
 
 .PHONY: test
-test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root
+test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root; every benchmark once (-benchtime 1x); a 5-second storm
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory bench-smoke
+
+# Every package with a benchmark (found, so that a new one cannot be forgotten).
+BENCH_PKGS := $(addprefix ./,$(sort $(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' internal cmd bench 2>/dev/null))))
+# A storm small enough for make test (about 5 s): every phase of make bench runs once, nothing is written.
+SMOKE_FLAGS := -tasks 200 -secrets 5 -variables 50 -nodes 5 -rounds 1 -samples 100 -bounded-tasks 40 -extras=false
+
+# Without -race: the race detector's slowdown on a loaded machine trips the benchmarks' fetch timeouts.
+.PHONY: bench-smoke
+bench-smoke: build ## Every benchmark once (-benchtime 1x) and make bench's storm at a small size (about 5 s); part of make test, writes nothing
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
+	mkdir -p build/bench
+	$(GO) build -o build/bench/storm ./bench/storm
+	build/bench/storm -plugin $(BIN) $(SMOKE_FLAGS) | tail -n 1
 
 .PHONY: tidy-check
 tidy-check: ## Fail when `go mod tidy` would change go.mod or go.sum (prints the diff)
@@ -56,7 +70,6 @@ lint: tidy-check ## go mod tidy -diff, go vet, staticcheck and govulncheck (inst
 	  { echo "govulncheck could not finish (it needs vuln.go.dev; no network here?)"; exit 1; }
 
 STORM_FLAGS ?=
-BENCH_PKGS  := ./internal/policy/ ./internal/driver/ ./internal/conjur/
 
 .PHONY: bench
 bench: build ## Benchmarks and the Swarm-leader-change storm; rewrites docs/benchmarks.md; ends with a RESULT line

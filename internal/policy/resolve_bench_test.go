@@ -39,9 +39,11 @@ func BenchmarkResolveDemo(b *testing.B) {
 	}
 	b.Run("by-label", func(b *testing.B) {
 		benchResolve(b, p, policy.Request{
-			SecretName:   "db_password",
-			SecretLabels: map[string]string{"conjur.variable": "apps/demo/db-password"},
-			ServiceName:  "web", Image: "nginx:1.27", NodeID: "node-1",
+			SecretName:    "db_password",
+			SecretLabels:  map[string]string{"conjur.variable": "apps/demo/db-password"},
+			ServiceName:   "demo_web",
+			ServiceLabels: map[string]string{"com.docker.stack.namespace": "demo"},
+			Image:         "nginx:1.27", NodeID: "node-1",
 		})
 	})
 	b.Run("stack-secrets", func(b *testing.B) {
