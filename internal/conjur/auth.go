@@ -27,6 +27,9 @@ type credChoice struct {
 // else the file (re-read), else the JWT file (re-read), else the env key.
 // It takes session.creds.mu only (a leaf of the lock order).
 func (s *session) credential() (credChoice, error) {
+	if s.who != nil { // the per-request mode: a JWT signed for this identity
+		return s.who.credential()
+	}
 	s.creds.mu.Lock()
 	h, gen := s.creds.handoff, s.creds.gen
 	s.creds.mu.Unlock()
@@ -132,6 +135,9 @@ func isAuthRefusal(status int) bool {
 }
 
 func (s *session) refused(ep *endpoint, cred Credential, status int, cause error) *Error {
+	if s.who != nil {
+		return s.who.refused(ep.url, s.cfg.JWTServiceID, status, cause)
+	}
 	if cred.JWT != "" {
 		src := "the handed-over JWT"
 		if s.cfg.JWTTokenPath != "" {

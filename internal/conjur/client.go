@@ -36,6 +36,7 @@ type Client struct {
 	cache  *valueCache // the value cache over batch (a pass-through at CacheTTL 0)
 	status *statusBook // last contact and last error, for Status
 	good   *lastGood   // last good values of refs fetched with KeepLastGood
+	ids    *identities // the per-request identity mode's identities (identity.go); nil in the single-identity modes
 }
 
 // New builds a Client. It does no network I/O; with no credential configured
@@ -62,6 +63,9 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	c.batch = newBatcher(cfg, sess, c.life, sess.generation)
 	c.cache = newValueCache(c.batch, cfg.CacheTTL, c.now, sess.generation)
 	c.good = newLastGood(MaxLastGood)
+	if cfg.Signer != nil {
+		c.ids = newIdentities(sess, cfg.Signer, cfg.MaxIdentities)
+	}
 	return c, nil
 }
 
@@ -75,6 +79,9 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.batch.close()
+	if c.ids != nil {
+		c.ids.close()
+	}
 	c.life.stop()
 	c.sess.close()
 	return nil
@@ -90,10 +97,13 @@ func (c *Client) Get(ctx context.Context, ref Ref) (Value, error) {
 		c.status.failure(err)
 		return Value{}, err
 	}
+	if c.ids != nil {
+		return c.getAs(ctx, ref)
+	}
 	gen := c.sess.generation()
 	o := c.cache.get(ctx, ref)
 	c.status.failure(o.err)
-	c.keep(ref, o.v, o.err, gen)
+	c.keep(c.sess, ref, o, gen)
 	return o.v, o.err
 }
 
@@ -117,11 +127,13 @@ func (c *Client) GetMany(ctx context.Context, refs []Ref) []Result {
 		valid = append(valid, ref)
 		idx = append(idx, i)
 	}
-	if len(valid) > 0 {
+	if c.ids != nil {
+		c.getManyAs(ctx, valid, idx, out)
+	} else if len(valid) > 0 {
 		gen := c.sess.generation()
 		for j, o := range c.cache.getMany(ctx, valid) {
 			out[idx[j]] = Result{Value: o.v, Err: o.err}
-			c.keep(valid[j], o.v, o.err, gen)
+			c.keep(c.sess, valid[j], o, gen)
 		}
 	}
 	for _, r := range out {
@@ -138,6 +150,10 @@ func (c *Client) GetMany(ctx context.Context, refs []Ref) []Result {
 // pinned) drops every last-good value: they were fetched with the rights of
 // the identity before.
 func (c *Client) Adopt(ctx context.Context, cred Credential) error {
+	if c.ids != nil {
+		c.status.failure(errNoHandoff)
+		return errNoHandoff
+	}
 	before := c.sess.identity()
 	err := c.sess.adopt(ctx, cred)
 	c.status.failure(err)
@@ -151,13 +167,14 @@ func (c *Client) Adopt(ctx context.Context, cred Credential) error {
 }
 
 // keep records a value Conjur answered (not one the value cache served)
-// for a ref fetched with KeepLastGood, unless the credential changed while
-// it was fetched (gen is the generation before the fetch).
-func (c *Client) keep(ref Ref, v Value, err error, gen uint64) {
-	if !ref.KeepLastGood || err != nil || v.Cached || c.sess.generation() != gen {
+// for a ref fetched with KeepLastGood, unless the credential of sess, the
+// session that fetched it, changed meanwhile (gen is the generation before
+// the fetch).
+func (c *Client) keep(sess *session, ref Ref, o outcome, gen uint64) {
+	if !ref.KeepLastGood || o.err != nil || o.v.Cached || sess.generation() != gen {
 		return
 	}
-	c.good.put(lastGoodKey{ref.ID, ref.Version}, v.Data, c.now())
+	c.good.put(goodKey(ref), o.v.Data, c.now())
 }
 
 // LastGood returns the value last fetched from Conjur for ref's variable
@@ -167,7 +184,7 @@ func (c *Client) keep(ref Ref, v Value, err error, gen uint64) {
 // most MaxLastGood of them (the least recently used is dropped), and a
 // handoff of another identity drops them all.
 func (c *Client) LastGood(ref Ref, maxAge time.Duration) (Value, time.Time, bool) {
-	data, at, ok := c.good.get(lastGoodKey{ref.ID, ref.Version}, maxAge, c.now())
+	data, at, ok := c.good.get(goodKey(ref), maxAge, c.now())
 	if !ok {
 		return Value{}, time.Time{}, false
 	}
@@ -179,6 +196,9 @@ func (c *Client) LastGood(ref Ref, maxAge time.Duration) (Value, time.Time, bool
 func (c *Client) Status() Status {
 	var s Status
 	c.sess.credStatus(&s)
+	if c.ids != nil {
+		c.ids.status(&s)
+	}
 	c.status.fill(&s)
 	return s
 }

@@ -46,14 +46,20 @@ type Config struct {
 
 	Proxy               string // CONJUR_SWARM_PROXY: http://HOST:PORT; every connection to Conjur is a CONNECT tunnel through it
 	ProxyCredentialFile string // CONJUR_SWARM_PROXY_CREDENTIAL_FILE: user:password for the proxy, read for each new tunnel
+
+	// Signer turns on the per-request identity mode (CONJUR_SWARM_IDENTITY=per-request,
+	// identity.go): each Get is made as its Ref.Workload's identity, through
+	// authn-jwt/JWTServiceID with a JWT Signer signs. nil: the single-identity modes.
+	Signer        Signer
+	MaxIdentities int // identities kept at once in that mode (default DefaultMaxIdentities)
 }
 
 // String describes the configuration (the API key redacted by its type).
 func (c Config) String() string {
-	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q}",
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q per_request_identity=%t}",
 		c.ApplianceURLs, c.Account, c.Login, c.APIKey, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
 		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0,
-		redactUserinfo(c.Proxy), c.ProxyCredentialFile)
+		redactUserinfo(c.Proxy), c.ProxyCredentialFile, c.Signer != nil)
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
@@ -92,7 +98,10 @@ func (c Config) Validate() error {
 	} else if strings.ContainsAny(c.Account, ":/ \t\n") {
 		bad("CONJUR_ACCOUNT %q contains ':', '/' or whitespace: give the bare account name", c.Account)
 	}
-	if c.Login == "" && c.JWTServiceID == "" {
+	if c.Signer != nil {
+		errs = append(errs, c.perRequestProblems()...)
+	}
+	if c.Login == "" && c.JWTServiceID == "" && c.Signer == nil {
 		bad("CONJUR_AUTHN_LOGIN is not set: give the plugin's Conjur identity, e.g. host/swarm/conjur-plugin (or set CONJUR_AUTHN_JWT_SERVICE_ID for authn-jwt)")
 	}
 	if c.Login != "" && (strings.TrimSpace(c.Login) != c.Login || strings.ContainsAny(c.Login, "\n\r\t")) {
@@ -160,6 +169,27 @@ func checkURL(raw string, allowHTTP bool) error {
 	return nil
 }
 
+// perRequestProblems lists what the per-request identity mode cannot have:
+// the plugin signs its own JWTs, so there is no credential to configure.
+func (c Config) perRequestProblems() []error {
+	var errs []error
+	if c.JWTServiceID == "" {
+		errs = append(errs, errors.New("CONJUR_SWARM_IDENTITY=per-request needs CONJUR_AUTHN_JWT_SERVICE_ID: give the authn-jwt service id whose public-keys hold the managers' keys"))
+	}
+	for _, s := range []struct{ name, value string }{
+		{"CONJUR_AUTHN_LOGIN", c.Login}, {"CONJUR_AUTHN_API_KEY", c.APIKey.Reveal()}, {"CONJUR_SWARM_CREDENTIAL_FILE", c.CredentialFile},
+		{"JWT_TOKEN_PATH", c.JWTTokenPath}, {"CONJUR_AUTHN_JWT_HOST_ID", c.JWTHostID},
+	} {
+		if s.value != "" {
+			errs = append(errs, fmt.Errorf("%s is set but CONJUR_SWARM_IDENTITY=per-request signs a JWT for each identity the mapping chooses: clear %s (no credential is configured or handed over in this mode)", s.name, s.name))
+		}
+	}
+	if c.MaxIdentities < 0 {
+		errs = append(errs, fmt.Errorf("the identity pool bound is %d: give 0 (default %d) or more", c.MaxIdentities, DefaultMaxIdentities))
+	}
+	return errs
+}
+
 // withDefaults fills zero values.
 func (c Config) withDefaults() Config {
 	if c.Account == "" && AllCloud(c.ApplianceURLs) {
@@ -173,6 +203,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxIdentities == 0 {
+		c.MaxIdentities = DefaultMaxIdentities
 	}
 	urls := make([]string, len(c.ApplianceURLs))
 	for i, u := range c.ApplianceURLs {

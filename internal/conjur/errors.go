@@ -36,6 +36,8 @@ const (
 	CodeValueUnusable = errcode.ValueUnusable
 	// CodeBadRequest: the Ref is invalid, or Conjur rejected the request as malformed (400/422).
 	CodeBadRequest = errcode.BadRequest
+	// CodeNotConfigured: the per-request identity mode has no identity for a Get, or cannot sign its JWT.
+	CodeNotConfigured = errcode.NotConfigured
 	// CodeCanceled: the caller's context was canceled before an answer.
 	CodeCanceled = errcode.Canceled
 	// CodeInternal is what CodeOf returns for an error that is not an *Error.

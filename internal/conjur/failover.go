@@ -264,6 +264,9 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 		return &Error{Code: CodeNotFound, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("variable %s does not exist, has no value yet, or is invisible to %s: check the id (mapping), set a value, and !permit read and execute on it", id, login)}
 	case 401:
+		if s.who != nil {
+			return s.who.refused("", s.cfg.JWTServiceID, st, err).withVariable(id)
+		}
 		return &Error{Code: CodeAuthRefused, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur refused the access token of %s (401): hand the current credential over again", login)}
 	case 400, 422:
@@ -311,6 +314,9 @@ func contextError(root, ctx context.Context, id string, cause error, timeout tim
 
 // identity is the login the session authenticates as, for messages.
 func (s *session) identity() string {
+	if s.who != nil {
+		return s.who.name
+	}
 	s.creds.mu.Lock()
 	defer s.creds.mu.Unlock()
 	if h := s.creds.handoff; h != nil && h.Login != "" {

@@ -13,8 +13,18 @@ const MaxLastGood = 10000
 // lastGoodKey is what a last-good value answers: one variable at one
 // version (0 = the latest, as requested).
 type lastGoodKey struct {
-	id      string
-	version int
+	identity string // the per-request mode's identity it was fetched as; "" in the single-identity modes
+	id       string
+	version  int
+}
+
+// goodKey is ref's key: its identity's, in the per-request mode.
+func goodKey(ref Ref) lastGoodKey {
+	k := lastGoodKey{id: ref.ID, version: ref.Version}
+	if ref.Workload != nil {
+		k.identity = ref.Workload.Identity
+	}
+	return k
 }
 
 type lastGoodEntry struct {

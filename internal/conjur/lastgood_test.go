@@ -14,23 +14,23 @@ func TestLastGoodLRU(t *testing.T) {
 	l := newLastGood(3)
 	t0 := time.Now()
 	for i := range 4 {
-		l.put(lastGoodKey{fmt.Sprintf("v%d", i), 0}, []byte{byte(i)}, t0)
+		l.put(lastGoodKey{"", fmt.Sprintf("v%d", i), 0}, []byte{byte(i)}, t0)
 		if i == 2 {
-			l.get(lastGoodKey{"v0", 0}, time.Minute, t0) // v0 used: v1 is now the least recently used
+			l.get(lastGoodKey{"", "v0", 0}, time.Minute, t0) // v0 used: v1 is now the least recently used
 		}
 	}
 	if l.len() != 3 {
 		t.Fatalf("%d values held, want at most 3", l.len())
 	}
-	if _, _, ok := l.get(lastGoodKey{"v1", 0}, time.Minute, t0); ok {
+	if _, _, ok := l.get(lastGoodKey{"", "v1", 0}, time.Minute, t0); ok {
 		t.Error("v1, the least recently used, was not dropped")
 	}
 	for _, id := range []string{"v0", "v2", "v3"} {
-		if _, _, ok := l.get(lastGoodKey{id, 0}, time.Minute, t0); !ok {
+		if _, _, ok := l.get(lastGoodKey{"", id, 0}, time.Minute, t0); !ok {
 			t.Errorf("%s was dropped", id)
 		}
 	}
-	if _, _, ok := l.get(lastGoodKey{"v3", 0}, time.Minute, t0.Add(time.Minute+time.Nanosecond)); ok {
+	if _, _, ok := l.get(lastGoodKey{"", "v3", 0}, time.Minute, t0.Add(time.Minute+time.Nanosecond)); ok {
 		t.Error("a value older than maxAge was returned")
 	}
 	l.wipe()

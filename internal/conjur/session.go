@@ -30,11 +30,15 @@ type session struct {
 	log       *zap.Logger
 	life      *lifecycle
 	status    *statusBook
-	transport atomic.Pointer[http.Transport] // swapped when the CA file changes
-	ca        *caFile                        // nil without CACertFile
+	transport *atomic.Pointer[http.Transport] // swapped when the CA file changes; shared by an identity's session (identity.go)
+	ca        *caFile                         // nil without CACertFile
 	eps       []*endpoint
 	now       func() time.Time
 	creds     credentials
+
+	// who is set on the session of one identity of the per-request mode
+	// (identity.go): that identity's JWT is its only credential.
+	who *principal
 }
 
 // credentials is the credential state of a session.
@@ -70,7 +74,7 @@ type endpoint struct {
 
 // newSession builds the session for cfg (defaults applied). It does no I/O.
 func newSession(cfg Config, log *zap.Logger, life *lifecycle, status *statusBook) (*session, error) {
-	s := &session{cfg: cfg, log: log, life: life, status: status, now: time.Now}
+	s := &session{cfg: cfg, log: log, life: life, status: status, now: time.Now, transport: new(atomic.Pointer[http.Transport])}
 	s.transport.Store(newTransport(cfg, cfg.CACertPEM))
 	if cfg.CACertFile != "" {
 		s.ca = newCAFile(cfg.CACertFile, cfg.CACertPEM, log)

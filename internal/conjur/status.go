@@ -14,6 +14,9 @@ type Status struct {
 	LastError                                      string
 	LastErrorAt                                    time.Time
 	URLs                                           []URLStatus
+	// Identities is how many identities the per-request mode holds now
+	// (CredentialSource "per-request"); 0 in the single-identity modes.
+	Identities int
 }
 
 // URLStatus is the health of one appliance URL.

@@ -17,6 +17,9 @@ type Ref struct {
 	// KeepLastGood keeps the value Conjur answers in memory for LastGood
 	// (rules with stale_if_error).
 	KeepLastGood bool
+	// Workload is whom the Get is made for in the per-request identity
+	// mode (identity.go); nil in the single-identity modes, which ignore it.
+	Workload *Workload
 }
 
 // Value is a fetched variable. Data is a redact.Bytes: a Value prints, logs
