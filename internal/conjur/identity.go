@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -34,26 +35,18 @@ import (
 // DefaultMaxIdentities bounds the identities a Client keeps at once.
 const DefaultMaxIdentities = 1024
 
-// Workload is whom a Get is made for in the per-request identity mode: the
-// identity the mapping chose (the JWT's sub) and the facts of the request
-// that the JWT carries as claims, for Conjur's host annotations to pin. It
-// holds no secret.
-type Workload struct {
-	Identity  string // e.g. swarm/stacks/shop: the host Conjur authenticates
-	Service   string // the service name
-	Stack     string // the stack (com.docker.stack.namespace), "" outside a stack
-	ServiceID string
-	TaskID    string
-	NodeID    string
-	Image     string
-}
+// Workload is whom a Get is made for in the per-request identity mode:
+// Subject is the identity the mapping chose (the JWT's sub), the other
+// fields the facts of the request that the JWT carries as claims, for
+// Conjur's host annotations to pin. It holds no secret.
+type Workload = identity.Claims
 
-// Signer signs the short-lived JWT that authenticates w to Conjur's
-// authn-jwt (the manager's own key, internal/identity). The JWT is a
-// credential: it lives in a redact.String and never reaches a log, a status
-// or an error.
+// Signer signs the short-lived JWT that authenticates a workload to
+// Conjur's authn-jwt with the manager's own key (*identity.Signer). The JWT
+// is a credential: it lives in a redact.String and never reaches a log, a
+// status or an error.
 type Signer interface {
-	SignWorkload(w Workload) (redact.String, error)
+	Sign(w Workload) (jwt redact.String, expires time.Time, err error)
 }
 
 // principal is one identity of the per-request mode: what its session
@@ -68,7 +61,7 @@ type principal struct {
 // credential signs a JWT for the identity, with the claims of its latest Get.
 func (p *principal) credential() (credChoice, error) {
 	w := p.last.Load()
-	jwt, err := p.sign.SignWorkload(*w)
+	jwt, _, err := p.sign.Sign(*w)
 	if err != nil {
 		return credChoice{source: sourcePerRequest}, &Error{Code: CodeNotConfigured, Cause: err,
 			Msg: fmt.Sprintf("the plugin cannot sign a JWT for identity %s: %v", p.name, err)}
@@ -99,12 +92,12 @@ const sourcePerRequest = "per-request"
 func checkWorkload(ref Ref) *Error {
 	w := ref.Workload
 	switch {
-	case w == nil || w.Identity == "":
+	case w == nil || w.Subject == "":
 		return &Error{Code: CodeNotConfigured, Variable: ref.ID,
 			Msg: "the plugin reads every variable with the identity the mapping chooses (CONJUR_SWARM_IDENTITY=per-request), and this request has none: give the mapping a top-level identity, or one in the rule"}
-	case len(w.Identity) > maxIDLength || hasSpaceOrControl(w.Identity) || strings.HasPrefix(w.Identity, "/") || strings.HasSuffix(w.Identity, "/"):
+	case len(w.Subject) > maxIDLength || hasSpaceOrControl(w.Subject) || strings.HasPrefix(w.Subject, "/") || strings.HasSuffix(w.Subject, "/"):
 		return &Error{Code: CodeBadRequest, Variable: ref.ID,
-			Msg: fmt.Sprintf("identity %q is not a Conjur host id (no whitespace, control characters or leading/trailing '/', at most %d bytes): check the mapping's identity", redactLong(w.Identity), maxIDLength)}
+			Msg: fmt.Sprintf("identity %q is not a Conjur host id (no whitespace, control characters or leading/trailing '/', at most %d bytes): check the mapping's identity", redactLong(w.Subject), maxIDLength)}
 	}
 	return nil
 }
@@ -146,7 +139,7 @@ func newIdentities(root *session, signer Signer, max int) *identities {
 // records w as the workload its next JWT is signed for.
 func (ids *identities) get(w *Workload) (*tenant, error) {
 	ids.mu.Lock()
-	if el, ok := ids.byName[w.Identity]; ok {
+	if el, ok := ids.byName[w.Subject]; ok {
 		ids.order.MoveToFront(el)
 		t := el.Value.(*tenant)
 		ids.mu.Unlock()
@@ -154,20 +147,20 @@ func (ids *identities) get(w *Workload) (*tenant, error) {
 		return t, nil
 	}
 	ids.mu.Unlock()
-	t, err := ids.build(w.Identity)
+	t, err := ids.build(w.Subject)
 	if err != nil {
 		return nil, err
 	}
 	t.p.last.Store(w)
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	if el, ok := ids.byName[w.Identity]; ok { // another Get built it meanwhile
+	if el, ok := ids.byName[w.Subject]; ok { // another Get built it meanwhile
 		ids.order.MoveToFront(el)
 		t = el.Value.(*tenant)
 		t.p.last.Store(w)
 		return t, nil
 	}
-	ids.byName[w.Identity] = ids.order.PushFront(t)
+	ids.byName[w.Subject] = ids.order.PushFront(t)
 	for ids.order.Len() > ids.max {
 		oldest := ids.order.Back()
 		ids.order.Remove(oldest)

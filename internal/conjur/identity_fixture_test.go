@@ -3,10 +3,12 @@ package conjur
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -54,8 +57,9 @@ func identityPolicy() string {
 // a recorder of every request.
 type identityServer struct {
 	*devServer
-	url string
-	log *requestLog
+	url    string
+	log    *requestLog
+	signer *identity.Signer // the manager's, whose key is in public-keys
 }
 
 func newIdentityServer(t testing.TB) *identityServer {
@@ -71,11 +75,34 @@ func newIdentityServer(t testing.TB) *identityServer {
 			}
 		}
 	}
+	store, err := identity.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := identity.NewSigner(store, identity.Options{Issuer: srv.jwt.Issuer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := json.Marshal(store.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := identity.Merge([]identity.Input{{Name: "m1", Data: jwks}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := json.Marshal(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetSecret("conjur/authn-jwt/"+jwtService+"/public-keys", pk); err != nil {
+		t.Fatal(err)
+	}
 	srv.ResetCounts()
 	rl := &requestLog{}
 	hs := httptest.NewServer(rl.wrap(srv.Server))
 	t.Cleanup(hs.Close)
-	return &identityServer{devServer: srv, url: hs.URL, log: rl}
+	return &identityServer{devServer: srv, url: hs.URL, log: rl, signer: sig}
 }
 
 // config is a per-request identity mode config for the server, signing
@@ -155,39 +182,38 @@ func tokenRole(h string) string {
 	return claims.Sub
 }
 
-// issuerSigner signs workloads' JWTs with the dev server's test issuer, as
-// the manager's key would, and remembers every JWT it signed.
-type issuerSigner struct {
-	iss    *conjurdev.JWTIssuer
-	fail   atomic.Bool // sign nothing: the key is unusable
+// recordingSigner is the manager's signer (internal/identity, with its own
+// key in a private state directory), remembering every JWT it signed; fail
+// makes it sign nothing, as when the key is unusable.
+type recordingSigner struct {
+	s      *identity.Signer
+	fail   atomic.Bool
 	mu     sync.Mutex
 	signed []string
 }
 
-func (s *issuerSigner) SignWorkload(w Workload) (redact.String, error) {
-	if s.fail.Load() {
-		return "", fmt.Errorf("the signing key cannot be read")
+func (r *recordingSigner) Sign(w Workload) (redact.String, time.Time, error) {
+	if r.fail.Load() {
+		return "", time.Time{}, errors.New("the signing key cannot be read")
 	}
-	jwt, err := s.iss.Sign(map[string]any{"sub": w.Identity, "stack": w.Stack, "service": w.Service,
-		"service_id": w.ServiceID, "task_id": w.TaskID, "node_id": w.NodeID, "image": w.Image}, 5*time.Minute)
-	if err != nil {
-		return "", err
+	jwt, exp, err := r.s.Sign(w)
+	if err == nil {
+		r.mu.Lock()
+		r.signed = append(r.signed, jwt.Reveal())
+		r.mu.Unlock()
 	}
-	s.mu.Lock()
-	s.signed = append(s.signed, jwt)
-	s.mu.Unlock()
-	return redact.String(jwt), nil
+	return jwt, exp, err
 }
 
-func (s *issuerSigner) jwts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.signed...)
+func (r *recordingSigner) jwts() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.signed...)
 }
 
 // as is a Ref of variable id read as stack's identity (stacks/<stack>
 // below the service's identity-path).
 func as(stack, id string) Ref {
-	return Ref{ID: id, Workload: &Workload{Identity: "stacks/" + stack, Stack: stack, Service: stack + "_web",
+	return Ref{ID: id, Workload: &Workload{Subject: "stacks/" + stack, Stack: stack, Service: stack + "_web",
 		ServiceID: "svc-" + stack, TaskID: "task-" + stack, NodeID: "node-1", Image: "img@sha256:00"}}
 }

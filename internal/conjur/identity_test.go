@@ -16,9 +16,9 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 )
 
-func newIdentityClient(t *testing.T, srv *identityServer, mod func(*Config)) (*Client, *issuerSigner) {
+func newIdentityClient(t *testing.T, srv *identityServer, mod func(*Config)) (*Client, *recordingSigner) {
 	t.Helper()
-	sig := &issuerSigner{iss: srv.jwt}
+	sig := &recordingSigner{s: srv.signer}
 	cfg := srv.config(sig)
 	if mod != nil {
 		mod(&cfg)
@@ -69,7 +69,7 @@ func TestPerIdentity_refusals(t *testing.T) {
 		{"auth refused/identity Conjur does not know", as("ghost", stackVar("shop", 0)), CodeAuthRefused, []string{"stacks/ghost", "authn-jwt/" + jwtService, "public-keys"}},
 		{"auth refused/host without authenticate", as("mute", stackVar("shop", 0)), CodeAuthRefused, []string{"stacks/mute", "authn-jwt/" + jwtService, "HTTP 403"}},
 		{"not configured/no identity", Ref{ID: stackVar("shop", 0)}, CodeNotConfigured, []string{"identity"}},
-		{"bad request/identity with a space", Ref{ID: stackVar("shop", 0), Workload: &Workload{Identity: "stacks/a b"}}, CodeBadRequest, []string{"identity"}},
+		{"bad request/identity with a space", Ref{ID: stackVar("shop", 0), Workload: &Workload{Subject: "stacks/a b"}}, CodeBadRequest, []string{"identity"}},
 		{"forbidden/no execute", as("blog", stackVar("shop", 3)), CodeForbidden, []string{"stacks/blog", stackVar("shop", 3)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestPerIdentity_tokensExpireAndRefreshIndependently(t *testing.T) {
 	if n := authns(); n != 2 {
 		t.Fatalf("two identities authenticated %d times, want 2", n)
 	}
-	offset.Store(int64(8*time.Minute*96/100)) // past shop's stale point, blog's token is young
+	offset.Store(int64(8 * time.Minute * 96 / 100)) // past shop's stale point, blog's token is young
 	mustAs("shop")
 	mustAs("blog")
 	if n := authns(); n != 3 {
@@ -290,7 +290,7 @@ func TestPerIdentity_poolIsBounded(t *testing.T) {
 func TestPerIdentity_JWTNeverInLogStatusOrError(t *testing.T) {
 	srv := newIdentityServer(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	sig := &issuerSigner{iss: srv.jwt}
+	sig := &recordingSigner{s: srv.signer}
 	c, err := New(srv.config(sig), zap.New(core))
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestPerIdentity_JWTNeverInLogStatusOrError(t *testing.T) {
 }
 
 func TestConfig_perRequestIdentity(t *testing.T) {
-	base := Config{ApplianceURLs: []string{"https://conjur.test"}, Account: "dev", JWTServiceID: "swarm", Signer: &issuerSigner{}}
+	base := Config{ApplianceURLs: []string{"https://conjur.test"}, Account: "dev", JWTServiceID: "swarm", Signer: &recordingSigner{}}
 	if err := base.Validate(); err != nil {
 		t.Fatalf("a per-request config is refused: %v", err)
 	}

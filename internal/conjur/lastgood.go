@@ -22,7 +22,7 @@ type lastGoodKey struct {
 func goodKey(ref Ref) lastGoodKey {
 	k := lastGoodKey{id: ref.ID, version: ref.Version}
 	if ref.Workload != nil {
-		k.identity = ref.Workload.Identity
+		k.identity = ref.Workload.Subject
 	}
 	return k
 }
