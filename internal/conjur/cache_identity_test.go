@@ -13,7 +13,7 @@ import (
 func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	if _, err := s.LoadPolicy(conjurdev.ModePost, "root", []byte(
-		"- !host swarm/other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
+		"- !host\n  id: swarm/other\n  annotations:\n    authn-jwt/"+jwtService+"/sub: other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	// No pinned login: a pinned plugin refuses a JWT of another host

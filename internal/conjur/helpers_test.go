@@ -27,7 +27,9 @@ const (
 // restricted/hidden; and configures authn-jwt/swarm for it.
 func testPolicy() string {
 	var b strings.Builder
-	b.WriteString("- !policy\n  id: swarm\n  body:\n  - !host conjur-plugin\n")
+	// Conjur's authn-jwt takes a host only with at least one annotation
+	// authn-jwt/<service>/<claim> pinning a claim of its JWTs.
+	b.WriteString("- !policy\n  id: swarm\n  body:\n  - !host\n    id: conjur-plugin\n    annotations:\n      authn-jwt/" + jwtService + "/sub: conjur-plugin\n")
 	b.WriteString("- !policy\n  id: apps\n  body:\n  - !group readers\n  - &vars\n")
 	for i := range nVars {
 		fmt.Fprintf(&b, "    - !variable v%03d\n", i)

@@ -105,7 +105,7 @@ func TestLastGoodKeptOnHandoffOfTheSameIdentity(t *testing.T) {
 func TestLastGoodDroppedOnHandoffOfAnotherIdentity(t *testing.T) {
 	srv := newDevServer(t, conjurdev.Options{})
 	if _, err := srv.LoadPolicy(conjurdev.ModePost, "root", []byte(
-		"- !host swarm/other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
+		"- !host\n  id: swarm/other\n  annotations:\n    authn-jwt/"+jwtService+"/sub: other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := clientConfig("", srv.listen(t, false).URL)

@@ -15,7 +15,7 @@ import (
 // stays.
 func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
-	other := "- !policy\n  id: swarm\n  body:\n  - !host other\n" +
+	other := "- !policy\n  id: swarm\n  body:\n  - !host\n    id: other\n    annotations:\n      authn-jwt/" + jwtService + "/sub: other\n" +
 		"- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/" + jwtService + "\n"
 	if _, err := s.LoadPolicy(conjurdev.ModePost, "root", []byte(other)); err != nil {
 		t.Fatal(err)

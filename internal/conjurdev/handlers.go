@@ -45,9 +45,11 @@ func (s *Server) routes() {
 	s.handle("PUT /authn/{account}/api_key", EpRotate, true, s.rotate)
 
 	s.handle("POST /authn-jwt/{service}/{account}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
-	s.handle("POST /authn-jwt/{service}/{account}/{host}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
-	s.handle("PATCH /authn-jwt/{service}/{account}", EpAuthenticators, true, s.authed(s.enableJWT))
-	s.handle("GET /authn-jwt/{service}/{account}/status", EpAuthenticators, false, s.authed(s.statusJWT))
+	s.handle("POST /authn-jwt/{service}/{account}/{id}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
+	for _, a := range installedAuthenticators[1:] {
+		s.handle("PATCH /"+a+"/{service}/{account}", EpAuthenticators, true, s.authed(s.updateAuthenticator))
+		s.handle("GET /"+a+"/{service}/{account}/status", EpAuthenticators, false, s.authed(s.authenticatorStatus))
+	}
 
 	s.handle("GET /secrets/{account}/{kind}/{id...}", EpSecret, false, s.authed(s.getSecret))
 	s.handle("POST /secrets/{account}/{kind}/{id...}", EpSecretSet, true, s.authed(s.setSecret))

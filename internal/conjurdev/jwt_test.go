@@ -34,16 +34,19 @@ const jwtPolicy = `
   id: conjur/authn-jwt/swarm
   body:
   - !webservice
+  - !webservice status
   - !variable public-keys
   - !variable issuer
   - !variable audience
-  - !variable token-app-property
-  - !variable identity-path
   - !group apps
   - !permit
     role: !group apps
     privilege: [ read, authenticate ]
     resource: !webservice
+  - !permit
+    role: !group apps
+    privilege: read
+    resource: !webservice status
 - !policy
   id: jwt-apps
   body:
@@ -52,6 +55,10 @@ const jwtPolicy = `
     annotations:
       authn-jwt/swarm/project: blue
   - !host svc-b
+- !host
+  id: swarm/conjur-plugin
+  annotations:
+    authn-jwt/swarm/sub: anything
 - !grant
   role: !group conjur/authn-jwt/swarm/apps
   members: [ !host jwt-apps/svc-a, !host swarm/conjur-plugin ]
@@ -77,6 +84,12 @@ func jwtEnv(t *testing.T, appProperty string, opts ...func(*Options)) (*env, *JW
 		"audience":    "conjur-swarm",
 	}
 	if appProperty != "" {
+		// Declared only in this mode: Conjur takes the identity from the
+		// token whenever token-app-property is declared.
+		decl := "- !variable conjur/authn-jwt/swarm/token-app-property\n- !variable conjur/authn-jwt/swarm/identity-path\n"
+		if _, err := e.srv.LoadPolicy(ModePost, "root", []byte(decl)); err != nil {
+			t.Fatal(err)
+		}
 		vals["token-app-property"] = appProperty
 		vals["identity-path"] = "jwt-apps"
 	}

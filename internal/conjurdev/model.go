@@ -103,9 +103,10 @@ type store struct {
 	memberOf map[string]map[string]edge
 	// policyVersions: policy full id -> number of loads so far
 	policyVersions map[string]int
-	// jwtEnabled is whether an authn-jwt service was enabled through the
-	// API (PATCH), Conjur's authenticator_configs table.
-	jwtEnabled map[string]bool
+	// apiEnabled is whether an authenticator ("authn-jwt/<id>") was
+	// enabled through the API (PATCH), Conjur's authenticator_configs
+	// table.
+	apiEnabled map[string]bool
 
 	closureMu sync.Mutex
 	closures  map[string]map[string]struct{}
@@ -117,7 +118,7 @@ func newStore(account string) *store {
 		resources:      map[string]*resource{},
 		memberOf:       map[string]map[string]edge{},
 		policyVersions: map[string]int{},
-		jwtEnabled:     map[string]bool{},
+		apiEnabled:     map[string]bool{},
 		closures:       map[string]map[string]struct{}{},
 	}
 }

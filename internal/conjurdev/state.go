@@ -39,7 +39,8 @@ type stateJSON struct {
 	Resources      []stateResource   `json:"resources"`
 	Memberships    []stateMembership `json:"memberships"`
 	PolicyVersions map[string]int    `json:"policy_versions"`
-	JWTEnabled     map[string]bool   `json:"jwt_enabled"`
+	APIEnabled     map[string]bool   `json:"authn_enabled"`
+	JWTEnabled     map[string]bool   `json:"jwt_enabled,omitempty"` // format 1 before authn_enabled: by authn-jwt service id
 }
 
 type stateResource struct {
@@ -169,7 +170,10 @@ func (s *Server) restoreState(dir, adminKey string) error {
 		fresh.policyVersions[k] = v
 	}
 	for k, v := range st.JWTEnabled {
-		fresh.jwtEnabled[k] = v
+		fresh.apiEnabled["authn-jwt/"+k] = v
+	}
+	for k, v := range st.APIEnabled {
+		fresh.apiEnabled[k] = v
 	}
 	admin, ok := fresh.resources[fresh.fullID("user", "admin")]
 	if !ok || admin.apiKey == "" {
@@ -196,7 +200,7 @@ func (s *Server) persistLocked() error {
 	}
 	st := stateJSON{
 		Format: stateFormat, Account: s.account, TokenKey: s.tokens.secret(),
-		PolicyVersions: s.st.policyVersions, JWTEnabled: s.st.jwtEnabled,
+		PolicyVersions: s.st.policyVersions, APIEnabled: s.st.apiEnabled,
 	}
 	for _, res := range s.st.resources {
 		r := stateResource{ID: res.id, Owner: res.owner, Policy: res.policy, Created: res.created,

@@ -95,8 +95,17 @@ func (s *stack) expectStale(req pluginapi.Request, want []byte, cause string) {
 // apps/rel, and returns a JWT issuer whose tokens it accepts.
 func (s *stack) jwtIdentities(t *testing.T) *conjurdev.JWTIssuer {
 	t.Helper()
+	// Conjur's authn-jwt takes a host only with at least one annotation
+	// authn-jwt/<service>/<claim> pinning a claim of its JWTs.
 	const policyText = `
-- !host swarm/other
+- !host
+  id: swarm/other
+  annotations:
+    authn-jwt/swarm/sub: other
+- !host
+  id: swarm/conjur-plugin
+  annotations:
+    authn-jwt/swarm/sub: conjur-plugin
 - !webservice conjur/authn-jwt/swarm
 - &jwt-vars
   - !variable conjur/authn-jwt/swarm/public-keys
