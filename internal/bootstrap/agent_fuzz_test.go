@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -51,7 +52,7 @@ func FuzzAgentStatus(f *testing.F) {
 		}
 		shared := false
 		for _, u := range c.URLs {
-			if strings.EqualFold(strings.TrimRight(pluginapi.CanonicalURL(u.URL), "/"), prodURL) {
+			if strings.EqualFold(strings.TrimRight(conjur.CanonicalURL(u.URL), "/"), prodURL) {
 				shared = true
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -100,6 +102,9 @@ func readSmallFile(path string) ([]byte, error) {
 // authenticate obtains an access token from ep with cred. Refusals come back
 // as *Error (answers); transport failures and 5xx as they are (failures).
 func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credential) (*accessToken, error) {
+	if !cred.MayGoTo(ep.url) { // the one place a credential leaves: never to a URL it does not name
+		return nil, &scopeError{url: ep.url}
+	}
 	var raw []byte
 	var err error
 	if cred.JWT != "" {
@@ -124,6 +129,25 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credentia
 	}
 	tok.base, tok.api = ep.api, withToken(ep.api, tok.raw)
 	return tok, nil
+}
+
+// scopeError: the credential in use does not name this URL, so it is not
+// sent there. A failure of the URL for failover (the next one is tried).
+type scopeError struct{ url string }
+
+func (e *scopeError) Error() string {
+	return "the credential in use does not name " + e.url + " in its appliance_url: not sent there"
+}
+
+// scope is the credential whose URLs a request may go to now: the handoff
+// in force, or none (every URL).
+func (s *session) scope() Credential {
+	s.creds.mu.Lock()
+	defer s.creds.mu.Unlock()
+	if h := s.creds.handoff; h != nil {
+		return Credential{ApplianceURLs: h.ApplianceURLs}
+	}
+	return Credential{}
 }
 
 func isAuthRefusal(status int) bool {
@@ -273,6 +297,8 @@ func (s *session) adopt(ctx context.Context, cred Credential) error {
 		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("a credential for %s was handed over but CONJUR_AUTHN_LOGIN is not set: pin the plugin's login first", cred.Login)}
 	case cred.JWT == "" && cred.Login != s.cfg.Login:
 		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over credential is for %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over the credential of %s, or change the setting", cred.Login, s.cfg.Login, s.cfg.Login)}
+	case !slices.ContainsFunc(s.eps, func(ep *endpoint) bool { return cred.MayGoTo(ep.url) }):
+		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over credential names %s (appliance_url), none of this plugin's URLs %s (CONJUR_APPLIANCE_URL): hand over the credential of this plugin's Conjur", strings.Join(cred.ApplianceURLs, ","), strings.Join(s.cfg.ApplianceURLs, ","))}
 	}
 
 	fp := cred.Fingerprint()
@@ -293,7 +319,7 @@ func (s *session) adopt(ctx context.Context, cred Credential) error {
 	defer context.AfterFunc(s.life.ctx, cancel)()
 	var tok *accessToken
 	var tokEP *endpoint
-	_, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
+	_, err := s.withFailoverFor(ctx, cred, func(ctx context.Context, ep *endpoint) error {
 		t, err := s.authenticate(ctx, ep, cred)
 		if err == nil {
 			tok, tokEP = t, ep

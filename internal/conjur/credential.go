@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -24,6 +27,10 @@ type Credential struct {
 	Login  string
 	APIKey redact.String
 	JWT    redact.String
+	// ApplianceURLs are the only Conjur URLs this credential may be sent to
+	// (a handoff's appliance_url); empty: any URL of the plugin's (the
+	// credential of the plugin's own settings).
+	ApplianceURLs []string
 }
 
 // maxCredentialSize bounds a credential document (a JWT can be a few KiB).
@@ -124,6 +131,38 @@ func hasControl(s string) bool {
 
 func hasSpaceOrControl(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+}
+
+// MayGoTo reports whether the credential may be sent to the appliance URL
+// u: it names no URLs, or u is one of them (compared in canonical form).
+func (c Credential) MayGoTo(u string) bool {
+	if len(c.ApplianceURLs) == 0 {
+		return true
+	}
+	cu := CanonicalURL(u)
+	return cu != "" && slices.ContainsFunc(c.ApplianceURLs, func(a string) bool { return CanonicalURL(a) == cu })
+}
+
+// CanonicalURL returns an appliance URL in canonical form, or "" when raw is
+// not an absolute http(s) URL with a host and without user info, query or
+// fragment: scheme and host in lower case, no default port, no trailing
+// slash.
+func CanonicalURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if (scheme != "https" && scheme != "http") || host == "" {
+		return ""
+	}
+	if port := u.Port(); port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6 literal without a port
+	}
+	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
 }
 
 // IsZero reports whether no credential is held.

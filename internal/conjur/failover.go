@@ -54,11 +54,19 @@ func (e *failoverError) Unwrap() []error {
 // refusal) ends the loop: it is not retried elsewhere. When every URL failed
 // and one of them failed certificate verification, the CA file is re-read
 // before the failure is reported; a changed CA gets one more round.
+//
+// Only the URLs the credential in use may be sent to are tried (a handed-
+// over credential names its URLs; see Credential.MayGoTo).
 func (s *session) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
-	url, err := s.tryURLs(ctx, op)
+	return s.withFailoverFor(ctx, s.scope(), op)
+}
+
+// withFailoverFor is withFailover for the URLs cred may be sent to.
+func (s *session) withFailoverFor(ctx context.Context, cred Credential, op func(context.Context, *endpoint) error) (string, error) {
+	url, err := s.tryURLs(ctx, cred, op)
 	var fe *failoverError
 	if errors.As(err, &fe) && ctx.Err() == nil && fe.tlsFailed() && s.reloadCA(true, "a TLS failure") {
-		return s.tryURLs(ctx, op)
+		return s.tryURLs(ctx, cred, op)
 	}
 	return url, err
 }
@@ -69,8 +77,8 @@ func (e *failoverError) tlsFailed() bool {
 }
 
 // tryURLs is one round of withFailover.
-func (s *session) tryURLs(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
-	eps := s.candidates()
+func (s *session) tryURLs(ctx context.Context, cred Credential, op func(context.Context, *endpoint) error) (string, error) {
+	eps := s.candidates(cred)
 	var fails []urlFailure
 	for i, ep := range eps {
 		if ctx.Err() != nil {
@@ -128,13 +136,17 @@ func (s *session) failed(ep *endpoint, err error) {
 	}
 }
 
-// candidates lists URLs to try: those not set aside in configured order, then
-// the set-aside ones by earliest retry time (tried rather than failing at once).
-func (s *session) candidates() []*endpoint {
+// candidates lists the URLs cred may go to, to try: those not set aside in
+// configured order, then the set-aside ones by earliest retry time (tried
+// rather than failing at once).
+func (s *session) candidates(cred Credential) []*endpoint {
 	now := s.now()
 	var ready, later []*endpoint
 	retry := map[*endpoint]time.Time{}
 	for _, ep := range s.eps {
+		if !cred.MayGoTo(ep.url) {
+			continue
+		}
 		ep.mu.Lock()
 		r := ep.retryAt
 		ep.mu.Unlock()
@@ -163,7 +175,11 @@ func attemptContext(ctx context.Context, left int, now time.Time) (context.Conte
 // than a failure of the URL (to try the next one).
 func isAnswer(err error) bool {
 	var e *Error
-	if errors.As(err, &e) {
+	var se *scopeError
+	switch {
+	case errors.As(err, &se):
+		return false
+	case errors.As(err, &e):
 		return true
 	}
 	if st := httpStatus(err); st != 0 {

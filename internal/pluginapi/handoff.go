@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"unicode"
 
@@ -83,13 +81,14 @@ func ParseHandoff(data []byte) (Handoff, error) {
 		errs = append(errs, errors.New("credential account contains ':', '/', whitespace or control characters: give the bare account name, as CONJUR_ACCOUNT"))
 	}
 	for i, raw := range h.ApplianceURLs {
-		if CanonicalURL(raw) == "" {
+		if conjur.CanonicalURL(raw) == "" {
 			errs = append(errs, fmt.Errorf("credential appliance_url entry %d is not an http(s) URL with a host and no query: give the plugin's CONJUR_APPLIANCE_URL", i+1))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Handoff{}, err
 	}
+	h.Credential.ApplianceURLs = h.ApplianceURLs // the plugin sends it to these URLs only
 	return h, nil
 }
 
@@ -147,35 +146,14 @@ func quoteList(urls []string) string {
 func sharesURL(a, b []string) bool {
 	set := make(map[string]bool, len(a))
 	for _, u := range a {
-		if c := CanonicalURL(u); c != "" {
+		if c := conjur.CanonicalURL(u); c != "" {
 			set[c] = true
 		}
 	}
 	for _, u := range b {
-		if c := CanonicalURL(u); c != "" && set[c] {
+		if c := conjur.CanonicalURL(u); c != "" && set[c] {
 			return true
 		}
 	}
 	return false
-}
-
-// CanonicalURL returns an appliance URL in canonical form, or "" when raw is
-// not an absolute http(s) URL with a host and without user info, query or
-// fragment.
-func CanonicalURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return ""
-	}
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
-	if (scheme != "https" && scheme != "http") || host == "" {
-		return ""
-	}
-	if port := u.Port(); port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
-		host = net.JoinHostPort(host, port)
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]" // IPv6 literal without a port
-	}
-	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 func TestParseHandoff(t *testing.T) {
@@ -19,12 +20,12 @@ func TestParseHandoff(t *testing.T) {
 		{
 			name: "ok/api key, one URL",
 			in:   `{"login":"host/swarm/conjur-plugin","api_key":"k1","account":"prod","appliance_url":"https://conjur.example.com"}`,
-			want: Handoff{Credential: conjur.Credential{Login: "host/swarm/conjur-plugin", APIKey: "k1"}, Account: "prod", ApplianceURLs: []string{"https://conjur.example.com"}},
+			want: Handoff{Credential: conjur.Credential{Login: "host/swarm/conjur-plugin", APIKey: "k1", ApplianceURLs: []string{"https://conjur.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://conjur.example.com"}},
 		},
 		{
 			name: "ok/jwt, a comma list with spaces and an empty entry",
 			in:   `{"jwt":"a.b.c","account":"prod","appliance_url":" https://f1.example.com, ,https://f2.example.com "}`,
-			want: Handoff{Credential: conjur.Credential{JWT: "a.b.c"}, Account: "prod", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}},
+			want: Handoff{Credential: conjur.Credential{JWT: "a.b.c", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}},
 		},
 		{name: "fail/the first release's form", in: `{"login":"host/x","api_key":"k1"}`, wantErr: `(no "account" and no "appliance_url"): write the bootstrap secret as {"login":"host/swarm/conjur-plugin","api_key":"<API key>",`},
 		{name: "fail/jwt without URL", in: `{"jwt":"a.b.c","account":"prod"}`, wantErr: `(no "appliance_url"): write the bootstrap secret as {"jwt":"<JWT>",`},
@@ -49,7 +50,7 @@ func TestParseHandoff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b conjur.Credential) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b redact.String) bool { return a == b })); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -71,7 +72,7 @@ func TestCanonicalURL(t *testing.T) {
 		"https://a.example/#f":                "",
 		"https://u@a.example":                 "",
 	} {
-		if got := CanonicalURL(in); got != want {
+		if got := conjur.CanonicalURL(in); got != want {
 			t.Errorf("CanonicalURL(%q) = %q, want %q", in, got, want)
 		}
 	}
