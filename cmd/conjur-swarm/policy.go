@@ -69,6 +69,9 @@ with --strict a warning counts as a problem.`,
 				rules := p.Rules()
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d %s (%s), %s\n",
 					file, len(rules), plural(len(rules), "rule", "rules"), strings.Join(rules, ", "), p.Hash())
+				if ids := identityLine(p.Identities()); ids != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: identity: %s\n", file, ids)
+				}
 			}
 			if failed {
 				return exitError{code: 1}
@@ -101,10 +104,13 @@ func plural(n int, one, many string) string {
 
 // explainOutput is the JSON form of `policy explain -o json`.
 type explainOutput struct {
-	Decision   string `json:"decision"` // "allow" or "deny"
-	Rule       string `json:"rule"`
-	Variable   string `json:"variable"`
-	Account    string `json:"account"`
+	Decision string `json:"decision"` // "allow" or "deny"
+	Rule     string `json:"rule"`
+	Variable string `json:"variable"`
+	Account  string `json:"account"`
+	// Identity is the Conjur host (below identity-path) the Get is made as
+	// in the per-request identity mode; omitted when the mapping sets none.
+	Identity   string `json:"identity,omitempty"`
 	Version    int    `json:"version"`
 	DoNotReuse bool   `json:"do_not_reuse"`
 	Condition  string `json:"condition"`
@@ -169,7 +175,7 @@ The exit status is 0 for allow, 3 for deny, 1 when the file is broken or a flag 
 			d := p.Resolve(req)
 			out := explainOutput{
 				Decision: "deny", Rule: d.Rule, Variable: d.Variable, Account: d.Account, Version: d.Version,
-				DoNotReuse: d.DoNotReuse, Condition: d.Condition, Reason: d.Reason,
+				Identity: d.Identity, DoNotReuse: d.DoNotReuse, Condition: d.Condition, Reason: d.Reason,
 				Policy: p.File(), PolicyHash: p.Hash(), Warnings: p.Warnings().Strings(),
 			}
 			if d.Allow {
@@ -271,9 +277,11 @@ func writeExplainText(w io.Writer, out explainOutput) error {
 		}
 	}
 	rows = append(rows,
-		[2]string{"account", orNone(out.Account, "(the plugin's CONJUR_ACCOUNT)")},
-		[2]string{"do_not_reuse", strconv.FormatBool(out.DoNotReuse)},
-	)
+		[2]string{"account", orNone(out.Account, "(the plugin's CONJUR_ACCOUNT)")})
+	if out.Identity != "" {
+		rows = append(rows, [2]string{"identity", out.Identity})
+	}
+	rows = append(rows, [2]string{"do_not_reuse", strconv.FormatBool(out.DoNotReuse)})
 	if out.Condition != "" {
 		rows = append(rows, [2]string{"condition", out.Condition})
 	}
@@ -311,4 +319,22 @@ func bundleRows(ms []explainMember) [][2]string {
 		rows[i] = [2]string{"  member", fmt.Sprintf("%-*s  %s (%s)", width, m.Name, m.Variable, strings.Join(detail, ", "))}
 	}
 	return rows
+}
+
+// identityLine lists each rule's identity template for policy validate,
+// "rule=TEMPLATE", "(default)" after one taken from the file's top-level
+// identity and "(none)" for a rule without one; "" when the file sets none.
+func identityLine(ids []policy.RuleIdentity) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		switch {
+		case id.Identity == "":
+			parts[i] = id.Rule + "=(none)"
+		case id.Default:
+			parts[i] = id.Rule + "=" + id.Identity + " (default)"
+		default:
+			parts[i] = id.Rule + "=" + id.Identity
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -43,6 +43,7 @@ func runCLI(args ...string) string {
 
 func TestPolicyGolden(t *testing.T) {
 	const m = "testdata/policy/mapping.yml"
+	const identity = "../../docs/examples/mapping-recipes/per-stack-identity.yml"
 	stack := []string{"--secret", "web_db_password", "--secret-label", "com.docker.stack.namespace=web",
 		"--secret-label", "conjur.version=2", "--service", "web_api", "--service-label", "com.docker.stack.namespace=web",
 		"--image", "registry.example.com/web/api:1.4", "--node", "n1"}
@@ -75,6 +76,14 @@ func TestPolicyGolden(t *testing.T) {
 		{"explain-bad-label-flag", []string{"policy", "explain", "--secret", "db", "--secret-label", "novalue"}, 1},
 		{"explain-bad-output", []string{"policy", "explain", "--secret", "db", "-o", "yaml"}, 1},
 		{"explain-no-secret", []string{"policy", "explain"}, 1},
+		{"validate-identity", []string{"policy", "validate", "testdata/policy/identity.yml"}, 0},
+		{"validate-identity-broken", []string{"policy", "validate", "testdata/policy/identity-broken.yml"}, 1},
+		{"explain-identity", []string{"policy", "explain", "-f", identity, "--secret", "shop_db", "--secret-label", "com.docker.stack.namespace=shop",
+			"--service", "shop_web", "--service-label", "com.docker.stack.namespace=shop"}, 0},
+		{"explain-identity-json", []string{"policy", "explain", "-f", identity, "-o", "json", "--secret", "shop_db", "--secret-label", "com.docker.stack.namespace=shop",
+			"--service", "shop_web", "--service-label", "com.docker.stack.namespace=shop"}, 0},
+		{"explain-identity-deny-unfilled", []string{"policy", "explain", "-f", identity, "--secret", "shop_db", "--secret-label", "com.docker.stack.namespace=shop",
+			"--service", "shop_web"}, 3},
 		{"unknown-subcommand", []string{"policy", "check", "x.yml"}, 1},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -152,11 +153,20 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	}
 	fmt.Fprintf(w, "\nRecent decisions, newest first:\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\tVARIABLE\tDURATION")
+	// The IDENTITY column shows when a decision names one (the
+	// per-request identity mode).
+	identities := slices.ContainsFunc(st.Recent, func(r pluginapi.Record) bool { return r.Identity != "" })
+	identity := func(r pluginapi.Record) string {
+		if !identities {
+			return ""
+		}
+		return orDash(r.Identity) + "\t"
+	}
+	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\t"+identity(pluginapi.Record{Identity: "IDENTITY"})+"VARIABLE\tDURATION")
 	for _, r := range st.Recent {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
 			r.Time.UTC().Format(time.TimeOnly), recordDecision(r), orDash(string(r.Code)), r.Secret, orDash(r.Service),
-			orDash(r.Node), orDash(r.Rule), recordVariables(r), r.Duration.Round(time.Microsecond))
+			orDash(r.Node), orDash(r.Rule), identity(r), recordVariables(r), r.Duration.Round(time.Microsecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

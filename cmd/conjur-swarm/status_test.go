@@ -103,7 +103,14 @@ func sampleStatus() map[string]pluginapi.Status {
 	tlsRefused := pluginapi.HandoffState{At: t0.Add(30 * time.Second), Code: "TLS", Fingerprint: "777bef257a50b278",
 		Err: "conjur-swarm [TLS] credential handoff (fingerprint 777bef257a50b278): Conjur's certificate could not be verified"}
 	noCredentialRefused.LastHandoff = &tlsRefused
-	return map[string]pluginapi.Status{"healthy": healthy, "unconfigured": unconfigured, "no-credential": noCredential,
+	perStack := healthy
+	perStack.Recent = []pluginapi.Record{
+		{Time: t0.Add(9 * time.Minute), Secret: "shop_db", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Identity: "shop", Variable: "apps/shop/db",
+			Decision: "allow", Duration: 3 * time.Millisecond},
+		{Time: t0.Add(8 * time.Minute), Secret: "blog_db", Service: "blog_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/blog/db",
+			Decision: "deny", Code: "DENIED", Reason: `conjur-swarm [DENIED] secret "blog_db": rule "stack-secrets" denies: identity {service_label:com.docker.stack.namespace}: service label "com.docker.stack.namespace" is missing`, Duration: 20 * time.Microsecond},
+	}
+	return map[string]pluginapi.Status{"healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 

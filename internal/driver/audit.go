@@ -26,6 +26,9 @@ func auditFields(r *pluginapi.Record) []zap.Field {
 		zap.Bool("cached", r.Cached),
 		zap.Bool("do_not_reuse", r.DoNotReuse),
 	}
+	if r.Identity != "" {
+		fields = append(fields, zap.String("identity", r.Identity))
+	}
 	if r.Prefetched {
 		fields = append(fields, zap.Bool("prefetched", true))
 	}

@@ -174,7 +174,7 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 	}
 
 	dec := d.opts.Resolver.Resolve(policyRequest(*req))
-	rec.Rule, rec.Variable, rec.DoNotReuse = dec.Rule, dec.Variable, dec.DoNotReuse
+	rec.Rule, rec.Variable, rec.Identity, rec.DoNotReuse = dec.Rule, dec.Variable, dec.Identity, dec.DoNotReuse
 	if dec.Bundle != nil {
 		rec.Members = dec.Variables() // also for a deny by an allow condition
 	}

@@ -296,3 +296,19 @@ func TestResponseNeverPrintsValue(t *testing.T) {
 		t.Errorf("zap printed the value: %s", buf.String())
 	}
 }
+
+func TestGetSecretAuditsTheIdentity(t *testing.T) {
+	res := &fakeResolver{fn: func(policy.Request) policy.Decision {
+		return policy.Decision{Allow: true, Rule: "stack-secrets", Variable: "apps/demo/db-password", Identity: "shop"}
+	}}
+	d, logs := newTestDriver(t, demoFetcher(), res)
+	if got := d.GetSecret(context.Background(), labelled("ignored")); got.Err != "" {
+		t.Fatalf("answer %v", got)
+	}
+	if got := logs.All()[0].ContextMap()["identity"]; got != "shop" {
+		t.Errorf("audit identity = %v, want shop", got)
+	}
+	if st := d.Status(); len(st.Recent) != 1 || st.Recent[0].Identity != "shop" {
+		t.Errorf("status recent %+v, want identity shop", st.Recent)
+	}
+}

@@ -101,6 +101,9 @@ type Record struct {
 	Image      string        `json:"image,omitempty"`
 	Rule       string        `json:"rule,omitempty"`
 	Variable   string        `json:"variable,omitempty"`
+	// Identity is the Conjur host (below the authn-jwt identity-path) the
+	// Get was made as in the per-request identity mode.
+	Identity   string        `json:"identity,omitempty"`
 	Members    []string      `json:"members,omitempty"` // a bundle's member ids, sorted by member name
 	Decision   string        `json:"decision"`
 	Code       errcode.Code  `json:"code,omitempty"`

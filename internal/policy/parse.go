@@ -22,8 +22,8 @@ const MaxFileSize = 1 << 20
 // Known keys at each level of the file, in documentation order. The JSON
 // Schema in docs/mapping.schema.json is tested against these.
 var (
-	topKeys  = []string{"version", "account", "within", "rules"}
-	ruleKeys = []string{"name", "match", "allow", "variable", "bundle", "field", "decode", "version", "reuse", "stale_if_error"}
+	topKeys  = []string{"version", "account", "within", "identity", "rules"}
+	ruleKeys = []string{"name", "match", "allow", "variable", "bundle", "field", "decode", "version", "identity", "reuse", "stale_if_error"}
 )
 
 // Parse parses and validates a version 1 mapping file. file names it in
@@ -151,6 +151,9 @@ func (ps *parser) parse(data []byte) *Policy {
 	}
 	if v, ok := top["within"]; ok {
 		p.within = ps.within(v.val)
+	}
+	if v, ok := top["identity"]; ok {
+		p.identity = ps.identity(v.val, "the default", nil)
 	}
 	v, ok := top["rules"]
 	if !ok {

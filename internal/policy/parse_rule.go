@@ -52,6 +52,9 @@ func (ps *parser) rule(n *yaml.Node, within []string, seen map[string]int) *rule
 			r.version = ps.version(v.val, s, groups)
 		}
 	}
+	if v, ok := m["identity"]; ok {
+		r.identity = ps.identity(v.val, what, groups)
+	}
 	if v, ok := m["reuse"]; ok {
 		if v.val.Kind != yaml.ScalarNode || v.val.Tag != "!!bool" {
 			ps.add(v.val, "reuse must be true or false, got %s", describeNode(v.val))

@@ -38,6 +38,7 @@ rules:
 	{"ok/match-everything", "version: 1\nrules:\n  - name: all\n    match: {}\n    variable: apps/{secret}\n", []string{"all"}, nil},
 	{"ok/literal-version-int", "version: 1\nrules:\n  - name: a\n    match: {}\n    variable: apps/x\n    version: 3\n", []string{"a"}, nil},
 	{"ok/escaped-brace-in-match-glob", "version: 1\nrules:\n  - name: a\n    match: {secret: 'x\\{y\\}'}\n    variable: apps/x\n", []string{"a"}, nil},
+	{"ok/identity-default-and-rule", "version: 1\nidentity: '{service_label:com.docker.stack.namespace}'\nrules:\n  - name: a\n    match: {secret: 're:(?P<t>[a-z]+)'}\n    variable: apps/{match:t}\n    identity: tiers/{match:t}\n  - name: b\n    match: {}\n    variable: apps/x\n", []string{"a", "b"}, nil},
 	{"ok/re-quantifier-braces", "version: 1\nrules:\n  - name: a\n    match: {secret: 're:(?P<k>[a-z]{2,5})'}\n    variable: apps/{match:k}\n", []string{"a"}, nil},
 }
 

@@ -56,6 +56,7 @@ type Policy struct {
 	hash     string
 	account  string
 	within   []string
+	identity *template // the default identity (nil = none)
 	rules    []*rule
 	warnings Problems // see Warnings
 }
@@ -160,6 +161,7 @@ type rule struct {
 	allow    []cond
 	variable template
 	version  *template
+	identity *template // nil = the file's default
 	reuse    bool
 	// staleIfError is the stale_if_error window (0 = off).
 	staleIfError time.Duration

@@ -135,7 +135,7 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 			return deny(no.condition, "%s", no.reason)
 		}
 		d.Bundle = b
-		return finish(r, req, groups, d, deny)
+		return finish(r, p.identityOf(r), req, groups, d, deny)
 	}
 
 	id, no := expand(r.variable, req, groups, true)
@@ -162,12 +162,16 @@ func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decisi
 		}
 		d.Version = v
 	}
-	return finish(r, req, groups, d, deny)
+	return finish(r, p.identityOf(r), req, groups, d, deny)
 }
 
-// finish checks r's allow conditions for d, whose variable or bundle is
-// resolved: deny is decide's, which denies d.
-func finish(r *rule, req Request, groups map[string]groupVal, d Decision, deny func(condition, format string, args ...any) Decision) Decision {
+// finish fills d's identity from the identity template (nil = none) and
+// checks r's allow conditions for d, whose variable or bundle is resolved:
+// deny is decide's, which denies d.
+func finish(r *rule, identity *template, req Request, groups map[string]groupVal, d Decision, deny func(condition, format string, args ...any) Decision) Decision {
+	if no := resolveIdentity(identity, req, groups, &d); no.denies() {
+		return deny(no.condition, "%s", no.reason)
+	}
 	for _, c := range r.allow {
 		if why := c.allows(req, groups); why != "" {
 			return deny(c.path, "%s", why)
