@@ -92,15 +92,15 @@ const (
 // Record is the audit record of one GetSecret decision. It never holds the
 // value.
 type Record struct {
-	Time       time.Time     `json:"time"`
-	Secret     string        `json:"secret"`
-	Service    string        `json:"service,omitempty"`
-	ServiceID  string        `json:"service_id,omitempty"`
-	Task       string        `json:"task,omitempty"`
-	Node       string        `json:"node,omitempty"`
-	Image      string        `json:"image,omitempty"`
-	Rule       string        `json:"rule,omitempty"`
-	Variable   string        `json:"variable,omitempty"`
+	Time      time.Time `json:"time"`
+	Secret    string    `json:"secret"`
+	Service   string    `json:"service,omitempty"`
+	ServiceID string    `json:"service_id,omitempty"`
+	Task      string    `json:"task,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	Variable  string    `json:"variable,omitempty"`
 	// Identity is the Conjur host (below the authn-jwt identity-path) the
 	// Get was made as in the per-request identity mode.
 	Identity   string        `json:"identity,omitempty"`
