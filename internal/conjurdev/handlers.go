@@ -75,38 +75,6 @@ func noRoute(w http.ResponseWriter, r *http.Request) {
 	writeError(w, &StatusError{Status: http.StatusNotFound, Code: "not_found", Message: "No route matches [" + r.Method + "] " + r.URL.Path})
 }
 
-// handle registers h for pattern, counting requests as endpoint ep and
-// applying the fault switches; write marks changes refused by a follower.
-func (s *Server) handle(pattern, ep string, write bool, h http.HandlerFunc) {
-	c := s.counts[ep]
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		c.Add(1)
-		if s.faults.apply(w, r, write) {
-			return
-		}
-		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
-			start := time.Now()
-			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-			h(rec, r)
-			ce.Write(zap.String("endpoint", ep), zap.String("method", r.Method),
-				zap.String("path", r.URL.Path), zap.Int("status", rec.status),
-				zap.Duration("duration", time.Since(start)))
-			return
-		}
-		h(w, r)
-	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
 // caller is the authenticated role of a request.
 type caller struct {
 	role string // full role id
@@ -131,6 +99,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 			unauthorized(w, errTokenInvalid.Error())
 			return
 		}
+		noteRole(r, role)
 		h(w, r, caller{role: role, iat: claims.Iat})
 	}
 }
@@ -379,6 +348,7 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
+	noteVariables(r, []string{full})
 	version := 0
 	if r.URL.Query().Has("version") {
 		// Conjur: Integer(version); a version that does not parse is 422,
@@ -475,6 +445,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 	for len(ids) > 0 && ids[len(ids)-1] == "" { // as Ruby's String#split
 		ids = ids[:len(ids)-1]
 	}
+	noteVariables(r, ids)
 	if len(ids) == 0 || slices.Contains(ids, "") {
 		writeError(w, argumentError("variable_ids"))
 		return

@@ -89,6 +89,7 @@ type Server struct {
 	tokens *tokenSigner
 	faults Faults
 	counts map[string]*atomic.Int64
+	reqLog requestLog
 	mux    *http.ServeMux
 
 	authenticators map[string]bool // enabled by Options (CONJUR_AUTHENTICATORS)

@@ -1,0 +1,130 @@
+package conjurdev
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxRequests bounds the request log: older entries are dropped first.
+const maxRequests = 10000
+
+// Request is one request the server answered, for tests that assert what
+// a client sent (e.g. that one batch request never carries two
+// identities). It holds ids, never values, keys or tokens.
+type Request struct {
+	Endpoint  string   // one of the Ep* names
+	Role      string   // full role id the access token authenticated; "" for authentication calls and refusals before it
+	Variables []string // ids of the variables a secret or batch read named
+	Status    int      // HTTP status answered; 0 for a dropped connection
+}
+
+// requestLog keeps the last maxRequests requests.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []Request
+}
+
+func (l *requestLog) add(r Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.reqs) >= maxRequests {
+		l.reqs = slices.Delete(l.reqs, 0, len(l.reqs)-maxRequests+1)
+	}
+	l.reqs = append(l.reqs, r)
+}
+
+// Requests is the log of requests answered so far (the last 10,000), in
+// the order they finished.
+func (s *Server) Requests() []Request {
+	s.reqLog.mu.Lock()
+	defer s.reqLog.mu.Unlock()
+	return slices.Clone(s.reqLog.reqs)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.reqLog.mu.Lock()
+	defer s.reqLog.mu.Unlock()
+	s.reqLog.reqs = nil
+}
+
+type reqKey struct{}
+
+// noteRole and noteVariables fill in the log entry of the request being
+// answered.
+func noteRole(r *http.Request, role string) {
+	if e, ok := r.Context().Value(reqKey{}).(*Request); ok {
+		e.Role = role
+	}
+}
+
+func noteVariables(r *http.Request, ids []string) {
+	if e, ok := r.Context().Value(reqKey{}).(*Request); ok {
+		e.Variables = slices.Clone(ids)
+	}
+}
+
+// handle registers h for pattern, counting requests as endpoint ep,
+// applying the fault switches and logging the request; write marks
+// changes refused by a follower.
+func (s *Server) handle(pattern, ep string, write bool, h http.HandlerFunc) {
+	c := s.counts[ep]
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c.Add(1)
+		entry := &Request{Endpoint: ep}
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() { s.reqLog.add(*entry) }()
+		defer func() { entry.Status = rec.status }()
+		if s.faults.apply(rec, r, write) {
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), reqKey{}, entry))
+		ce := s.log.Check(zap.DebugLevel, "request")
+		start := time.Now()
+		h(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		if ce != nil {
+			ce.Write(zap.String("endpoint", ep), zap.String("method", r.Method),
+				zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+				zap.Duration("duration", time.Since(start)))
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Hijack lets the drop fault close the connection under the recorder.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("conjurdev: the connection cannot be taken over")
+	}
+	return hj.Hijack()
+}
