@@ -62,11 +62,11 @@ func TestStackBundles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Written out by hand from the documented rules: sorted by name, \ " $
-	// and newline escaped inside the quotes.
-	wantEnv := "AWS_SECRET_ACCESS_KEY=\"k/ey+=" + suffix + "\"\n" +
-		"DB_PASSWORD=\"pa\\\"s\\$w\\\\rd\\n" + suffix + "\"\n" +
-		"DB_USER=\"" + user + "\"\n"
+	// Written out by hand from the documented rules: sorted by name, each
+	// value between single quotes, as it is.
+	wantEnv := "AWS_SECRET_ACCESS_KEY='k/ey+=" + suffix + "'\n" +
+		"DB_PASSWORD='pa\"s$w\\rd\n" + suffix + "'\n" +
+		"DB_USER='" + user + "'\n"
 	wantDSN := "postgres://" + user + ":" + url.QueryEscape(password) + "@db:5432/app"
 
 	compose := fmt.Sprintf(`version: "3.8"

@@ -67,11 +67,11 @@ func TestServeDevNextStepWorks(t *testing.T) {
 		t.Fatalf("serve --dev printed no next step (want two get commands and status):\n%s", out.String())
 	}
 	// The first returns one variable, the second the demo's dotenv bundle.
-	for i, want := range []string{"demo-db-password-0001", "API_TOKEN=\"demo-api-token-0001\"\n" +
-		"AWS_SECRET_ACCESS_KEY=\"demo/aws+secret=0001\"\n" +
-		"DB_HOST=\"db.demo.internal\"\n" +
-		"DB_PASSWORD=\"demo-db-password-0001\"\n" +
-		"DB_USER=\"demo_app\"\n"} {
+	for i, want := range []string{"demo-db-password-0001", "API_TOKEN='demo-api-token-0001'\n" +
+		"AWS_SECRET_ACCESS_KEY='demo/aws+secret=0001'\n" +
+		"DB_HOST='db.demo.internal'\n" +
+		"DB_PASSWORD='demo-db-password-0001'\n" +
+		"DB_USER='demo_app'\n"} {
 		stdout, stderr, code := execCLI(strings.Fields(getLines[i])[1:]...)
 		if stdout != want || code != 0 {
 			t.Errorf("the printed get command %q gave %q, exit %d, stderr %s; want %q", getLines[i], stdout, code, stderr, want)

@@ -112,7 +112,7 @@ func TestGetSecretBundle(t *testing.T) {
 		wantMembers []string
 		wantVar     string // the audit record's variable
 	}{
-		{name: "ok/dotenv", secret: "db_env", want: "AWS_KEY=\"aws/secret+key=77\"\nDB_PASSWORD=\"pa\\\"ss\\$word-9c1d\"\nDB_USER=\"app_user\"\n",
+		{name: "ok/dotenv", secret: "db_env", want: "AWS_KEY='aws/secret+key=77'\nDB_PASSWORD='pa\"ss$word-9c1d'\nDB_USER='app_user'\n",
 			wantMembers: []string{"apps/db/aws", "apps/db/password", "apps/db/user"}},
 		{name: "ok/template-dsn", secret: "db_dsn", want: "postgres://app_user:pa%22ss%24word-9c1d@db:5432/app",
 			wantMembers: []string{"apps/db/password", "apps/db/user"}},

@@ -15,11 +15,11 @@ import (
 
 // demoEnv is what the demo's dotenv bundle (docs/examples/mapping.yml, rule
 // demo-env) renders from docs/examples/values.yml.
-const demoEnv = `API_TOKEN="demo-api-token-0001"
-AWS_SECRET_ACCESS_KEY="demo/aws+secret=0001"
-DB_HOST="db.demo.internal"
-DB_PASSWORD="demo-db-password-0001"
-DB_USER="demo_app"
+const demoEnv = `API_TOKEN='demo-api-token-0001'
+AWS_SECRET_ACCESS_KEY='demo/aws+secret=0001'
+DB_HOST='db.demo.internal'
+DB_PASSWORD='demo-db-password-0001'
+DB_USER='demo_app'
 `
 
 func bundleReq(name, bundle string) pluginapi.Request {

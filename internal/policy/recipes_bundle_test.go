@@ -48,7 +48,7 @@ func TestBundleRecipes(t *testing.T) {
 			{"ok/own-stack", stack("shop", "env", "shop"), true, "app-env", "",
 				[]string{"apps/shop/api-token", "apps/shop/db/password", "shared/smtp/password"},
 				[]string{"tok-1", `s3cr"t$1`, "line1\nline2"},
-				"API_TOKEN=\"tok-1\"\nDB_PASSWORD=\"s3cr\\\"t\\$1\"\nSMTP_PASSWORD=\"line1\\nline2\"\n"},
+				"API_TOKEN='tok-1'\nDB_PASSWORD='s3cr\"t$1'\nSMTP_PASSWORD='line1\nline2'\n"},
 			{"fail/other-stack", stack("shop", "env", "web"), false, "app-env", "allow.service_labels[com.docker.stack.namespace]",
 				[]string{"apps/shop/api-token", "apps/shop/db/password", "shared/smtp/password"}, nil, ""},
 		}},

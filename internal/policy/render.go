@@ -295,19 +295,38 @@ func writeYAMLString(b *bytes.Buffer, s string) {
 	})
 }
 
-// dotenvEscapes are the characters escaped inside a dotenv value's quotes.
-var dotenvEscapes = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-
-// renderDotenv writes one NAME="value" line per member, sorted by name.
+// renderDotenv writes one NAME='value' line per member, sorted by name,
+// for a POSIX shell to read with `set -a; . FILE`: member names are shell
+// names (memberNameRE) and every value goes through writeShellQuoted.
 func renderDotenv(ms []Member, vals [][]byte) []byte {
 	var b bytes.Buffer
 	for i, m := range ms {
 		b.WriteString(m.Name)
-		b.WriteString(`="`)
-		_, _ = dotenvEscapes.WriteString(&b, string(vals[i]))
-		b.WriteString("\"\n")
+		b.WriteByte('=')
+		writeShellQuoted(&b, vals[i])
+		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// writeShellQuoted writes v between single quotes, each ' in it as '\'' (close
+// the quotes, an escaped quote, reopen them). Inside single quotes a POSIX
+// shell expands nothing ($, `, \, newlines and every other byte stand for
+// themselves), so the shell reads back exactly v; only NUL cannot be
+// written, and textProblem refuses it first.
+func writeShellQuoted(b *bytes.Buffer, v []byte) {
+	b.WriteByte('\'')
+	for {
+		i := bytes.IndexByte(v, '\'')
+		if i < 0 {
+			break
+		}
+		b.Write(v[:i])
+		b.WriteString(`'\''`)
+		v = v[i+1:]
+	}
+	b.Write(v)
+	b.WriteByte('\'')
 }
 
 // funcError is an error a template function returns; its text holds no
