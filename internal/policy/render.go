@@ -309,11 +309,16 @@ func renderDotenv(ms []Member, vals [][]byte) []byte {
 	return b.Bytes()
 }
 
-// writeShellQuoted writes v between single quotes, each ' in it as '\'' (close
-// the quotes, an escaped quote, reopen them). Inside single quotes a POSIX
-// shell expands nothing ($, `, \, newlines and every other byte stand for
-// themselves), so the shell reads back exactly v; only NUL cannot be
-// written, and textProblem refuses it first.
+// writeShellQuoted writes v between single quotes, and each single quote in
+// it as the four bytes below (close the quotes, an escaped quote, reopen
+// them):
+//
+//	'\''
+//
+// Inside single quotes a POSIX shell expands nothing ($, backquotes, \,
+// newlines and every other byte stand for themselves), so the shell reads
+// back exactly v; only NUL cannot be written, and textProblem refuses it
+// first.
 func writeShellQuoted(b *bytes.Buffer, v []byte) {
 	b.WriteByte('\'')
 	for {
