@@ -19,11 +19,12 @@ var _ ManyFetcher = (*conjur.Client)(nil)
 // serveBundle fetches every member of dec's bundle together and renders the
 // secret. If any member fails, the Get fails with that member's code and
 // name (the first failing member by name); nothing partial is handed out.
-func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *PolicyDecision) pluginapi.Response {
+// who is whom the members are read as (per-request identity mode), or nil.
+func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *PolicyDecision, who *conjur.Workload) pluginapi.Response {
 	members := dec.Bundle.Members
 	refs := make([]Ref, len(members))
 	for i, m := range members {
-		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
+		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: who}
 	}
 	vals, errs := d.fetchMany(ctx, refs)
 	rec.Cached = true

@@ -197,9 +197,9 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 	defer cancel()
 	if dec.Bundle != nil {
-		return d.serveBundle(ctx, start, &rec, &dec)
+		return d.serveBundle(ctx, start, &rec, &dec, workload(req, dec.Identity))
 	}
-	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0}
+	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: workload(req, dec.Identity)}
 	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
@@ -228,7 +228,7 @@ func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec 
 		return val, false, err
 	}
 	t := taskKey{task: req.TaskID, service: req.ServiceID}
-	k := prefetchKey{rule: dec.Rule, variable: dec.Variable, version: dec.Version}
+	k := prefetchKey{rule: dec.Rule, variable: dec.Variable, version: dec.Version, identity: dec.Identity}
 	if data, ok := d.pf.take(t, k); ok {
 		return Value{Data: data}, true, nil
 	}
@@ -239,7 +239,7 @@ func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec 
 		refs := make([]Ref, 0, 1+len(plan))
 		refs = append(refs, ref)
 		for _, a := range plan {
-			refs = append(refs, Ref{ID: a.variable, Version: a.version, NoCache: true})
+			refs = append(refs, Ref{ID: a.variable, Version: a.version, NoCache: true, Workload: workload(req, a.identity)})
 		}
 		res := d.opts.Fetcher.(ManyFetcher).GetMany(ctx, refs) // New keeps pf nil without GetMany
 		val, err = res[0].Value, res[0].Err

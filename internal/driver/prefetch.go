@@ -34,6 +34,7 @@ const (
 type prefetchKey struct {
 	rule, variable string
 	version        int
+	identity       string // the Conjur identity the rule chose (per-request mode); "" otherwise
 }
 
 // taskKey names a task of a service.
