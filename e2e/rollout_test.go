@@ -20,6 +20,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 	"github.com/cyberark/conjur-swarm/internal/rollout"
 )
@@ -188,7 +189,7 @@ func TestRolloutAgent(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := cl.Get(ctx, conjur.Ref{ID: id}); conjur.CodeOf(err) != conjur.CodeForbidden {
+	if _, err := cl.Get(ctx, conjur.Ref{ID: id}); conjur.CodeOf(err) != errcode.Forbidden {
 		t.Fatalf("the agent's identity fetching %s: %v, want FORBIDDEN (read without execute)", id, err)
 	}
 	if vs, err := cl.Versions(ctx, s.dev.Account(), []string{id}); err != nil || vs[id] != 1 {

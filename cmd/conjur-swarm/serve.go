@@ -134,11 +134,10 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 	// request MAPPING_INVALID until the file is fixed, then adopts it.
 	store := policy.OpenStore(cfg.MappingFile, log.Named("policy"))
 
-	conj, closeConjur := newConjurClient(cfg, opts.dev, log)
+	conj, problem, closeConjur := newConjurClient(cfg, opts.dev, log)
 	defer closeConjur()
-	_, notConfigured := conj.(driver.NotConfigured)
 
-	d, metricsSrv, closeSink, err := newPluginDriver(cfg, store, conj, log)
+	d, metricsSrv, closeSink, err := newPluginDriver(cfg, store, conj, problem, log)
 	if err != nil {
 		return err
 	}
@@ -154,7 +153,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 		dropPrivileges(log)
 	}
 
-	announceServing(log, cfg, store, notConfigured)
+	announceServing(log, cfg, store, conj != nil)
 	if opts.dev {
 		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
 	}
@@ -167,11 +166,11 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 	return err
 }
 
-// newPluginDriver builds the driver over the store and the Conjur client,
-// with the metrics (CONJUR_SWARM_METRICS_LISTEN; the returned server is nil
+// newPluginDriver builds the driver over the store and the Conjur client
+// (nil, and problem says why, when the Conjur settings are unusable), with the metrics (CONJUR_SWARM_METRICS_LISTEN; the returned server is nil
 // without it, and does not listen yet) and the syslog audit sink
 // (CONJUR_SWARM_AUDIT_SYSLOG), which the returned function closes.
-func newPluginDriver(cfg Config, store *policy.Store, conj conjurSide, log *zap.Logger) (*driver.Driver, *http.Server, func(), error) {
+func newPluginDriver(cfg Config, store *policy.Store, conj driver.Conjur, problem string, log *zap.Logger) (*driver.Driver, *http.Server, func(), error) {
 	var observer driver.Observer
 	var metricsSrv *http.Server
 	if cfg.MetricsListen != "" {
@@ -194,6 +193,8 @@ func newPluginDriver(cfg Config, store *policy.Store, conj conjurSide, log *zap.
 	dopts := driver.Options{
 		Resolver:      store,
 		PolicyStatus:  store,
+		Conjur:        conj,
+		ConfigProblem: problem,
 		Account:       cfg.Conjur.Account,
 		ApplianceURLs: cfg.Conjur.ApplianceURLs,
 		Logger:        log.Named("driver"),
@@ -204,7 +205,6 @@ func newPluginDriver(cfg Config, store *policy.Store, conj conjurSide, log *zap.
 	if sink != nil { // never a typed nil in an interface
 		dopts.AuditSink = sink
 	}
-	dopts.Fetcher, dopts.Credentials, dopts.ConjurStatus = conj, conj, conj
 	d, err := driver.New(dopts)
 	if err != nil {
 		closeSink()
@@ -275,7 +275,7 @@ func dropPrivileges(log *zap.Logger) {
 // announceServing logs the plugin's start with its mapping and settings,
 // and warns about mapping rules that let a secret's creator choose the
 // variable.
-func announceServing(log *zap.Logger, cfg Config, store *policy.Store, notConfigured bool) {
+func announceServing(log *zap.Logger, cfg Config, store *policy.Store, conjurConfigured bool) {
 	st := store.Status()
 	var warnings []string
 	if p := store.Policy(); p != nil {
@@ -287,7 +287,7 @@ func announceServing(log *zap.Logger, cfg Config, store *policy.Store, notConfig
 		zap.String("mapping_hash", st.Hash),
 		zap.Int("mapping_rules", st.Rules),
 		zap.Strings("mapping_warnings", warnings),
-		zap.Bool("conjur_configured", !notConfigured),
+		zap.Bool("conjur_configured", conjurConfigured),
 		zap.Object("settings", cfg))
 	if len(warnings) > 0 {
 		log.Warn("the mapping policy lets anyone who can create a swarm secret choose the variable; see mapping_warnings for the rules and how to fix them",
@@ -295,22 +295,15 @@ func announceServing(log *zap.Logger, cfg Config, store *policy.Store, notConfig
 	}
 }
 
-// conjurSide is what the driver needs of the Conjur client.
-type conjurSide interface {
-	driver.Fetcher
-	driver.CredentialSink
-	driver.ConjurReporter
-}
-
 // newConjurClient builds the Conjur client and the function that closes it.
-// When Conjur's settings are missing or invalid it returns a
-// driver.NotConfigured with the reason, which every request's
-// NOT_CONFIGURED answer and the status endpoint repeat.
-func newConjurClient(cfg Config, dev bool, log *zap.Logger) (conjurSide, func()) {
-	fail := func(err error) (conjurSide, func()) {
+// When Conjur's settings are missing or invalid it returns no client and
+// the problem, which every request's NOT_CONFIGURED answer and the status
+// endpoint repeat.
+func newConjurClient(cfg Config, dev bool, log *zap.Logger) (driver.Conjur, string, func()) {
+	fail := func(err error) (driver.Conjur, string, func()) {
 		reason := "the Conjur settings are incomplete or invalid: " + strings.ReplaceAll(err.Error(), "\n", "; ")
 		log.Error("the plugin cannot reach Conjur until its settings are fixed; every request fails NOT_CONFIGURED", zap.String("problems", reason))
-		return driver.NotConfigured{Reason: reason}, func() {}
+		return nil, reason, func() {}
 	}
 	ca, err := cfg.Conjur.caPEM()
 	if err != nil {
@@ -323,7 +316,7 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (conjurSide, func())
 	if err != nil {
 		return fail(err)
 	}
-	return client, func() { _ = client.Close() }
+	return client, "", func() { _ = client.Close() }
 }
 
 // listenSocket listens on the unix socket at path, creating its directory

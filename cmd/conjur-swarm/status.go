@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -239,7 +239,7 @@ func orDash(s string) string {
 	return s
 }
 
-func byCode(m map[driver.Code]uint64) string {
+func byCode(m map[errcode.Code]uint64) string {
 	if len(m) == 0 {
 		return ""
 	}
@@ -250,7 +250,7 @@ func byCode(m map[driver.Code]uint64) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[driver.Code(k)]))
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[errcode.Code(k)]))
 	}
 	return "; by code: " + strings.Join(parts, " ")
 }

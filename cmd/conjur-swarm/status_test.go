@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -60,7 +60,7 @@ func sampleStatus() map[string]pluginapi.Status {
 		},
 		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
 			LoadedAt: t0, LastError: "mapping.yml:4:5: unknown field \"variabel\"", LastErrorAt: t0.Add(5 * time.Minute)},
-		Counters: pluginapi.Counters{Requests: 4, Allowed: 2, Stale: 1, Denied: 1, Errors: 1, ByCode: map[driver.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
+		Counters: pluginapi.Counters{Requests: 4, Allowed: 2, Stale: 1, Denied: 1, Errors: 1, ByCode: map[errcode.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
 		Recent: []pluginapi.Record{
 			{Time: t0.Add(9*time.Minute + 30*time.Second), Secret: "web_db", Service: "web", Node: "n2", Rule: "web-db", Variable: "apps/web/db",
 				Decision: "allow", Duration: 2 * time.Second, DoNotReuse: true, Stale: true, StaleAge: 4*time.Minute + 200*time.Millisecond, StaleCause: "UNAVAILABLE"},
@@ -92,7 +92,7 @@ func sampleStatus() map[string]pluginapi.Status {
 				`/etc/conjur-swarm/mapping/mapping.yml:4:5: rule "by-label" has no variable: add "variable: ..."`,
 				`/etc/conjur-swarm/mapping/mapping.yml:6:5: unknown key "variabel" in rule (did you mean "variable"?)`,
 			}},
-		Counters: pluginapi.Counters{Requests: 1, Errors: 1, ByCode: map[driver.Code]uint64{"MAPPING_INVALID": 1}},
+		Counters: pluginapi.Counters{Requests: 1, Errors: 1, ByCode: map[errcode.Code]uint64{"MAPPING_INVALID": 1}},
 	}
 	refused := pluginapi.HandoffState{At: t0.Add(5 * time.Minute), Code: "AUTH_REFUSED", Fingerprint: "0badf00d0badf00d",
 		Err: "conjur-swarm [AUTH_REFUSED] credential handoff (fingerprint 0badf00d0badf00d): Conjur at https://conjur.example.com refused to authenticate host/swarm/conjur-plugin (HTTP 401)"}

@@ -12,13 +12,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // agentFixture serves a driver whose credential sink is a fake, at
 // plugins/<id>/conjur.sock, and an agent pointed at it with a fake clock.
 type agentFixture struct {
-	sink   *fakeSink
+	sink   *conjurtest.Fake
 	sock   string
 	secret string
 	agent  *Agent
@@ -56,7 +57,7 @@ var credA = testCred("host/swarm/conjur-plugin", "key-aaaa-1111")
 func TestAgentBacksOffARefusedCredential(t *testing.T) {
 	f := newAgentFixture(t)
 	writeFile(t, f.secret, credA)
-	f.sink.err = errors.New("conjur refused") // becomes INTERNAL at the endpoint
+	f.sink.FailAdopt(errors.New("conjur refused")) // becomes INTERNAL at the endpoint
 	ctx := context.Background()
 
 	if res := f.agent.Pass(ctx); len(res.Failed) != 1 {
@@ -79,9 +80,7 @@ func TestAgentBacksOffARefusedCredential(t *testing.T) {
 		t.Errorf("backoff (-want +got):\n%s", diff)
 	}
 	// A different credential is offered at once, and accepted.
-	f.sink.mu.Lock()
-	f.sink.err = nil
-	f.sink.mu.Unlock()
+	f.sink.FailAdopt(nil)
 	writeFile(t, f.secret, testCred("host/swarm/conjur-plugin", "key-bbbb-2222"))
 	if res := f.agent.Pass(ctx); len(res.HandedTo) != 1 {
 		t.Fatalf("new credential: %+v", res)
@@ -102,10 +101,8 @@ func TestAgentKeepsTheKeyFromAPluginPinnedToAnotherLogin(t *testing.T) {
 	if why := res.Skipped[f.sock]; !strings.Contains(why, `pinned to login "host/swarm/conjur-plugin"`) {
 		t.Fatalf("pass %+v, want the plugin skipped, naming its pinned login", res)
 	}
-	f.sink.mu.Lock()
-	defer f.sink.mu.Unlock()
-	if len(f.sink.adopted) != 0 {
-		t.Errorf("the plugin adopted %d credentials; want none", len(f.sink.adopted))
+	if n := len(f.sink.Adopted()); n != 0 {
+		t.Errorf("the plugin adopted %d credentials; want none", n)
 	}
 }
 

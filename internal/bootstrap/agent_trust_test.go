@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -113,10 +114,10 @@ func TestAgentKeepsTheKeyFromAPluginOfAnotherConjur(t *testing.T) {
 	for range 2 { // the second pass is the one that used to re-send it on the back-off
 		a.Pass(context.Background())
 	}
-	if n := staging.count(); n != 0 {
+	if n := len(staging.Adopted()); n != 0 {
 		t.Errorf("the staging plugin received the production credential %d times; want never", n)
 	}
-	if n := prod.count(); n != 1 {
+	if n := len(prod.Adopted()); n != 1 {
 		t.Errorf("the production plugin adopted the credential %d times; want once", n)
 	}
 	res := a.Pass(context.Background())
@@ -168,7 +169,7 @@ func TestAgentSurvivesHostileStatusesAndServesTheOthers(t *testing.T) {
 	a, _ := newTrustAgent(t, plugins, prodCred)
 
 	res := a.Pass(context.Background())
-	if len(res.HandedTo) != 1 || res.HandedTo[0] != prodSock || prod.count() != 1 {
+	if len(res.HandedTo) != 1 || res.HandedTo[0] != prodSock || len(prod.Adopted()) != 1 {
 		t.Fatalf("pass %+v: want the credential handed to %s only", res, prodSock)
 	}
 	for _, f := range fakes {
@@ -214,10 +215,8 @@ func TestAgentLogsSuccessOnlyForTheFingerprintSent(t *testing.T) {
 func TestAgentHandsOverWhileAnotherSocketHangs(t *testing.T) {
 	plugins := t.TempDir()
 	adopted := make(chan struct{})
-	sink := realPlugin(t, filepath.Join(plugins, "zz", pluginapi.SocketName), prodLogin, prodAccount, prodURL)
-	sink.mu.Lock()
-	sink.onAdopt = func() { close(adopted) }
-	sink.mu.Unlock()
+	sink := &conjurtest.Fake{OnAdopt: func() { close(adopted) }}
+	startPlugin(t, sink, filepath.Join(plugins, "zz", pluginapi.SocketName), prodLogin, prodAccount, prodURL)
 
 	hung := filepath.Join(plugins, "aa", pluginapi.SocketName)
 	if err := os.MkdirAll(filepath.Dir(hung), 0o700); err != nil {
@@ -244,8 +243,8 @@ func TestAgentHandsOverWhileAnotherSocketHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := a.Pass(context.Background())
-	if len(res.HandedTo) != 1 || sink.count() != 1 {
-		t.Errorf("pass %+v, adopted %d: want the production plugin served", res, sink.count())
+	if len(res.HandedTo) != 1 || len(sink.Adopted()) != 1 {
+		t.Errorf("pass %+v, adopted %d: want the production plugin served", res, len(sink.Adopted()))
 	}
 	if why := res.Failed[hung]; !strings.Contains(why, "not JSON of the expected shape") {
 		t.Errorf("the hung socket's call ended with %q; want its empty answer, given after the production plugin adopted the credential", why)

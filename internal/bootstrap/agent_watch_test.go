@@ -13,12 +13,14 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // startPluginAt starts a plugin instance at sock whose credentials go to
 // sink; stop ends it (see startPlugin).
-func startPluginAt(t *testing.T, sink *fakeSink, sock string) (stop func()) {
+func startPluginAt(t *testing.T, sink *conjurtest.Fake, sock string) (stop func()) {
 	t.Helper()
 	return startPlugin(t, sink, sock, "", "")
 }
@@ -64,7 +66,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestAgentHandsOverAtOnceToARestartedPlugin(t *testing.T) {
 	plugins := t.TempDir()
 	sock := filepath.Join(plugins, "f00d", pluginapi.SocketName)
-	first := &fakeSink{err: &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused it"}}
+	first := &conjurtest.Fake{AdoptErr: &conjur.Error{Code: errcode.AuthRefused, Msg: "Conjur refused it"}}
 	stopFirst := startPluginAt(t, first, sock)
 
 	a, logs := runWatchingAgent(t, plugins)
@@ -78,18 +80,18 @@ func TestAgentHandsOverAtOnceToARestartedPlugin(t *testing.T) {
 	}
 
 	stopFirst()
-	second := &fakeSink{}
+	second := &conjurtest.Fake{}
 	startPluginAt(t, second, sock)
-	waitFor(t, "the restarted plugin to hold the credential", func() bool { return second.count() == 1 })
+	waitFor(t, "the restarted plugin to hold the credential", func() bool { return len(second.Adopted()) == 1 })
 	if logs.FilterMessageSnippet("new or restarted plugin socket").Len() == 0 {
 		t.Error("the handover was not logged as caused by a new socket")
 	}
 
 	// A plugin enabled later, under a new plugin ID, is found the same way.
-	third := &fakeSink{}
+	third := &conjurtest.Fake{}
 	startPluginAt(t, third, filepath.Join(plugins, "beef", pluginapi.SocketName))
 	waitFor(t, "a newly enabled plugin to hold the credential", func() bool {
-		if third.count() == 1 {
+		if len(third.Adopted()) == 1 {
 			return true
 		}
 		for _, e := range logs.All() {
@@ -104,7 +106,7 @@ func TestAgentHandsOverAtOnceToARestartedPlugin(t *testing.T) {
 func TestAgentLogsARefusedFingerprintAtErrorOnce(t *testing.T) {
 	f := newAgentFixture(t)
 	writeFile(t, f.secret, credA)
-	f.sink.err = &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused it"}
+	f.sink.FailAdopt(&conjur.Error{Code: errcode.AuthRefused, Msg: "Conjur refused it"})
 	for range 3 {
 		f.agent.Pass(context.Background())
 		f.clock = f.clock.Add(time.Hour)
@@ -128,7 +130,7 @@ func TestAgentLogsARefusedFingerprintAtErrorOnce(t *testing.T) {
 func TestAgentRetriesATransientRefusalAtTheInterval(t *testing.T) {
 	f := newAgentFixture(t)
 	writeFile(t, f.secret, credA)
-	f.sink.err = &conjur.Error{Code: conjur.CodeTLS, Msg: "Conjur's certificate could not be verified"}
+	f.sink.FailAdopt(&conjur.Error{Code: errcode.TLS, Msg: "Conjur's certificate could not be verified"})
 	for range 3 {
 		f.agent.Pass(context.Background())
 		if wait := f.agent.state[f.sock].retryAt.Sub(f.clock); wait != 10*time.Second {
@@ -170,7 +172,7 @@ func TestAgentAsksAStartingPluginAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &fakeSink{}
+	sink := &conjurtest.Fake{}
 	servePluginOn(t, sink, ln, "", "")
-	waitFor(t, "the plugin to hold the credential once it answers", func() bool { return sink.count() == 1 })
+	waitFor(t, "the plugin to hold the credential once it answers", func() bool { return len(sink.Adopted()) == 1 })
 }

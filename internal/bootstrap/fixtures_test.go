@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
 	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
@@ -23,82 +22,22 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // The agent is tested against the real plugin: a driver.Driver served on a
 // unix socket, whose Conjur side is these fakes.
 
-// fakeSink adopts credentials, with a failure switch.
-type fakeSink struct {
-	mu      sync.Mutex
-	err     error
-	adopted []conjur.Credential
-	onAdopt func() // called after each adoption, when set
-}
-
-func (f *fakeSink) Adopt(_ context.Context, c conjur.Credential) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	f.adopted = append(f.adopted, c)
-	if f.onAdopt != nil {
-		f.onAdopt()
-	}
-	return nil
-}
-
-func (f *fakeSink) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.adopted)
-}
-
-// fakeConjurStatus reports the sink's last credential for login and urls
-// (default host/swarm/conjur-plugin and https://conjur.test).
-type fakeConjurStatus struct {
-	sink  *fakeSink
-	login string
-	urls  []string
-}
-
-func (f fakeConjurStatus) Status() conjur.Status {
-	st := conjur.Status{Login: "host/swarm/conjur-plugin", CredentialSource: "none", LastURL: "https://conjur.test",
-		URLs: []conjur.URLStatus{{URL: "https://conjur.test", Healthy: true}}}
-	if f.login != "" {
-		st.Login = f.login
-	}
-	if len(f.urls) > 0 {
-		st.URLs, st.LastURL = nil, f.urls[0]
-		for _, u := range f.urls {
-			st.URLs = append(st.URLs, conjur.URLStatus{URL: u, Healthy: true})
-		}
-	}
-	f.sink.mu.Lock()
-	defer f.sink.mu.Unlock()
-	if n := len(f.sink.adopted); n > 0 {
-		st.CredentialSource, st.CredentialFingerprint = "handoff", f.sink.adopted[n-1].Fingerprint()
-	}
-	return st
-}
-
-// noValues is a Fetcher that has no variable: the plugin counts as
-// configured, and the agent never asks it for a value.
-type noValues struct{}
-
-func (noValues) Get(context.Context, conjur.Ref) (conjur.Value, error) {
-	return conjur.Value{}, errors.New("no values in the agent's tests")
-}
+// The plugin's Conjur side is a conjurtest.Fake without values: the agent
+// never asks for one; its adoptions are the handoffs the plugin accepted.
 
 // realPlugin serves a driver whose Conjur settings are account and urls
 // (default dev and https://conjur.test), pinned to login, at sock; its
 // credential sink records what it adopts.
-func realPlugin(t *testing.T, sock, login, account string, urls ...string) *fakeSink {
+func realPlugin(t *testing.T, sock, login, account string, urls ...string) *conjurtest.Fake {
 	t.Helper()
-	sink := &fakeSink{}
+	sink := &conjurtest.Fake{}
 	startPlugin(t, sink, sock, login, account, urls...)
 	return sink
 }
 
 // startPlugin is realPlugin with the sink given, and a stop that ends the
 // plugin and removes its socket, as a plugin disabled or restarted does.
-func startPlugin(t *testing.T, sink *fakeSink, sock, login, account string, urls ...string) (stop func()) {
+func startPlugin(t *testing.T, sink *conjurtest.Fake, sock, login, account string, urls ...string) (stop func()) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
 		t.Fatal(err)
@@ -111,7 +50,7 @@ func startPlugin(t *testing.T, sink *fakeSink, sock, login, account string, urls
 }
 
 // servePluginOn is startPlugin on a listener of the caller's.
-func servePluginOn(t *testing.T, sink *fakeSink, ln net.Listener, login, account string, urls ...string) (stop func()) {
+func servePluginOn(t *testing.T, sink *conjurtest.Fake, ln net.Listener, login, account string, urls ...string) (stop func()) {
 	t.Helper()
 	if account == "" {
 		account = "dev"
@@ -119,13 +58,14 @@ func servePluginOn(t *testing.T, sink *fakeSink, ln net.Listener, login, account
 	if len(urls) == 0 {
 		urls = []string{"https://conjur.test"}
 	}
+	sink.SetStatus(login, urls)
 	store, err := policy.NewStore("", zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := driver.New(driver.Options{
-		Resolver: store, Fetcher: noValues{}, Account: account, ApplianceURLs: urls,
-		Credentials: sink, ConjurStatus: fakeConjurStatus{sink: sink, login: login, urls: urls},
+		Resolver: store, Account: account, ApplianceURLs: urls,
+		Conjur: sink,
 		Logger: zap.NewNop(),
 	})
 	if err != nil {

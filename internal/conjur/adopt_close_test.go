@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -48,7 +49,7 @@ func TestCloseInterruptsAdopt(t *testing.T) {
 	<-arrived
 	c.Close()
 	close(release) // an authentication that outlived Close would now succeed
-	if err := <-errc; CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
+	if err := <-errc; CodeOf(err) != errcode.Unavailable || !strings.Contains(err.Error(), "shutting down") {
 		t.Fatalf("Adopt interrupted by Close: %+v, want UNAVAILABLE (shutting down)", err)
 	}
 }

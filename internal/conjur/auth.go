@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -43,19 +44,19 @@ func (s *session) credential() (credChoice, error) {
 		data, err := readSmallFile(s.cfg.CredentialFile)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return credChoice{source: "file", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
+				return credChoice{source: "file", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
 					Msg: fmt.Sprintf("no Conjur credential yet: the credential file %s does not exist; create it (readable by the plugin only) with the API key of %s, or run the bootstrap agent to hand the credential over", s.cfg.CredentialFile, s.cfg.Login)}
 			}
-			return credChoice{source: "file", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
+			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s cannot be read: make it a regular file readable by the plugin", s.cfg.CredentialFile)}
 		}
 		cred, err := parseCredentialFile(data, s.cfg.Login)
 		if err != nil {
-			return credChoice{source: "file", gen: gen}, &Error{Code: CodeCredentialRejected, Cause: err,
+			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.CredentialRejected, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s is unusable (%v): put the API key of %s in it, or {\"login\":..,\"api_key\":..}", s.cfg.CredentialFile, err, s.cfg.Login)}
 		}
 		if cred.APIKey != "" && s.cfg.Login != "" && cred.Login != s.cfg.Login {
-			return credChoice{source: "file", gen: gen}, &Error{Code: CodeCredentialRejected,
+			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.CredentialRejected,
 				Msg: fmt.Sprintf("the credential file %s is for login %s but this plugin is pinned to %s (CONJUR_AUTHN_LOGIN): put the credential of %s in it", s.cfg.CredentialFile, cred.Login, s.cfg.Login, s.cfg.Login)}
 		}
 		return credChoice{cred: cred, source: "file", gen: gen}, nil
@@ -63,7 +64,7 @@ func (s *session) credential() (credChoice, error) {
 		data, err := readSmallFile(s.cfg.JWTTokenPath)
 		jwt := string(trimSpaceBytes(data))
 		if err != nil || jwt == "" {
-			return credChoice{source: "jwt", gen: gen}, &Error{Code: CodeNoCredential, Cause: err,
+			return credChoice{source: "jwt", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
 				Msg: fmt.Sprintf("no JWT to authenticate with: the file %s (JWT_TOKEN_PATH) is missing, unreadable or empty; make the JWT available there", s.cfg.JWTTokenPath)}
 		}
 		return credChoice{cred: Credential{JWT: redact.String(jwt)}, source: "jwt", gen: gen}, nil
@@ -78,7 +79,7 @@ func (s *session) noCredential() *Error {
 	if who == "" {
 		who = "the plugin"
 	}
-	return &Error{Code: CodeNoCredential,
+	return &Error{Code: errcode.NoCredential,
 		Msg: fmt.Sprintf("no Conjur credential yet for %s: run the bootstrap agent to hand one over, or set CONJUR_SWARM_CREDENTIAL_FILE", who)}
 }
 
@@ -109,7 +110,7 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credentia
 	var err error
 	if cred.JWT != "" {
 		if ep.jwtAPI == nil {
-			return nil, &Error{Code: CodeCredentialRejected,
+			return nil, &Error{Code: errcode.CredentialRejected,
 				Msg: "a JWT credential was given but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id"}
 		}
 		raw, err = s.bind(ctx, ep.jwtAPI, nil).jwtAuthenticate(cred.JWT.Reveal(), s.cfg.JWTHostID)
@@ -124,7 +125,7 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credentia
 	}
 	tok, err := parseAccessToken(raw, s.now())
 	if err != nil {
-		return nil, &Error{Code: CodeAuthRefused, Cause: err,
+		return nil, &Error{Code: errcode.AuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s answered authentication with an unreadable access token: check CONJUR_APPLIANCE_URL points at Conjur", ep.url)}
 	}
 	tok.base, tok.api = ep.api, withToken(ep.api, tok.raw)
@@ -167,14 +168,14 @@ func (s *session) refused(ep *endpoint, cred Credential, status int, cause error
 		if s.cfg.JWTTokenPath != "" {
 			src = "the JWT from " + s.cfg.JWTTokenPath
 		}
-		return &Error{Code: CodeAuthRefused, Cause: cause,
+		return &Error{Code: errcode.AuthRefused, Cause: cause,
 			Msg: fmt.Sprintf("Conjur at %s refused %s for authn-jwt/%s (HTTP %d): check that the JWT is current, that the authenticator is enabled, and that its claims match a host permitted to authenticate", ep.url, src, s.cfg.JWTServiceID, status)}
 	}
 	if status == http.StatusNotFound {
-		return &Error{Code: CodeAuthRefused, Cause: cause,
+		return &Error{Code: errcode.AuthRefused, Cause: cause,
 			Msg: fmt.Sprintf("Conjur at %s does not know account %q (HTTP 404 on authentication): check CONJUR_ACCOUNT", ep.url, s.cfg.Account)}
 	}
-	return &Error{Code: CodeAuthRefused, Cause: cause,
+	return &Error{Code: errcode.AuthRefused, Cause: cause,
 		Msg: fmt.Sprintf("Conjur at %s refused to authenticate %s (HTTP %d): the API key is wrong or was rotated; hand the current credential over again (bootstrap agent) or update the credential file", ep.url, cred.Login, status)}
 }
 
@@ -290,15 +291,15 @@ func (s *session) adopt(ctx context.Context, cred Credential) error {
 	case s.life.isClosed():
 		return errClosed
 	case cred.IsZero():
-		return &Error{Code: CodeCredentialRejected, Msg: "the handed-over credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}"}
+		return &Error{Code: errcode.CredentialRejected, Msg: "the handed-over credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}"}
 	case cred.JWT != "" && s.cfg.JWTServiceID == "":
-		return &Error{Code: CodeCredentialRejected, Msg: "a JWT was handed over but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id, or hand over an API key"}
+		return &Error{Code: errcode.CredentialRejected, Msg: "a JWT was handed over but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id, or hand over an API key"}
 	case cred.JWT == "" && s.cfg.Login == "":
-		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("a credential for %s was handed over but CONJUR_AUTHN_LOGIN is not set: pin the plugin's login first", cred.Login)}
+		return &Error{Code: errcode.CredentialRejected, Msg: fmt.Sprintf("a credential for %s was handed over but CONJUR_AUTHN_LOGIN is not set: pin the plugin's login first", cred.Login)}
 	case cred.JWT == "" && cred.Login != s.cfg.Login:
-		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over credential is for %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over the credential of %s, or change the setting", cred.Login, s.cfg.Login, s.cfg.Login)}
+		return &Error{Code: errcode.CredentialRejected, Msg: fmt.Sprintf("the handed-over credential is for %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over the credential of %s, or change the setting", cred.Login, s.cfg.Login, s.cfg.Login)}
 	case !slices.ContainsFunc(s.eps, func(ep *endpoint) bool { return cred.MayGoTo(ep.url) }):
-		return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over credential names %s (appliance_url), none of this plugin's URLs %s (CONJUR_APPLIANCE_URL): hand over the credential of this plugin's Conjur", strings.Join(cred.ApplianceURLs, ","), strings.Join(s.cfg.ApplianceURLs, ","))}
+		return &Error{Code: errcode.CredentialRejected, Msg: fmt.Sprintf("the handed-over credential names %s (appliance_url), none of this plugin's URLs %s (CONJUR_APPLIANCE_URL): hand over the credential of this plugin's Conjur", strings.Join(cred.ApplianceURLs, ","), strings.Join(s.cfg.ApplianceURLs, ","))}
 	}
 
 	fp := cred.Fingerprint()
@@ -336,7 +337,7 @@ func (s *session) adopt(ctx context.Context, cred Credential) error {
 			if sub == "" {
 				sub = "an identity the access token does not name"
 			}
-			return &Error{Code: CodeCredentialRejected, Msg: fmt.Sprintf("the handed-over JWT authenticates as %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over a JWT of %s, or change the setting", sub, s.cfg.Login, s.cfg.Login)}
+			return &Error{Code: errcode.CredentialRejected, Msg: fmt.Sprintf("the handed-over JWT authenticates as %s but this plugin accepts only %s (CONJUR_AUTHN_LOGIN): hand over a JWT of %s, or change the setting", sub, s.cfg.Login, s.cfg.Login)}
 		}
 	}
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // A Get ends at its call's deadline (FetchTimeout from the call's start)
@@ -22,7 +24,7 @@ func TestWaitEndsAtItsCallsDeadline(t *testing.T) {
 	}()
 	select {
 	case err := <-errc:
-		if CodeOf(err) != CodeTimeout {
+		if CodeOf(err) != errcode.Timeout {
 			t.Errorf("%+v, want TIMEOUT", err)
 		}
 	case <-time.After(10 * time.Second): // a guard against hanging, not a measure

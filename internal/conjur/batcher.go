@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // fetcher fetches a set of variables: the session, or a fake in tests. It
@@ -275,7 +277,7 @@ func (b *batcher) finishLocked(cl *call, res result) bool {
 	return true
 }
 
-var errPanicked = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
+var errPanicked = &Error{Code: errcode.Internal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
 
 // dispatchLocked sends the queue, oldest first, as batches of up to
 // MaxBatch ids (and maxBatchQuery of query) while a slot is free. Calls that
@@ -400,7 +402,7 @@ func (r *sending) releaseLocked() {
 	r.b.dispatchLocked()
 }
 
-var errLeftOut = &Error{Code: CodeInternal, Msg: "the plugin's Conjur client lost track of this fetch (see the plugin log): retry, and report it if it persists"}
+var errLeftOut = &Error{Code: errcode.Internal, Msg: "the plugin's Conjur client lost track of this fetch (see the plugin log): retry, and report it if it persists"}
 
 // close fails every queued call with UNAVAILABLE; the lifecycle is closed.
 func (b *batcher) close() {

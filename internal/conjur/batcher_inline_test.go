@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // A fetch with a warm token sends it as it is: the conjurapi client a request
@@ -60,7 +61,7 @@ func TestIdleGetRunsInlineAndIsAbandonedWhenCanceled(t *testing.T) {
 		t.Errorf("%d batches active and %d pending, want the inline fetch holding 1 slot", active, pending)
 	}
 	cancel()
-	if err := <-errc; CodeOf(err) != CodeCanceled {
+	if err := <-errc; CodeOf(err) != errcode.Canceled {
 		t.Fatalf("canceled caller: %+v, want CANCELED", err)
 	}
 	if inflightCall(c, varID(1)) != nil {
@@ -106,7 +107,7 @@ func TestInlineFetchSurvivesItsCallerForThoseWhoJoined(t *testing.T) {
 	if a.err != nil || string(a.v.Data) != varValue(2) || !a.v.Coalesced {
 		t.Errorf("joined Get: %v, %+v; want the value, coalesced", a.v, a.err)
 	}
-	if err := <-errc; CodeOf(err) != CodeCanceled {
+	if err := <-errc; CodeOf(err) != errcode.Canceled {
 		t.Errorf("canceled starter: %+v, want CANCELED", err)
 	}
 	if n := s.secretRequests(); n != 1 {
@@ -133,7 +134,7 @@ func TestGetsWithoutDeadlineTimeOut(t *testing.T) {
 		}()
 	}
 	for range 12 {
-		if err := <-errs; CodeOf(err) != CodeTimeout {
+		if err := <-errs; CodeOf(err) != errcode.Timeout {
 			t.Errorf("err = %+v, want TIMEOUT", err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // getAsync runs b.get for id in a goroutine; the outcome arrives on the channel.
@@ -137,12 +139,12 @@ func TestBatcherGetManySendsOneBatch(t *testing.T) {
 
 // A failure switch fails every Get of the batch, each naming its variable.
 func TestBatcherFailureNamesEachVariable(t *testing.T) {
-	f := &fakeFetcher{failAll: &Error{Code: CodeUnavailable, Msg: "down"}}
+	f := &fakeFetcher{failAll: &Error{Code: errcode.Unavailable, Msg: "down"}}
 	b := newTestBatcher(t, f, Config{})
 	keys := []refKey{{"apps/a", 0}, {"apps/b", 0}}
 	for i, o := range b.getMany(t.Context(), keys) {
 		var e *Error
-		if !asError(o.err, &e) || e.Code != CodeUnavailable || e.Variable != keys[i].id || len(o.v.Data) != 0 {
+		if !asError(o.err, &e) || e.Code != errcode.Unavailable || e.Variable != keys[i].id || len(o.v.Data) != 0 {
 			t.Errorf("%s: %v, %+v; want UNAVAILABLE naming it", keys[i].id, o.v, o.err)
 		}
 	}
@@ -159,10 +161,10 @@ func TestBatcherDeadlineAndCancel(t *testing.T) {
 	joined := getAsync(t.Context(), b, "apps/a")
 	waitFor(t, func() bool { _, _, j := batcherState(b); return j["apps/a"] == 1 }, "a second Get joined")
 	cancel()
-	if o := <-canceled; CodeOf(o.err) != CodeCanceled {
+	if o := <-canceled; CodeOf(o.err) != errcode.Canceled {
 		t.Errorf("canceled caller: %+v, want CANCELED", o.err)
 	}
-	if o := <-joined; CodeOf(o.err) != CodeTimeout || !o.v.Coalesced {
+	if o := <-joined; CodeOf(o.err) != errcode.Timeout || !o.v.Coalesced {
 		t.Errorf("joined caller: %v, %+v; want TIMEOUT, coalesced", o.v, o.err)
 	}
 }
@@ -184,11 +186,11 @@ func TestBatcherClose(t *testing.T) {
 	b.close()
 	life.stop()
 	for i, ch := range chans {
-		if o := <-ch; CodeOf(o.err) != CodeUnavailable || !strings.Contains(o.err.Error(), "shutting down") {
+		if o := <-ch; CodeOf(o.err) != errcode.Unavailable || !strings.Contains(o.err.Error(), "shutting down") {
 			t.Errorf("Get %d after Close: %+v, want UNAVAILABLE (shutting down)", i, o.err)
 		}
 	}
-	if o := b.get(t.Context(), refKey{"apps/d", 0}); CodeOf(o.err) != CodeUnavailable {
+	if o := b.get(t.Context(), refKey{"apps/d", 0}); CodeOf(o.err) != errcode.Unavailable {
 		t.Errorf("Get after Close: %+v, want UNAVAILABLE", o.err)
 	}
 }
@@ -201,7 +203,7 @@ func TestBatcherLeftOutIdsFail(t *testing.T) {
 	})
 	b := newTestBatcher(t, partial, Config{})
 	out := b.getMany(t.Context(), []refKey{{"apps/a", 0}, {"apps/b", 0}})
-	if out[0].err != nil || CodeOf(out[1].err) != CodeInternal {
+	if out[0].err != nil || CodeOf(out[1].err) != errcode.Internal {
 		t.Errorf("got %+v, %+v; want a value and INTERNAL", out[0].err, out[1].err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // getter is what the value cache wraps: the batcher.
@@ -113,7 +115,7 @@ func (vc *valueCache) record(key refKey, o outcome) {
 			vc.sweepLocked()
 		}
 		vc.mu.Unlock()
-	case CodeOf(o.err) == CodeForbidden || CodeOf(o.err) == CodeNotFound:
+	case CodeOf(o.err) == errcode.Forbidden || CodeOf(o.err) == errcode.NotFound:
 		vc.mu.Lock()
 		delete(vc.entries, key) // Conjur now refuses it: a value cached before must not be served
 		vc.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // fakeGetter is the layer under the value cache: it answers every key with
@@ -65,7 +67,7 @@ func TestValueCacheLayer(t *testing.T) {
 		{name: "ok/not served to NoCache", ttl: time.Minute, second: Ref{ID: "apps/a", NoCache: true}},
 		{name: "ok/not served after a handoff", ttl: time.Minute, between: func(fx *cacheFixture) { fx.gen++ }, second: ref},
 		{name: "ok/not served once Conjur refuses it", ttl: time.Minute, between: func(fx *cacheFixture) {
-			fx.next.err = &Error{Code: CodeNotFound}
+			fx.next.err = &Error{Code: errcode.NotFound}
 			fx.vc.get(ctx, Ref{ID: "apps/a", NoCache: true})
 			fx.next.err = nil
 		}, second: ref},

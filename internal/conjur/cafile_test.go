@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // writeCA replaces the CA file as an operator fixing it would.
@@ -68,7 +69,7 @@ func TestCAFileFixedInPlace(t *testing.T) {
 	other := otherCA(t) // the wrong one for l
 
 	c, path, logs := caClient(t, s, l, other)
-	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != CodeTLS {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != errcode.TLS {
 		t.Fatalf("with the wrong CA: %+v, want TLS", err)
 	}
 	writeCA(t, path, l.CAPEM)
@@ -82,7 +83,7 @@ func TestCAFileFixedInPlace(t *testing.T) {
 	// A TLS failure with an unchanged file is reported, not retried forever.
 	writeCA(t, path, other)
 	c.sess.reloadCA(false, "test poll")
-	if _, err := c.Get(t.Context(), Ref{ID: varID(2)}); CodeOf(err) != CodeTLS {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(2)}); CodeOf(err) != errcode.TLS {
 		t.Fatalf("with the wrong CA again: %+v, want TLS", err)
 	}
 }
@@ -112,7 +113,7 @@ func TestCAFileWatched(t *testing.T) {
 	if !c.sess.reloadCA(false, "test poll") {
 		t.Fatal("a changed, usable CA file was not adopted")
 	}
-	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != CodeTLS || !strings.Contains(err.Error(), "CONJUR_CERT_FILE") {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != errcode.TLS || !strings.Contains(err.Error(), "CONJUR_CERT_FILE") {
 		t.Fatalf("the old CA was still trusted after the swap: %+v", err)
 	}
 }

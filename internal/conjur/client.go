@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Client fetches variables from Conjur for the plugin. It is safe for
@@ -87,7 +89,7 @@ func (c *Client) Close() error {
 	return nil
 }
 
-var errClosed = &Error{Code: CodeUnavailable, Msg: "the plugin's Conjur client is shutting down: retry once the plugin has restarted"}
+var errClosed = &Error{Code: errcode.Unavailable, Msg: "the plugin's Conjur client is shutting down: retry once the plugin has restarted"}
 
 // Get fetches one variable, bounded by FetchTimeout (or ctx's earlier
 // deadline). Concurrent Gets of the same (ID, Version) share one fetch; Gets of

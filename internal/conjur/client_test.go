@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -132,7 +133,7 @@ func TestAllURLsDownIsUnavailable(t *testing.T) {
 	s.Faults().SetStatus(503, 1)
 	c := newClient(t, clientConfig(s.key, deadURL(t), s.listen(t, false).URL))
 	_, err := c.Get(t.Context(), Ref{ID: varID(1)})
-	if CodeOf(err) != CodeUnavailable {
+	if CodeOf(err) != errcode.Unavailable {
 		t.Fatalf("err = %+v, want UNAVAILABLE", err)
 	}
 	for _, want := range []string{"no Conjur appliance answered", "503", "CONJUR_APPLIANCE_URL"} {
@@ -140,7 +141,7 @@ func TestAllURLsDownIsUnavailable(t *testing.T) {
 			t.Errorf("message lacks %q: %s", want, err)
 		}
 	}
-	if st := c.Status(); st.LastErrorCode != CodeUnavailable || st.URLs[0].Healthy || st.URLs[1].Healthy {
+	if st := c.Status(); st.LastErrorCode != errcode.Unavailable || st.URLs[0].Healthy || st.URLs[1].Healthy {
 		t.Errorf("status = %+v", st)
 	}
 }
@@ -159,7 +160,7 @@ func TestAnswersAreNotRetriedElsewhere(t *testing.T) {
 		t.Errorf("second URL saw %d requests, want 0", n)
 	}
 	bad := newClient(t, clientConfig("wrong-key", a.listen(t, false).URL, b.listen(t, false).URL))
-	if _, err := bad.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != CodeAuthRefused {
+	if _, err := bad.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != errcode.AuthRefused {
 		t.Fatalf("wrong key: %+v, want AUTH_REFUSED", err)
 	}
 	if n := b.Count(conjurdev.EpAuthn); n != 0 {
@@ -258,7 +259,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 			s.Faults().SetLatency(time.Second)
 			_, errs := fetchAll(c, t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}, {ID: varID(3), Version: 1}})
 			for i, err := range errs {
-				if CodeOf(err) != CodeTimeout {
+				if CodeOf(err) != errcode.Timeout {
 					t.Fatalf("err %d = %+v, want TIMEOUT", i, err)
 				}
 				if !strings.Contains(err.Error(), "CONJUR_SWARM_FETCH_TIMEOUT") {
@@ -274,7 +275,7 @@ func TestCallerCancelIsCanceled(t *testing.T) {
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != CodeCanceled {
+	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != errcode.Canceled {
 		t.Fatalf("err = %+v, want CANCELED", err)
 	}
 }
@@ -285,16 +286,16 @@ func TestBatchWithFailingVariables(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
 	refs := []Ref{}
-	want := map[string]Code{}
+	want := map[string]errcode.Code{}
 	for i := range 40 {
 		refs = append(refs, Ref{ID: varID(i)})
 		want[varID(i)] = ""
 	}
-	bad := map[string]Code{
-		"apps/read-only":    CodeForbidden,
-		"apps/missing":      CodeNotFound,
-		"restricted/hidden": CodeNotFound,
-		"apps/empty":        CodeNotFound,
+	bad := map[string]errcode.Code{
+		"apps/read-only":    errcode.Forbidden,
+		"apps/missing":      errcode.NotFound,
+		"restricted/hidden": errcode.NotFound,
+		"apps/empty":        errcode.NotFound,
 	}
 	pos := 3
 	for id, code := range bad {
@@ -368,7 +369,7 @@ func TestBinaryAndVersionedValues(t *testing.T) {
 			t.Errorf("ref %d = %q, %v; want %q", i, got[i], errs[i], want[i])
 		}
 	}
-	if CodeOf(errs[3]) != CodeNotFound {
+	if CodeOf(errs[3]) != errcode.NotFound {
 		t.Errorf("missing version: %+v, want NOT_FOUND", errs[3])
 	}
 	if n := s.Count(conjurdev.EpSecret); n != 2 {
@@ -423,20 +424,20 @@ func TestAdopt(t *testing.T) {
 	c := newClient(t, cfg)
 	ctx := t.Context()
 
-	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != CodeNoCredential {
+	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("before handoff: %+v, want NO_CREDENTIAL", err)
 	}
 	err := c.Adopt(ctx, Credential{Login: "host/other", APIKey: redact.String(s.key)})
-	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), pluginLogin) {
+	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), pluginLogin) {
 		t.Fatalf("wrong login: %+v, want CREDENTIAL_REJECTED naming %s", err, pluginLogin)
 	}
 	if n := s.Count(conjurdev.EpAuthn); n != 0 {
 		t.Fatalf("a handoff for the wrong login reached Conjur (%d)", n)
 	}
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "wrong-key"}); CodeOf(err) != CodeAuthRefused {
+	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "wrong-key"}); CodeOf(err) != errcode.AuthRefused {
 		t.Fatalf("wrong key: %+v, want AUTH_REFUSED", err)
 	}
-	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != CodeNoCredential {
+	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("a refused handoff was adopted: %+v", err)
 	}
 
@@ -456,7 +457,7 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("same handoff again: %+v", err)
 	}
 
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "another-wrong-key"}); CodeOf(err) != CodeAuthRefused {
+	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "another-wrong-key"}); CodeOf(err) != errcode.AuthRefused {
 		t.Fatalf("wrong key later: %+v, want AUTH_REFUSED", err)
 	}
 	s.ExpireTokens() // force a re-authentication: it must use the kept credential
@@ -487,7 +488,7 @@ func TestCredentialFileIsReread(t *testing.T) {
 	cfg.CredentialFile = path
 	c := newClient(t, cfg)
 
-	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != CodeNoCredential || !strings.Contains(err.Error(), path) {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential || !strings.Contains(err.Error(), path) {
 		t.Fatalf("missing file: %+v, want NO_CREDENTIAL naming the file", err)
 	}
 	if err := os.WriteFile(path, []byte(s.key+"\n"), 0o600); err != nil {
@@ -514,7 +515,7 @@ func TestCredentialFileIsReread(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.ExpireTokens()
-	if _, err := c.Get(t.Context(), Ref{ID: varID(2)}); CodeOf(err) != CodeCredentialRejected {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(2)}); CodeOf(err) != errcode.CredentialRejected {
 		t.Fatalf("file for another login: %+v, want CREDENTIAL_REJECTED", err)
 	}
 }
@@ -537,7 +538,7 @@ func TestJWTFileIsReread(t *testing.T) {
 	cfg.JWTServiceID, cfg.JWTTokenPath = jwtService, path
 	c := newClient(t, cfg)
 
-	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != CodeNoCredential {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("no JWT file: %+v, want NO_CREDENTIAL", err)
 	}
 	writeJWT(time.Minute, "conjur-plugin")
@@ -546,7 +547,7 @@ func TestJWTFileIsReread(t *testing.T) {
 	writeJWT(-time.Minute, "conjur-plugin") // expired: a client that cached the JWT would not notice
 	s.ExpireTokens()
 	_, err := c.Get(t.Context(), Ref{ID: varID(1)})
-	if CodeOf(err) != CodeAuthRefused || !strings.Contains(err.Error(), path) {
+	if CodeOf(err) != errcode.AuthRefused || !strings.Contains(err.Error(), path) {
 		t.Fatalf("expired JWT: %+v, want AUTH_REFUSED naming the file", err)
 	}
 
@@ -585,7 +586,7 @@ func TestTLS(t *testing.T) {
 
 	cfg.CACertPEM = nil // system roots do not know the dev CA
 	_, err := newClient(t, cfg).Get(t.Context(), Ref{ID: varID(0)})
-	if CodeOf(err) != CodeTLS || !strings.Contains(err.Error(), "CONJUR_CERT_FILE") {
+	if CodeOf(err) != errcode.TLS || !strings.Contains(err.Error(), "CONJUR_CERT_FILE") {
 		t.Fatalf("unknown CA: %+v, want TLS saying what to set", err)
 	}
 }
@@ -602,7 +603,7 @@ func TestBatchWithoutBase64IsUnusable(t *testing.T) {
 	c := newClient(t, clientConfig(s.key, strip.URL))
 	_, errs := fetchAll(c, t.Context(), []Ref{{ID: varID(1)}, {ID: varID(2)}})
 	for _, err := range errs {
-		if CodeOf(err) != CodeValueUnusable {
+		if CodeOf(err) != errcode.ValueUnusable {
 			t.Fatalf("err = %+v, want VALUE_UNUSABLE", err)
 		}
 	}
@@ -634,11 +635,11 @@ func TestStatusTracksContact(t *testing.T) {
 	l := s.listen(t, false)
 	c := newClient(t, clientConfig(s.key, l.URL))
 	before := time.Now()
-	if _, err := c.Get(t.Context(), Ref{ID: "apps/missing"}); CodeOf(err) != CodeNotFound {
+	if _, err := c.Get(t.Context(), Ref{ID: "apps/missing"}); CodeOf(err) != errcode.NotFound {
 		t.Fatal(err)
 	}
 	st := c.Status()
-	if st.LastContact.Before(before) || st.LastURL != l.URL || st.LastErrorCode != CodeNotFound || st.TokenExpiresAt.IsZero() {
+	if st.LastContact.Before(before) || st.LastURL != l.URL || st.LastErrorCode != errcode.NotFound || st.TokenExpiresAt.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
 	if st.CredentialSource != "env" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(s.key)}).Fingerprint() {
@@ -672,7 +673,7 @@ func TestWaitersHonourTheirOwnContext(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if CodeOf(shortErr) != CodeTimeout {
+	if CodeOf(shortErr) != errcode.Timeout {
 		t.Errorf("short caller: %+v, want TIMEOUT", shortErr)
 	}
 	for _, err := range long {
@@ -707,7 +708,7 @@ func TestFailedRefreshKeepsUnexpiredToken(t *testing.T) {
 	offset.Store(int64(7*time.Minute + 40*time.Second)) // 96% of 8m
 	mustGet(t, c, varID(2))
 	offset.Store(int64(9 * time.Minute)) // expired: now the refresh failure shows
-	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != CodeUnavailable {
+	if _, err := c.Get(t.Context(), Ref{ID: varID(3)}); CodeOf(err) != errcode.Unavailable {
 		t.Fatalf("expired token and authn down: %+v, want UNAVAILABLE", err)
 	}
 }
@@ -787,7 +788,7 @@ func TestCloseEndsRequestsInFlight(t *testing.T) {
 	}, "three calls in flight")
 	c.Close()
 	for range 3 {
-		if err := <-errc; CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "shutting down") {
+		if err := <-errc; CodeOf(err) != errcode.Unavailable || !strings.Contains(err.Error(), "shutting down") {
 			t.Errorf("after Close: %+v, want UNAVAILABLE (shutting down)", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // A Get that joined a fetch already in flight says so even when that fetch
@@ -31,7 +32,7 @@ func TestCoalescedFailureSaysCoalesced(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			v, err := c.Get(context.Background(), Ref{ID: varID(2)})
-			if CodeOf(err) == CodeUnavailable {
+			if CodeOf(err) == errcode.Unavailable {
 				failed.Add(1)
 			}
 			if v.Coalesced {

@@ -17,6 +17,8 @@ import (
 	"github.com/cyberark/conjur-api-go/conjurapi/authn"
 	"github.com/cyberark/conjur-api-go/conjurapi/response"
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // urlFailure is one URL that failed during a request.
@@ -260,45 +262,45 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 		for _, f := range fe.fails {
 			var pe *ProxyError
 			if errors.As(f.err, &pe) {
-				return &Error{Code: CodeUnavailable, Variable: id, Cause: fe, Msg: pe.advice()}
+				return &Error{Code: errcode.Unavailable, Variable: id, Cause: fe, Msg: pe.advice()}
 			}
 		}
 		if allTLS {
-			return &Error{Code: CodeTLS, Variable: id, Cause: fe,
+			return &Error{Code: errcode.TLS, Variable: id, Cause: fe,
 				Msg: fmt.Sprintf("the TLS certificate of Conjur cannot be verified (%s): set CONJUR_CERT_FILE (or CONJUR_SSL_CERTIFICATE) to the CA certificate that signed it, and use the host name the certificate names", fe)}
 		}
-		return &Error{Code: CodeUnavailable, Variable: id, Cause: fe,
+		return &Error{Code: errcode.Unavailable, Variable: id, Cause: fe,
 			Msg: fmt.Sprintf("no Conjur appliance answered (%s): check that Conjur is up and reachable from this node, and CONJUR_APPLIANCE_URL", fe)}
 	}
 	st := httpStatus(err)
 	login := s.identity()
 	switch st {
 	case 403:
-		return &Error{Code: CodeForbidden, Variable: id, Cause: err,
+		return &Error{Code: errcode.Forbidden, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("the plugin's Conjur identity %s may see variable %s but lacks execute on it: add a !permit with privilege execute on it for %s", login, id, login)}
 	case 404:
-		return &Error{Code: CodeNotFound, Variable: id, Cause: err,
+		return &Error{Code: errcode.NotFound, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("variable %s does not exist, has no value yet, or is invisible to %s: check the id (mapping), set a value, and !permit read and execute on it", id, login)}
 	case 401:
 		if s.who != nil {
 			return s.who.refused("", s.cfg.JWTServiceID, st, err).withVariable(id)
 		}
-		return &Error{Code: CodeAuthRefused, Variable: id, Cause: err,
+		return &Error{Code: errcode.AuthRefused, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur refused the access token of %s (401): hand the current credential over again", login)}
 	case 400, 422:
-		return &Error{Code: CodeBadRequest, Variable: id, Cause: err,
+		return &Error{Code: errcode.BadRequest, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur rejected the request for variable %s as invalid (HTTP %d: %s): check the variable id", id, st, shortCause(err))}
 	case 406:
-		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+		return &Error{Code: errcode.ValueUnusable, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur cannot send variable %s in the requested encoding (HTTP 406): report it with the Conjur version", id)}
 	case 0:
 		if ctx.Err() != nil {
 			return s.contextError(ctx, id, err)
 		}
-		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+		return &Error{Code: errcode.ValueUnusable, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur's answer for variable %s cannot be used (%s): check that CONJUR_APPLIANCE_URL points at Conjur 1.11 or later", id, shortCause(err))}
 	}
-	return &Error{Code: CodeUnavailable, Variable: id, Cause: err,
+	return &Error{Code: errcode.Unavailable, Variable: id, Cause: err,
 		Msg: fmt.Sprintf("Conjur answered HTTP %d for variable %s: check Conjur's logs", st, id)}
 }
 
@@ -322,9 +324,9 @@ func contextError(root, ctx context.Context, id string, cause error, timeout tim
 		what = "variable " + id
 	}
 	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-		return &Error{Code: CodeCanceled, Variable: id, Cause: cause, Msg: fmt.Sprintf("the fetch of %s was canceled by its caller", what)}
+		return &Error{Code: errcode.Canceled, Variable: id, Cause: cause, Msg: fmt.Sprintf("the fetch of %s was canceled by its caller", what)}
 	}
-	return &Error{Code: CodeTimeout, Variable: id, Cause: cause,
+	return &Error{Code: errcode.Timeout, Variable: id, Cause: cause,
 		Msg: fmt.Sprintf("Conjur did not answer for %s within the fetch timeout (%s): check Conjur's load and the network, or raise CONJUR_SWARM_FETCH_TIMEOUT (below 30s)", what, timeout)}
 }
 

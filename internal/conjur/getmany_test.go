@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // An idle client fetches the latest versions GetMany asks for in one batch
@@ -35,10 +36,10 @@ func TestGetManyIsOneBatchRequest(t *testing.T) {
 		}
 	}
 	var e *Error
-	if !asError(out[30].Err, &e) || e.Code != CodeNotFound || e.Variable != "apps/missing" {
+	if !asError(out[30].Err, &e) || e.Code != errcode.NotFound || e.Variable != "apps/missing" {
 		t.Errorf("missing variable: %+v, want NOT_FOUND naming it", out[30].Err)
 	}
-	if CodeOf(out[31].Err) != CodeBadRequest {
+	if CodeOf(out[31].Err) != errcode.BadRequest {
 		t.Errorf("empty ref: %+v, want BAD_REQUEST", out[31].Err)
 	}
 	if st := c.Status(); st.LastErrorCode == "" {

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -63,11 +64,11 @@ func (p *principal) credential() (credChoice, error) {
 	w := p.last.Load()
 	jwt, _, err := p.sign.Sign(*w)
 	if err != nil {
-		return credChoice{source: sourcePerRequest}, &Error{Code: CodeNotConfigured, Cause: err,
+		return credChoice{source: sourcePerRequest}, &Error{Code: errcode.NotConfigured, Cause: err,
 			Msg: fmt.Sprintf("the plugin cannot sign a JWT for identity %s: %v", p.name, err)}
 	}
 	if jwt == "" {
-		return credChoice{source: sourcePerRequest}, &Error{Code: CodeNotConfigured,
+		return credChoice{source: sourcePerRequest}, &Error{Code: errcode.NotConfigured,
 			Msg: fmt.Sprintf("the plugin signed an empty JWT for identity %s: check the manager's signing key (conjur-swarm jwks)", p.name)}
 	}
 	return credChoice{cred: Credential{JWT: jwt}, source: sourcePerRequest}, nil
@@ -80,7 +81,7 @@ func (p *principal) refused(url, service string, status int, cause error) *Error
 	if url != "" {
 		at += " at " + url
 	}
-	return &Error{Code: CodeAuthRefused, Cause: cause, Msg: fmt.Sprintf(
+	return &Error{Code: errcode.AuthRefused, Cause: cause, Msg: fmt.Sprintf(
 		"%s refused identity %s through authn-jwt/%s (HTTP %d): declare a host %s (below the service's identity-path) with authenticate on conjur/authn-jwt/%s and annotations that match its claims, "+
 			"and make sure conjur/authn-jwt/%s/public-keys holds this manager's public key (conjur-swarm jwks --merge) and its issuer and audience match the plugin's",
 		at, p.name, service, status, p.name, service, service)}
@@ -93,10 +94,10 @@ func checkWorkload(ref Ref) *Error {
 	w := ref.Workload
 	switch {
 	case w == nil || w.Subject == "":
-		return &Error{Code: CodeNotConfigured, Variable: ref.ID,
+		return &Error{Code: errcode.NotConfigured, Variable: ref.ID,
 			Msg: "the plugin reads every variable with the identity the mapping chooses (CONJUR_SWARM_IDENTITY=per-request), and this request has none: give the mapping a top-level identity, or one in the rule"}
 	case len(w.Subject) > maxIDLength || hasSpaceOrControl(w.Subject) || strings.HasPrefix(w.Subject, "/") || strings.HasSuffix(w.Subject, "/"):
-		return &Error{Code: CodeBadRequest, Variable: ref.ID,
+		return &Error{Code: errcode.BadRequest, Variable: ref.ID,
 			Msg: fmt.Sprintf("identity %q is not a Conjur host id (no whitespace, control characters or leading/trailing '/', at most %d bytes): check the mapping's identity", redactLong(w.Subject), maxIDLength)}
 	}
 	return nil

@@ -3,9 +3,11 @@ package conjur
 import (
 	"context"
 	"sync"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
-var errNoHandoff = &Error{Code: CodeCredentialRejected,
+var errNoHandoff = &Error{Code: errcode.CredentialRejected,
 	Msg: "this plugin signs a JWT for each identity the mapping chooses (CONJUR_SWARM_IDENTITY=per-request) and takes no handed-over credential: stop the bootstrap agent for it"}
 
 // getAs is Get in the per-request identity mode: ref is fetched by its

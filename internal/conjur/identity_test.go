@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 func newIdentityClient(t *testing.T, srv *identityServer, mod func(*Config)) (*Client, *recordingSigner) {
@@ -40,7 +41,7 @@ func TestPerIdentity_eachStackReadsAsItsOwnHost(t *testing.T) {
 	}
 	// A mapping that wrongly lets shop reach for blog's variable: Conjur refuses it.
 	_, err = c.Get(t.Context(), as("shop", stackVar("blog", 0)))
-	if CodeOf(err) != CodeForbidden || !strings.Contains(err.Error(), "stacks/shop") {
+	if CodeOf(err) != errcode.Forbidden || !strings.Contains(err.Error(), "stacks/shop") {
 		t.Fatalf("shop reaching for blog's variable: got %v, want FORBIDDEN naming stacks/shop", err)
 	}
 	roles := map[string]bool{}
@@ -63,14 +64,14 @@ func TestPerIdentity_refusals(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ref  Ref
-		code Code
+		code errcode.Code
 		says []string
 	}{
-		{"auth refused/identity Conjur does not know", as("ghost", stackVar("shop", 0)), CodeAuthRefused, []string{"stacks/ghost", "authn-jwt/" + jwtService, "public-keys"}},
-		{"auth refused/host without authenticate", as("mute", stackVar("shop", 0)), CodeAuthRefused, []string{"stacks/mute", "authn-jwt/" + jwtService, "HTTP 403"}},
-		{"not configured/no identity", Ref{ID: stackVar("shop", 0)}, CodeNotConfigured, []string{"identity"}},
-		{"bad request/identity with a space", Ref{ID: stackVar("shop", 0), Workload: &Workload{Subject: "stacks/a b"}}, CodeBadRequest, []string{"identity"}},
-		{"forbidden/no execute", as("blog", stackVar("shop", 3)), CodeForbidden, []string{"stacks/blog", stackVar("shop", 3)}},
+		{"auth refused/identity Conjur does not know", as("ghost", stackVar("shop", 0)), errcode.AuthRefused, []string{"stacks/ghost", "authn-jwt/" + jwtService, "public-keys"}},
+		{"auth refused/host without authenticate", as("mute", stackVar("shop", 0)), errcode.AuthRefused, []string{"stacks/mute", "authn-jwt/" + jwtService, "HTTP 403"}},
+		{"not configured/no identity", Ref{ID: stackVar("shop", 0)}, errcode.NotConfigured, []string{"identity"}},
+		{"bad request/identity with a space", Ref{ID: stackVar("shop", 0), Workload: &Workload{Subject: "stacks/a b"}}, errcode.BadRequest, []string{"identity"}},
+		{"forbidden/no execute", as("blog", stackVar("shop", 3)), errcode.Forbidden, []string{"stacks/blog", stackVar("shop", 3)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.Get(t.Context(), tc.ref)
@@ -88,7 +89,7 @@ func TestPerIdentity_refusals(t *testing.T) {
 		sig.fail.Store(true)
 		defer sig.fail.Store(false)
 		_, err := c.Get(t.Context(), as("fresh", stackVar("shop", 0)))
-		if CodeOf(err) != CodeNotConfigured || !strings.Contains(err.Error(), "stacks/fresh") {
+		if CodeOf(err) != errcode.NotConfigured || !strings.Contains(err.Error(), "stacks/fresh") {
 			t.Fatalf("got %+v, want NOT_CONFIGURED naming the identity", err)
 		}
 	})
@@ -112,7 +113,7 @@ func TestPerIdentity_refusedIdentityDoesNotFailOthers(t *testing.T) {
 		want := stackValue(ref.Workload.Stack, 0)[:0]
 		switch ref.Workload.Stack {
 		case "ghost":
-			if CodeOf(r.Err) != CodeAuthRefused {
+			if CodeOf(r.Err) != errcode.AuthRefused {
 				t.Errorf("%s as ghost: %+v, want AUTH_REFUSED", ref.ID, r.Err)
 			}
 			continue
@@ -248,7 +249,7 @@ func TestPerIdentity_cachedValueNeverServedToAnotherIdentity(t *testing.T) {
 		t.Fatalf("shop's second read: cached=%t, %+v; want served from the cache", v.Cached, err)
 	}
 	other := as("blog", stackVar("shop", 5))
-	if v, err := c.Get(t.Context(), other); CodeOf(err) != CodeForbidden || v.Cached || len(v.Data) != 0 {
+	if v, err := c.Get(t.Context(), other); CodeOf(err) != errcode.Forbidden || v.Cached || len(v.Data) != 0 {
 		t.Fatalf("blog reading shop's cached variable: cached=%t len=%d %v; want FORBIDDEN from Conjur", v.Cached, len(v.Data), err)
 	}
 	if _, _, ok := c.LastGood(other, time.Hour); ok {
@@ -263,7 +264,7 @@ func TestPerIdentity_handoffRefused(t *testing.T) {
 	srv := newIdentityServer(t)
 	c, _ := newIdentityClient(t, srv, nil)
 	err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k"})
-	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), "per-request") {
+	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "per-request") {
 		t.Fatalf("a handoff to a per-request plugin: %v, want CREDENTIAL_REJECTED saying why", err)
 	}
 }

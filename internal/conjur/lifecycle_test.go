@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // A request that fails because Close canceled what it waited for (the
@@ -17,7 +19,7 @@ func TestFailureCausedByCloseSaysShuttingDown(t *testing.T) {
 	canceled := &url.Error{Op: "Post", URL: "http://127.0.0.1:1/authn", Err: context.Canceled}
 	fe := &failoverError{fails: []urlFailure{{"http://127.0.0.1:1", canceled}}}
 	// The request's own context is not canceled yet.
-	if got := c.sess.finalError(context.Background(), fe, "apps/x"); got.Code != CodeUnavailable || !strings.Contains(got.Msg, "shutting down") {
+	if got := c.sess.finalError(context.Background(), fe, "apps/x"); got.Code != errcode.Unavailable || !strings.Contains(got.Msg, "shutting down") {
 		t.Errorf("%+v, want UNAVAILABLE (shutting down)", got)
 	}
 }

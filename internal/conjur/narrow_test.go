@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // fakeConjurBatch is a batch endpoint with Conjur's whole-batch refusals: a
@@ -29,7 +31,7 @@ func (f *fakeConjurBatch) batch(ctx context.Context, ids []string) (map[string]r
 	f.record(ids)
 	for _, id := range ids {
 		if f.missing[id] {
-			return map[string]result{id: {err: &Error{Code: CodeNotFound, Variable: id}}}, true
+			return map[string]result{id: {err: &Error{Code: errcode.NotFound, Variable: id}}}, true
 		}
 	}
 	for _, id := range ids {
@@ -48,9 +50,9 @@ func (f *fakeConjurBatch) one(ctx context.Context, id string) result {
 	f.record([]string{id})
 	switch {
 	case f.missing[id]:
-		return result{err: &Error{Code: CodeNotFound, Variable: id}}
+		return result{err: &Error{Code: errcode.NotFound, Variable: id}}
 	case f.forbidden[id]:
-		return result{err: &Error{Code: CodeForbidden, Variable: id}}
+		return result{err: &Error{Code: errcode.Forbidden, Variable: id}}
 	}
 	return result{data: []byte("value:" + id)}
 }
@@ -112,12 +114,12 @@ func TestNarrowReportsEachFailureAlone(t *testing.T) {
 	}
 	got := narrowAll(t, f, ids)
 	for _, id := range ids {
-		want := Code("")
+		want := errcode.Code("")
 		switch {
 		case f.missing[id]:
-			want = CodeNotFound
+			want = errcode.NotFound
 		case f.forbidden[id]:
-			want = CodeForbidden
+			want = errcode.Forbidden
 		}
 		if c := CodeOf(got[id].err); c != want {
 			t.Errorf("%s: code %q, want %q", id, c, want)
@@ -153,7 +155,7 @@ func TestNarrowFindsManyMissingInLogRounds(t *testing.T) {
 			got := narrowAll(t, f, ids)
 			worst := 0
 			for _, id := range ids {
-				if f.missing[id] != (CodeOf(got[id].err) == CodeNotFound) {
+				if f.missing[id] != (CodeOf(got[id].err) == errcode.NotFound) {
 					t.Errorf("%s: %+v", id, got[id].err)
 				}
 				worst = max(worst, f.rounds(id))

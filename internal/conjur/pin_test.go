@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -38,7 +39,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Adopt(t.Context(), Credential{JWT: redact.String(theirs)})
-	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), "host/swarm/other") {
+	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "host/swarm/other") {
 		t.Fatalf("JWT of another host: %+v, want CREDENTIAL_REJECTED naming it", err)
 	}
 	if got := c.Status().CredentialFingerprint; got != before {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // connectProxy is an HTTP CONNECT proxy written for the tests: it records
@@ -223,7 +224,7 @@ func TestProxy_failures(t *testing.T) {
 	t.Run("fail/proxy-down-is-unavailable", func(t *testing.T) {
 		_, c, _, _ := proxied(t, deadURL(t), "")
 		_, err := c.Get(t.Context(), Ref{ID: varID(1)})
-		if CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "CONJUR_SWARM_PROXY") || !strings.Contains(err.Error(), "could not be used") {
+		if CodeOf(err) != errcode.Unavailable || !strings.Contains(err.Error(), "CONJUR_SWARM_PROXY") || !strings.Contains(err.Error(), "could not be used") {
 			t.Fatalf("error %v (%s), want UNAVAILABLE naming the proxy", err, CodeOf(err))
 		}
 	})
@@ -232,7 +233,7 @@ func TestProxy_failures(t *testing.T) {
 		cred := writeCred(t, "user:wrong-password-77\n")
 		_, c, logs, _ := proxied(t, p.url(), cred)
 		_, err := c.Get(t.Context(), Ref{ID: varID(1)})
-		if CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "407") || !strings.Contains(err.Error(), "CONJUR_SWARM_PROXY_CREDENTIAL_FILE") {
+		if CodeOf(err) != errcode.Unavailable || !strings.Contains(err.Error(), "407") || !strings.Contains(err.Error(), "CONJUR_SWARM_PROXY_CREDENTIAL_FILE") {
 			t.Fatalf("error %v (%s), want UNAVAILABLE with the 407 and the file to fix", err, CodeOf(err))
 		}
 		if strings.Contains(err.Error(), "wrong-password-77") {
@@ -253,7 +254,7 @@ func TestProxy_failures(t *testing.T) {
 	t.Run("fail/no-credentials-sent-without-a-file", func(t *testing.T) {
 		p := newConnectProxy(t, "user:pw")
 		_, c, _, _ := proxied(t, p.url(), "")
-		if _, err := c.Get(t.Context(), Ref{ID: varID(1)}); CodeOf(err) != CodeUnavailable || !strings.Contains(err.Error(), "407") {
+		if _, err := c.Get(t.Context(), Ref{ID: varID(1)}); CodeOf(err) != errcode.Unavailable || !strings.Contains(err.Error(), "407") {
 			t.Fatalf("error %v, want UNAVAILABLE 407", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -30,7 +31,7 @@ func TestHandedOverCredentialStaysWithItsURLs(t *testing.T) {
 	mustGet(t, c, varID(1))
 
 	prod.Faults().SetStatus(503, 1)
-	if _, err := c.Get(ctx, Ref{ID: varID(2)}); CodeOf(err) != CodeUnavailable {
+	if _, err := c.Get(ctx, Ref{ID: varID(2)}); CodeOf(err) != errcode.Unavailable {
 		t.Errorf("Get with production down = %+v, want UNAVAILABLE (staging is not the credential's)", err)
 	}
 	prod.Faults().Reset()
@@ -52,7 +53,7 @@ func TestHandedOverCredentialForNoneOfThePluginsURLsIsRefused(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig("", s.listen(t, false).URL))
 	err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key), ApplianceURLs: []string{"https://conjur.elsewhere.example"}})
-	if CodeOf(err) != CodeCredentialRejected || !strings.Contains(err.Error(), "conjur.elsewhere.example") {
+	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "conjur.elsewhere.example") {
 		t.Fatalf("Adopt = %+v, want CREDENTIAL_REJECTED naming the credential's URL", err)
 	}
 	if n := s.Count(conjurdev.EpAuthn); n != 0 {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // session is the layer that talks to Conjur, and the only one that uses
@@ -171,7 +173,7 @@ func (s *session) batchOnce(ctx context.Context, ids []string) (map[string]resul
 			if v, ok := vals[prefix+id]; ok {
 				out[id] = result{data: v, url: u}
 			} else {
-				out[id] = result{err: &Error{Code: CodeValueUnusable, Variable: id,
+				out[id] = result{err: &Error{Code: errcode.ValueUnusable, Variable: id,
 					Msg: fmt.Sprintf("Conjur's batch answer from %s left out variable %s: retry; if it persists, report it with the Conjur version", u, id)}}
 			}
 		}
@@ -233,7 +235,7 @@ func (s *session) authorized(ctx context.Context, ep *endpoint, do func(apiOps) 
 	}
 	err = do(s.bind(ctx, ep.api, fresh))
 	if httpStatus(err) == 401 {
-		return &Error{Code: CodeAuthRefused, Cause: err,
+		return &Error{Code: errcode.AuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}
 	}
 	return err

@@ -3,6 +3,8 @@ package conjur
 import (
 	"sync"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Status is the client's health for `conjur-swarm status`; it holds no secret.
@@ -10,7 +12,7 @@ type Status struct {
 	Login, CredentialSource, CredentialFingerprint string
 	CredentialSetAt, TokenExpiresAt, LastContact   time.Time
 	LastURL                                        string
-	LastErrorCode                                  Code
+	LastErrorCode                                  errcode.Code
 	LastError                                      string
 	LastErrorAt                                    time.Time
 	URLs                                           []URLStatus
@@ -36,7 +38,7 @@ type statusBook struct {
 	mu          sync.Mutex
 	lastContact time.Time
 	lastURL     string
-	lastErrCode Code
+	lastErrCode errcode.Code
 	lastErr     string
 	lastErrAt   time.Time
 }
@@ -54,7 +56,7 @@ func (b *statusBook) failure(err error) {
 	// NO_CREDENTIAL is no contact with Conjur (status shows it on the
 	// credential line): the last error stays what Conjur's side last gave,
 	// such as the TLS failure that refused a handoff.
-	if err == nil || CodeOf(err) == CodeNoCredential {
+	if err == nil || CodeOf(err) == errcode.NoCredential {
 		return
 	}
 	now := b.now()

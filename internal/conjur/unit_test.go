@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 func validConfig() Config {
@@ -259,16 +261,16 @@ func TestValueRedacts(t *testing.T) {
 }
 
 func TestCodeOf(t *testing.T) {
-	e := &Error{Code: CodeForbidden, Msg: "m", Cause: errors.New("403")}
+	e := &Error{Code: errcode.Forbidden, Msg: "m", Cause: errors.New("403")}
 	tests := []struct {
 		name string
 		err  error
-		want Code
+		want errcode.Code
 	}{
 		{"ok/nil", nil, ""},
-		{"ok/direct", e, CodeForbidden},
-		{"ok/wrapped", fmt.Errorf("driver: %w", e), CodeForbidden},
-		{"ok/other", errors.New("x"), CodeInternal},
+		{"ok/direct", e, errcode.Forbidden},
+		{"ok/wrapped", fmt.Errorf("driver: %w", e), errcode.Forbidden},
+		{"ok/other", errors.New("x"), errcode.Internal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,7 +355,7 @@ func TestNewDoesNoIOAndFailsWithoutCredential(t *testing.T) {
 	}
 	defer c.Close()
 	_, err = c.Get(t.Context(), Ref{ID: "apps/x"})
-	if CodeOf(err) != CodeNoCredential {
+	if CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("Get without credential: %v (code %s), want NO_CREDENTIAL", err, CodeOf(err))
 	}
 	// NO_CREDENTIAL shows as credential source "none", not as a Conjur
@@ -376,7 +378,7 @@ func TestGetRejectsBadRefs(t *testing.T) {
 	}
 	defer c.Close()
 	for _, ref := range []Ref{{}, {ID: "/abs"}, {ID: "a\nb"}, {ID: "a", Version: -1}, {ID: strings.Repeat("a", 2000)}} {
-		if _, err := c.Get(t.Context(), ref); CodeOf(err) != CodeBadRequest {
+		if _, err := c.Get(t.Context(), ref); CodeOf(err) != errcode.BadRequest {
 			t.Errorf("Get(%q) = %v, want BAD_REQUEST", ref.ID, err)
 		}
 	}
@@ -391,7 +393,7 @@ func TestGetAfterCloseIsUnavailable(t *testing.T) {
 	}
 	c.Close()
 	c.Close()
-	if _, err := c.Get(t.Context(), Ref{ID: "a"}); CodeOf(err) != CodeUnavailable {
+	if _, err := c.Get(t.Context(), Ref{ID: "a"}); CodeOf(err) != errcode.Unavailable {
 		t.Fatalf("Get after Close = %v, want UNAVAILABLE", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -55,13 +56,13 @@ func (v Value) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 func checkRef(ref Ref) *Error {
 	switch {
 	case ref.ID == "":
-		return &Error{Code: CodeBadRequest, Msg: "no variable id given: name the Conjur variable to fetch"}
+		return &Error{Code: errcode.BadRequest, Msg: "no variable id given: name the Conjur variable to fetch"}
 	case len(ref.ID) > maxIDLength:
-		return &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("variable id is %d bytes long, more than %d: check the mapping", len(ref.ID), maxIDLength)}
+		return &Error{Code: errcode.BadRequest, Msg: fmt.Sprintf("variable id is %d bytes long, more than %d: check the mapping", len(ref.ID), maxIDLength)}
 	case hasControl(ref.ID) || strings.HasPrefix(ref.ID, "/"):
-		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: "variable id has a control character or a leading '/': check the mapping"}
+		return &Error{Code: errcode.BadRequest, Variable: ref.ID, Msg: "variable id has a control character or a leading '/': check the mapping"}
 	case ref.Version < 0:
-		return &Error{Code: CodeBadRequest, Variable: ref.ID, Msg: fmt.Sprintf("variable version %d is negative: give 0 for the latest, or a version number", ref.Version)}
+		return &Error{Code: errcode.BadRequest, Variable: ref.ID, Msg: fmt.Sprintf("variable version %d is negative: give 0 for the latest, or a version number", ref.Version)}
 	}
 	return nil
 }

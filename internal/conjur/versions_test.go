@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Versions reads versions from resource metadata: one listing for several
@@ -99,16 +100,16 @@ func TestVersionsFailOverAndFail(t *testing.T) {
 	}
 
 	down := newClient(t, clientConfig(srv.key, deadURL(t)))
-	if _, err := down.Versions(t.Context(), "dev", []string{varID(0), varID(1)}); CodeOf(err) != CodeUnavailable {
+	if _, err := down.Versions(t.Context(), "dev", []string{varID(0), varID(1)}); CodeOf(err) != errcode.Unavailable {
 		t.Errorf("with Conjur down: %+v, want UNAVAILABLE", err)
 	}
-	if st := down.Status(); st.LastErrorCode != CodeUnavailable {
+	if st := down.Status(); st.LastErrorCode != errcode.Unavailable {
 		t.Errorf("status last error %s %q, want the UNAVAILABLE failure recorded", st.LastErrorCode, st.LastError)
 	}
 
 	closed := newClient(t, clientConfig(srv.key, l.URL))
 	closed.Close()
-	if _, err := closed.Versions(t.Context(), "dev", []string{varID(0)}); CodeOf(err) != CodeUnavailable {
+	if _, err := closed.Versions(t.Context(), "dev", []string{varID(0)}); CodeOf(err) != errcode.Unavailable {
 		t.Errorf("after Close: %+v, want UNAVAILABLE", err)
 	}
 }

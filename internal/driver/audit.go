@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -54,7 +55,7 @@ func newJournal(size int) *journal {
 	if size <= 0 {
 		size = 100
 	}
-	return &journal{ring: make([]pluginapi.Record, size), counters: pluginapi.Counters{ByCode: map[Code]uint64{}}}
+	return &journal{ring: make([]pluginapi.Record, size), counters: pluginapi.Counters{ByCode: map[errcode.Code]uint64{}}}
 }
 
 func (j *journal) add(r pluginapi.Record) {
@@ -87,7 +88,7 @@ func (j *journal) snapshot() (pluginapi.Counters, []pluginapi.Record) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	c := j.counters
-	c.ByCode = make(map[Code]uint64, len(j.counters.ByCode))
+	c.ByCode = make(map[errcode.Code]uint64, len(j.counters.ByCode))
 	for k, v := range j.counters.ByCode {
 		c.ByCode[k] = v
 	}

@@ -14,7 +14,7 @@ import (
 // the unix socket, HTTP, decoding, the policy stand-in, the audit line (to a
 // no-op logger) and encoding, with an in-memory fetcher.
 func BenchmarkGetSecretOverSocket(b *testing.B) {
-	d, err := New(Options{Resolver: &fakeResolver{}, Fetcher: demoFetcher(), Logger: zap.NewNop()})
+	d, err := New(Options{Resolver: &fakeResolver{}, Conjur: demoFetcher(), Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkGetSecretOverSocket(b *testing.B) {
 
 // BenchmarkGetSecretInProcess is the pipeline without the socket.
 func BenchmarkGetSecretInProcess(b *testing.B) {
-	d, err := New(Options{Resolver: &fakeResolver{}, Fetcher: demoFetcher(), Logger: zap.NewNop()})
+	d, err := New(Options{Resolver: &fakeResolver{}, Conjur: demoFetcher(), Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
-	if err := d.opts.Credentials.Adopt(ctx, cred); err != nil {
+	if err := d.opts.Conjur.Adopt(ctx, cred); err != nil {
 		code, msg := conjurFailure(err)
 		return d.bootstrapFailed(fp, code, bootstrapStatus(code), msg, err)
 	}
@@ -66,7 +66,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	return pluginapi.BootstrapAnswer{OK: true, Fingerprint: fp}, http.StatusOK
 }
 
-func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, cause error) (pluginapi.BootstrapAnswer, int) {
+func (d *Driver) bootstrapFailed(fp string, code errcode.Code, status int, msg string, cause error) (pluginapi.BootstrapAnswer, int) {
 	text := fmt.Sprintf("conjur-swarm [%s] credential handoff", code)
 	if fp != "" {
 		text += fmt.Sprintf(" (fingerprint %s)", fp)
@@ -81,7 +81,7 @@ func (d *Driver) bootstrapFailed(fp string, code Code, status int, msg string, c
 	return pluginapi.BootstrapAnswer{Err: text}, status
 }
 
-func bootstrapStatus(code Code) int {
+func bootstrapStatus(code errcode.Code) int {
 	switch code {
 	case errcode.CredentialRejected:
 		return http.StatusBadRequest

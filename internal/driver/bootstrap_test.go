@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -27,21 +28,21 @@ func TestBootstrapEndpoint(t *testing.T) {
 		{name: "fail/not configured", body: good, noSink: true, wantStatus: http.StatusServiceUnavailable, wantErr: "[NOT_CONFIGURED]"},
 		{
 			name: "fail/refused by Conjur", body: good, wantStatus: http.StatusForbidden, wantErr: "[AUTH_REFUSED]",
-			sinkErr: &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused host/swarm/conjur-plugin"},
+			sinkErr: &conjur.Error{Code: errcode.AuthRefused, Msg: "Conjur refused host/swarm/conjur-plugin"},
 		},
 		{
 			name: "fail/Conjur down", body: good, wantStatus: http.StatusBadGateway, wantErr: "[UNAVAILABLE]",
-			sinkErr: &conjur.Error{Code: conjur.CodeUnavailable, Msg: "no URL answered"},
+			sinkErr: &conjur.Error{Code: errcode.Unavailable, Msg: "no URL answered"},
 		},
 		{name: "fail/unexpected", body: good, sinkErr: errors.New("boom"), wantStatus: http.StatusInternalServerError, wantErr: "[INTERNAL]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sink := &fakeSink{err: tc.sinkErr}
-			d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) {
-				o.Credentials = sink
+			sink := demoFetcher()
+			sink.adoptErr = tc.sinkErr
+			d, logs := newTestDriver(t, sink, &fakeResolver{}, func(o *Options) {
 				if tc.noSink {
-					o.Credentials = nil
+					o.Conjur = nil
 				}
 			})
 			_, sock := servePlugin(t, d)
@@ -78,7 +79,7 @@ func TestBootstrapEndpoint(t *testing.T) {
 }
 
 func TestBootstrapNeedsPost(t *testing.T) {
-	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.Credentials = &fakeSink{} })
+	d, _ := newTestDriver(t, demoFetcher(), &fakeResolver{})
 	_, sock := servePlugin(t, d)
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://plugin"+pluginapi.PathBootstrap, nil)
 	resp, err := unixHTTP(sock).Do(req)
@@ -124,20 +125,20 @@ func TestBootstrapRefusesACredentialForAnotherConjur(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sink := &fakeSink{}
-			d, logs := newTestDriver(t, demoFetcher(), &fakeResolver{}, func(o *Options) { o.Credentials = sink })
+			sink := demoFetcher()
+			d, logs := newTestDriver(t, sink, &fakeResolver{})
 			_, sock := servePlugin(t, d)
 			code, body := rawPost(t, sock, pluginapi.PathBootstrap, tc.body)
 			if tc.wantErr == "" {
-				if code != http.StatusOK || sink.count() != 1 {
-					t.Fatalf("status %d, adopted %d: %s", code, sink.count(), body)
+				if code != http.StatusOK || sink.adoptions() != 1 {
+					t.Fatalf("status %d, adopted %d: %s", code, sink.adoptions(), body)
 				}
 				return
 			}
 			if code != http.StatusBadRequest || !strings.Contains(body, "[CREDENTIAL_REJECTED]") || !strings.Contains(body, tc.wantErr) {
 				t.Errorf("status %d, answer %s; want 400 CREDENTIAL_REJECTED with %s", code, body, tc.wantErr)
 			}
-			if n := sink.count(); n != 0 {
+			if n := sink.adoptions(); n != 0 {
 				t.Errorf("the credential reached the Conjur client %d times", n)
 			}
 			for _, e := range logs.All() {

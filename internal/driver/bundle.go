@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
@@ -13,18 +12,15 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
-// The Conjur client fetches a bundle's members in one call.
-var _ ManyFetcher = (*conjur.Client)(nil)
-
 // serveBundle fetches every member of dec's bundle together and renders the
 // secret. If any member fails, the Get fails with that member's code and
 // name (the first failing member by name); nothing partial is handed out.
 // who is whom the members are read as (per-request identity mode), or nil.
-func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *PolicyDecision, who *conjur.Workload) pluginapi.Response {
+func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *policy.Decision, who *conjur.Workload) pluginapi.Response {
 	members := dec.Bundle.Members
-	refs := make([]Ref, len(members))
+	refs := make([]conjur.Ref, len(members))
 	for i, m := range members {
-		refs[i] = Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: who}
+		refs[i] = conjur.Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: who}
 	}
 	vals, errs := d.fetchMany(ctx, refs)
 	rec.Cached = true
@@ -53,7 +49,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginap
 
 // serveRendered renders fetched values as dec says (a bundle, or a field or
 // decode of one value) and hands out the result.
-func (d *Driver) serveRendered(start time.Time, rec *pluginapi.Record, dec *PolicyDecision, values [][]byte) pluginapi.Response {
+func (d *Driver) serveRendered(start time.Time, rec *pluginapi.Record, dec *policy.Decision, values [][]byte) pluginapi.Response {
 	out, err := dec.Render(values)
 	if err != nil {
 		var ve *policy.ValueError
@@ -77,21 +73,13 @@ func memberIndex(ms []policy.Member, name string) int {
 	return 0
 }
 
-// fetchMany fetches refs together: with the Fetcher's GetMany when it has
-// one (one batch request on an idle client), else by concurrent Gets.
-func (d *Driver) fetchMany(ctx context.Context, refs []Ref) ([]Value, []error) {
-	vals := make([]Value, len(refs))
+// fetchMany fetches refs together with the Conjur side's GetMany (one
+// batch request on an idle client).
+func (d *Driver) fetchMany(ctx context.Context, refs []conjur.Ref) ([]conjur.Value, []error) {
+	vals := make([]conjur.Value, len(refs))
 	errs := make([]error, len(refs))
-	if mf, ok := d.opts.Fetcher.(ManyFetcher); ok {
-		for i, r := range mf.GetMany(ctx, refs) {
-			vals[i], errs[i] = r.Value, r.Err
-		}
-		return vals, errs
+	for i, r := range d.opts.Conjur.GetMany(ctx, refs) {
+		vals[i], errs[i] = r.Value, r.Err
 	}
-	var wg sync.WaitGroup
-	for i, ref := range refs {
-		wg.Go(func() { vals[i], errs[i] = d.opts.Fetcher.Get(ctx, ref) })
-	}
-	wg.Wait()
 	return vals, errs
 }

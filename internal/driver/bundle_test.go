@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,31 +64,13 @@ const (
 	bundleAWSKey   = "aws/secret+key=77"
 )
 
-func bundleFetcher() *fakeFetcher {
-	return &fakeFetcher{values: map[string][]byte{
+func bundleFetcher() *fakeConjur {
+	return &fakeConjur{values: map[string][]byte{
 		"apps/db/user":     []byte("app_user"),
 		"apps/db/password": []byte(bundlePassword),
 		"apps/db/aws":      []byte(`{"AccessKeyId":"AKIA1","SecretAccessKey":"` + bundleAWSKey + `","SigningKey":"` + base64.StdEncoding.EncodeToString([]byte("signing-bytes\x00\xff")) + `"}`),
 		"apps/db/binary":   {0xff, 0xfe, 0x00, 0x42},
 	}}
-}
-
-// batchFetcher adds the batch call to fakeFetcher and records each one.
-type batchFetcher struct {
-	*fakeFetcher
-	mu      sync.Mutex
-	batches [][]Ref
-}
-
-func (b *batchFetcher) GetMany(ctx context.Context, refs []Ref) []FetchResult {
-	b.mu.Lock()
-	b.batches = append(b.batches, append([]Ref(nil), refs...))
-	b.mu.Unlock()
-	out := make([]FetchResult, len(refs))
-	for i, r := range refs {
-		out[i].Value, out[i].Err = b.fakeFetcher.Get(ctx, r)
-	}
-	return out
 }
 
 func bundlePolicy(t *testing.T) *policy.Policy {
@@ -130,64 +111,57 @@ func TestGetSecretBundle(t *testing.T) {
 			wantErr: `conjur-swarm [VALUE_UNUSABLE] secret "not_json" (variable "apps/db/password", rule "not-json"): the value is not a JSON object, so field "x" cannot be taken from it`,
 			wantVar: "apps/db/password"},
 	} {
-		for _, batch := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/batch=%t", tc.name, batch), func(t *testing.T) {
-				f := bundleFetcher()
-				bf := &batchFetcher{fakeFetcher: f}
-				d, logs := newTestDriver(t, f, bundlePolicy(t), func(o *Options) {
-					if batch {
-						o.Fetcher = bf
-					}
-				})
-				res := d.GetSecret(context.Background(), pluginapi.Request{SecretName: tc.secret, ServiceName: "web", NodeID: "n1"})
-				if tc.wantCode == "" {
-					if res.Err != "" || string(res.Value) != tc.want || !res.DoNotReuse {
-						t.Fatalf("got %q (Err %q), want %q", res.Value, res.Err, tc.want)
-					}
-				} else if len(res.Value) != 0 || !strings.HasPrefix(res.Err, tc.wantErr) {
-					t.Fatalf("got %d bytes, Err %q\nwant no value and Err starting %q", len(res.Value), res.Err, tc.wantErr)
+		t.Run(tc.name, func(t *testing.T) {
+			f := bundleFetcher()
+			d, logs := newTestDriver(t, f, bundlePolicy(t))
+			res := d.GetSecret(context.Background(), pluginapi.Request{SecretName: tc.secret, ServiceName: "web", NodeID: "n1"})
+			if tc.wantCode == "" {
+				if res.Err != "" || string(res.Value) != tc.want || !res.DoNotReuse {
+					t.Fatalf("got %q (Err %q), want %q", res.Value, res.Err, tc.want)
 				}
-				members := len(tc.wantMembers)
-				if tc.wantCode == "DENIED" && (len(f.refs) != 0 || len(bf.batches) != 0) {
-					t.Errorf("a denied bundle was fetched: Gets %v, batches %v", f.refs, bf.batches)
+			} else if len(res.Value) != 0 || !strings.HasPrefix(res.Err, tc.wantErr) {
+				t.Fatalf("got %d bytes, Err %q\nwant no value and Err starting %q", len(res.Value), res.Err, tc.wantErr)
+			}
+			members := len(tc.wantMembers)
+			if tc.wantCode == "DENIED" && (len(f.refs) != 0 || len(f.batches) != 0) {
+				t.Errorf("a denied bundle was fetched: Gets %v, batches %v", f.refs, f.batches)
+			}
+			if members > 0 && tc.wantCode != "DENIED" {
+				// One batch call with every member.
+				if len(f.batches) != 1 || len(f.batches[0]) != members || len(f.refs) != members {
+					t.Errorf("batch calls %v, Gets %d; want one batch of %d", f.batches, len(f.refs), members)
 				}
-				if members > 0 && batch && tc.wantCode != "DENIED" {
-					// One batch call with every member, no single Get.
-					if len(bf.batches) != 1 || len(bf.batches[0]) != members || len(f.refs) != members {
-						t.Errorf("batch calls %v, Gets %d; want one batch of %d", bf.batches, len(f.refs), members)
-					}
+			}
+			entries := logs.FilterLoggerName("audit").All()
+			if len(entries) != 1 {
+				t.Fatalf("%d audit lines, want 1", len(entries))
+			}
+			fields := entries[0].ContextMap()
+			var got []string
+			if m, ok := fields["members"].([]any); ok {
+				for _, x := range m {
+					got = append(got, fmt.Sprint(x))
 				}
-				entries := logs.FilterLoggerName("audit").All()
-				if len(entries) != 1 {
-					t.Fatalf("%d audit lines, want 1", len(entries))
+			}
+			want := slices.Clone(tc.wantMembers)
+			slices.Sort(want)
+			slices.Sort(got)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("audit members (-want +got):\n%s", diff)
+			}
+			if fields["variable"] != tc.wantVar {
+				t.Errorf("audit variable %q, want %q", fields["variable"], tc.wantVar)
+			}
+			st := d.Status()
+			if len(st.Recent) != 1 || len(st.Recent[0].Members) != len(tc.wantMembers) {
+				t.Errorf("status record %+v, want %d members", st.Recent, len(tc.wantMembers))
+			}
+			text := fmt.Sprint(fields) + res.Err + fmt.Sprintf("%+v", st)
+			for _, v := range allValues {
+				if strings.Contains(text, v) {
+					t.Errorf("a value appears in the log, Err or status: %q", v)
 				}
-				fields := entries[0].ContextMap()
-				var got []string
-				if m, ok := fields["members"].([]any); ok {
-					for _, x := range m {
-						got = append(got, fmt.Sprint(x))
-					}
-				}
-				want := slices.Clone(tc.wantMembers)
-				slices.Sort(want)
-				slices.Sort(got)
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("audit members (-want +got):\n%s", diff)
-				}
-				if fields["variable"] != tc.wantVar {
-					t.Errorf("audit variable %q, want %q", fields["variable"], tc.wantVar)
-				}
-				st := d.Status()
-				if len(st.Recent) != 1 || len(st.Recent[0].Members) != len(tc.wantMembers) {
-					t.Errorf("status record %+v, want %d members", st.Recent, len(tc.wantMembers))
-				}
-				text := fmt.Sprint(fields) + res.Err + fmt.Sprintf("%+v", st)
-				for _, v := range allValues {
-					if strings.Contains(text, v) {
-						t.Errorf("a value appears in the log, Err or status: %q", v)
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }

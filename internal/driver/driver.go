@@ -17,19 +17,14 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
-// Observer receives one call per decision, for metrics. Its labels must stay
-// low-cardinality and secret-free: decision, code and rule only.
-type Observer interface {
-	ObserveDecision(decision string, code Code, rule string, d time.Duration)
-}
-
 // Options configure a Driver. Resolver and Logger are required.
 type Options struct {
 	Resolver Resolver
-	// Fetcher is the Conjur client, or a NotConfigured that says which of
-	// the plugin's Conjur settings are missing; nil is a NotConfigured
-	// without the detail.
-	Fetcher Fetcher
+	// Conjur is the Conjur client. Nil means the plugin's Conjur settings
+	// are missing or invalid: New puts a NotConfigured with ConfigProblem
+	// (which settings to fix) in its place, and the status says so.
+	Conjur        Conjur
+	ConfigProblem string
 	// Account is the plugin's CONJUR_ACCOUNT: a mapping file that names
 	// another account cannot be served by this plugin's identity, and a
 	// handoff for another account is refused.
@@ -38,8 +33,6 @@ type Options struct {
 	// must name at least one of them.
 	ApplianceURLs []string
 
-	Credentials  CredentialSink // nil: the bootstrap endpoint answers NOT_CONFIGURED
-	ConjurStatus ConjurReporter // nil: status shows no Conjur section
 	PolicyStatus PolicyReporter // nil: status shows no mapping section
 
 	Logger   *zap.Logger
@@ -64,7 +57,7 @@ type Options struct {
 	// Prefetch turns on per-task prefetch (prefetch.go): at a task's first
 	// Get, the variables its service was allowed before are fetched in the
 	// same batch and kept for that task's later Gets, at most PrefetchTTL
-	// (default 5s). It needs a Fetcher with GetMany.
+	// (default 5s).
 	Prefetch    bool
 	PrefetchTTL time.Duration
 }
@@ -80,9 +73,9 @@ type Driver struct {
 	handoff handoffLog
 	pf      *prefetcher // nil: prefetch off
 
-	// notConfigured: the Conjur side is a NotConfigured, whose reason is
-	// configProblem (the status says so; a handoff is refused before the
-	// Conjur checks).
+	// notConfigured: Options.Conjur was nil, and the Conjur side is a
+	// NotConfigured whose reason is configProblem (the status says so; a
+	// handoff is refused before the Conjur checks).
 	notConfigured bool
 	configProblem string
 }
@@ -102,6 +95,9 @@ func New(opts Options) (*Driver, error) {
 	if opts.PrefetchTTL < 0 {
 		errs = append(errs, errors.New("driver: Options.PrefetchTTL is negative"))
 	}
+	if opts.Conjur != nil && opts.ConfigProblem != "" {
+		errs = append(errs, errors.New("driver: Options gives both a Conjur client and a ConfigProblem; give one"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -111,24 +107,21 @@ func New(opts Options) (*Driver, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	nc, notConfigured := opts.Fetcher.(NotConfigured)
-	if opts.Fetcher == nil {
-		nc, notConfigured = NotConfigured{Reason: defaultNotConfigured}, true
-		opts.Fetcher = nc
-	}
-	if opts.Credentials == nil {
-		opts.Credentials = NotConfigured{Reason: cmp.Or(nc.Reason, defaultNotConfigured)}
+	notConfigured := opts.Conjur == nil
+	if notConfigured {
+		opts.ConfigProblem = cmp.Or(opts.ConfigProblem, defaultNotConfigured)
+		opts.Conjur = NotConfigured{Reason: opts.ConfigProblem}
 	}
 	d := &Driver{
 		opts:          opts,
 		notConfigured: notConfigured,
-		configProblem: nc.Reason,
+		configProblem: opts.ConfigProblem,
 		log:           opts.Logger,
 		audit:         opts.Logger.Named("audit"),
 		journal:       newJournal(opts.RecentDecisions),
 		started:       opts.Now(),
 	}
-	if _, many := opts.Fetcher.(ManyFetcher); opts.Prefetch && many {
+	if opts.Prefetch && !notConfigured {
 		d.pf = newPrefetcher(opts.PrefetchTTL, opts.Now)
 	}
 	return d, nil
@@ -199,7 +192,7 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 	if dec.Bundle != nil {
 		return d.serveBundle(ctx, start, &rec, &dec, workload(req, dec.Identity))
 	}
-	ref := Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: workload(req, dec.Identity)}
+	ref := conjur.Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: workload(req, dec.Identity)}
 	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
@@ -219,29 +212,29 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 
 // fetchVariable fetches ref, dec's variable, for req: from the values
 // prefetched for req's task when one matches (prefetched), else from the
-// Fetcher. At a task's first Get, with prefetch on, the variables its
+// Conjur client. At a task's first Get, with prefetch on, the variables its
 // service was allowed before go out in the same batch and are kept for the
 // task's later Gets.
-func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec *PolicyDecision, ref Ref) (val Value, prefetched bool, err error) {
+func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec *policy.Decision, ref conjur.Ref) (val conjur.Value, prefetched bool, err error) {
 	if d.pf == nil || req.TaskID == "" || req.ServiceID == "" {
-		val, err = d.opts.Fetcher.Get(ctx, ref)
+		val, err = d.opts.Conjur.Get(ctx, ref)
 		return val, false, err
 	}
 	t := taskKey{task: req.TaskID, service: req.ServiceID}
 	k := prefetchKey{rule: dec.Rule, variable: dec.Variable, version: dec.Version, identity: dec.Identity}
 	if data, ok := d.pf.take(t, k); ok {
-		return Value{Data: data}, true, nil
+		return conjur.Value{Data: data}, true, nil
 	}
 	plan := d.pf.plan(t, k)
 	if len(plan) == 0 {
-		val, err = d.opts.Fetcher.Get(ctx, ref)
+		val, err = d.opts.Conjur.Get(ctx, ref)
 	} else {
-		refs := make([]Ref, 0, 1+len(plan))
+		refs := make([]conjur.Ref, 0, 1+len(plan))
 		refs = append(refs, ref)
 		for _, a := range plan {
-			refs = append(refs, Ref{ID: a.variable, Version: a.version, NoCache: true, Workload: workload(req, a.identity)})
+			refs = append(refs, conjur.Ref{ID: a.variable, Version: a.version, NoCache: true, Workload: workload(req, a.identity)})
 		}
-		res := d.opts.Fetcher.(ManyFetcher).GetMany(ctx, refs) // New keeps pf nil without GetMany
+		res := d.opts.Conjur.GetMany(ctx, refs)
 		val, err = res[0].Value, res[0].Err
 		for i, a := range plan {
 			if r := res[i+1]; r.Err == nil && len(r.Value.Data) > 0 && len(r.Value.Data) < MaxValueBytes {
@@ -257,7 +250,7 @@ func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec 
 
 // fetchFailure is conjurFailure, plus why the last handoff was refused when
 // the plugin has no credential.
-func (d *Driver) fetchFailure(err error) (Code, string) {
+func (d *Driver) fetchFailure(err error) (errcode.Code, string) {
 	code, msg := conjurFailure(err)
 	if code == errcode.NoCredential {
 		msg += d.handoff.noCredentialCause()
@@ -266,7 +259,7 @@ func (d *Driver) fetchFailure(err error) (Code, string) {
 }
 
 // serve checks the size Swarm accepts and hands out data.
-func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *PolicyDecision, data []byte) pluginapi.Response {
+func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *policy.Decision, data []byte) pluginapi.Response {
 	switch n := len(data); {
 	case n == 0:
 		return d.finish(start, rec, errcode.ValueUnusable,
@@ -282,9 +275,9 @@ func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *PolicyDecisi
 	return pluginapi.Response{Value: data, DoNotReuse: dec.DoNotReuse}
 }
 
-// conjurFailure turns a Fetcher error into a code and a message saying what
+// conjurFailure turns a Conjur error into a code and a message saying what
 // failed and what to do. The Conjur client's message is used when it has one.
-func conjurFailure(err error) (Code, string) {
+func conjurFailure(err error) (errcode.Code, string) {
 	var ce *conjur.Error
 	if errors.As(err, &ce) {
 		msg := ce.Msg
@@ -303,7 +296,7 @@ func conjurFailure(err error) (Code, string) {
 }
 
 // finish records a failed decision and returns its answer.
-func (d *Driver) finish(start time.Time, rec *pluginapi.Record, code Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
+func (d *Driver) finish(start time.Time, rec *pluginapi.Record, code errcode.Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
 	rec.Time = start
 	rec.Code = code
 	rec.Decision = pluginapi.DecisionError
@@ -356,8 +349,8 @@ func (d *Driver) keep(rec *pluginapi.Record) {
 	}
 	if d.opts.Observer != nil {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
-		if so, ok := d.opts.Observer.(StaleObserver); ok && rec.Stale {
-			so.ObserveStale(rec.Rule)
+		if rec.Stale {
+			d.opts.Observer.ObserveStale(rec.Rule)
 		}
 	}
 }

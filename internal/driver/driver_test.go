@@ -22,17 +22,18 @@ import (
 
 const demoValue = "s3cr3t-demo-VALUE-7f1e"
 
-func newTestDriver(t *testing.T, f *fakeFetcher, r Resolver, mutate ...func(*Options)) (*Driver, *observer.ObservedLogs) {
+func newTestDriver(t *testing.T, f *fakeConjur, r Resolver, mutate ...func(*Options)) (*Driver, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	opts := Options{
 		Resolver:      r,
-		Fetcher:       f,
 		Account:       "dev",
 		ApplianceURLs: []string{"https://conjur.test"},
-		ConjurStatus:  fakeConjurStatus{},
 		PolicyStatus:  fakePolicyStatus{},
 		Logger:        zap.New(core),
+	}
+	if f != nil { // never a typed nil in the interface
+		opts.Conjur = f
 	}
 	for _, m := range mutate {
 		m(&opts)
@@ -50,8 +51,8 @@ var (
 	largestValue = bytes.Repeat([]byte("y"), MaxValueBytes-1)
 )
 
-func demoFetcher() *fakeFetcher {
-	return &fakeFetcher{values: map[string][]byte{
+func demoFetcher() *fakeConjur {
+	return &fakeConjur{values: map[string][]byte{
 		"apps/demo/db-password": []byte(demoValue),
 		"apps/demo/empty":       {},
 		"apps/demo/huge":        hugeValue,
@@ -72,7 +73,7 @@ func labelled(variable string) pluginapi.Request {
 }
 
 func TestGetSecret(t *testing.T) {
-	conjurErr := func(code conjur.Code, msg string) error {
+	conjurErr := func(code errcode.Code, msg string) error {
 		return &conjur.Error{Code: code, Variable: "apps/demo/db-password", Msg: msg, Cause: errors.New("http 500")}
 	}
 	tests := []struct {
@@ -82,7 +83,7 @@ func TestGetSecret(t *testing.T) {
 		resolver  func(policy.Request) policy.Decision
 		noFetcher bool
 		want      pluginapi.Response
-		wantCode  Code
+		wantCode  errcode.Code
 		wantErr   string // substring of Err
 	}{
 		{
@@ -166,7 +167,7 @@ func TestGetSecret(t *testing.T) {
 			res := &fakeResolver{fn: tc.resolver}
 			d, logs := newTestDriver(t, f, res, func(o *Options) {
 				if tc.noFetcher {
-					o.Fetcher = NotConfigured{Reason: "CONJUR_APPLIANCE_URL is not set"}
+					o.Conjur, o.ConfigProblem = nil, "CONJUR_APPLIANCE_URL is not set"
 				}
 			})
 			got := d.GetSecret(context.Background(), tc.req)
@@ -206,13 +207,13 @@ func TestGetSecretPassesVersionAndNoCache(t *testing.T) {
 	res := &fakeResolver{fn: func(policy.Request) policy.Decision {
 		return policy.Decision{Allow: true, Rule: "pinned", Variable: "apps/demo/db-password", Version: 3, DoNotReuse: false}
 	}}
-	f.flags = Value{Coalesced: true, Cached: true}
+	f.flags = conjur.Value{Coalesced: true, Cached: true}
 	d, logs := newTestDriver(t, f, res)
 	got := d.GetSecret(context.Background(), labelled("ignored"))
 	if got.Err != "" || got.DoNotReuse {
 		t.Fatalf("answer %v, want the value with DoNotReuse false", got)
 	}
-	if diff := cmp.Diff(Ref{ID: "apps/demo/db-password", Version: 3, NoCache: false}, f.lastRef()); diff != "" {
+	if diff := cmp.Diff(conjur.Ref{ID: "apps/demo/db-password", Version: 3, NoCache: false}, f.lastRef()); diff != "" {
 		t.Errorf("ref (-want +got):\n%s", diff)
 	}
 	fields := logs.All()[0].ContextMap()

@@ -7,12 +7,6 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
-// Code is the stable error code carried in an answer's Err as "[CODE]", in
-// the audit log and in the status endpoint's recent decisions. Package
-// errcode lists every code, with when it is returned and what to do; the
-// Conjur client's codes pass through unchanged.
-type Code = errcode.Code
-
 // MaxValueBytes is the largest value Swarm accepts, exclusive: a value must
 // be 1 byte to MaxValueBytes-1 bytes.
 const MaxValueBytes = 500 * 1024
@@ -20,7 +14,7 @@ const MaxValueBytes = 500 * 1024
 // errText formats the Err an answer carries:
 //
 //	conjur-swarm [CODE] secret "S" (variable "V", rule "R"): what failed; what to do
-func errText(code Code, secret, variable, rule, msg string) string {
+func errText(code errcode.Code, secret, variable, rule, msg string) string {
 	var ctx []string
 	if variable != "" {
 		ctx = append(ctx, fmt.Sprintf("variable %q", variable))

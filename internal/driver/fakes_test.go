@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -26,18 +27,31 @@ func (f *fakeResolver) Resolve(r policy.Request) policy.Decision {
 	return policy.Decision{Allow: true, Rule: "by-label", Variable: v, DoNotReuse: true, Reason: "rule by-label matched"}
 }
 
-// fakeFetcher serves values from a map, with failure switches.
-type fakeFetcher struct {
+// fakeConjur is the driver's Conjur side in tests: values from a map, last
+// good values from another, adoption and status, with failure switches.
+// GetMany records each call and answers each ref as Get would.
+type fakeConjur struct {
 	mu      sync.Mutex
 	values  map[string][]byte
 	err     error         // FailGet: returned for every Get when set
 	block   chan struct{} // when set, Get waits for it (or ctx)
 	entered chan struct{} // when set, Get sends on it after it starts
-	refs    []Ref
-	flags   Value // Coalesced / Cached copied to answers
+	refs    []conjur.Ref  // every ref fetched, by Get or GetMany
+	batches [][]conjur.Ref
+	flags   conjur.Value // Coalesced / Cached copied to answers
+
+	good   map[string][]byte // LastGood's answers by variable
+	goodAt time.Time         // when the good values were fetched
+
+	adoptErr error // FailAdopt: returned for every Adopt when set
+	adopted  []conjur.Credential
+	onAdopt  func() // called after each adoption, when set
+
+	login string   // Status's login (default host/swarm/conjur-plugin)
+	urls  []string // Status's URLs (default https://conjur.test)
 }
 
-func (f *fakeFetcher) Get(ctx context.Context, ref Ref) (Value, error) {
+func (f *fakeConjur) Get(ctx context.Context, ref conjur.Ref) (conjur.Value, error) {
 	f.mu.Lock()
 	f.refs = append(f.refs, ref)
 	block, entered, err := f.block, f.entered, f.err
@@ -49,43 +63,47 @@ func (f *fakeFetcher) Get(ctx context.Context, ref Ref) (Value, error) {
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return Value{}, ctx.Err()
+			return conjur.Value{}, ctx.Err()
 		}
 	}
 	if err != nil {
-		return Value{}, err
+		return conjur.Value{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	data, ok := f.values[ref.ID]
 	if !ok {
-		return Value{}, &conjur.Error{Code: "NOT_FOUND", Variable: ref.ID, Msg: "variable " + ref.ID + " is not found; check the id"}
+		return conjur.Value{}, &conjur.Error{Code: errcode.NotFound, Variable: ref.ID, Msg: "variable " + ref.ID + " is not found; check the id"}
 	}
-	return Value{Data: append([]byte(nil), data...), Coalesced: f.flags.Coalesced, Cached: f.flags.Cached, URL: "https://conjur.test"}, nil
+	return conjur.Value{Data: append([]byte(nil), data...), Coalesced: f.flags.Coalesced, Cached: f.flags.Cached, URL: "https://conjur.test"}, nil
 }
 
-func (f *fakeFetcher) lastRef() Ref {
+func (f *fakeConjur) GetMany(ctx context.Context, refs []conjur.Ref) []conjur.Result {
+	f.mu.Lock()
+	f.batches = append(f.batches, append([]conjur.Ref(nil), refs...))
+	f.mu.Unlock()
+	out := make([]conjur.Result, len(refs))
+	for i, r := range refs {
+		out[i].Value, out[i].Err = f.Get(ctx, r)
+	}
+	return out
+}
+
+func (f *fakeConjur) LastGood(ref conjur.Ref, _ time.Duration) (conjur.Value, time.Time, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.refs) == 0 {
-		return Ref{}
+	v, ok := f.good[ref.ID]
+	if !ok {
+		return conjur.Value{}, time.Time{}, false
 	}
-	return f.refs[len(f.refs)-1]
+	return conjur.Value{Data: v}, f.goodAt, true
 }
 
-// fakeSink adopts credentials, with a failure switch.
-type fakeSink struct {
-	mu      sync.Mutex
-	err     error
-	adopted []Credential
-	onAdopt func() // called after each adoption, when set
-}
-
-func (f *fakeSink) Adopt(_ context.Context, c Credential) error {
+func (f *fakeConjur) Adopt(_ context.Context, c conjur.Credential) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
+	if f.adoptErr != nil {
+		return f.adoptErr
 	}
 	f.adopted = append(f.adopted, c)
 	if f.onAdopt != nil {
@@ -94,46 +112,47 @@ func (f *fakeSink) Adopt(_ context.Context, c Credential) error {
 	return nil
 }
 
-func (f *fakeSink) count() int {
+// Status reports a fixed status, with the last credential adopted.
+func (f *fakeConjur) Status() conjur.Status {
+	st := conjur.Status{Login: "host/swarm/conjur-plugin", CredentialSource: "none",
+		LastContact: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastURL: "https://conjur.test",
+		URLs: []conjur.URLStatus{{URL: "https://conjur.test", Healthy: true}}}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.adopted)
-}
-
-// fakeConjurStatus reports a fixed status, or the sink's last credential.
-// login and urls default to host/swarm/conjur-plugin and https://conjur.test.
-type fakeConjurStatus struct {
-	sink  *fakeSink
-	login string
-	urls  []string
-}
-
-func (f fakeConjurStatus) Status() ConjurStatus {
-	st := ConjurStatus{Login: "host/swarm/conjur-plugin", CredentialSource: "none",
-		LastContact: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastURL: "https://conjur.test",
-		URLs: []URLStatus{{URL: "https://conjur.test", Healthy: true}}}
 	if f.login != "" {
 		st.Login = f.login
 	}
 	if len(f.urls) > 0 {
 		st.URLs, st.LastURL = nil, f.urls[0]
 		for _, u := range f.urls {
-			st.URLs = append(st.URLs, URLStatus{URL: u, Healthy: true})
+			st.URLs = append(st.URLs, conjur.URLStatus{URL: u, Healthy: true})
 		}
 	}
-	if f.sink != nil {
-		f.sink.mu.Lock()
-		defer f.sink.mu.Unlock()
-		if n := len(f.sink.adopted); n > 0 {
-			st.CredentialSource, st.CredentialFingerprint = "handoff", f.sink.adopted[n-1].Fingerprint()
-		}
+	if n := len(f.adopted); n > 0 {
+		st.CredentialSource, st.CredentialFingerprint = "handoff", f.adopted[n-1].Fingerprint()
 	}
 	return st
 }
 
+func (f *fakeConjur) lastRef() conjur.Ref {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.refs) == 0 {
+		return conjur.Ref{}
+	}
+	return f.refs[len(f.refs)-1]
+}
+
+// adoptions is how many credentials were adopted.
+func (f *fakeConjur) adoptions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.adopted)
+}
+
 type fakePolicyStatus struct{}
 
-func (fakePolicyStatus) Status() PolicyStatus {
-	return PolicyStatus{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:abc", Rules: 2,
+func (fakePolicyStatus) Status() policy.StoreStatus {
+	return policy.StoreStatus{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:abc", Rules: 2,
 		LoadedAt: time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)}
 }

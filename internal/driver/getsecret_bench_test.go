@@ -144,7 +144,7 @@ func benchPlugin(b *testing.B, cj benchConjur) *keepAliveClient {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = client.Close() })
-	d, err := New(Options{Resolver: store, Fetcher: client, Account: cj.dev.Account(), Logger: zap.NewNop()})
+	d, err := New(Options{Resolver: store, Conjur: client, Account: cj.dev.Account(), Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func FuzzHandleGetSecret(f *testing.F) {
 	for _, body := range getSecretSeeds {
 		f.Add([]byte(body))
 	}
-	d, err := New(Options{Resolver: &fakeResolver{}, Fetcher: demoFetcher(), Logger: zap.NewNop()})
+	d, err := New(Options{Resolver: &fakeResolver{}, Conjur: demoFetcher(), Logger: zap.NewNop()})
 	if err != nil {
 		f.Fatal(err)
 	}

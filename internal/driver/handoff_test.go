@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -41,7 +42,7 @@ func TestRefusedHandoffIsTheCause(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h := st.LastHandoff; h == nil || h.Accepted || h.Code != conjur.CodeAuthRefused || h.Fingerprint != wrongFP {
+		if h := st.LastHandoff; h == nil || h.Accepted || h.Code != errcode.AuthRefused || h.Fingerprint != wrongFP {
 			t.Errorf("status last handoff %+v, want refused AUTH_REFUSED %s", st.LastHandoff, wrongFP)
 		}
 		if st.Conjur.HasCredential() {

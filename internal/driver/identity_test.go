@@ -87,7 +87,7 @@ func stackRequest(stack, task, variable string) pluginapi.Request {
 func TestPerStackIdentity_driverReadsAsTheDecisionsIdentity(t *testing.T) {
 	c := perStackConjur(t)
 	core, logs := observer.New(zap.DebugLevel)
-	d, err := New(Options{Resolver: stackResolver(), Fetcher: c, ConjurStatus: c, Logger: zap.New(core), Prefetch: true})
+	d, err := New(Options{Resolver: stackResolver(), Conjur: c, Logger: zap.New(core), Prefetch: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,10 +125,9 @@ func (s *stack) plugin(t *testing.T, cfg *conjur.Config) *pluginapi.Client {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Close() })
-		opts.Fetcher, opts.Credentials, opts.ConjurStatus = c, c, c
+		opts.Conjur = c
 	} else {
-		nc := NotConfigured{Reason: "CONJUR_APPLIANCE_URL is not set"}
-		opts.Fetcher, opts.Credentials, opts.ConjurStatus = nc, nc, nc
+		opts.ConfigProblem = "CONJUR_APPLIANCE_URL is not set"
 	}
 	d, err := New(opts)
 	if err != nil {
@@ -369,7 +368,7 @@ func TestAgentHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	d, err := New(Options{Resolver: s.store, Fetcher: c, Credentials: c, ConjurStatus: c, Account: s.dev.Account(), ApplianceURLs: []string{s.url}, Logger: s.log.Named("driver")})
+	d, err := New(Options{Resolver: s.store, Conjur: c, Account: s.dev.Account(), ApplianceURLs: []string{s.url}, Logger: s.log.Named("driver")})
 	if err != nil {
 		t.Fatal(err)
 	}

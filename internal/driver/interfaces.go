@@ -2,43 +2,63 @@ package driver
 
 import (
 	"context"
+	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/policy"
+)
+
+// Conjur is the driver's whole Conjur side: *conjur.Client, or the
+// NotConfigured that New puts in place when the plugin has no usable Conjur
+// settings. Every ability the driver uses is a method here, so that no
+// feature (bundles in one batch, prefetch, stale_if_error, the handoff, the
+// status) turns off because a type lacks one. Each method takes the ref (or
+// refs, or credential) it is about: what else a request carries to Conjur
+// belongs in conjur.Ref.
+type Conjur interface {
+	// Get fetches one variable.
+	Get(ctx context.Context, ref conjur.Ref) (conjur.Value, error)
+	// GetMany fetches several variables together (an idle client sends
+	// the latest versions in one batch request); the i-th Result answers
+	// refs[i].
+	GetMany(ctx context.Context, refs []conjur.Ref) []conjur.Result
+	// LastGood answers, without contacting Conjur, from the value Conjur
+	// last gave for ref (fetched with KeepLastGood) at most maxAge ago, and
+	// when it gave it: the stale_if_error rules.
+	LastGood(ref conjur.Ref, maxAge time.Duration) (conjur.Value, time.Time, bool)
+	// Adopt checks a handed-over credential by authenticating with it, and
+	// adopts it.
+	Adopt(ctx context.Context, cred conjur.Credential) error
+	// Status reports the client's state for the status endpoint.
+	Status() conjur.Status
+}
+
+// The Conjur client and NotConfigured are the two Conjur sides.
+var (
+	_ Conjur = (*conjur.Client)(nil)
+	_ Conjur = NotConfigured{}
 )
 
 // Resolver decides which Conjur variable a request stands for and whether
 // the task may have it (*policy.Store).
 type Resolver interface {
-	Resolve(PolicyRequest) PolicyDecision
+	Resolve(policy.Request) policy.Decision
 }
 
-// Fetcher fetches one variable's value from Conjur (*conjur.Client).
-type Fetcher interface {
-	Get(ctx context.Context, ref Ref) (Value, error)
-}
-
-// ManyFetcher fetches several variables together (*conjur.Client): an idle
-// client sends the latest versions in one batch request. The i-th Result
-// answers refs[i]. A Fetcher without it gets a bundle's members by
-// concurrent Gets.
-type ManyFetcher interface {
-	GetMany(ctx context.Context, refs []Ref) []FetchResult
-}
-
-// CredentialSink checks a handed-over credential by authenticating with it
-// and adopts it (*conjur.Client).
-type CredentialSink interface {
-	Adopt(ctx context.Context, cred Credential) error
-}
-
-// ConjurReporter reports the Conjur client's state for the status endpoint.
-type ConjurReporter interface {
-	Status() ConjurStatus
-}
-
-// PolicyReporter reports the mapping file's state for the status endpoint.
+// PolicyReporter reports the mapping file's state for the status endpoint
+// (*policy.Store).
 type PolicyReporter interface {
-	Status() PolicyStatus
+	Status() policy.StoreStatus
+}
+
+// Observer receives one call per decision, and one per answer served from a
+// last good value, for metrics (*Metrics). Its labels must stay
+// low-cardinality and secret-free: decision, code and rule only.
+type Observer interface {
+	ObserveDecision(decision string, code errcode.Code, rule string, d time.Duration)
+	ObserveStale(rule string)
 }
 
 // AuditSink takes a copy of every decision record for another destination

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // Metrics is an Observer that exports Prometheus metrics. Labels are the
@@ -15,10 +17,7 @@ type Metrics struct {
 	stale     *prometheus.CounterVec
 }
 
-var (
-	_ Observer      = (*Metrics)(nil)
-	_ StaleObserver = (*Metrics)(nil)
-)
+var _ Observer = (*Metrics)(nil)
 
 // NewMetrics registers the driver's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -49,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // ObserveDecision counts one decision.
-func (m *Metrics) ObserveDecision(decision string, code Code, rule string, d time.Duration) {
+func (m *Metrics) ObserveDecision(decision string, code errcode.Code, rule string, d time.Duration) {
 	m.decisions.WithLabelValues(decision, string(code), rule).Inc()
 	m.duration.WithLabelValues(decision).Observe(d.Seconds())
 }

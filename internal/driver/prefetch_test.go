@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
@@ -21,37 +22,38 @@ import (
 // GetSecret was being served when it was fetched: the test sets current
 // before each call, and calls one at a time.
 type tagFetcher struct {
-	mu      sync.Mutex
-	n       int
-	owner   map[string]taskKey
-	current taskKey
-	gets    int
-	manys   [][]Ref
+	fakeConjur // LastGood, Adopt, Status
+	mu         sync.Mutex
+	n          int
+	owner      map[string]taskKey
+	current    taskKey
+	gets       int
+	manys      [][]conjur.Ref
 }
 
 func newTagFetcher() *tagFetcher { return &tagFetcher{owner: map[string]taskKey{}} }
 
-func (f *tagFetcher) mintLocked(ref Ref) []byte {
+func (f *tagFetcher) mintLocked(ref conjur.Ref) []byte {
 	f.n++
 	v := fmt.Sprintf("%s#%d", ref.ID, f.n)
 	f.owner[v] = f.current
 	return []byte(v)
 }
 
-func (f *tagFetcher) Get(ctx context.Context, ref Ref) (Value, error) {
+func (f *tagFetcher) Get(ctx context.Context, ref conjur.Ref) (conjur.Value, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets++
-	return Value{Data: f.mintLocked(ref)}, nil
+	return conjur.Value{Data: f.mintLocked(ref)}, nil
 }
 
-func (f *tagFetcher) GetMany(ctx context.Context, refs []Ref) []FetchResult {
+func (f *tagFetcher) GetMany(ctx context.Context, refs []conjur.Ref) []conjur.Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.manys = append(f.manys, refs)
-	out := make([]FetchResult, len(refs))
+	out := make([]conjur.Result, len(refs))
 	for i, r := range refs {
-		out[i] = FetchResult{Value: Value{Data: f.mintLocked(r)}}
+		out[i] = conjur.Result{Value: conjur.Value{Data: f.mintLocked(r)}}
 	}
 	return out
 }
@@ -93,7 +95,7 @@ func newPrefetchFixture(t *testing.T) *prefetchFixture {
 	fx := &prefetchFixture{f: newTagFetcher(), now: time.Unix(1_700_000_000, 0)}
 	core, logs := observer.New(zap.DebugLevel)
 	fx.logs = logs
-	d, err := New(Options{Resolver: teamResolver(), Fetcher: fx.f, Logger: zap.New(core), Prefetch: true,
+	d, err := New(Options{Resolver: teamResolver(), Conjur: fx.f, Logger: zap.New(core), Prefetch: true,
 		Now: func() time.Time { fx.mu.Lock(); defer fx.mu.Unlock(); return fx.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +215,7 @@ func TestPrefetchNeverBypassesThePolicy(t *testing.T) {
 // With prefetch off, no Get fetches more than its own variable.
 func TestPrefetchOff(t *testing.T) {
 	f := newTagFetcher()
-	d, err := New(Options{Resolver: teamResolver(), Fetcher: f, Logger: zap.NewNop()})
+	d, err := New(Options{Resolver: teamResolver(), Conjur: f, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

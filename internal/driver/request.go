@@ -1,10 +1,13 @@
 package driver
 
-import "github.com/cyberark/conjur-swarm/internal/pluginapi"
+import (
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/policy"
+)
 
 // policyRequest is what the policy sees of a request.
-func policyRequest(r pluginapi.Request) PolicyRequest {
-	return PolicyRequest{
+func policyRequest(r pluginapi.Request) policy.Request {
+	return policy.Request{
 		SecretName:    r.SecretName,
 		SecretLabels:  r.SecretLabels,
 		ServiceName:   r.ServiceName,

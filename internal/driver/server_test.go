@@ -162,7 +162,7 @@ func TestClientOnMissingSocket(t *testing.T) {
 // serveBlockingFetcher serves a driver whose fetches wait on f.block (and
 // signal f.entered) on a unix socket, without Shutdown on cleanup: the
 // tests call it. served receives Serve's result.
-func serveBlockingFetcher(t *testing.T) (f *fakeFetcher, srv *Server, c *pluginapi.Client, served chan error) {
+func serveBlockingFetcher(t *testing.T) (f *fakeConjur, srv *Server, c *pluginapi.Client, served chan error) {
 	t.Helper()
 	f = demoFetcher()
 	f.block = make(chan struct{})

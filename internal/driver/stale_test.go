@@ -11,21 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
-
-// lastGoodFetcher is a fakeFetcher that also answers LastGood from good,
-// fetched at.
-type lastGoodFetcher struct {
-	*fakeFetcher
-	good map[string][]byte
-	at   time.Time
-}
-
-func (f *lastGoodFetcher) LastGood(ref Ref, maxAge time.Duration) (Value, time.Time, bool) {
-	v, ok := f.good[ref.ID]
-	return Value{Data: v}, f.at, ok
-}
 
 // A stale_if_error rule asks the client to keep its values, answers an
 // UNAVAILABLE or TIMEOUT fetch with the last good value, and counts it;
@@ -41,18 +29,18 @@ func TestStaleIfErrorAnswers(t *testing.T) {
 	}}
 	for _, tt := range []struct {
 		name, secret string
-		code         conjur.Code
+		code         errcode.Code
 		age          time.Duration
 		wantStale    bool
 	}{
-		{"ok/UNAVAILABLE inside the window", "stale", conjur.CodeUnavailable, 4 * time.Minute, true},
-		{"ok/TIMEOUT inside the window", "stale", conjur.CodeTimeout, time.Minute, true},
-		{"fail/outside the window", "stale", conjur.CodeUnavailable, 11 * time.Minute, false},
-		{"fail/FORBIDDEN", "stale", conjur.CodeForbidden, time.Minute, false},
-		{"fail/NOT_FOUND", "stale", conjur.CodeNotFound, time.Minute, false},
-		{"fail/AUTH_REFUSED", "stale", conjur.CodeAuthRefused, time.Minute, false},
-		{"fail/TLS", "stale", conjur.CodeTLS, time.Minute, false},
-		{"fail/a rule without stale_if_error", "fresh", conjur.CodeUnavailable, time.Minute, false},
+		{"ok/UNAVAILABLE inside the window", "stale", errcode.Unavailable, 4 * time.Minute, true},
+		{"ok/TIMEOUT inside the window", "stale", errcode.Timeout, time.Minute, true},
+		{"fail/outside the window", "stale", errcode.Unavailable, 11 * time.Minute, false},
+		{"fail/FORBIDDEN", "stale", errcode.Forbidden, time.Minute, false},
+		{"fail/NOT_FOUND", "stale", errcode.NotFound, time.Minute, false},
+		{"fail/AUTH_REFUSED", "stale", errcode.AuthRefused, time.Minute, false},
+		{"fail/TLS", "stale", errcode.TLS, time.Minute, false},
+		{"fail/a rule without stale_if_error", "fresh", errcode.Unavailable, time.Minute, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
@@ -60,13 +48,10 @@ func TestStaleIfErrorAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &lastGoodFetcher{
-				fakeFetcher: &fakeFetcher{err: &conjur.Error{Code: tt.code, Msg: "failed"}},
-				good:        map[string][]byte{"apps/x": []byte("last-good")},
-				at:          now.Add(-tt.age),
-			}
+			f := &fakeConjur{err: &conjur.Error{Code: tt.code, Msg: "failed"},
+				good: map[string][]byte{"apps/x": []byte("last-good")}, goodAt: now.Add(-tt.age)}
 			d, logs := newTestDriver(t, nil, resolver, func(o *Options) {
-				o.Fetcher, o.Observer, o.Now = f, m, func() time.Time { return now }
+				o.Conjur, o.Observer, o.Now = f, m, func() time.Time { return now }
 			})
 			req := labelled("apps/x")
 			req.SecretName = tt.secret

@@ -17,8 +17,8 @@ func (d *Driver) Status() pluginapi.Status {
 	if !st.Configured {
 		st.ConfigProblem = d.configProblem
 	}
-	if d.opts.ConjurStatus != nil && !d.notConfigured {
-		cs := d.opts.ConjurStatus.Status()
+	if !d.notConfigured {
+		cs := d.opts.Conjur.Status()
 		st.Conjur = &pluginapi.ConjurState{
 			Login:                 cs.Login,
 			Account:               d.opts.Account,

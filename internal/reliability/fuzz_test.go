@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"unicode"
 
@@ -14,7 +13,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
 	"github.com/cyberark/conjur-swarm/internal/driver"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
@@ -37,21 +38,15 @@ const fuzzMapping = mappingV2 + `  - name: stack-secrets
     variable: "apps/{service}/{service_label:tier}/{secret_label:per.service}"
 `
 
-// recordingFetcher is a fake Conjur: it records the ids it is asked for and
-// answers the secret, or NOT_FOUND for ids ending in "missing".
-type recordingFetcher struct {
-	mu    sync.Mutex
-	asked []string
-}
-
-func (f *recordingFetcher) Get(_ context.Context, ref driver.Ref) (driver.Value, error) {
-	f.mu.Lock()
-	f.asked = append(f.asked, ref.ID)
-	f.mu.Unlock()
-	if strings.HasSuffix(ref.ID, "missing") {
-		return driver.Value{}, &conjur.Error{Code: conjur.CodeNotFound, Variable: ref.ID, Msg: "variable " + ref.ID + " does not exist"}
-	}
-	return driver.Value{Data: []byte(fuzzSecret)}, nil
+// fuzzConjur is a fake Conjur that answers the secret, or NOT_FOUND for ids
+// ending in "missing", and records the ids it is asked for.
+func fuzzConjur() *conjurtest.Fake {
+	return &conjurtest.Fake{Answer: func(ref conjur.Ref) (conjur.Value, error) {
+		if strings.HasSuffix(ref.ID, "missing") {
+			return conjur.Value{}, &conjur.Error{Code: errcode.NotFound, Variable: ref.ID, Msg: "variable " + ref.ID + " does not exist"}
+		}
+		return conjur.Value{Data: []byte(fuzzSecret)}, nil
+	}}
 }
 
 // safeID is the mapping's safety contract for a resolved id (DESIGN.md): under
@@ -118,15 +113,13 @@ func FuzzGetSecretBody(f *testing.F) {
 	f.Add([]byte(`{`))
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	fetcher := &recordingFetcher{}
-	d, err := driver.New(driver.Options{Resolver: pol, Fetcher: fetcher, Logger: zap.New(core)})
+	fetcher := fuzzConjur()
+	d, err := driver.New(driver.Options{Resolver: pol, Conjur: fetcher, Logger: zap.New(core)})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fetcher.mu.Lock()
-		fetcher.asked = fetcher.asked[:0]
-		fetcher.mu.Unlock()
+		fetcher.TakeAsked()
 		res := d.HandleGetSecret(context.Background(), bytes.NewReader(body))
 		switch {
 		case res.Err == "" && string(res.Value) != fuzzSecret:
@@ -140,24 +133,12 @@ func FuzzGetSecretBody(f *testing.F) {
 		if strings.Contains(logText(t, logs), fuzzSecret) {
 			t.Fatal("the value appears in the log")
 		}
-		fetcher.mu.Lock()
-		defer fetcher.mu.Unlock()
-		for _, id := range fetcher.asked {
+		for _, id := range fetcher.TakeAsked() {
 			if !safeID(id) {
 				t.Fatalf("Conjur was asked for the unsafe id %q", id)
 			}
 		}
 	})
-}
-
-// acceptOnly is a fake credential sink that adopts only one API key.
-type acceptOnly struct{ key string }
-
-func (a acceptOnly) Adopt(_ context.Context, c driver.Credential) error {
-	if string(c.APIKey) == a.key && c.APIKey != "" {
-		return nil
-	}
-	return &conjur.Error{Code: conjur.CodeAuthRefused, Msg: "Conjur refused to authenticate " + c.Login + " (HTTP 401)"}
 }
 
 // FuzzBootstrapBody feeds handoff bodies built from a fuzzed login, key and
@@ -173,7 +154,7 @@ func FuzzBootstrapBody(f *testing.F) {
 	f.Add("h", "{\"", uint8(4))
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	d, err := driver.New(driver.Options{Resolver: policy.Builtin(), Credentials: acceptOnly{"K3Y-good-key-0123456789"},
+	d, err := driver.New(driver.Options{Resolver: policy.Builtin(), Conjur: &conjurtest.Fake{AcceptKey: "K3Y-good-key-0123456789"},
 		Account: "dev", ApplianceURLs: []string{"https://conjur.test"}, Logger: zap.New(core)})
 	if err != nil {
 		f.Fatal(err)

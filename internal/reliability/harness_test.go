@@ -364,7 +364,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 
 	s.drv, err = driver.New(driver.Options{
 		Resolver: store, PolicyStatus: store,
-		Fetcher: client, Credentials: client, ConjurStatus: client,
+		Conjur:  client,
 		Account: s.dev.Account(), ApplianceURLs: urls, Logger: s.log.Named("driver"), Now: cfg.now,
 	})
 	if err != nil {

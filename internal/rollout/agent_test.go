@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 	"github.com/cyberark/conjur-swarm/internal/swarmapi"
 )
@@ -324,7 +325,7 @@ func TestFailuresRollNothingAndRecover(t *testing.T) {
 			func(f *fixture) { f.docker.FailList = nil }},
 		{"fail/conjur unavailable", "CONJUR_UNAVAILABLE",
 			func(f *fixture) {
-				f.conjur.Fail = &conjur.Error{Code: conjur.CodeUnavailable, Msg: "every Conjur URL failed"}
+				f.conjur.Fail = &conjur.Error{Code: errcode.Unavailable, Msg: "every Conjur URL failed"}
 			},
 			func(f *fixture) { f.conjur.Fail = nil }},
 		{"fail/mapping invalid", CodeMappingInvalid,
