@@ -1,13 +1,11 @@
 package conjur
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,11 +52,11 @@ func identityPolicy() string {
 }
 
 // identityServer is the dev server with the identity policy, served through
-// a recorder of every request.
+// a gate.
 type identityServer struct {
 	*devServer
 	url    string
-	log    *requestLog
+	gate   *gate
 	signer *identity.Signer // the manager's, whose key is in public-keys
 }
 
@@ -99,10 +97,11 @@ func newIdentityServer(t testing.TB) *identityServer {
 		t.Fatal(err)
 	}
 	srv.ResetCounts()
-	rl := &requestLog{}
-	hs := httptest.NewServer(rl.wrap(srv.Server))
+	srv.ResetRequests()
+	g := &gate{}
+	hs := httptest.NewServer(g.wrap(srv.Server))
 	t.Cleanup(hs.Close)
-	return &identityServer{devServer: srv, url: hs.URL, log: rl, signer: sig}
+	return &identityServer{devServer: srv, url: hs.URL, gate: g, signer: sig}
 }
 
 // config is a per-request identity mode config for the server, signing
@@ -112,74 +111,22 @@ func (s *identityServer) config(sig Signer) Config {
 		FetchTimeout: 2 * time.Second, Signer: sig}
 }
 
-// loggedRequest is one request the server received: its path, the role its
-// access token names ("" for an authentication) and the variables it reads.
-type loggedRequest struct {
-	path      string
-	role      string
-	variables []string
+// gate holds every read request to the dev server while set, so that a
+// test can queue Gets behind it.
+type gate struct {
+	ch atomic.Pointer[chan struct{}]
 }
 
-// requestLog records every request to the dev server.
-type requestLog struct {
-	gate atomic.Pointer[chan struct{}] // when set, every read waits for it to close
-
-	mu   sync.Mutex
-	reqs []loggedRequest
-}
-
-func (l *requestLog) wrap(next http.Handler) http.Handler {
+func (g *gate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lr := loggedRequest{path: r.URL.Path, role: tokenRole(r.Header.Get("Authorization"))}
-		if ids := r.URL.Query().Get("variable_ids"); ids != "" {
-			lr.variables = strings.Split(ids, ",")
-		} else if v, ok := strings.CutPrefix(r.URL.Path, "/secrets/dev/variable/"); ok {
-			id, _ := url.PathUnescape(v)
-			lr.variables = []string{"dev:variable:" + id}
-		}
-		l.mu.Lock()
-		l.reqs = append(l.reqs, lr)
-		l.mu.Unlock()
-		if g := l.gate.Load(); g != nil && len(lr.variables) > 0 {
+		if c := g.ch.Load(); c != nil && strings.HasPrefix(r.URL.Path, "/secrets") {
 			select {
-			case <-*g:
+			case <-*c:
 			case <-r.Context().Done():
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (l *requestLog) all() []loggedRequest {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]loggedRequest(nil), l.reqs...)
-}
-
-// tokenRole is the sub of the Conjur access token in an Authorization
-// header (Token token="base64(JSON)").
-func tokenRole(h string) string {
-	raw, ok := strings.CutPrefix(h, `Token token="`)
-	if !ok {
-		return ""
-	}
-	js, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(raw, `"`))
-	if err != nil {
-		return "?"
-	}
-	var tok struct{ Payload string }
-	if json.Unmarshal(js, &tok) != nil {
-		return "?"
-	}
-	payload, err := decodeB64(tok.Payload)
-	if err != nil {
-		return "?"
-	}
-	var claims struct{ Sub string }
-	if json.Unmarshal(payload, &claims) != nil {
-		return "?"
-	}
-	return claims.Sub
 }
 
 // recordingSigner is the manager's signer (internal/identity, with its own

@@ -45,12 +45,12 @@ func TestPerIdentity_eachStackReadsAsItsOwnHost(t *testing.T) {
 		t.Fatalf("shop reaching for blog's variable: got %v, want FORBIDDEN naming stacks/shop", err)
 	}
 	roles := map[string]bool{}
-	for _, r := range srv.log.all() {
-		if len(r.variables) > 0 {
-			roles[r.role] = true
+	for _, r := range srv.Requests() {
+		if len(r.Variables) > 0 {
+			roles[r.Role] = true
 		}
 	}
-	if !roles["host/swarm/stacks/shop"] || !roles["host/swarm/stacks/blog"] || len(roles) != 2 {
+	if !roles["dev:host:swarm/stacks/shop"] || !roles["dev:host:swarm/stacks/blog"] || len(roles) != 2 {
 		t.Fatalf("the reads were made as %v, want host/swarm/stacks/shop and host/swarm/stacks/blog only", roles)
 	}
 	if st := c.Status(); st.CredentialSource != "per-request" || st.Identities != 2 {
@@ -124,29 +124,30 @@ func TestPerIdentity_refusedIdentityDoesNotFailOthers(t *testing.T) {
 			t.Errorf("%s as %s: %q, %+v; want %q", ref.ID, ref.Workload.Stack, r.Value.Data, r.Err, want)
 		}
 	}
-	assertOneIdentityPerRequest(t, srv.log.all())
+	assertOneIdentityPerRequest(t, srv.Requests())
 }
 
-// assertOneIdentityPerRequest fails unless every read request names only
-// variables of its own identity's stack, and at least one was a batch.
-func assertOneIdentityPerRequest(t *testing.T, reqs []loggedRequest) {
+// assertOneIdentityPerRequest fails unless every read request the dev
+// server logged names only variables of its own identity's stack, and at
+// least one was a batch.
+func assertOneIdentityPerRequest(t *testing.T, reqs []conjurdev.Request) {
 	t.Helper()
 	batches := 0
 	for _, r := range reqs {
-		if len(r.variables) == 0 {
+		if len(r.Variables) == 0 {
 			continue
 		}
-		if len(r.variables) > 1 {
+		if len(r.Variables) > 1 {
 			batches++
 		}
-		stack, ok := strings.CutPrefix(r.role, "host/swarm/stacks/")
+		stack, ok := strings.CutPrefix(r.Role, "dev:host:swarm/stacks/")
 		if !ok {
-			t.Errorf("a read of %v was made as %q, not a stack's host", r.variables, r.role)
+			t.Errorf("a read of %v was made as %q, not a stack's host", r.Variables, r.Role)
 			continue
 		}
-		for _, v := range r.variables {
+		for _, v := range r.Variables {
 			if !strings.HasPrefix(v, "dev:variable:st/"+stack+"/") {
-				t.Errorf("one request as %s carries %s, another identity's variable: %v", r.role, v, r.variables)
+				t.Errorf("one request as %s carries %s, another identity's variable: %v", r.Role, v, r.Variables)
 			}
 		}
 	}
@@ -167,7 +168,7 @@ func TestPerIdentity_batchesNeverMixIdentities(t *testing.T) {
 		}
 	}
 	gate := make(chan struct{})
-	srv.log.gate.Store(&gate)
+	srv.gate.ch.Store(&gate)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*perVar)
 	for _, st := range stacks {
@@ -197,7 +198,7 @@ func TestPerIdentity_batchesNeverMixIdentities(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	assertOneIdentityPerRequest(t, srv.log.all())
+	assertOneIdentityPerRequest(t, srv.Requests())
 }
 
 // Each identity's token lives and is refreshed on its own: a token near
