@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -35,7 +36,20 @@ type Config struct {
 	AllowHTTP       bool
 	ShutdownTimeout time.Duration
 
-	Conjur ConjurSettings
+	Conjur   ConjurSettings
+	Identity IdentitySettings
+}
+
+// identityPerRequest is CONJUR_SWARM_IDENTITY's per-request mode.
+const identityPerRequest = "per-request"
+
+// IdentitySettings are the per-request identity mode's (CONJUR_SWARM_IDENTITY).
+type IdentitySettings struct {
+	Mode          string // "" or identityPerRequest
+	Issuer        string
+	Audience      string
+	TokenLifetime time.Duration
+	StateDir      string
 }
 
 // ConjurSettings are Conjur's own settings, under conjur-api-go's names.
@@ -105,6 +119,9 @@ func loadConfig(v *viper.Viper) (Config, error) {
 	if c.Conjur.Account == "" && conjur.AllCloud(c.Conjur.ApplianceURLs) {
 		c.Conjur.Account = conjur.CloudAccount // every Conjur Cloud tenant's, as conjur-api-go assumes
 	}
+	if c.Identity.Mode == identityPerRequest && strings.TrimSpace(c.Identity.Issuer) == "" {
+		errs = append(errs, errors.New("CONJUR_SWARM_IDENTITY_ISSUER is not set: CONJUR_SWARM_IDENTITY=per-request needs the issuer of the JWTs the plugin signs, equal to the authn-jwt service's issuer variable (e.g. https://swarm.example.com)"))
+	}
 	if c.Conjur.CertFile != "" && c.Conjur.SSLCertificate != "" {
 		errs = append(errs, errors.New("CONJUR_CERT_FILE and CONJUR_SSL_CERTIFICATE are both set: keep one"))
 	}
@@ -168,4 +185,22 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString(s.key, s.value.show(&c))
 	}
 	return nil
+}
+
+// signer opens this manager's signing keys (generating the key at first
+// start) and returns the signer of the per-request identity mode; nil (and
+// no error) in the single-identity modes.
+func (s IdentitySettings) signer() (conjur.Signer, error) {
+	if s.Mode != identityPerRequest {
+		return nil, nil
+	}
+	keys, err := identity.Open(s.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("CONJUR_SWARM_IDENTITY_STATE_DIR: %w; the plugin's state mount must be a private host directory: `install -d -m 0700 /var/lib/conjur-swarm` and `docker plugin set PLUGIN state.source=/var/lib/conjur-swarm`", err)
+	}
+	signer, err := identity.NewSigner(keys, identity.Options{Issuer: s.Issuer, Audience: s.Audience, Lifetime: s.TokenLifetime})
+	if err != nil {
+		return nil, err
+	}
+	return signer, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,7 @@ func TestLoadConfig(t *testing.T) {
 		MaxInFlight:     4,
 		Prefetch:        true,
 		ShutdownTimeout: 8 * time.Second,
+		Identity:        IdentitySettings{TokenLifetime: 5 * time.Minute, StateDir: "/var/lib/conjur-swarm"},
 	}
 	tests := []struct {
 		name string
@@ -106,6 +109,14 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"--socket", "/flag.sock", "--allow-http", "--fetch-timeout", "1s"},
 			want: func(c *Config) {
 				c.Socket, c.LogLevel, c.AllowHTTP, c.FetchTimeout = "/flag.sock", "warn", true, time.Second
+			},
+		},
+		{
+			name: "ok/per-request identity",
+			env: map[string]string{"CONJUR_SWARM_IDENTITY": "per-request", "CONJUR_SWARM_IDENTITY_ISSUER": "https://swarm.example",
+				"CONJUR_SWARM_IDENTITY_AUDIENCE": "conjur", "CONJUR_SWARM_IDENTITY_TOKEN_LIFETIME": "2m", "CONJUR_SWARM_IDENTITY_STATE_DIR": "/state"},
+			want: func(c *Config) {
+				c.Identity = IdentitySettings{Mode: "per-request", Issuer: "https://swarm.example", Audience: "conjur", TokenLifetime: 2 * time.Minute, StateDir: "/state"}
 			},
 		},
 		{
@@ -167,6 +178,16 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{"CONJUR_SWARM_FETCH_TIMEOUT is 30s"},
 		},
 		{
+			name: "fail/per-request identity without an issuer",
+			env:  map[string]string{"CONJUR_SWARM_IDENTITY": "per-request", "CONJUR_SWARM_IDENTITY_ISSUER": " "},
+			want: []string{"CONJUR_SWARM_IDENTITY_ISSUER is not set"},
+		},
+		{
+			name: "fail/identity mode and token lifetime out of range",
+			env:  map[string]string{"CONJUR_SWARM_IDENTITY": "per-stack", "CONJUR_SWARM_IDENTITY_TOKEN_LIFETIME": "2h"},
+			want: []string{`CONJUR_SWARM_IDENTITY is "per-stack"`, "CONJUR_SWARM_IDENTITY_TOKEN_LIFETIME is 2h0m0s"},
+		},
+		{
 			name: "fail/fatal log level is not a level to run at",
 			env:  map[string]string{"CONJUR_SWARM_LOG_LEVEL": "fatal"},
 			want: []string{`CONJUR_SWARM_LOG_LEVEL is "fatal"`},
@@ -222,5 +243,28 @@ func TestConfigRedactsCredentials(t *testing.T) {
 		if !strings.Contains(out, "REDACTED") {
 			t.Errorf("no redaction marker in: %s", out)
 		}
+	}
+}
+
+func TestIdentitySigner(t *testing.T) {
+	if s, err := (IdentitySettings{}).signer(); s != nil || err != nil {
+		t.Fatalf("single-identity mode: signer %v, %v; want none", s, err)
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	on := IdentitySettings{Mode: identityPerRequest, Issuer: "https://swarm.example", TokenLifetime: 5 * time.Minute, StateDir: dir}
+	s, err := on.signer()
+	if err != nil || s == nil {
+		t.Fatalf("per-request: signer %v, %v", s, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err != nil {
+		t.Errorf("no key generated at first start: %v", err)
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	on.StateDir = open
+	if _, err := on.signer(); err == nil || !strings.Contains(err.Error(), "CONJUR_SWARM_IDENTITY_STATE_DIR") || !strings.Contains(err.Error(), "state.source=") {
+		t.Fatalf("a world-writable state mount (the /tmp default): %v, want a refusal naming the mount to set", err)
 	}
 }

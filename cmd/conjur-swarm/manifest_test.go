@@ -65,7 +65,8 @@ func TestPluginManifest(t *testing.T) {
 	wantEnv := []string{"CONJUR_APPLIANCE_URL", "CONJUR_ACCOUNT", "CONJUR_AUTHN_LOGIN", "CONJUR_CERT_FILE",
 		"CONJUR_AUTHN_JWT_SERVICE_ID", "JWT_TOKEN_PATH", "CONJUR_SWARM_MAPPING_FILE", "CONJUR_SWARM_CREDENTIAL_FILE",
 		"CONJUR_SWARM_LOG_LEVEL", "CONJUR_SWARM_FETCH_TIMEOUT", "CONJUR_SWARM_CACHE_TTL", "CONJUR_SWARM_MAX_IN_FLIGHT", "CONJUR_SWARM_PREFETCH", "CONJUR_SWARM_METRICS_LISTEN",
-		"CONJUR_SWARM_AUDIT_SYSLOG", "CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE", "CONJUR_SWARM_PROXY", "CONJUR_SWARM_PROXY_CREDENTIAL_FILE", "CONJUR_ENVIRONMENT"}
+		"CONJUR_SWARM_AUDIT_SYSLOG", "CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE", "CONJUR_SWARM_PROXY", "CONJUR_SWARM_PROXY_CREDENTIAL_FILE", "CONJUR_ENVIRONMENT",
+		"CONJUR_SWARM_IDENTITY", "CONJUR_SWARM_IDENTITY_ISSUER", "CONJUR_SWARM_IDENTITY_AUDIENCE", "CONJUR_SWARM_IDENTITY_TOKEN_LIFETIME", "CONJUR_SWARM_IDENTITY_STATE_DIR"}
 	var gotEnv []string
 	known := map[string]setting{}
 	for _, s := range settings {
@@ -94,14 +95,24 @@ func TestPluginManifest(t *testing.T) {
 		t.Errorf("env %v, want %v", gotEnv, wantEnv)
 	}
 
-	wantMounts := map[string]string{"mapping": "/etc/conjur-swarm/mapping", "ca": "/etc/conjur-swarm/ca", "identity": "/etc/conjur-swarm/identity"}
+	wantMounts := map[string]string{"mapping": "/etc/conjur-swarm/mapping", "ca": "/etc/conjur-swarm/ca", "identity": "/etc/conjur-swarm/identity",
+		"state": "/var/lib/conjur-swarm"}
 	for _, mt := range m.Mounts {
 		if wantMounts[mt.Name] != mt.Destination {
 			t.Errorf("mount %s -> %s", mt.Name, mt.Destination)
 		}
 		delete(wantMounts, mt.Name)
-		if mt.Type != "bind" || !slices.Contains(mt.Options, "ro") || !slices.Equal(mt.Settable, []string{"source"}) {
-			t.Errorf("mount %s is not a settable read-only bind: %+v", mt.Name, mt)
+		// Only the state mount (the per-request identity mode's signing
+		// keys) is written; it is the default of CONJUR_SWARM_IDENTITY_STATE_DIR.
+		mode := "ro"
+		if mt.Name == "state" {
+			mode = "rw"
+			if known["CONJUR_SWARM_IDENTITY_STATE_DIR"].def != mt.Destination {
+				t.Errorf("CONJUR_SWARM_IDENTITY_STATE_DIR defaults to %q, not the state mount %q", known["CONJUR_SWARM_IDENTITY_STATE_DIR"].def, mt.Destination)
+			}
+		}
+		if mt.Type != "bind" || !slices.Contains(mt.Options, mode) || !slices.Equal(mt.Settable, []string{"source"}) {
+			t.Errorf("mount %s is not a settable %s bind: %+v", mt.Name, mode, mt)
 		}
 		if mt.Source == "" || strings.HasPrefix(mt.Source, "/run") || strings.Contains(mt.Source, "docker") {
 			t.Errorf("mount %s default source %q: empty mounts the runtime bundle, /run and docker dirs hold sockets", mt.Name, mt.Source)

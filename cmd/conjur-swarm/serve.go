@@ -312,7 +312,11 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (driver.Conjur, stri
 	if cfg.Conjur.APIKey != "" && !dev {
 		log.Warn("CONJUR_AUTHN_API_KEY is set: for development only, its value shows in `docker plugin inspect`; use the bootstrap handoff or CONJUR_SWARM_CREDENTIAL_FILE")
 	}
-	client, err := conjur.New(cfg.conjurConfig(ca), log.Named("conjur"))
+	cc := cfg.conjurConfig(ca)
+	if cc.Signer, err = cfg.Identity.signer(); err != nil {
+		return fail(err)
+	}
+	client, err := conjur.New(cc, log.Named("conjur"))
 	if err != nil {
 		return fail(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/auditsink"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -80,6 +81,22 @@ var settings = []setting{
 	{key: "jwt_token_path", env: "JWT_TOKEN_PATH", help: "file holding the JWT for authn-jwt, re-read at each authentication",
 		doc:   "File holding the JWT inside the plugin, e.g. `/etc/conjur-swarm/identity/jwt`; re-read at each authentication.",
 		value: text(func(c *Config) *string { return &c.Conjur.JWTTokenPath }, nil)},
+	{key: "identity", env: "CONJUR_SWARM_IDENTITY", flag: "identity", help: "per-request: each Get authenticates to Conjur as the identity the mapping chose, with a JWT this manager signs; empty = one identity for the whole swarm",
+		doc:   "`per-request`: for each Get the plugin signs a short JWT naming the identity the mapping chose (`identity:`) and logs in to Conjur's authn-jwt (`CONJUR_AUTHN_JWT_SERVICE_ID`) as that host: no API key, no bootstrap secret. Empty: one Conjur identity for the whole swarm (API key or JWT file). See [conjur.md](conjur.md#per-stack-identity).",
+		value: word(func(c *Config) *string { return &c.Identity.Mode }, oneOf("", identityPerRequest))},
+	{key: "identity_issuer", env: "CONJUR_SWARM_IDENTITY_ISSUER", flag: "identity-issuer", help: "iss of the JWTs the plugin signs (required with CONJUR_SWARM_IDENTITY=per-request)",
+		doc:   "With `per-request`, required: the `iss` claim of the JWTs the plugin signs, equal to the authn-jwt service's `issuer` variable, e.g. `https://swarm.example.com` (the plugin has no Docker API to look the cluster up).",
+		value: text(func(c *Config) *string { return &c.Identity.Issuer }, nil)},
+	{key: "identity_audience", env: "CONJUR_SWARM_IDENTITY_AUDIENCE", flag: "identity-audience", help: "aud of the JWTs the plugin signs; empty = none",
+		doc:   "With `per-request`: the `aud` claim, equal to the authn-jwt service's `audience` variable. Empty: no `aud` claim.",
+		value: text(func(c *Config) *string { return &c.Identity.Audience }, nil)},
+	{key: "identity_token_lifetime", env: "CONJUR_SWARM_IDENTITY_TOKEN_LIFETIME", def: "5m", flag: "identity-token-lifetime", help: "lifetime of the JWTs the plugin signs (1m to 60m)",
+		doc: "With `per-request`: how long a signed JWT is valid (`exp` - now), from `1m` to `60m`. A JWT is used once, at once, to log in; its `iat` is set 30 s in the past because Conjur refuses an `iat` later than its own clock.",
+		value: duration(func(c *Config) *time.Duration { return &c.Identity.TokenLifetime },
+			bounds{min: identity.MinLifetime, max: identity.MaxLifetime}, "5m")},
+	{key: "identity_state_dir", env: "CONJUR_SWARM_IDENTITY_STATE_DIR", def: "/var/lib/conjur-swarm", flag: "identity-state-dir", help: "private directory of this manager's signing keys (mount state)",
+		doc:   "With `per-request`: the directory of this manager's signing keys inside the plugin (mount `state`, read-write). It must be `0700` and the key files `0600`, owned by the plugin's user; the key is generated there at first start and kept across restarts, upgrades and reinstalls.",
+		value: text(func(c *Config) *string { return &c.Identity.StateDir }, nil)},
 	{key: "mapping_file", env: "CONJUR_SWARM_MAPPING_FILE", flag: "mapping-file", help: "mapping policy YAML; empty = the built-in by-label rule",
 		doc:   "The mapping policy inside the plugin, e.g. `/etc/conjur-swarm/mapping/mapping.yml`. Empty: the built-in rule (`conjur.variable` label). Reloaded when it changes; a broken new version is logged and ignored. A file that is broken or missing at start does not stop the plugin: it answers every request `MAPPING_INVALID` until the file is fixed, then adopts it.",
 		value: text(func(c *Config) *string { return &c.MappingFile }, nil)},

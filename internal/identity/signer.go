@@ -18,8 +18,14 @@ const Algorithm = "RS256"
 // Token lifetime bounds: a JWT is used once, at once, to log in.
 const (
 	DefaultLifetime = 5 * time.Minute
+	MinLifetime     = time.Minute
 	MaxLifetime     = 60 * time.Minute
 )
+
+// IssuedAtSkew is how far before now a JWT's iat is set: Conjur 1.24
+// refuses a JWT whose iat is later than its own clock, with no leeway, so a
+// manager whose clock runs a little ahead of Conjur's would be refused.
+const IssuedAtSkew = 30 * time.Second
 
 // Claims describe the Get a JWT is signed for. Subject is the identity the
 // mapping chose (the sub claim: with token-app-property "sub" and
@@ -46,7 +52,8 @@ type Options struct {
 }
 
 // Signer signs JWTs with the store's current key. It is safe for concurrent
-// use; a Rotate of the store takes effect at the next Sign.
+// use; a rotation (by this process or by `conjur-swarm jwks --rotate` in the
+// same state directory) takes effect at the next Sign.
 type Signer struct {
 	store *Store
 	opts  Options
@@ -63,7 +70,7 @@ func NewSigner(store *Store, opts Options) (*Signer, error) {
 	if opts.Lifetime == 0 {
 		opts.Lifetime = DefaultLifetime
 	}
-	if opts.Lifetime < time.Minute || opts.Lifetime > MaxLifetime {
+	if opts.Lifetime < MinLifetime || opts.Lifetime > MaxLifetime {
 		return nil, fmt.Errorf("identity: token lifetime %s: want between 1m and %s", opts.Lifetime, MaxLifetime)
 	}
 	if opts.Now == nil {
@@ -89,7 +96,7 @@ func (s *Signer) Sign(c Claims) (redact.String, time.Time, error) {
 	mc := jwt.MapClaims{
 		"iss": s.opts.Issuer,
 		"sub": c.Subject,
-		"iat": now.Unix(),
+		"iat": now.Add(-IssuedAtSkew).Unix(),
 		"exp": exp.Unix(),
 	}
 	if s.opts.Audience != "" {
@@ -102,6 +109,9 @@ func (s *Signer) Sign(c Claims) (redact.String, time.Time, error) {
 		if v != "" {
 			mc[name] = v
 		}
+	}
+	if err := s.store.Refresh(); err != nil {
+		return "", time.Time{}, err
 	}
 	key := s.store.Current()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, mc)

@@ -2,6 +2,8 @@ package identity
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +40,7 @@ func TestSign_claimsAreExactlyTheIssues(t *testing.T) {
 	}
 	want := map[string]any{
 		"iss": "https://swarm.example", "aud": "conjur", "sub": "stacks/shop",
-		"iat": float64(t0.Unix()), "exp": float64(t0.Add(3 * time.Minute).Unix()),
+		"iat": float64(t0.Add(-IssuedAtSkew).Unix()), "exp": float64(t0.Add(3 * time.Minute).Unix()),
 		"service": "shop_web", "stack": "shop", "service_id": "sid1", "task_id": "tid1", "node_id": "nid1", "image": "shop:1",
 	}
 	if fmt.Sprint(map[string]any(claims)) != fmt.Sprint(want) {
@@ -102,5 +104,53 @@ func TestNewSigner_refusesBadOptions(t *testing.T) {
 	}
 	if _, _, err := sg.Sign(Claims{}); err == nil || !strings.Contains(err.Error(), "subject") {
 		t.Fatalf("Sign with no subject = %v, want an error", err)
+	}
+}
+
+// TestSign_seesARotationByAnotherProcess: `conjur-swarm jwks --next` and
+// `--rotate` run on the host against the state directory while the plugin
+// signs; the plugin's next JWT uses the new key.
+func TestSign_seesARotationByAnotherProcess(t *testing.T) {
+	plugin := openFresh(t)
+	sg, err := NewSigner(plugin, Options{Issuer: "iss"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Load(plugin.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := cli.PrepareNext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sg.Sign(Claims{Subject: "a"}); err != nil || sg.KeyID() == next.ID {
+		t.Fatalf("Sign = %v, key %s: the next key must not sign before rotation", err, sg.KeyID())
+	}
+	if got := kids(plugin.JWKS()); got != plugin.Current().ID+","+next.ID {
+		t.Fatalf("the plugin's JWKS %s does not show the next key the CLI made", got)
+	}
+	if _, err := cli.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sg.Sign(Claims{Subject: "a"}); err != nil || sg.KeyID() != next.ID {
+		t.Fatalf("after the CLI's rotation Sign = %v with key %s, want %s", err, sg.KeyID(), next.ID)
+	}
+	chmod(t, filepath.Join(plugin.Dir(), CurrentKeyFile), 0o644)
+	if _, _, err := sg.Sign(Claims{Subject: "a"}); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Fatalf("Sign with a key file opened to others = %v, want a refusal", err)
+	}
+}
+
+func TestLoad_refusesAStateDirectoryWithoutAKey(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "state.source") {
+		t.Errorf("Load of a missing directory = %v, want the mount named", err)
+	}
+	dir := filepath.Join(t.TempDir(), "empty")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "holds no "+CurrentKeyFile) {
+		t.Errorf("Load of an empty directory = %v", err)
 	}
 }

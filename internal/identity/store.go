@@ -32,6 +32,7 @@ const keyBits = 2048
 type Key struct {
 	ID      string
 	private *rsa.PrivateKey
+	file    fs.FileInfo // the file it was read from, to notice a change
 }
 
 // String names the key by id only.
@@ -41,6 +42,8 @@ func (k *Key) String() string { return "identity.Key{ID:" + k.ID + "}" }
 func (k *Key) Public() *rsa.PublicKey { return &k.private.PublicKey }
 
 // Store is the state directory's keys. It is safe for concurrent use.
+// Another process may prepare or rotate keys in the same directory (the
+// `conjur-swarm jwks` command on the host): Refresh picks that up.
 type Store struct {
 	dir string
 
@@ -72,6 +75,64 @@ func Open(dir string) (*Store, error) {
 	}
 	s.next = next
 	return s, nil
+}
+
+// Load reads the keys of an existing state directory without creating
+// anything: for printing the JWKS of a manager whose plugin made its key.
+func Load(dir string) (*Store, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("identity: no state directory at %s (%v): give the host directory of the plugin's state mount (state.source), once the plugin has started in CONJUR_SWARM_IDENTITY=per-request mode", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("identity: the state directory %s is not a directory", dir)
+	}
+	if err := checkPrivate(dir, fi, "state directory", "700"); err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir}
+	if err := s.Refresh(); err != nil {
+		return nil, err
+	}
+	if s.current == nil {
+		return nil, fmt.Errorf("identity: %s holds no %s yet: start the plugin with CONJUR_SWARM_IDENTITY=per-request (it generates the key), or run `conjur-swarm jwks --next --state-dir %s`", dir, CurrentKeyFile, dir)
+	}
+	return s, nil
+}
+
+// Refresh re-reads the key files that changed since they were read (a
+// rotation or a next key made by another process). A key file that has
+// become unreadable or too open is an error, and the store keeps nothing
+// from it: the signer then refuses to sign rather than use a stale key.
+func (s *Store) Refresh() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := reread(filepath.Join(s.dir, CurrentKeyFile), s.current)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	next, err := reread(filepath.Join(s.dir, NextKeyFile), s.next)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if cur == nil && s.current != nil {
+		return fmt.Errorf("identity: the signing key %s has gone: restart the plugin to generate a new one (and publish its JWKS)", filepath.Join(s.dir, CurrentKeyFile))
+	}
+	s.current, s.next = cur, next
+	return nil
+}
+
+// reread returns have when path is still the file have was read from, else
+// the key read afresh (nil when path does not exist).
+func reread(path string, have *Key) (*Key, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if have != nil && os.SameFile(fi, have.file) && fi.ModTime().Equal(have.file.ModTime()) && fi.Mode() == have.file.Mode() {
+		return have, nil
+	}
+	return loadKey(path)
 }
 
 // Dir returns the state directory.
@@ -185,10 +246,12 @@ func writeNew(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -234,10 +297,10 @@ func loadKey(path string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: read the signing key: %w", err)
 	}
-	return parseKey(path, data)
+	return parseKey(path, data, fi)
 }
 
-func parseKey(path string, data []byte) (*Key, error) {
+func parseKey(path string, data []byte, fi fs.FileInfo) (*Key, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("identity: the signing key %s is not a PKCS#8 PEM private key: remove it (and publish the new key's JWKS) to generate a new one", path)
@@ -250,5 +313,5 @@ func parseKey(path string, data []byte) (*Key, error) {
 	if !ok || priv.N.BitLen() < keyBits {
 		return nil, fmt.Errorf("identity: the signing key %s is not an RSA key of at least %d bits (Conjur's authn-jwt accepts RS256 only among these): remove it to generate a new one", path, keyBits)
 	}
-	return &Key{ID: thumbprint(&priv.PublicKey), private: priv}, nil
+	return &Key{ID: thumbprint(&priv.PublicKey), private: priv, file: fi}, nil
 }
