@@ -101,6 +101,11 @@ soak: ## Soak: SOAK_GETS GetSecret calls (100000) through the plugin socket with
 plugin: ## Build the managed plugin and `docker plugin create $(PLUGIN):$(TAG)` (ARCH=arm64: $(PLUGIN):$(TAG)-arm64; replaces a disabled one of that name; an enabled one only with FORCE=1)
 	FORCE='$(FORCE)' GOARCH='$(ARCH)' plugin/build.sh '$(PLUGIN):$(TAG)$(ARCH_SUFFIX)' build/plugin$(ARCH_SUFFIX) '$(GO)' '$(LDFLAGS)'
 
+.PHONY: upgrade
+upgrade: ## Upgrade the installed $(PLUGIN):$(TAG) in place from a new build, keeping its settings (scripts/upgrade-plugin.sh; refuses on the leader of several managers)
+	NO_CREATE=1 GOARCH='$(ARCH)' plugin/build.sh '$(PLUGIN):$(TAG)$(ARCH_SUFFIX)' build/plugin$(ARCH_SUFFIX) '$(GO)' '$(LDFLAGS)'
+	scripts/upgrade-plugin.sh '$(PLUGIN):$(TAG)$(ARCH_SUFFIX)' build/plugin$(ARCH_SUFFIX)
+
 .PHONY: release
 release: ## Plugin directories and agent images for $(RELEASE_ARCHS), with SHA256SUMS, under build/release/ (no docker needed)
 	plugin/release.sh build/release '$(VERSION)' '$(GO)' '$(LDFLAGS)' $(RELEASE_ARCHS)

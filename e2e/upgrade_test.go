@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +11,10 @@ import (
 
 // TestUpgradeInPlaceKeepsSecrets: the upgrade install.md recommends. Secrets
 // name the plugin by a stable name without a tag (the engine completes it
-// with :latest); the plugin is upgraded in place under that name (disable,
-// make plugin, set, enable), and the secrets created before are served by
-// the new version.
+// with :latest); the plugin is upgraded in place under that name with
+// `make upgrade`, which keeps every setting (and refuses, changing nothing,
+// a new manifest that could not keep one), and the secrets created before
+// are served by the new version.
 func TestUpgradeInPlaceKeepsSecrets(t *testing.T) {
 	s := getSuite(t)
 	repo := runID + "/conjur-upgrade"
@@ -35,17 +38,39 @@ func TestUpgradeInPlaceKeepsSecrets(t *testing.T) {
 	first, f := only(waitReaders(t, svc, 1, nil))
 	checkValues(t, first, f, map[string][]byte{sec: []byte("upgrade-value-1")})
 
-	// The upgrade, as docs/install.md writes it.
-	after := "e2e-" + runID + "-v2"
-	mustDocker(t, "plugin", "disable", plugin)
+	// A new plugin directory that could not keep a setting made above is
+	// refused before anything changes.
+	bad := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bad, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := strings.Replace(string(mustRead(t, filepath.Join(s.root, "plugin", "config.json"))),
+		`{"name": "CONJUR_ACCOUNT", "description": "Conjur account", "settable": ["value"]`,
+		`{"name": "CONJUR_ACCOUNT", "description": "Conjur account", "settable": []`, 1)
+	if err := os.WriteFile(filepath.Join(bad, "config.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settingsBefore := mustDocker(t, "plugin", "inspect", "-f", "{{json .Settings}}", plugin)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if out, err := run(ctx, nil, "make", "-C", s.root, "--no-print-directory", "plugin",
-		"PLUGIN="+repo, "TAG=latest", "VERSION="+after); err != nil {
-		t.Fatalf("make plugin over the disabled plugin: %v\n%s", err, out)
+	out, err := run(ctx, nil, filepath.Join(s.root, "scripts", "upgrade-plugin.sh"), plugin, bad)
+	if err == nil || !strings.Contains(out+err.Error(), "no settable CONJUR_ACCOUNT") {
+		t.Fatalf("an upgrade that would lose CONJUR_ACCOUNT: err %v, want a refusal naming it:\n%s", err, out)
 	}
-	mustDocker(t, append([]string{"plugin", "set", plugin}, settings...)...)
-	mustDocker(t, "plugin", "enable", plugin)
+	if got := mustDocker(t, "plugin", "inspect", "-f", "{{.Id}} {{.Enabled}}", plugin); got != pluginID+" true" {
+		t.Fatalf("after a refused upgrade the plugin is %q, want %q (untouched)", got, pluginID+" true")
+	}
+
+	// The upgrade, as docs/install.md writes it: make upgrade, on the
+	// enabled plugin.
+	after := "e2e-" + runID + "-v2"
+	if out, err := run(ctx, nil, "make", "-C", s.root, "--no-print-directory", "upgrade",
+		"PLUGIN="+repo, "TAG=latest", "VERSION="+after); err != nil {
+		t.Fatalf("make upgrade: %v\n%s", err, out)
+	}
+	if got := mustDocker(t, "plugin", "inspect", "-f", "{{json .Settings}}", plugin); got != settingsBefore {
+		t.Errorf("settings after make upgrade:\n%s\nwant those before:\n%s", got, settingsBefore)
+	}
 	newID := mustDocker(t, "plugin", "inspect", "-f", "{{.Id}}", plugin)
 	if st := opsStatus(t, newID); st != after {
 		t.Fatalf("version after the upgrade: %q, want %q", st, after)
