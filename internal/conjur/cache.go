@@ -35,6 +35,7 @@ type valueCache struct {
 type cacheEntry struct {
 	data    []byte
 	url     string
+	at      time.Time // when Conjur answered it
 	expires time.Time
 	gen     uint64 // credential generation it was fetched under; a handoff makes it unusable
 }
@@ -94,7 +95,7 @@ func (vc *valueCache) lookup(ref Ref) (Value, bool) {
 		return Value{}, false
 	}
 	if e.gen == gen && now.Before(e.expires) {
-		return Value{Data: bytes.Clone(e.data), Cached: true, URL: e.url}, true
+		return Value{Data: bytes.Clone(e.data), Cached: true, URL: e.url, fetchedAt: e.at}, true
 	}
 	delete(vc.entries, key)
 	return Value{}, false
@@ -108,7 +109,8 @@ func (vc *valueCache) record(key refKey, o outcome) {
 	}
 	switch {
 	case o.err == nil:
-		e := cacheEntry{data: bytes.Clone(o.v.Data), url: o.v.URL, expires: vc.now().Add(vc.ttl), gen: o.gen}
+		now := vc.now()
+		e := cacheEntry{data: bytes.Clone(o.v.Data), url: o.v.URL, at: now, expires: now.Add(vc.ttl), gen: o.gen}
 		vc.mu.Lock()
 		vc.entries[key] = e
 		if len(vc.entries)%256 == 0 {

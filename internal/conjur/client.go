@@ -1,6 +1,7 @@
 package conjur
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -168,15 +169,21 @@ func (c *Client) Adopt(ctx context.Context, cred Credential) error {
 	return err
 }
 
-// keep records a value Conjur answered (not one the value cache served)
-// for a ref fetched with KeepLastGood, unless the credential of sess, the
-// session that fetched it, changed meanwhile (gen is the generation before
-// the fetch).
+// keep records a value for a ref fetched with KeepLastGood as its last
+// good value, unless the credential of sess, the session that fetched it,
+// changed meanwhile (gen is the generation before the fetch). Every path
+// keeps it: a value the value cache served counts from when Conjur answered
+// it (another rule, without KeepLastGood, may have fetched it). The
+// last-good store holds its own copy: the caller may wipe the one it gets.
 func (c *Client) keep(sess *session, ref Ref, o outcome, gen uint64) {
-	if !ref.KeepLastGood || o.err != nil || o.v.Cached || sess.generation() != gen {
+	if !ref.KeepLastGood || o.err != nil || sess.generation() != gen {
 		return
 	}
-	c.good.put(goodKey(ref), o.v.Data, c.now())
+	at := c.now()
+	if o.v.Cached {
+		at = o.v.fetchedAt
+	}
+	c.good.put(goodKey(ref), bytes.Clone(o.v.Data), at)
 }
 
 // LastGood returns the value last fetched from Conjur for ref's variable

@@ -52,6 +52,10 @@ type Config struct {
 	// authn-jwt/JWTServiceID with a JWT Signer signs. nil: the single-identity modes.
 	Signer        Signer
 	MaxIdentities int // identities kept at once in that mode (default DefaultMaxIdentities)
+
+	// Now is the clock of tokens, the value cache and the last-good values
+	// (default time.Now); tests move it.
+	Now func() time.Time
 }
 
 // String describes the configuration (the API key redacted by its type).

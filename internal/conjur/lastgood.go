@@ -49,13 +49,16 @@ func newLastGood(max int) *lastGood {
 	return &lastGood{max: max, order: list.New(), items: map[lastGoodKey]*list.Element{}}
 }
 
-// put records data as the last good value of key, fetched at at.
+// put records data as the last good value of key, fetched at at, unless
+// the value held was fetched later.
 func (l *lastGood) put(key lastGoodKey, data []byte, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if el, ok := l.items[key]; ok {
 		e := el.Value.(*lastGoodEntry)
-		e.data, e.at = data, at
+		if !at.Before(e.at) {
+			e.data, e.at = data, at
+		}
 		l.order.MoveToFront(el)
 		return
 	}

@@ -82,6 +82,39 @@ func TestLastGoodKeepsWhatConjurAnswered(t *testing.T) {
 	}
 }
 
+// A value the value cache serves to a KeepLastGood ref is held even when a
+// ref without KeepLastGood fetched it (issue 23: a reuse: true rule with
+// stale_if_error), as old as Conjur's answer; and the value held is a copy:
+// a caller that wipes the one it got (the prefetch store does) leaves it.
+func TestLastGoodFromTheValueCacheIsACopyAsOldAsItsFetch(t *testing.T) {
+	srv := newDevServer(t, conjurdev.Options{})
+	cfg := clientConfig(srv.key, srv.listen(t, false).URL)
+	cfg.CacheTTL = 5 * time.Minute
+	c := newClient(t, cfg)
+	var offset atomic.Int64
+	c.sess.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+
+	fetched := c.now()
+	mustGetRef(t, c, Ref{ID: varID(0)}) // cached, not kept
+	offset.Store(int64(2 * time.Minute))
+	keep := Ref{ID: varID(0), KeepLastGood: true}
+	v := mustGetRef(t, c, keep)
+	if !v.Cached {
+		t.Fatalf("the KeepLastGood Get was not served from the cache: %v", v)
+	}
+	clear(v.Data)
+	got, at, ok := c.LastGood(keep, 3*time.Minute)
+	if !ok || string(got.Data) != varValue(0) {
+		t.Fatalf("LastGood after a cache hit: ok %t, value right %t; want the cached value", ok, string(got.Data) == varValue(0))
+	}
+	if at.Before(fetched) || at.After(fetched.Add(time.Minute)) {
+		t.Errorf("held as answered at %s; want the fetch's time %s, not the cache hit's", at, fetched)
+	}
+	if _, _, ok := c.LastGood(keep, time.Minute); ok {
+		t.Error("the cache hit renewed the value's age")
+	}
+}
+
 // A handoff of the same identity (its rotated key) keeps the values.
 func TestLastGoodKeptOnHandoffOfTheSameIdentity(t *testing.T) {
 	srv := newDevServer(t, conjurdev.Options{})

@@ -76,7 +76,10 @@ type endpoint struct {
 
 // newSession builds the session for cfg (defaults applied). It does no I/O.
 func newSession(cfg Config, log *zap.Logger, life *lifecycle, status *statusBook) (*session, error) {
-	s := &session{cfg: cfg, log: log, life: life, status: status, now: time.Now, transport: new(atomic.Pointer[http.Transport])}
+	s := &session{cfg: cfg, log: log, life: life, status: status, now: cfg.Now, transport: new(atomic.Pointer[http.Transport])}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	s.transport.Store(newTransport(cfg, cfg.CACertPEM))
 	if cfg.CACertFile != "" {
 		s.ca = newCAFile(cfg.CACertFile, cfg.CACertPEM, log)

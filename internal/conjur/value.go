@@ -3,6 +3,7 @@ package conjur
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
@@ -30,6 +31,8 @@ type Value struct {
 	Coalesced bool   // this Get joined a fetch another caller had started
 	Cached    bool   // served from the value cache
 	URL       string // the appliance that answered
+
+	fetchedAt time.Time // a cached value: when Conjur answered it
 }
 
 // Result is one ref's answer from GetMany: its value, or the error that
