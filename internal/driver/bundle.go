@@ -20,7 +20,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginap
 	members := dec.Bundle.Members
 	refs := make([]conjur.Ref, len(members))
 	for i, m := range members {
-		refs[i] = conjur.Ref{ID: m.Variable, Version: m.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: who}
+		refs[i] = fetchRef(dec, m.Variable, m.Version, who)
 	}
 	vals, errs := d.fetchMany(ctx, refs)
 	rec.Cached = true
@@ -74,12 +74,18 @@ func memberIndex(ms []policy.Member, name string) int {
 }
 
 // fetchMany fetches refs together with the Conjur side's GetMany (one
-// batch request on an idle client).
+// batch request on an idle client). The prefetch store is told every
+// answer.
 func (d *Driver) fetchMany(ctx context.Context, refs []conjur.Ref) ([]conjur.Value, []error) {
 	vals := make([]conjur.Value, len(refs))
 	errs := make([]error, len(refs))
 	for i, r := range d.opts.Conjur.GetMany(ctx, refs) {
 		vals[i], errs[i] = r.Value, r.Err
+	}
+	if d.pf != nil {
+		for i, ref := range refs {
+			d.pf.answered(ref, vals[i], errs[i])
+		}
 	}
 	return vals, errs
 }

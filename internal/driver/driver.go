@@ -192,7 +192,7 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 	if dec.Bundle != nil {
 		return d.serveBundle(ctx, start, &rec, &dec, workload(req, dec.Identity))
 	}
-	ref := conjur.Ref{ID: dec.Variable, Version: dec.Version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: workload(req, dec.Identity)}
+	ref := fetchRef(&dec, dec.Variable, dec.Version, workload(req, dec.Identity))
 	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
@@ -210,42 +210,62 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 	return d.serve(start, &rec, &dec, val.Data)
 }
 
+// fetchRef is the ref every path fetches variable id at version with for
+// dec (its own Get, a bundle member, a task's prefetch): the value cache
+// only where the rule allows reuse, and a last good value kept for
+// stale_if_error, as who (the per-request identity mode; nil otherwise).
+func fetchRef(dec *policy.Decision, id string, version int, who *conjur.Workload) conjur.Ref {
+	return conjur.Ref{ID: id, Version: version, NoCache: dec.DoNotReuse, KeepLastGood: dec.StaleIfError > 0, Workload: who}
+}
+
 // fetchVariable fetches ref, dec's variable, for req: from the values
 // prefetched for req's task when one matches (prefetched), else from the
 // Conjur client. At a task's first Get, with prefetch on, the variables its
-// service was allowed before go out in the same batch and are kept for the
-// task's later Gets.
+// service was allowed before go out in the same batch, each with the ref
+// its own Get used (as this task's workload), and are kept for the task's
+// later Gets.
 func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec *policy.Decision, ref conjur.Ref) (val conjur.Value, prefetched bool, err error) {
 	if d.pf == nil || req.TaskID == "" || req.ServiceID == "" {
-		val, err = d.opts.Conjur.Get(ctx, ref)
+		val, err = d.fetchOne(ctx, ref)
 		return val, false, err
 	}
 	t := taskKey{task: req.TaskID, service: req.ServiceID}
-	k := prefetchKey{rule: dec.Rule, variable: dec.Variable, version: dec.Version, identity: dec.Identity}
+	k := prefetchKey{mapping: dec.Mapping, rule: dec.Rule, variable: dec.Variable, version: dec.Version, identity: dec.Identity}
 	if data, ok := d.pf.take(t, k); ok {
 		return conjur.Value{Data: data}, true, nil
 	}
 	plan := d.pf.plan(t, k)
 	if len(plan) == 0 {
-		val, err = d.opts.Conjur.Get(ctx, ref)
+		val, err = d.fetchOne(ctx, ref)
 	} else {
 		refs := make([]conjur.Ref, 0, 1+len(plan))
 		refs = append(refs, ref)
 		for _, a := range plan {
-			refs = append(refs, conjur.Ref{ID: a.variable, Version: a.version, NoCache: true, Workload: workload(req, a.identity)})
+			r := a.ref
+			r.Workload = workload(req, a.key.identity)
+			refs = append(refs, r)
 		}
-		res := d.opts.Conjur.GetMany(ctx, refs)
-		val, err = res[0].Value, res[0].Err
+		vals, errs := d.fetchMany(ctx, refs)
+		val, err = vals[0], errs[0]
 		for i, a := range plan {
-			if r := res[i+1]; r.Err == nil && len(r.Value.Data) > 0 && len(r.Value.Data) < MaxValueBytes {
-				d.pf.keep(t, a, r.Value.Data)
+			if v := vals[i+1]; errs[i+1] == nil && len(v.Data) > 0 && len(v.Data) < MaxValueBytes {
+				d.pf.keep(t, a.key, v.Data, !v.Cached)
 			}
 		}
 	}
 	if err == nil {
-		d.pf.learn(req.ServiceID, k)
+		d.pf.learn(req.ServiceID, k, ref)
 	}
 	return val, false, err
+}
+
+// fetchOne fetches one ref and tells the prefetch store the answer.
+func (d *Driver) fetchOne(ctx context.Context, ref conjur.Ref) (conjur.Value, error) {
+	v, err := d.opts.Conjur.Get(ctx, ref)
+	if d.pf != nil {
+		d.pf.answered(ref, v, err)
+	}
+	return v, err
 }
 
 // fetchFailure is conjurFailure, plus why the last handoff was refused when

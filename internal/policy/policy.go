@@ -47,6 +47,10 @@ type Decision struct {
 	// identity: template, or the file's top-level default, expanded (the
 	// JWT's sub claim). "" when the mapping sets no identity.
 	Identity string
+	// Mapping is the hash of the policy that decided (Policy.Hash): what
+	// the driver keeps for a decision (prefetched values) is not used
+	// under another one.
+	Mapping string
 }
 
 // Policy is a parsed, validated mapping policy. It is immutable and safe for

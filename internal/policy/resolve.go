@@ -119,8 +119,15 @@ func (c cond) first(v string) (pattern, bool) {
 	return pattern{}, false
 }
 
-// decide applies the matched rule r to req.
+// decide applies the matched rule r to req; the decision names the policy
+// by its hash.
 func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decision {
+	d := p.decideRule(r, req, groups)
+	d.Mapping = p.hash
+	return d
+}
+
+func (p *Policy) decideRule(r *rule, req Request, groups map[string]groupVal) Decision {
 	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse, StaleIfError: r.staleIfError}
 	deny := func(condition, format string, args ...any) Decision {
 		d.Allow = false

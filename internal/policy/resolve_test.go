@@ -234,6 +234,9 @@ func TestResolveMatching(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := p.Resolve(tc.req)
 			want := tc.want
+			if got.Rule != "" {
+				want.Mapping = p.Hash() // every decision of a rule names its policy
+			}
 			if want.Reason == "" {
 				want.Reason = got.Reason // not asserted for this case
 				if got.Reason == "" {

@@ -264,7 +264,9 @@ type stackConfig struct {
 	handover func(s *stack) string // credential JSON handed over at start (default: the plugin host's key)
 	adminKey string                // the dev server's admin key ("" generates one)
 	logSink  zapcore.Core          // instead of an observer (the soak)
-	now      func() time.Time      // the driver's clock (default time.Now)
+	now      func() time.Time      // the driver's and the Conjur client's clock (default time.Now)
+	prefetch bool                  // CONJUR_SWARM_PREFETCH (on in the product, off here unless a row asks)
+	cacheTTL time.Duration         // CONJUR_SWARM_CACHE_TTL (default off)
 	// cloud shapes the stack as Conjur Cloud: the dev server under /api,
 	// the client in the SaaS environment.
 	cloud bool
@@ -355,6 +357,8 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		CACertPEM:     caPEM,
 		FetchTimeout:  fetchTimeout,
 		Environment:   env,
+		CacheTTL:      cfg.cacheTTL,
+		Now:           cfg.now,
 	}, s.log.Named("conjur"))
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +370,7 @@ func newStack(t testing.TB, mods ...func(*stackConfig)) *stack {
 		Resolver: store, PolicyStatus: store,
 		Conjur:  client,
 		Account: s.dev.Account(), ApplianceURLs: urls, Logger: s.log.Named("driver"), Now: cfg.now,
+		Prefetch: cfg.prefetch,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -458,6 +463,18 @@ func (s *stack) request(secret string, labels map[string]string) pluginapi.Reque
 	}
 }
 
+// taskRequests returns a function that builds the requests of one task:
+// every request it builds has the same task id, as swarmkit asks for a
+// task's secrets one after another.
+func (s *stack) taskRequests() func(secret string, labels map[string]string) pluginapi.Request {
+	task := s.request("", nil).TaskID
+	return func(secret string, labels map[string]string) pluginapi.Request {
+		r := s.request(secret, labels)
+		r.TaskID = task
+		return r
+	}
+}
+
 func (s *stack) byLabel(variable string) pluginapi.Request {
 	return s.request("rel_"+filepath.Base(variable), map[string]string{"conjur.variable": variable})
 }
@@ -476,11 +493,13 @@ func (s *stack) get(req pluginapi.Request) pluginapi.Response {
 	return res
 }
 
-// auditLine returns the one audit line of the request with task id task.
-func (s *stack) auditLine(task string) (observer.LoggedEntry, bool) {
-	for _, e := range s.logs.FilterLoggerName("driver.audit").All() {
-		if e.ContextMap()["task"] == task {
-			return e, true
+// auditLine returns the audit line of req: the last one of its task and
+// secret (a task's Gets share its id).
+func (s *stack) auditLine(req pluginapi.Request) (observer.LoggedEntry, bool) {
+	lines := s.logs.FilterLoggerName("driver.audit").All()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if m := lines[i].ContextMap(); m["task"] == req.TaskID && m["secret"] == req.SecretName {
+			return lines[i], true
 		}
 	}
 	return observer.LoggedEntry{}, false
@@ -516,7 +535,7 @@ func (s *stack) expectCode(req pluginapi.Request, code string) string {
 	if s.logs == nil {
 		return res.Err // the soak's sink counts audit lines itself
 	}
-	e, ok := s.auditLine(req.TaskID)
+	e, ok := s.auditLine(req)
 	if !ok {
 		s.t.Fatalf("no audit line for %s", req.TaskID)
 	}
@@ -541,7 +560,7 @@ func (s *stack) expectValue(req pluginapi.Request, want []byte) {
 	if s.logs == nil {
 		return
 	}
-	e, ok := s.auditLine(req.TaskID)
+	e, ok := s.auditLine(req)
 	if !ok {
 		s.t.Fatalf("no audit line for %s", req.TaskID)
 	}

@@ -66,7 +66,7 @@ func (s *stack) staleReq(variable string) pluginapi.Request {
 func (s *stack) expectStale(req pluginapi.Request, want []byte, cause string) {
 	s.t.Helper()
 	s.expectValue(req, want)
-	e, _ := s.auditLine(req.TaskID)
+	e, _ := s.auditLine(req)
 	m := e.ContextMap()
 	if m["stale"] != true || m["stale_cause"] != cause {
 		s.t.Fatalf("audit line %v, want stale true with stale_cause %s", m, cause)
@@ -79,7 +79,7 @@ func (s *stack) expectStale(req pluginapi.Request, want []byte, cause string) {
 		s.t.Fatalf("status counters %+v count no stale answer", st.Counters)
 	}
 	for _, r := range st.Recent {
-		if r.Task != req.TaskID {
+		if r.Task != req.TaskID || r.Secret != req.SecretName {
 			continue
 		}
 		if !r.Stale || string(r.StaleCause) != cause || r.StaleAge <= 0 {

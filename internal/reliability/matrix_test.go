@@ -112,7 +112,7 @@ func TestFaultMatrix(t *testing.T) {
 				if res.Err == "" {
 					return string(res.Value) == string(s.values[dbPassword])
 				}
-				if e, _ := s.auditLine(req.TaskID); e.ContextMap()["coalesced"] != true {
+				if e, _ := s.auditLine(req); e.ContextMap()["coalesced"] != true {
 					t.Fatalf("after the fault cleared, a Get that did not share the old fetch failed: %s", res.Err)
 				}
 				return false
@@ -336,6 +336,7 @@ func TestFaultMatrix(t *testing.T) {
 
 	rows = append(rows, bundleRows()...)
 	rows = append(rows, staleRows()...)
+	rows = append(rows, stalePathRows()...)
 
 	type line struct{ name, fault, code, recovery, result string }
 	var summary []line
