@@ -55,7 +55,7 @@ type Config struct {
 
 	// Now is the clock of tokens, the value cache and the last-good values
 	// (default time.Now); tests move it.
-	Now func() time.Time
+	Now func() time.Time `json:"-"`
 }
 
 // String describes the configuration (the API key redacted by its type).
