@@ -240,4 +240,3 @@ func TestPrefetchedValuesWipedOnAcceptedHandoff(t *testing.T) {
 		t.Fatalf("after the handoff task2's Get of a/v2 fetched %v: want a/v2 fetched anew, not the value prefetched before", got)
 	}
 }
-
