@@ -28,7 +28,7 @@ func TestRolloutStatusGolden(t *testing.T) {
 	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	busy := rollout.Status{
 		Started: at, LastPass: at.Add(5 * time.Minute), Interval: "30s", MinGap: "2m0s", Primed: true,
-		Error: &rollout.Problem{Code: "CONJUR_UNAVAILABLE", Message: "no Conjur appliance answered", Since: at.Add(4 * time.Minute)},
+		Error: &rollout.Problem{Code: "UNAVAILABLE", Message: "no Conjur appliance answered", Since: at.Add(4 * time.Minute)},
 		Services: []rollout.ServiceStatus{
 			{Name: "shop_web", ID: "svc1", Variables: []rollout.VariableStatus{
 				{ID: "apps/shop/api-token", Secrets: []string{"shop_api-token"}, Version: 3, Rolled: 3},

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -123,20 +124,14 @@ func (a *Agent) forget(socks []string) {
 // refusalCode reads the code of a plugin's refusal: "conjur-swarm [CODE] ...".
 var refusalCode = regexp.MustCompile(`\[([A-Z_]+)\]`)
 
-// transientRefusal reports whether a refusal says nothing about the key:
-// Conjur could not be reached or verified (a CA being fixed, a network
-// outage), so retrying at the normal interval cannot hammer Conjur with a
-// wrong key and a growing back-off would only delay the recovery.
+// transientRefusal reports whether a refusal says nothing about the key
+// (errcode's Transient: Conjur could not be reached or verified, a CA being
+// fixed, a network outage), so retrying at the normal interval cannot
+// hammer Conjur with a wrong key and a growing back-off would only delay
+// the recovery.
 func transientRefusal(err error) bool {
 	m := refusalCode.FindStringSubmatch(err.Error())
-	if m == nil {
-		return false
-	}
-	switch m[1] {
-	case "TLS", "UNAVAILABLE", "TIMEOUT", "NOT_CONFIGURED":
-		return true
-	}
-	return false
+	return m != nil && errcode.Code(m[1]).Transient()
 }
 
 // logRefusal logs a refused credential at error level the first time that

@@ -56,7 +56,7 @@ func (d *Driver) Bootstrap(ctx context.Context, body io.Reader) (pluginapi.Boots
 	defer cancel()
 	if err := d.opts.Conjur.Adopt(ctx, cred); err != nil {
 		code, msg := conjurFailure(err)
-		return d.bootstrapFailed(fp, code, bootstrapStatus(code), msg, err)
+		return d.bootstrapFailed(fp, code, code.HandoffStatus(), msg, err)
 	}
 	if d.pf != nil { // values fetched under the identity before are not handed out under this one
 		d.pf.wipe()
@@ -79,19 +79,4 @@ func (d *Driver) bootstrapFailed(fp string, code errcode.Code, status int, msg s
 	d.log.Warn("credential handoff rejected", logFields...)
 	d.handoff.note(pluginapi.HandoffState{At: d.opts.Now(), Code: code, Fingerprint: fp, Err: text})
 	return pluginapi.BootstrapAnswer{Err: text}, status
-}
-
-func bootstrapStatus(code errcode.Code) int {
-	switch code {
-	case errcode.CredentialRejected:
-		return http.StatusBadRequest
-	case errcode.AuthRefused:
-		return http.StatusForbidden
-	case errcode.Unavailable, errcode.Timeout, errcode.TLS:
-		return http.StatusBadGateway
-	case errcode.NotConfigured:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
 }

@@ -9,18 +9,10 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
-// staleEligible reports whether a fetch that failed with code may be
-// answered with a last good value: only when Conjur could not be reached
-// or did not answer in time, never on an answer of Conjur (a refusal, a
-// missing variable, a rejected credential) nor on a TLS or value problem.
-func staleEligible(code errcode.Code) bool {
-	return code == errcode.Unavailable || code == errcode.Timeout
-}
-
 // lastGood returns the last good value of ref within dec's stale_if_error
 // window, and its age, when the fetch failed with a code that allows it.
 func (d *Driver) lastGood(dec *policy.Decision, ref conjur.Ref, code errcode.Code) (conjur.Value, time.Duration, bool) {
-	if dec.StaleIfError <= 0 || !staleEligible(code) {
+	if dec.StaleIfError <= 0 || !code.MayServeStale() {
 		return conjur.Value{}, 0, false
 	}
 	v, at, ok := d.opts.Conjur.LastGood(ref, dec.StaleIfError)

@@ -314,21 +314,21 @@ func TestDryRunChangesNothing(t *testing.T) {
 func TestFailuresRollNothingAndRecover(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		code   Code
+		code   errcode.Code
 		break_ func(f *fixture)
 		heal   func(f *fixture)
 	}{
-		{"fail/docker unavailable", CodeDockerUnavailable,
+		{"fail/docker unavailable", errcode.DockerUnavailable,
 			func(f *fixture) {
 				f.docker.FailList = errors.New("docker engine at /var/run/docker.sock: connection refused")
 			},
 			func(f *fixture) { f.docker.FailList = nil }},
-		{"fail/conjur unavailable", "CONJUR_UNAVAILABLE",
+		{"fail/conjur unavailable", errcode.Unavailable,
 			func(f *fixture) {
 				f.conjur.Fail = &conjur.Error{Code: errcode.Unavailable, Msg: "every Conjur URL failed"}
 			},
 			func(f *fixture) { f.conjur.Fail = nil }},
-		{"fail/mapping invalid", CodeMappingInvalid,
+		{"fail/mapping invalid", errcode.MappingInvalid,
 			func(f *fixture) { f.policy.broken = true },
 			func(f *fixture) { f.policy.broken = false }},
 	} {
@@ -371,7 +371,7 @@ func TestRefusedUpdateIsRetried(t *testing.T) {
 	f.conjur.set("apps/api/key", 2)
 	f.docker.FailUpdate = &swarmapi.Error{Op: "POST /services/id-web/update", Status: 500, Message: "update out of sequence"}
 	r := f.pass()
-	if len(r.Rollouts) != 0 || !strings.Contains(r.Waiting["web"], string(CodeUpdateFailed)) {
+	if len(r.Rollouts) != 0 || !strings.Contains(r.Waiting["web"], string(errcode.UpdateFailed)) {
 		t.Fatalf("refused update: rollouts %v, waiting %v", rolled(r), r.Waiting)
 	}
 	f.docker.FailUpdate = nil
@@ -390,11 +390,11 @@ func TestPausedUpdateWaitsForTheOperator(t *testing.T) {
 	f.conjur.set("apps/api/key", 2)
 	for i := 0; i < 2; i++ {
 		r := f.pass()
-		if len(r.Rollouts) != 0 || !strings.Contains(r.Waiting["web"], string(CodeUpdatePaused)) {
+		if len(r.Rollouts) != 0 || !strings.Contains(r.Waiting["web"], string(errcode.UpdatePaused)) {
 			t.Fatalf("paused: rollouts %v, waiting %v", rolled(r), r.Waiting)
 		}
 	}
-	if n := f.logs.FilterField(zap.String("code", string(CodeUpdatePaused))).Len(); n != 1 {
+	if n := f.logs.FilterField(zap.String("code", string(errcode.UpdatePaused))).Len(); n != 1 {
 		t.Errorf("the paused update was logged %d times, want once", n)
 	}
 	f.docker.complete("web")
@@ -445,7 +445,7 @@ func TestUnwatchableSecretsAreReportedOnce(t *testing.T) {
 		f.pass()
 		f.clock.Advance(time.Minute)
 	}
-	for _, code := range []Code{CodeNodeDependent, CodePinned, CodeNotVisible, CodeDenied} {
+	for _, code := range []errcode.Code{errcode.NodeDependent, errcode.PinnedVersion, errcode.NotVisible, errcode.Denied} {
 		if n := f.logs.FilterField(zap.String("code", string(code))).Len(); n != 1 {
 			t.Errorf("%s logged %d times over 3 passes, want once", code, n)
 		}
