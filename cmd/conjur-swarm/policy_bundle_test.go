@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,11 +16,7 @@ func TestPolicyBundleGolden(t *testing.T) {
 	const m = "testdata/policy/bundle.yml"
 	shop := []string{"--secret", "shop_db_config", "--secret-label", "com.docker.stack.namespace=shop",
 		"--secret-label", "conjur.version=4", "--service", "shop_api", "--service-label", "com.docker.stack.namespace=shop"}
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-	}{
+	checkCLIGolden(t, "policy", []cliCase{
 		{"validate-bundle-broken", []string{"policy", "validate", "testdata/policy/bundle-broken.yml"}, 1},
 		{"explain-bundle-allow", append([]string{"policy", "explain", "-f", m}, shop...), 0},
 		{"explain-bundle-allow-json", append([]string{"policy", "explain", "-f", m, "-o", "json"}, shop...), 0},
@@ -31,15 +26,7 @@ func TestPolicyBundleGolden(t *testing.T) {
 			"--secret-label", "com.docker.stack.namespace=shop", "--service-label", "com.docker.stack.namespace=shop"}, 3},
 		{"explain-field-decode", []string{"policy", "explain", "-f", m, "--secret", "signing_key"}, 0},
 		{"explain-field-decode-json", []string{"policy", "explain", "-f", m, "--secret", "signing_key", "-o", "json"}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := runCLI(tc.args...)
-			if want := fmt.Sprintf("exit status %d\n", tc.code); !strings.Contains(got, want) {
-				t.Errorf("want %q in:\n%s", want, got)
-			}
-			checkGolden(t, filepath.Join("policy", tc.name+".golden"), got)
-		})
-	}
+	})
 }
 
 // TestStatusBundleGolden: the recent decisions list a bundle's member ids,

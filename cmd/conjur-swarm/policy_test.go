@@ -47,11 +47,7 @@ func TestPolicyGolden(t *testing.T) {
 	stack := []string{"--secret", "web_db_password", "--secret-label", "com.docker.stack.namespace=web",
 		"--secret-label", "conjur.version=2", "--service", "web_api", "--service-label", "com.docker.stack.namespace=web",
 		"--image", "registry.example.com/web/api:1.4", "--node", "n1"}
-	tests := []struct {
-		name string
-		args []string
-		code int
-	}{
+	tests := []cliCase{
 		{"validate-ok", []string{"policy", "validate", m}, 0},
 		{"validate-strict", []string{"policy", "validate", "--strict", m}, 1},
 		{"validate-reuse-service-side", []string{"policy", "validate", "testdata/policy/reuse.yml"}, 1},
@@ -86,13 +82,27 @@ func TestPolicyGolden(t *testing.T) {
 			"--service", "shop_web"}, 3},
 		{"unknown-subcommand", []string{"policy", "check", "x.yml"}, 1},
 	}
-	for _, tc := range tests {
+	checkCLIGolden(t, "policy", tests)
+}
+
+// cliCase is a command line and the exit status it must end with.
+type cliCase struct {
+	name string
+	args []string
+	code int
+}
+
+// checkCLIGolden runs each case and compares what a user sees with
+// testdata/DIR/NAME.golden.
+func checkCLIGolden(t *testing.T, dir string, cases []cliCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runCLI(tc.args...)
 			if want := fmt.Sprintf("exit status %d\n", tc.code); !strings.Contains(got, want) {
 				t.Errorf("want %q in:\n%s", want, got)
 			}
-			checkGolden(t, filepath.Join("policy", tc.name+".golden"), got)
+			checkGolden(t, filepath.Join(dir, tc.name+".golden"), got)
 		})
 	}
 }

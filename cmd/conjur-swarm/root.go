@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 		newBootstrapAgentCmd(),
 		newServicesUsingCmd(),
 		newRolloutAgentCmd(),
+		newJWKSCmd(),
 	)
 	return root
 }

@@ -68,8 +68,8 @@ type Input struct {
 	Data []byte
 }
 
-// maxInput bounds one merge input: a JWKS of a few keys is a few KiB.
-const maxInput = 1 << 20
+// MaxInput bounds one merge input: a JWKS of a few keys is a few KiB.
+const MaxInput = 1 << 20
 
 // Merge combines several managers' JWKS (each a {"keys":[...]} as
 // `conjur-swarm jwks` prints it, or a public-keys value
@@ -105,8 +105,8 @@ func Merge(inputs []Input) (PublicKeys, error) {
 
 // parseInput reads one merge input's keys, checked.
 func parseInput(in Input) ([]JWK, error) {
-	if len(in.Data) > maxInput {
-		return nil, fmt.Errorf("%s: %d bytes, more than %d: not a JWKS file", in.Name, len(in.Data), maxInput)
+	if len(in.Data) > MaxInput {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d: not a JWKS file", in.Name, len(in.Data), MaxInput)
 	}
 	var doc struct {
 		Type  *string          `json:"type"`

@@ -69,7 +69,7 @@ func TestMerge_refusesBadInputNamingTheFile(t *testing.T) {
 		{"bad-base64", []Input{{"a.json", []byte(variant(func(c *JWK) { c.N = "!!" }))}}, "base64url"},
 		{"small-modulus", []Input{{"a.json", []byte(variant(func(c *JWK) { c.N = "AQAB" }))}}, "17-bit modulus"},
 		{"duplicate-kid-other-key", []Input{{"a.json", []byte(good)}, {"b.json", []byte(variant(func(c *JWK) { c.N = flip(c.N) }))}}, `b.json: key id "` + k.Kid + `" is also in a.json with a different key`},
-		{"too-big", []Input{{"a.json", make([]byte, maxInput+1)}}, "more than"},
+		{"too-big", []Input{{"a.json", make([]byte, MaxInput+1)}}, "more than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

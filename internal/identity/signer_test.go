@@ -2,7 +2,6 @@ package identity
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,7 +115,7 @@ func TestSign_seesARotationByAnotherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := Load(plugin.Dir())
+	cli, err := Open(plugin.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,18 +138,5 @@ func TestSign_seesARotationByAnotherProcess(t *testing.T) {
 	chmod(t, filepath.Join(plugin.Dir(), CurrentKeyFile), 0o644)
 	if _, _, err := sg.Sign(Claims{Subject: "a"}); err == nil || !strings.Contains(err.Error(), "mode 0644") {
 		t.Fatalf("Sign with a key file opened to others = %v, want a refusal", err)
-	}
-}
-
-func TestLoad_refusesAStateDirectoryWithoutAKey(t *testing.T) {
-	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "state.source") {
-		t.Errorf("Load of a missing directory = %v, want the mount named", err)
-	}
-	dir := filepath.Join(t.TempDir(), "empty")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "holds no "+CurrentKeyFile) {
-		t.Errorf("Load of an empty directory = %v", err)
 	}
 }

@@ -77,29 +77,6 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Load reads the keys of an existing state directory without creating
-// anything: for printing the JWKS of a manager whose plugin made its key.
-func Load(dir string) (*Store, error) {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("identity: no state directory at %s (%v): give the host directory of the plugin's state mount (state.source), once the plugin has started in CONJUR_SWARM_IDENTITY=per-request mode", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("identity: the state directory %s is not a directory", dir)
-	}
-	if err := checkPrivate(dir, fi, "state directory", "700"); err != nil {
-		return nil, err
-	}
-	s := &Store{dir: dir}
-	if err := s.Refresh(); err != nil {
-		return nil, err
-	}
-	if s.current == nil {
-		return nil, fmt.Errorf("identity: %s holds no %s yet: start the plugin with CONJUR_SWARM_IDENTITY=per-request (it generates the key), or run `conjur-swarm jwks --next --state-dir %s`", dir, CurrentKeyFile, dir)
-	}
-	return s, nil
-}
-
 // Refresh re-reads the key files that changed since they were read (a
 // rotation or a next key made by another process). A key file that has
 // become unreadable or too open is an error, and the store keeps nothing
