@@ -30,6 +30,8 @@ type devServerFlags struct {
 	pathPrefix     string
 	tokenTTL       time.Duration
 	authenticators []string
+	providerKeys   []string
+	awsIdentities  string
 	latency        time.Duration
 	failStatus     int
 	failRate       float64
@@ -144,7 +146,9 @@ DIR holds keys and values in plain text.`,
 	fs.StringVar(&f.pathPrefix, "path-prefix", "", "serve the API under this path, e.g. /api as Conjur Cloud does (the printed URL includes it)")
 	fs.StringVar(&f.stateDir, "state", "", "keep CA, keys, policy, values and versions in this directory and reload them on start (rehearsals only; plain text)")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", 8*time.Minute, "access token lifetime")
-	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn" or "authn-jwt/ID"; repeatable (default: authn alone, as Conjur; enable a service with this flag or with PATCH /authn-jwt/ID/ACCOUNT)`)
+	fs.StringArrayVar(&f.authenticators, "authenticator", nil, `enabled authenticator, like CONJUR_AUTHENTICATORS: "authn", "authn-jwt/ID", "authn-iam/ID", "authn-azure/ID", "authn-gcp" or "authn-cert/ID"; repeatable (default: authn alone, as Conjur; or enable one with PATCH /AUTHENTICATOR/ID/ACCOUNT)`)
+	fs.StringArrayVar(&f.providerKeys, "provider-keys", nil, "ISSUER=FILE: the JWKS of an identity provider authn-azure or authn-gcp trusts (https://accounts.google.com for GCP); repeatable")
+	fs.StringVar(&f.awsIdentities, "aws-identities", "", `JSON list of test AWS credentials authn-iam verifies signatures against: [{"access_key_id","secret_access_key","session_token","arn"}]`)
 	fs.DurationVar(&f.latency, "latency", 0, "fault: delay added before every response")
 	fs.IntVar(&f.failStatus, "fail-status", 0, "fault: HTTP status answered (empty body) for --fail-rate of requests")
 	fs.Float64Var(&f.failRate, "fail-rate", 0, "fault: fraction (0..1) of requests answered with --fail-status")
@@ -158,7 +162,13 @@ DIR holds keys and values in plain text.`,
 func runDevServer(cmd *cobra.Command, f *devServerFlags, log *zap.Logger) error {
 	generated := f.adminAPIKey == ""
 	created := map[string]string{}
+	providerKeys, iam, err := devServerCloud(f)
+	if err != nil {
+		return err
+	}
 	srv, err := conjurdev.New(conjurdev.Options{
+		ProviderKeys:   providerKeys,
+		IAM:            iam,
 		Account:        f.account,
 		AdminAPIKey:    redact.String(f.adminAPIKey),
 		TokenTTL:       f.tokenTTL,

@@ -15,7 +15,7 @@ import (
 // DB::Repository::AuthenticatorConfigRepository do.
 
 // installedAuthenticators are the authenticators this server implements.
-var installedAuthenticators = []string{"authn", "authn-jwt"}
+var installedAuthenticators = []string{"authn", "authn-azure", "authn-cert", "authn-gcp", "authn-iam", "authn-jwt"}
 
 // enabledLocked is Conjur's enabled_authenticators: the ones listed in
 // Options.Authenticators (CONJUR_AUTHENTICATORS) and the ones enabled
@@ -111,6 +111,8 @@ func (s *Server) authenticatorStatus(w http.ResponseWriter, r *http.Request, c c
 	}
 	status := http.StatusInternalServerError
 	switch ae.class {
+	case "Errors::Authentication::StatusNotSupported":
+		status = http.StatusNotImplemented
 	case errSecurity + "RoleNotAuthorizedOnResource":
 		status = http.StatusForbidden
 	case errSecurity + "WebserviceNotFound", "Errors::Authentication::AuthenticatorNotSupported":
@@ -138,8 +140,34 @@ func (s *Server) statusLocked(account, name string, c caller) error {
 		return errNotEnabled(name)
 	}
 	kind, service, _ := strings.Cut(name, "/")
-	if kind == "authn-jwt" {
+	switch kind {
+	case "authn-jwt":
 		return s.jwtStatusLocked(service)
+	case "authn-iam":
+		e := authnErr("Errors::Authentication::StatusNotSupported", "CONJ00056E", "Status check not supported for authenticator '%s'", kind)
+		e.status = http.StatusNotImplemented
+		return e
+	case "authn-azure":
+		provider, err := s.requiredServiceVar(authnRequest{authenticator: kind, service: service}, "provider-uri")
+		if err != nil {
+			return err
+		}
+		_, err = s.verifyProviderJWT("", strings.TrimSuffix(provider, "/")+"/", false)
+		return providerUnknown(err)
+	case "authn-gcp":
+		_, err := s.verifyProviderJWT("", gcpIssuer, false)
+		return providerUnknown(err)
+	}
+	return nil
+}
+
+// providerUnknown keeps, of a verification of no token, only the error
+// that the provider's keys are unknown: the status check of a provider
+// is that its keys can be had.
+func providerUnknown(err error) error {
+	var ae *authnError
+	if errors.As(err, &ae) && ae.code == "CONJ00011E" {
+		return err
 	}
 	return nil
 }

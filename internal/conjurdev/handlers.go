@@ -51,6 +51,8 @@ func (s *Server) routes() {
 		s.handle("GET /"+a+"/{service}/{account}/status", EpAuthenticators, false, s.authed(s.authenticatorStatus))
 	}
 
+	s.cloudRoutes()
+
 	s.handle("GET /secrets/{account}/{kind}/{id...}", EpSecret, false, s.authed(s.getSecret))
 	s.handle("POST /secrets/{account}/{kind}/{id...}", EpSecretSet, true, s.authed(s.setSecret))
 	s.handle("GET /secrets", EpBatch, false, s.authed(s.batch))

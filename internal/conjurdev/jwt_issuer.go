@@ -39,17 +39,24 @@ func (j *JWTIssuer) Issuer() string { return j.issuer }
 
 // PublicKeysJSON is the value for an authn-jwt public-keys variable.
 func (j *JWTIssuer) PublicKeysJSON() string {
-	e := big.NewInt(int64(j.key.E)).Bytes()
-	v := map[string]any{
-		"type": "jwks",
-		"value": map[string]any{"keys": []map[string]string{{
-			"kty": "RSA", "use": "sig", "alg": "RS256", "kid": j.kid,
-			"n": base64.RawURLEncoding.EncodeToString(j.key.N.Bytes()),
-			"e": base64.RawURLEncoding.EncodeToString(e),
-		}}},
-	}
-	b, _ := json.Marshal(v)
+	b, _ := json.Marshal(map[string]any{"type": "jwks", "value": j.jwks()})
 	return string(b)
+}
+
+// JWKS is the issuer's public key set {"keys":[...]}, as an identity
+// provider publishes it (Options.ProviderKeys).
+func (j *JWTIssuer) JWKS() string {
+	b, _ := json.Marshal(j.jwks())
+	return string(b)
+}
+
+func (j *JWTIssuer) jwks() map[string]any {
+	e := big.NewInt(int64(j.key.E)).Bytes()
+	return map[string]any{"keys": []map[string]string{{
+		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": j.kid,
+		"n": base64.RawURLEncoding.EncodeToString(j.key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(e),
+	}}}
 }
 
 // Sign returns an RS256 JWT with claims plus iss, iat and exp (now + ttl)

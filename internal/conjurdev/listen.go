@@ -177,7 +177,9 @@ func (s *Server) Listen(addr string, useTLS bool) (*Listener, error) {
 			return nil, fmt.Errorf("conjurdev: generate the TLS certificate: %w", s.caErr)
 		}
 		l.CAPEM = s.ca.caPEM
-		l.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.ca.cert}}
+		// Client certificates are asked for, never required: authn-cert
+		// verifies them against its ca-cert, every other request ignores them.
+		l.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.ca.cert}, ClientAuth: tls.RequestClientCert}
 		ln = tls.NewListener(ln, l.srv.TLSConfig)
 		scheme = "https"
 	}

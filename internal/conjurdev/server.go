@@ -2,11 +2,13 @@ package conjurdev
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,12 +51,24 @@ type Options struct {
 	// (EnableAuthenticator), which adds to this list as Conjur's database
 	// setting does.
 	Authenticators []string
+	// IAM are the AWS identities authn-iam's stand-in for STS knows: a
+	// GetCallerIdentity request signed with one of their keys is
+	// answered with its ARN. The dev server never calls AWS.
+	IAM []IAMIdentity
+	// ProviderKeys are the signing keys of the identity providers
+	// authn-azure and authn-gcp trust, by issuer (authn-azure: its
+	// provider-uri with one trailing "/", e.g.
+	// https://sts.windows.net/<tenant>/; authn-gcp:
+	// https://accounts.google.com), each a JWKS {"keys":[...]} of RSA keys
+	// (JWTIssuer.JWKS). The dev server never fetches them.
+	ProviderKeys map[string]string
 }
 
 // Endpoint names used by Count and Counts.
 const (
 	EpAuthn          = "authn"
 	EpAuthnJWT       = "authn-jwt"
+	EpAuthnCloud     = "authn-cloud" // authn-iam, authn-azure, authn-gcp, authn-cert
 	EpLogin          = "login"
 	EpRotate         = "rotate"
 	EpSecret         = "secret"
@@ -70,7 +84,7 @@ const (
 )
 
 var endpoints = []string{
-	EpAuthn, EpAuthnJWT, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
+	EpAuthn, EpAuthnJWT, EpAuthnCloud, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
 	EpResources, EpWhoami, EpInfo, EpAuthenticators, EpRoles, EpOther,
 }
 
@@ -93,6 +107,8 @@ type Server struct {
 	mux    *http.ServeMux
 
 	authenticators map[string]bool // enabled by Options (CONJUR_AUTHENTICATORS)
+	iam            []IAMIdentity
+	providerKeys   map[string]map[string]*rsa.PublicKey // issuer -> kid -> key
 
 	// clock, settable in tests.
 	clockMu sync.RWMutex
@@ -137,6 +153,10 @@ func New(opts Options) (*Server, error) {
 		}
 		opts.AdminAPIKey = redact.String(k)
 	}
+	providerKeys, err := parseProviderKeys(opts.ProviderKeys)
+	if err != nil {
+		return nil, err
+	}
 	signer, err := newTokenSigner()
 	if err != nil {
 		return nil, fmt.Errorf("conjurdev: generate the token key: %w", err)
@@ -149,6 +169,9 @@ func New(opts Options) (*Server, error) {
 		tokens:  signer,
 		counts:  map[string]*atomic.Int64{},
 		clock:   time.Now,
+		iam:     slices.Clone(opts.IAM),
+
+		providerKeys: providerKeys,
 	}
 	adminKey := opts.AdminAPIKey.Reveal()
 	s.adminKey.Store(&adminKey)
