@@ -161,6 +161,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		"/etc/conjur-swarm", etc,
 		"cyberark/conjur", p+"/conjur",
 		"make plugin\n", "make plugin PLUGIN="+p+"/conjur VERSION="+p+"\n",
+		"make upgrade\n", "make upgrade PLUGIN="+p+"/conjur VERSION="+p+"-upgraded\n",
 		"IMAGE=conjur-swarm-agent:latest", "IMAGE="+p+"-agent:latest",
 		"https://conjur.example.com", l.URL,
 		"CONJUR_ACCOUNT=myorg", "CONJUR_ACCOUNT="+dev.Account(),
@@ -246,7 +247,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 	add("install.md", upgrading, nil, map[string]string{
 		// The rolling upgrade creates the plugin from the directory step 1
 		// copies to the other managers (a block this test does not run).
-		"docker plugin create cyberark/conjur:latest /tmp/conjur-plugin/plugin": fmt.Sprintf(
+		"scripts/upgrade-plugin.sh cyberark/conjur:latest /tmp/conjur-plugin/plugin": fmt.Sprintf(
 			"tar -C build -czf %[1]s/conjur-plugin.tgz plugin\nmkdir -p %[1]s/conjur-plugin && tar -C %[1]s/conjur-plugin -xzf %[1]s/conjur-plugin.tgz\n", dir),
 	})
 	text := strings.ReplaceAll(script.String(), "1lymbeu1h1o2wrpuxdfllva6z", "$secret_id")
@@ -278,6 +279,8 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		"shop_app",             // rotation.md: services-using
 		"handoff, fingerprint", // conjur.md: status after the agent
 		p + "_db_password",     // install.md: the removal list
+		"setting(s) kept",      // install.md: make upgrade and the rolling upgrade's script
+		"no update",            // troubleshooting.md: a service's update state
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the docs' output lacks %q:\n%s", want, out.String())
