@@ -117,7 +117,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 	if _, err := dev.LoadDemo(filepath.Join(s.root, "docs", "examples")); err != nil {
 		t.Fatal(err)
 	}
-	rollout, err := dev.LoadPolicy(conjurdev.ModePost, "root", mustRead(t, filepath.Join(s.root, "docs", "examples", "rollout-policy.yml")))
+	rollout, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", mustRead(t, filepath.Join(s.root, "docs", "examples", "rollout-policy.yml")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -399,7 +399,7 @@ func (s *suite) addVariables(t *testing.T, rel ...string) {
 	for _, r := range rel {
 		fmt.Fprintf(&b, "- !variable %s\n- !permit\n  role: !group secret-readers\n  privileges: [read, execute]\n  resource: !variable %s\n", r, r)
 	}
-	if _, err := s.dev.LoadPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
+	if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
 		t.Fatalf("loading policy for %v: %v", rel, err)
 	}
 }

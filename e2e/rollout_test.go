@@ -87,7 +87,7 @@ func (s *suite) rolloutIdentity(t *testing.T, ids ...string) []byte {
 	rolloutPolicyOnce.Do(func() {
 		var body []byte
 		if body, loadErr = os.ReadFile(filepath.Join(s.root, "docs", "examples", "rollout-policy.yml")); loadErr == nil {
-			_, loadErr = s.dev.LoadPolicy(conjurdev.ModePost, "root", body)
+			_, loadErr = s.dev.LoadConjurPolicy(conjurdev.ModePost, "root", body)
 		}
 	})
 	if loadErr != nil {
@@ -97,7 +97,7 @@ func (s *suite) rolloutIdentity(t *testing.T, ids ...string) []byte {
 	for _, id := range ids {
 		fmt.Fprintf(&b, "- !permit\n  role: !group /swarm/version-readers\n  privilege: read\n  resource: !variable %s\n", strings.TrimPrefix(id, "apps/"))
 	}
-	if _, err := s.dev.LoadPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
+	if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
 		t.Fatalf("granting read on %v: %v", ids, err)
 	}
 	key, err := s.dev.APIKey("host:swarm/conjur-rollout")

@@ -61,7 +61,7 @@ func serveConjur(work string, d int) error {
 	if err != nil {
 		return err
 	}
-	res, err := dev.LoadPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(d)))
+	res, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(d)))
 	if err != nil {
 		return fmt.Errorf("loading the storm policy: %w", err)
 	}

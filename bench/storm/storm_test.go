@@ -97,7 +97,7 @@ func TestFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := dev.LoadPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(3)))
+	res, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(stormPolicy(3)))
 	if err != nil {
 		t.Fatalf("stormPolicy: %v", err)
 	}

@@ -238,7 +238,7 @@ func preload(f *devServerFlags, srv *conjurdev.Server, created map[string]string
 		if err != nil {
 			return fmt.Errorf("--policy %s: %w", p, err)
 		}
-		r, err := srv.LoadPolicy(conjurdev.ModePost, branch, body)
+		r, err := srv.LoadConjurPolicy(conjurdev.ModePost, branch, body)
 		if err != nil {
 			return fmt.Errorf("--policy %s: loading it at branch %q: %w", p, branch, err)
 		}

@@ -299,7 +299,7 @@ func (f *fixture) startConjur() error {
 	for i := 1; i <= labVariables; i++ {
 		fmt.Fprintf(&policy, "- !variable lab/v%d\n- !permit\n  role: !group secret-readers\n  privileges: [read, execute]\n  resource: !variable lab/v%d\n", i, i)
 	}
-	if _, err := f.conjur.LoadPolicy(conjurdev.ModePost, "apps", []byte(policy.String())); err != nil {
+	if _, err := f.conjur.LoadConjurPolicy(conjurdev.ModePost, "apps", []byte(policy.String())); err != nil {
 		return fmt.Errorf("lab variables: %w", err)
 	}
 	for i := 1; i <= labVariables; i++ {

@@ -12,7 +12,7 @@ import (
 // another identity current: the new identity may not see them.
 func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
-	if _, err := s.LoadPolicy(conjurdev.ModePost, "root", []byte(
+	if _, err := s.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(
 		"- !host\n  id: swarm/other\n  annotations:\n    authn-jwt/"+jwtService+"/sub: other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func newDevServer(t testing.TB, opts conjurdev.Options) *devServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := srv.LoadPolicy(conjurdev.ModePost, "root", []byte(testPolicy()))
+	res, err := srv.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(testPolicy()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ type identityServer struct {
 func newIdentityServer(t testing.TB) *identityServer {
 	t.Helper()
 	srv := newDevServer(t, conjurdev.Options{})
-	if _, err := srv.LoadPolicy(conjurdev.ModePost, "root", []byte(identityPolicy())); err != nil {
+	if _, err := srv.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(identityPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	for _, st := range []string{"shop", "blog"} {

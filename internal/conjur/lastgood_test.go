@@ -137,7 +137,7 @@ func TestLastGoodKeptOnHandoffOfTheSameIdentity(t *testing.T) {
 // JWT) drops every value: the new identity may not see them.
 func TestLastGoodDroppedOnHandoffOfAnotherIdentity(t *testing.T) {
 	srv := newDevServer(t, conjurdev.Options{})
-	if _, err := srv.LoadPolicy(conjurdev.ModePost, "root", []byte(
+	if _, err := srv.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(
 		"- !host\n  id: swarm/other\n  annotations:\n    authn-jwt/"+jwtService+"/sub: other\n- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/"+jwtService+"\n")); err != nil {
 		t.Fatal(err)
 	}

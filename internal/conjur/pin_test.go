@@ -18,7 +18,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	other := "- !policy\n  id: swarm\n  body:\n  - !host\n    id: other\n    annotations:\n      authn-jwt/" + jwtService + "/sub: other\n" +
 		"- !permit\n  role: !host swarm/other\n  privilege: authenticate\n  resource: !webservice conjur/authn-jwt/" + jwtService + "\n"
-	if _, err := s.LoadPolicy(conjurdev.ModePost, "root", []byte(other)); err != nil {
+	if _, err := s.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(other)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := clientConfig("", s.listen(t, false).URL)

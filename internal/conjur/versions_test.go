@@ -64,7 +64,7 @@ func TestVersionsPagesThroughTheListing(t *testing.T) {
 		fmt.Fprintf(&b, "  - !variable page/p%04d\n", i)
 	}
 	b.WriteString("- !permit\n  role: !group readers\n  privilege: read\n  resources: *page\n")
-	if _, err := srv.LoadPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
+	if _, err := srv.LoadConjurPolicy(conjurdev.ModePost, "apps", []byte(b.String())); err != nil {
 		t.Fatal(err)
 	}
 	last := fmt.Sprintf("apps/page/p%04d", ResourcePageSize+49)

@@ -101,7 +101,7 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 	refOf := func(r ref) (string, error) {
 		ident := absIdent(sc.prefix, r.kind, r.id)
 		if ident == "" {
-			return "", &policyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s needs an id here", r.kind)}
+			return "", &conjurPolicyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s needs an id here", r.kind)}
 		}
 		full := s.fullID(r.kind, ident)
 		p.refs = append(p.refs, resolvedRef{full: full, kind: r.kind, line: r.line, col: r.col})
@@ -112,7 +112,7 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 		case opRecord:
 			ident := absIdent(sc.prefix, st.kind, st.id)
 			if ident == "" {
-				return &policyError{Line: st.line, Col: st.col, Msg: fmt.Sprintf("!%s needs an id at the root policy", st.kind)}
+				return &conjurPolicyError{Line: st.line, Col: st.col, Msg: fmt.Sprintf("!%s needs an id at the root policy", st.kind)}
 			}
 			full := s.fullID(st.kind, ident)
 			owner := sc.owner
@@ -138,7 +138,7 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 			}
 		case opGrant, opRevoke:
 			if len(st.roles)*len(st.members)+len(p.grants)+len(p.revokes) > maxPlanLinks {
-				return &policyError{Line: st.line, Col: st.col, Msg: "policy too large: too many grants"}
+				return &conjurPolicyError{Line: st.line, Col: st.col, Msg: "policy too large: too many grants"}
 			}
 			for _, r := range st.roles {
 				role, err := refOf(r)
@@ -161,7 +161,7 @@ func (s *store) resolve(sc scope, stmts []stmt, p *plan) error {
 			}
 		case opPermit, opDeny:
 			if len(st.roles)*len(st.resources)*len(st.privileges)+len(p.permits)+len(p.denies) > maxPlanLinks {
-				return &policyError{Line: st.line, Col: st.col, Msg: "policy too large: too many permits"}
+				return &conjurPolicyError{Line: st.line, Col: st.col, Msg: "policy too large: too many permits"}
 			}
 			for _, r := range st.roles {
 				role, err := refOf(r)
@@ -218,21 +218,21 @@ func notFound(full string) *StatusError {
 	}
 }
 
-func invalidPolicy(err error) *StatusError {
+func invalidConjurPolicy(err error) *StatusError {
 	se := &StatusError{Status: http.StatusUnprocessableEntity, Code: "policy_invalid", Message: err.Error()}
-	if pe, ok := err.(*policyError); ok {
+	if pe, ok := err.(*conjurPolicyError); ok {
 		se.Line, se.Col = pe.Line, pe.Col
 	}
 	return se
 }
 
-// planPolicy parses body and resolves it against the store at branch
+// planConjurPolicy parses body and resolves it against the store at branch
 // without changing anything. The caller holds s.mu (read is enough).
-func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, error) {
+func (s *Server) planConjurPolicy(mode LoadMode, branch string, body []byte) (*plan, error) {
 	st := s.st
 	_, _, branchIdent, _ := splitID(branch)
-	invalidPolicy := func(err error) *StatusError {
-		se := invalidPolicy(err)
+	invalidConjurPolicy := func(err error) *StatusError {
+		se := invalidConjurPolicy(err)
 		se.Filename = branchIdent
 		return se
 	}
@@ -242,9 +242,9 @@ func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, e
 		return nil, &StatusError{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
 			Message: "policy_text is not present", Field: "policy_text", FieldMessage: "is not present"}
 	}
-	stmts, err := parsePolicy(body)
+	stmts, err := parseConjurPolicy(body)
 	if err != nil {
-		return nil, invalidPolicy(err)
+		return nil, invalidConjurPolicy(err)
 	}
 	sc := scope{prefix: branchIdent, policy: branch, owner: branch}
 	if branch == st.fullID("policy", "root") {
@@ -252,10 +252,10 @@ func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, e
 	}
 	p := &plan{byID: map[string]*planRecord{}}
 	if err := st.resolve(sc, stmts, p); err != nil {
-		return nil, invalidPolicy(err)
+		return nil, invalidConjurPolicy(err)
 	}
 	if mode == ModePost && p.hasWrite {
-		return nil, invalidPolicy(&policyError{Msg: "!delete, !deny and !revoke are not allowed when loading a policy with POST: use PATCH or PUT"})
+		return nil, invalidConjurPolicy(&conjurPolicyError{Msg: "!delete, !deny and !revoke are not allowed when loading a policy with POST: use PATCH or PUT"})
 	}
 	// Every reference must name a record declared here or existing already.
 	for _, r := range p.refs {
@@ -275,11 +275,11 @@ func (s *Server) planPolicy(mode LoadMode, branch string, body []byte) (*plan, e
 	return p, nil
 }
 
-// loadPolicyLocked parses body and applies it at branch (a full policy id)
+// loadConjurPolicyLocked parses body and applies it at branch (a full policy id)
 // in mode. The caller holds s.mu for writing and has checked permissions.
-func (s *Server) loadPolicyLocked(mode LoadMode, branch string, body []byte) (LoadResult, error) {
+func (s *Server) loadConjurPolicyLocked(mode LoadMode, branch string, body []byte) (LoadResult, error) {
 	st := s.st
-	p, err := s.planPolicy(mode, branch, body)
+	p, err := s.planConjurPolicy(mode, branch, body)
 	if err != nil {
 		return LoadResult{}, err
 	}

@@ -70,7 +70,7 @@ func newRuleEnv(t *testing.T, policy string, vals map[string]string) *ruleEnv {
 		if doc == "" {
 			continue
 		}
-		if _, err := e.srv.LoadPolicy(ModePost, "root", []byte(doc)); err != nil {
+		if _, err := e.srv.LoadConjurPolicy(ModePost, "root", []byte(doc)); err != nil {
 			t.Fatalf("load %q: %v", doc, err)
 		}
 	}

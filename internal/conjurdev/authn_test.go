@@ -276,7 +276,7 @@ func TestConcurrentUse(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for j := 0; j < 5; j++ {
-			_, err := e.srv.LoadPolicy(ModePatch, "apps", []byte("- !variable extra/x\n"))
+			_, err := e.srv.LoadConjurPolicy(ModePatch, "apps", []byte("- !variable extra/x\n"))
 			if err != nil && statusOfStatusErr(err) != 409 {
 				errs <- err
 			}

@@ -56,7 +56,7 @@ func newCast(t *testing.T, policy string) cast {
 	t.Helper()
 	e := newEnv(t)
 	if policy != "" {
-		if _, err := e.srv.LoadPolicy(ModePatch, "root", []byte(policy)); err != nil {
+		if _, err := e.srv.LoadConjurPolicy(ModePatch, "root", []byte(policy)); err != nil {
 			t.Fatalf("load the scenario's policy: %v", err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestConjur124_resourceList(t *testing.T) {
   - !variable passwords
   - !variable untargeted
 `)
-	if _, err := c.srv.LoadPolicy(ModePatch, "zone", []byte("- !variable {id: annotated, annotations: {note: the target of it}}\n")); err != nil {
+	if _, err := c.srv.LoadConjurPolicy(ModePatch, "zone", []byte("- !variable {id: annotated, annotations: {note: the target of it}}\n")); err != nil {
 		t.Fatal(err)
 	}
 	alice := func() map[string]string { return c.token("user:alice") }
@@ -321,7 +321,7 @@ func TestConjur124_resourceList(t *testing.T) {
 		}
 	})
 	t.Run("ok/offset-alone-defaults-to-10", func(t *testing.T) {
-		if _, err := c.srv.LoadPolicy(ModePatch, "zone", []byte(strings.Repeat("- !variable {id: more}\n", 1)+
+		if _, err := c.srv.LoadConjurPolicy(ModePatch, "zone", []byte(strings.Repeat("- !variable {id: more}\n", 1)+
 			"- !variable m1\n- !variable m2\n- !variable m3\n- !variable m4\n- !variable m5\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +463,7 @@ func TestConjur124_policyLoad(t *testing.T) {
 		if resp.StatusCode != 403 {
 			t.Fatalf("%d %s, want 403 (no update on inner/one nor alt)", resp.StatusCode, body)
 		}
-		if _, err := c.srv.LoadPolicy(ModePatch, "root", []byte("- !permit {role: !user updater, privilege: update, resources: [!variable test_policy/inner/one, !variable test_policy/alt]}\n")); err != nil {
+		if _, err := c.srv.LoadConjurPolicy(ModePatch, "root", []byte("- !permit {role: !user updater, privilege: update, resources: [!variable test_policy/inner/one, !variable test_policy/alt]}\n")); err != nil {
 			t.Fatal(err)
 		}
 		if resp, body := c.do("PUT", "/policies/dev/policy/test_policy", "- !variable test\n", c.token("user:updater")); resp.StatusCode != 201 {

@@ -20,7 +20,7 @@ func (s *Server) LoadDemo(dir string) (LoadResult, error) {
 	if err != nil {
 		return LoadResult{}, fmt.Errorf("conjurdev: demo policy: %w", err)
 	}
-	res, err := s.LoadPolicy(ModePost, "root", policy)
+	res, err := s.LoadConjurPolicy(ModePost, "root", policy)
 	if err != nil {
 		return LoadResult{}, fmt.Errorf("conjurdev: load %s: %w", filepath.Join(dir, "conjur-policy.yml"), err)
 	}

@@ -13,6 +13,11 @@
 // status codes, dropped connections, a read-only follower mode) and read
 // request counters by endpoint.
 //
+// "Policy" in this package is always Conjur policy (the documents
+// LoadConjurPolicy and POST /policies load), never the plugin's mapping
+// policy (internal/policy): its names say ConjurPolicy where both could be
+// meant.
+//
 // The official client, github.com/cyberark/conjur-api-go, is the reference
 // for what "compatible" means: the tests drive the server through it.
 package conjurdev

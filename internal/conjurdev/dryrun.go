@@ -66,7 +66,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 		return
 	}
 	out := dryRunJSON{Status: "Valid YAML", Errors: []dryRunError{}}
-	p, err := s.planPolicy(mode, branch, body)
+	p, err := s.planConjurPolicy(mode, branch, body)
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {

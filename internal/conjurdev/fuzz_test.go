@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// FuzzParsePolicy checks that no policy document panics the parser or the
+// FuzzParseConjurPolicy checks that no policy document panics the parser or the
 // loader, and that a document the parser accepts either loads or is
 // refused with a Conjur error (never a 500).
-func FuzzParsePolicy(f *testing.F) {
+func FuzzParseConjurPolicy(f *testing.F) {
 	for _, tt := range policyErrorTests {
 		f.Add(tt.body)
 	}
@@ -26,14 +26,14 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add("- &a [!variable x, *a]\n")
 	f.Add("- !policy {id: p, body: [!user u, !grant {role: !group g, member: !user u}, !group g]}\n")
 	f.Fuzz(func(t *testing.T, body string) {
-		stmts, perr := parsePolicy([]byte(body))
+		stmts, perr := parseConjurPolicy([]byte(body))
 		srv, err := New(Options{AdminAPIKey: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, lerr := srv.LoadPolicy(ModePatch, "root", []byte(body))
+		_, lerr := srv.LoadConjurPolicy(ModePatch, "root", []byte(body))
 		if perr != nil {
-			var pe *policyError
+			var pe *conjurPolicyError
 			if !errors.As(perr, &pe) {
 				t.Fatalf("parse error of type %T: %v", perr, perr)
 			}
@@ -51,7 +51,7 @@ func FuzzParsePolicy(f *testing.F) {
 			return
 		}
 		// Loading the same document again with PUT must succeed too.
-		if _, err := srv.LoadPolicy(ModePut, "root", []byte(body)); err != nil {
+		if _, err := srv.LoadConjurPolicy(ModePut, "root", []byte(body)); err != nil {
 			t.Fatalf("PUT of a document PATCH accepted: %v", err)
 		}
 	})

@@ -59,7 +59,7 @@ func (s *Server) routes() {
 	s.handle("GET /secrets/{$}", EpBatch, false, s.authed(s.batch))
 
 	for _, m := range []string{"POST", "PATCH", "PUT"} {
-		s.handle(m+" /policies/{account}/policy/{id...}", EpPolicy, true, s.authed(s.loadPolicyHTTP))
+		s.handle(m+" /policies/{account}/policy/{id...}", EpPolicy, true, s.authed(s.loadConjurPolicyHTTP))
 	}
 
 	s.handle("GET /resources/{account}", EpResources, false, s.authed(s.listResources))
@@ -515,7 +515,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 
 // ---- policies ----
 
-func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller) {
+func (s *Server) loadConjurPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller) {
 	mode := LoadMode(r.Method)
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
@@ -541,7 +541,7 @@ func (s *Server) loadPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller
 	if !ok {
 		return
 	}
-	res, err := s.loadPolicyLocked(mode, branch, body)
+	res, err := s.loadConjurPolicyLocked(mode, branch, body)
 	if err != nil {
 		s.writeErr(w, err)
 		return

@@ -75,7 +75,7 @@ func jwtEnv(t *testing.T, appProperty string, opts ...func(*Options)) (*env, *JW
 	enable := func(o *Options) { o.Authenticators = []string{"authn", "authn-jwt/swarm"} }
 	e := newEnv(t, append([]func(*Options){enable}, opts...)...)
 	iss := testIssuer(t)
-	if _, err := e.srv.LoadPolicy(ModePatch, "root", []byte(jwtPolicy)); err != nil {
+	if _, err := e.srv.LoadConjurPolicy(ModePatch, "root", []byte(jwtPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	vals := map[string]string{
@@ -87,7 +87,7 @@ func jwtEnv(t *testing.T, appProperty string, opts ...func(*Options)) (*env, *JW
 		// Declared only in this mode: Conjur takes the identity from the
 		// token whenever token-app-property is declared.
 		decl := "- !variable conjur/authn-jwt/swarm/token-app-property\n- !variable conjur/authn-jwt/swarm/identity-path\n"
-		if _, err := e.srv.LoadPolicy(ModePost, "root", []byte(decl)); err != nil {
+		if _, err := e.srv.LoadConjurPolicy(ModePost, "root", []byte(decl)); err != nil {
 			t.Fatal(err)
 		}
 		vals["token-app-property"] = appProperty

@@ -13,7 +13,7 @@ func loadVia(t *testing.T, c *conjurapi.Client, mode conjurapi.PolicyMode, branc
 	return c.LoadPolicy(mode, branch, strings.NewReader(body))
 }
 
-func TestLoadPolicy_modes(t *testing.T) {
+func TestLoadConjurPolicy_modes(t *testing.T) {
 	e := newEnv(t)
 	admin := e.admin()
 
@@ -136,7 +136,7 @@ func TestLoadPolicy_modes(t *testing.T) {
 	}
 }
 
-func TestLoadPolicy_language(t *testing.T) {
+func TestLoadConjurPolicy_language(t *testing.T) {
 	e := newEnv(t)
 	admin := e.admin()
 	_, err := loadVia(t, admin, conjurapi.PolicyModePatch, "root", `
@@ -205,7 +205,7 @@ func TestLoadPolicy_language(t *testing.T) {
 // emptyPolicies are valid documents that declare nothing.
 var emptyPolicies = []string{"# only a comment\n", "--- []\n"}
 
-// policyErrorTests are bad loads; FuzzParsePolicy is seeded from them.
+// policyErrorTests are bad loads; FuzzParseConjurPolicy is seeded from them.
 var policyErrorTests = []struct {
 	name, branch, body string
 	status             int
@@ -220,7 +220,7 @@ var policyErrorTests = []struct {
 	{"fail/grant-to-variable", "root", "- !grant {role: !variable apps/demo/db-password, member: !host swarm/conjur-plugin}\n", 422, "policy_invalid"},
 }
 
-func TestLoadPolicy_errors(t *testing.T) {
+func TestLoadConjurPolicy_errors(t *testing.T) {
 	e := newEnv(t)
 	admin := e.admin()
 	for _, tt := range policyErrorTests {
@@ -246,13 +246,13 @@ func TestLoadPolicy_errors(t *testing.T) {
 	}
 }
 
-func TestLoadPolicy_permissions(t *testing.T) {
+func TestLoadConjurPolicy_permissions(t *testing.T) {
 	e := newEnv(t)
 	plugin := e.plugin()
 	if _, err := loadVia(t, plugin, conjurapi.PolicyModePatch, "apps", "- !variable x\n"); statusOf(err) != 404 {
 		t.Fatalf("plugin loads into invisible apps: %v, want 404", err)
 	}
-	if _, err := e.srv.LoadPolicy(ModePatch, "root", []byte(`
+	if _, err := e.srv.LoadConjurPolicy(ModePatch, "root", []byte(`
 - !permit
   role: !host swarm/conjur-plugin
   privilege: read
@@ -265,7 +265,7 @@ func TestLoadPolicy_permissions(t *testing.T) {
 	}
 }
 
-func TestLoadPolicy_conflict(t *testing.T) {
+func TestLoadConjurPolicy_conflict(t *testing.T) {
 	e := newEnv(t)
 	e.srv.loadMu.Lock() // a load in progress
 	_, err := loadVia(t, e.admin(), conjurapi.PolicyModePatch, "root", "- !variable x\n")

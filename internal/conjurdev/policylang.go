@@ -16,21 +16,21 @@ import (
 // nest and be shared through YAML anchors and aliases. Anything else is
 // rejected with its line and column, as Conjur does.
 
-// policyError is a syntax or semantic error in a policy document.
-type policyError struct {
+// conjurPolicyError is a syntax or semantic error in a policy document.
+type conjurPolicyError struct {
 	Line, Col int
 	Msg       string
 }
 
-func (e *policyError) Error() string {
+func (e *conjurPolicyError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("Error at line %d, column %d in policy: %s", e.Line, e.Col, e.Msg)
 	}
 	return "Error in policy: " + e.Msg
 }
 
-func errAt(n *yaml.Node, format string, args ...any) *policyError {
-	e := &policyError{Msg: fmt.Sprintf(format, args...)}
+func errAt(n *yaml.Node, format string, args ...any) *conjurPolicyError {
+	e := &conjurPolicyError{Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
@@ -80,12 +80,12 @@ type stmt struct {
 // lists, aliases) so hostile input cannot exhaust the stack.
 const maxPolicyDepth = 64
 
-// parsePolicy parses a policy document. An empty document, a comment-only
+// parseConjurPolicy parses a policy document. An empty document, a comment-only
 // one and `--- []` are valid and declare nothing.
-func parsePolicy(data []byte) ([]stmt, error) {
+func parseConjurPolicy(data []byte) ([]stmt, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &policyError{Msg: yamlMsg(err)}
+		return nil, &conjurPolicyError{Msg: yamlMsg(err)}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, nil
@@ -488,7 +488,7 @@ func (p *parser) grant(n *yaml.Node, tag string) (stmt, error) {
 	}
 	for _, r := range append(append([]ref(nil), s.roles...), s.members...) {
 		if !roleKinds[r.kind] {
-			return stmt{}, &policyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s: a %s is not a role", tag, r.kind)}
+			return stmt{}, &conjurPolicyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s: a %s is not a role", tag, r.kind)}
 		}
 	}
 	return s, nil
@@ -539,7 +539,7 @@ func (p *parser) permit(n *yaml.Node, tag string) (stmt, error) {
 	}
 	for _, r := range s.roles {
 		if !roleKinds[r.kind] {
-			return stmt{}, &policyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s: a %s is not a role", tag, r.kind)}
+			return stmt{}, &conjurPolicyError{Line: r.line, Col: r.col, Msg: fmt.Sprintf("!%s: a %s is not a role", tag, r.kind)}
 		}
 	}
 	if s.resources, err = p.oneOrMany(f, n, tag, "resource", "resources"); err != nil {

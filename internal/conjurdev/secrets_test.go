@@ -66,7 +66,7 @@ func TestRetrieveSecret_adminSeesEverything(t *testing.T) {
 
 func TestRetrieveSecret_contentType(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.srv.LoadPolicy(ModePatch, "root", []byte(`
+	if _, err := e.srv.LoadConjurPolicy(ModePatch, "root", []byte(`
 - !variable
   id: typed
   mime_type: application/json

@@ -277,9 +277,9 @@ func (s *Server) ExpireTokens() {
 	s.saveLocked()
 }
 
-// LoadPolicy loads a policy document as the admin user. branch is "root"
+// LoadConjurPolicy loads a policy document as the admin user. branch is "root"
 // or a policy id such as "apps/x".
-func (s *Server) LoadPolicy(mode LoadMode, branch string, body []byte) (LoadResult, error) {
+func (s *Server) LoadConjurPolicy(mode LoadMode, branch string, body []byte) (LoadResult, error) {
 	switch mode {
 	case ModePost, ModePatch, ModePut:
 	default:
@@ -295,7 +295,7 @@ func (s *Server) LoadPolicy(mode LoadMode, branch string, body []byte) (LoadResu
 	if err != nil {
 		return LoadResult{}, err
 	}
-	return s.loadPolicyLocked(mode, full, body)
+	return s.loadConjurPolicyLocked(mode, full, body)
 }
 
 // branchID turns "root", "apps/x" or "acct:policy:apps/x" into a full
@@ -414,7 +414,7 @@ func newAPIKey() (string, error) {
 }
 
 // StatusError is an error the server answers with an HTTP status and a
-// Conjur error body. Go callers of LoadPolicy and friends receive it too.
+// Conjur error body. Go callers of LoadConjurPolicy and friends receive it too.
 type StatusError struct {
 	Status    int
 	Code      string // Conjur's error code: not_found, policy_invalid, ...

@@ -52,7 +52,7 @@ func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.LoadPolicy(conjurdev.ModePatch, "root", []byte(authnPolicy)); err != nil {
+	if _, err := srv.LoadConjurPolicy(conjurdev.ModePatch, "root", []byte(authnPolicy)); err != nil {
 		t.Fatal(err)
 	}
 	m1, err := identity.Open(filepath.Join(t.TempDir(), "m1"))

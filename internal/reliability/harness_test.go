@@ -210,7 +210,7 @@ func newDev(t testing.TB, adminKey string, secrets *secretSet, opts ...func(*con
 		t.Fatal(err)
 	}
 	secrets.add([]byte(dev.AdminAPIKey()))
-	res, err := dev.LoadPolicy(conjurdev.ModePost, "root", []byte(conjurPolicy))
+	res, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(conjurPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func (s *stack) jwtIdentities(t *testing.T) *conjurdev.JWTIssuer {
   privilege: authenticate
   resource: !webservice conjur/authn-jwt/swarm
 `
-	if _, err := s.dev.LoadPolicy(conjurdev.ModePost, "root", []byte(policyText)); err != nil {
+	if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(policyText)); err != nil {
 		t.Fatal(err)
 	}
 	iss, err := conjurdev.NewJWTIssuer("https://issuer.test")
@@ -181,11 +181,11 @@ func staleRows() []matrixRow {
 		}},
 		{"fail/FORBIDDEN: stale_if_error never answers a refusal", "execute denied after one good fetch", func(t *testing.T) (string, string) {
 			s := staleStack(t, &driverClock{})
-			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(grantExecute)); err != nil {
+			if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(grantExecute)); err != nil {
 				t.Fatal(err)
 			}
 			s.expectValue(s.staleReq(noExecute), s.values[noExecute])
-			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(strings.Replace(grantExecute, "!permit", "!deny", 1))); err != nil {
+			if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(strings.Replace(grantExecute, "!permit", "!deny", 1))); err != nil {
 				t.Fatal(err)
 			}
 			s.expectCode(s.staleReq(noExecute), "FORBIDDEN")
@@ -194,7 +194,7 @@ func staleRows() []matrixRow {
 		{"fail/NOT_FOUND: stale_if_error never answers a missing variable", "variable deleted after one good fetch", func(t *testing.T) (string, string) {
 			s := staleStack(t, &driverClock{})
 			s.expectValue(s.staleReq(apiToken), s.values[apiToken])
-			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte("- !delete\n  record: !variable rel/api-token\n")); err != nil {
+			if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte("- !delete\n  record: !variable rel/api-token\n")); err != nil {
 				t.Fatal(err)
 			}
 			s.expectCode(s.staleReq(apiToken), "NOT_FOUND")

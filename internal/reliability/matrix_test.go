@@ -162,7 +162,7 @@ func TestFaultMatrix(t *testing.T) {
 		{"fail/FORBIDDEN: variable visible without execute (403)", "permit read only", func(t *testing.T) (string, string) {
 			s := rowStack(t)
 			s.expectCode(s.byLabel(noExecute), "FORBIDDEN")
-			if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(grantExecute)); err != nil {
+			if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(grantExecute)); err != nil {
 				t.Fatal(err)
 			}
 			s.expectValue(s.byLabel(noExecute), s.values[noExecute])
@@ -205,7 +205,7 @@ func TestFaultMatrix(t *testing.T) {
 				t.Fatal("the leader was asked after the follower's 404: a 404 is an answer, not a failure")
 			}
 			// Replication catches up.
-			if _, err := f.follower.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(newVariable)); err != nil {
+			if _, err := f.follower.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(newVariable)); err != nil {
 				t.Fatal(err)
 			}
 			f.follower.set(t, newVar, s.values[newVar], s.secrets)
@@ -384,7 +384,7 @@ func followerSetup(t *testing.T) follower {
 		}
 	})
 	s := f.s
-	if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(newVariable)); err != nil {
+	if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(newVariable)); err != nil {
 		t.Fatal(err)
 	}
 	s.set(t, newVar, randomValue(newVar), s.secrets)

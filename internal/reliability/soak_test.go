@@ -201,7 +201,7 @@ func TestSoak(t *testing.T) {
 	for i := range soakVariables {
 		fmt.Fprintf(&pol, "- !variable soak/v%02d\n- !permit\n  role: !group secret-readers\n  privileges: [ read, execute ]\n  resource: !variable soak/v%02d\n", i, i)
 	}
-	if _, err := s.dev.LoadPolicy(conjurdev.ModePatch, "apps", []byte(pol.String())); err != nil {
+	if _, err := s.dev.LoadConjurPolicy(conjurdev.ModePatch, "apps", []byte(pol.String())); err != nil {
 		t.Fatal(err)
 	}
 	allowed := []string{dbPassword, apiToken, tlsKey}
