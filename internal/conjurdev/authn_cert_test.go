@@ -136,7 +136,7 @@ func TestAuthnCert(t *testing.T) {
 	})
 	t.Run("ok/spiffe-mode", func(t *testing.T) {
 		spiffe := "- !variable conjur/authn-cert/nodes/host-mode\n- !variable conjur/authn-cert/nodes/trust-domain\n- !variable conjur/authn-cert/nodes/identity-path\n"
-		if _, err := c.srv.LoadPolicy(ModePost, "root", []byte(spiffe)); err != nil {
+		if _, err := c.srv.LoadConjurPolicy(ModePost, "root", []byte(spiffe)); err != nil {
 			t.Fatal(err)
 		}
 		for k, v := range map[string]string{"host-mode": "spiffe", "trust-domain": "swarm.test", "identity-path": "managers"} {

@@ -28,7 +28,7 @@ func newCloudEnv(t *testing.T, authenticator, policy string, opts ...func(*Optio
 		o.Authenticators = []string{"authn", authenticator}
 		o.Logger = zap.New(core)
 	}}, opts...)...)
-	if _, err := e.srv.LoadPolicy(ModePost, "root", []byte(policy)); err != nil {
+	if _, err := e.srv.LoadConjurPolicy(ModePost, "root", []byte(policy)); err != nil {
 		t.Fatalf("policy: %v", err)
 	}
 	return &cloudEnv{env: e, logs: logs}
