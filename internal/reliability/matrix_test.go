@@ -375,7 +375,9 @@ func followerSetup(t *testing.T) follower {
 	f.s = rowStack(t, func(c *stackConfig) {
 		c.adminKey = adminKey
 		c.login = "admin"
-		c.handover = func(s *stack) string { return s.handoff("admin", adminKey) }
+		c.handover = func(s *stack) string { // names both appliances: a handed-over credential goes only to the URLs it names
+			return fmt.Sprintf(`{"login":"admin","api_key":%q,"account":%q,"appliance_url":"%s,%s"}`, adminKey, s.dev.Account(), f.followerLn.URL, s.ln.URL)
+		}
 		c.urls = func(s *stack) ([]string, []byte) {
 			f.follower = newDev(t, adminKey, s.secrets)
 			f.followerLn = f.follower.listen(t, "127.0.0.1:0")
