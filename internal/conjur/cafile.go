@@ -33,15 +33,16 @@ func newTransport(cfg Config, caPEM []byte) *http.Transport {
 		dial = newProxyDialer(cfg).DialContext // CONNECT tunnels; TLS inside them as without a proxy
 	}
 	return &http.Transport{
-		Proxy:                 nil, // never the ambient HTTPS_PROXY: only CONJUR_SWARM_PROXY, through dial
-		DialContext:           dial,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
-		TLSHandshakeTimeout:   cfg.FetchTimeout,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  nil, // never the ambient HTTPS_PROXY: only CONJUR_SWARM_PROXY, through dial
+		DialContext:            dial,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		TLSHandshakeTimeout:    cfg.FetchTimeout,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           64,
+		MaxIdleConnsPerHost:    32,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 }
 

@@ -272,6 +272,11 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 		return &Error{Code: errcode.Unavailable, Variable: id, Cause: fe,
 			Msg: fmt.Sprintf("no Conjur appliance answered (%s): check that Conjur is up and reachable from this node, and CONJUR_APPLIANCE_URL", fe)}
 	}
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+			Msg: fmt.Sprintf("Conjur's answer cannot be used: %s, more than any it can hold (a secret value must be under 500 KiB): if the variable's value is larger, store a smaller one; else check that CONJUR_APPLIANCE_URL points at Conjur and that nothing in between alters its answers", tl)}
+	}
 	st := httpStatus(err)
 	login := s.identity()
 	switch st {

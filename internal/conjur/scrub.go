@@ -1,50 +1,47 @@
 package conjur
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// maxErrorBody bounds how much of an error answer (status 300 or more) is
-// read: conjurapi copies the whole body into its error, which ends up in the
-// Err of an answer, the status and the log.
-const maxErrorBody = 4 << 10
-
-// scrubErrorBody replaces resp's body, for an error answer to r, by its first
-// maxErrorBody bytes with every credential r carried (the Authorization
-// header, the token in it, the body sent, and each value of a form body)
-// replaced by [REDACTED]. A proxy or appliance in front of Conjur that echoes
-// the request in its error page then cannot put the API key, the JWT or the
-// access token into an error.
-func scrubErrorBody(r *http.Request, resp *http.Response) *http.Response {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	_ = resp.Body.Close()
-	text := string(body)
-	for _, s := range sentSecrets(r) {
+// scrub replaces every form of each secret in text by [REDACTED].
+func scrub(text string, secrets []string) string {
+	for _, s := range secrets {
 		text = strings.ReplaceAll(text, s, "[REDACTED]")
 	}
-	resp.Body = io.NopCloser(strings.NewReader(text))
-	resp.ContentLength = int64(len(text))
-	resp.Header.Del("Content-Length")
-	return resp
+	return text
 }
 
-// sentSecrets lists what r carried that may be a credential, longest first
-// (so that a longer one is not left half replaced by a shorter one inside it).
+// sentSecrets lists what r carried that may be a credential (the
+// Authorization header, the token in it and that token decoded, the body
+// sent, and each value of a form body), each in every form an error page
+// may echo it: raw, URL-encoded (query and path forms, either case of hex),
+// base64 (standard and URL alphabets, padded or not) and JSON- or
+// Go-escaped; longest first, so that a longer one is not left half replaced
+// by a shorter one inside it.
 func sentSecrets(r *http.Request) []string {
-	var out []string
+	var raw []string
 	add := func(s string) {
 		if len(s) >= 4 { // shorter ones are no credential, and replacing them would garble the message
-			out = append(out, s)
+			raw = append(raw, s)
 		}
 	}
 	if a := r.Header.Get("Authorization"); a != "" {
 		add(a)
 		if _, tok, ok := strings.Cut(a, `token="`); ok {
-			add(strings.TrimSuffix(tok, `"`))
+			tok = strings.TrimSuffix(tok, `"`)
+			add(tok)
+			if dec, err := base64.StdEncoding.DecodeString(tok); err == nil {
+				add(string(dec))
+			}
 		}
 	}
 	if r.GetBody != nil {
@@ -61,6 +58,31 @@ func sentSecrets(r *http.Request) []string {
 			}
 		}
 	}
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range raw {
+		for _, form := range forms(s) {
+			if len(form) >= 4 && !seen[form] {
+				seen[form] = true
+				out = append(out, form)
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
+}
+
+var percentHex = regexp.MustCompile(`%[0-9A-F]{2}`)
+
+// forms is s in every encoding an echo may use.
+func forms(s string) []string {
+	q, p := url.QueryEscape(s), url.PathEscape(s)
+	j, _ := json.Marshal(s)
+	b := []byte(s)
+	return []string{
+		s, q, p, percentHex.ReplaceAllStringFunc(q, strings.ToLower), percentHex.ReplaceAllStringFunc(p, strings.ToLower),
+		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
+		strings.Trim(string(j), `"`), strings.Trim(strconv.Quote(s), `"`),
+	}
 }

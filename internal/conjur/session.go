@@ -266,19 +266,6 @@ func (s *session) bind(ctx context.Context, base *apiClient, tok *accessToken) a
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-type ctxTransport struct {
-	ctx context.Context
-	rt  http.RoundTripper
-}
-
-func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(r.WithContext(t.ctx))
-	if err != nil || resp.StatusCode < 300 {
-		return resp, err
-	}
-	return scrubErrorBody(r, resp), nil
-}
-
 // credStatus fills the credential, token and URL fields of st.
 func (s *session) credStatus(st *Status) {
 	s.creds.mu.Lock()
