@@ -274,7 +274,7 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 	}
 	var tl *tooLargeError
 	if errors.As(err, &tl) {
-		return &Error{Code: CodeValueUnusable, Variable: id, Cause: err,
+		return &Error{Code: errcode.ValueUnusable, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("Conjur's answer cannot be used: %s, more than any it can hold (a secret value must be under 500 KiB): if the variable's value is larger, store a smaller one; else check that CONJUR_APPLIANCE_URL points at Conjur and that nothing in between alters its answers", tl)}
 	}
 	st := httpStatus(err)

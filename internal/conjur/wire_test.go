@@ -17,6 +17,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // hostile is a Conjur endpoint that authenticates anyone with a well-formed
@@ -69,7 +71,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 		h := newHostile(t, nil, endless)
 		c := newClient(t, clientConfig("k3y", h.srv.URL))
 		_, err := c.Get(t.Context(), Ref{ID: "apps/x"})
-		if CodeOf(err) != CodeValueUnusable || !strings.Contains(err.Error(), "larger than") {
+		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("Get = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
 		}
 		h.srv.Close() // waits for the handler
@@ -82,7 +84,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 		c := newClient(t, clientConfig("k3y", h.srv.URL))
 		_, errs := fetchAll(c, t.Context(), []Ref{{ID: "apps/x"}, {ID: "apps/y"}})
 		for _, err := range errs {
-			if CodeOf(err) != CodeValueUnusable {
+			if CodeOf(err) != errcode.ValueUnusable {
 				t.Fatalf("GetMany = %v (%s), want VALUE_UNUSABLE", err, CodeOf(err))
 			}
 		}
@@ -95,7 +97,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 		h := newHostile(t, endless, endless)
 		c := newClient(t, clientConfig("", h.srv.URL))
 		err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k3y"})
-		if CodeOf(err) != CodeValueUnusable || !strings.Contains(err.Error(), "larger than") {
+		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("Adopt = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
 		}
 		h.srv.Close()
@@ -129,7 +131,7 @@ func TestAStalledBodyEndsWithTheFetchTimeout(t *testing.T) {
 	cfg := clientConfig("k3y", h.srv.URL)
 	cfg.FetchTimeout = 300 * 1e6 // 300ms
 	c := newClient(t, cfg)
-	if _, err := c.Get(t.Context(), Ref{ID: "apps/x"}); CodeOf(err) != CodeTimeout {
+	if _, err := c.Get(t.Context(), Ref{ID: "apps/x"}); CodeOf(err) != errcode.Timeout {
 		t.Fatalf("Get = %v (%s), want TIMEOUT", err, CodeOf(err))
 	}
 }
