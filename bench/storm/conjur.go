@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/identity"
 )
 
 const (
@@ -28,6 +29,62 @@ const (
 func variableID(i int) string { return fmt.Sprintf("apps/storm/v%03d", i) }
 func variableValue(i int) string {
 	return fmt.Sprintf("storm-value-%03d-0123456789abcdef", i)
+}
+
+// The per-stack identity mode's side of the stand-in: the authn-jwt service
+// the identity plugin's JWTs log in through and one host per stack
+// (identityStacks of them, under the identity-path swarm/stacks), each
+// reading every variable through the same group as the plugin's host.
+const (
+	identityStacks = 20
+	jwtService     = "swarm"
+	jwtIssuer      = "https://storm.test"
+)
+
+func stackName(i int) string { return fmt.Sprintf("stack-%02d", i) }
+
+// identityPolicy declares the authn-jwt service and the stacks' hosts.
+func identityPolicy() string {
+	var sb strings.Builder
+	sb.WriteString("- !policy\n  id: conjur/authn-jwt/" + jwtService + "\n  body:\n  - !webservice\n")
+	for _, v := range []string{"public-keys", "issuer", "token-app-property", "identity-path"} {
+		sb.WriteString("  - !variable " + v + "\n")
+	}
+	sb.WriteString("  - !group stacks\n  - !permit\n    role: !group stacks\n    privilege: [read, authenticate]\n    resource: !webservice\n")
+	sb.WriteString("- !policy\n  id: swarm/stacks\n  body:\n")
+	for i := range identityStacks {
+		fmt.Fprintf(&sb, "  - !host\n    id: %s\n    annotations:\n      authn-jwt/%s/stack: %s\n", stackName(i), jwtService, stackName(i))
+	}
+	for _, g := range []string{"conjur/authn-jwt/" + jwtService + "/stacks", "apps/secret-readers"} {
+		sb.WriteString("- !grant\n  role: !group " + g + "\n  members:\n")
+		for i := range identityStacks {
+			fmt.Fprintf(&sb, "  - !host swarm/stacks/%s\n", stackName(i))
+		}
+	}
+	return sb.String()
+}
+
+// trustManager configures authn-jwt/swarm to accept the JWTs of the
+// manager whose JWKS (as `conjur-swarm jwks` prints it) is in jwksFile.
+func trustManager(dev *conjurdev.Server, jwksFile string) error {
+	data, err := os.ReadFile(jwksFile)
+	if err != nil {
+		return err
+	}
+	keys, err := identity.Merge([]identity.Input{{Name: jwksFile, Data: data}})
+	if err != nil {
+		return err
+	}
+	pk, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	for name, v := range map[string]string{"public-keys": string(pk), "issuer": jwtIssuer, "token-app-property": "sub", "identity-path": "swarm/stacks"} {
+		if err := dev.SetSecret("conjur/authn-jwt/"+jwtService+"/"+name, []byte(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stormPolicy is the Conjur policy: the plugin's host, D variables, and
@@ -41,7 +98,7 @@ func stormPolicy(d int) string {
 	}
 	sb.WriteString("  - !permit\n    role: !group secret-readers\n    privileges: [read, execute]\n    resources: *vars\n")
 	sb.WriteString("- !grant\n  role: !group apps/secret-readers\n  member: !host swarm/conjur-plugin\n")
-	return sb.String()
+	return sb.String() + identityPolicy()
 }
 
 // conjurInfo is what the Conjur child tells the harness (the API key goes
@@ -57,7 +114,7 @@ type conjurInfo struct {
 // harness sets the latency and reads the request counts. It runs until
 // SIGTERM.
 func serveConjur(work string, d int) error {
-	dev, err := conjurdev.New(conjurdev.Options{})
+	dev, err := conjurdev.New(conjurdev.Options{Authenticators: []string{"authn", "authn-jwt/" + jwtService}})
 	if err != nil {
 		return err
 	}
@@ -76,6 +133,9 @@ func serveConjur(work string, d int) error {
 	}
 	if err := os.WriteFile(filepath.Join(work, "credential"), []byte(key), 0o600); err != nil {
 		return err
+	}
+	if err := trustManager(dev, filepath.Join(work, "jwks.json")); err != nil {
+		return fmt.Errorf("trusting the identity plugin's key: %w", err)
 	}
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -46,7 +46,7 @@ func newLoad(o options) *load {
 				ServiceHostname: fmt.Sprintf("svc-%02d", t%40),
 				ServiceID:       fmt.Sprintf("service%020d", t%40),
 				ServiceName:     fmt.Sprintf("svc-%02d", t%40),
-				ServiceLabels:   map[string]string{"com.docker.stack.namespace": "storm"},
+				ServiceLabels:   map[string]string{"com.docker.stack.namespace": stackName(t % 40 % identityStacks)},
 				TaskID:          fmt.Sprintf("task%021d", t),
 				TaskName:        fmt.Sprintf("svc-%02d.%d.task%021d", t%40, t/40+1, t),
 				TaskImage:       "registry.example.com/storm/app:1.0",

@@ -154,6 +154,8 @@ type result struct {
 	PernodeNaiveConjurRequests int64   `json:"pernode_naive_conjur_requests"`
 	PernodePrefetchWallMS      float64 `json:"pernode_prefetch_wall_ms"`
 	PernodePrefetchRequests    int64   `json:"pernode_prefetch_conjur_requests"`
+	PernodeIdentityWallMS      float64 `json:"pernode_identity_wall_ms"`
+	PernodeIdentityRequests    int64   `json:"pernode_identity_conjur_requests"`
 	BoundedOursWallMS          float64 `json:"bounded_ours_wall_ms,omitempty"`
 	BoundedNaiveWallMS         float64 `json:"bounded_naive_wall_ms,omitempty"`
 }
@@ -228,6 +230,8 @@ func run(ctx context.Context, o options) error {
 		PernodeNaiveConjurRequests: pn.naive.requests,
 		PernodePrefetchWallMS:      round(ms(pn.prefetch.wall), 1),
 		PernodePrefetchRequests:    pn.prefetch.requests,
+		PernodeIdentityWallMS:      round(ms(pn.identity.wall), 1),
+		PernodeIdentityRequests:    pn.identity.requests,
 	}
 	if bd != nil {
 		res.BoundedOursWallMS, res.BoundedNaiveWallMS = round(ms(bd.ours.wall), 1), round(ms(bd.naive.wall), 1)
@@ -262,6 +266,7 @@ type fleet struct {
 	nullSock       string
 	oneP           *probeTarget // nil without the extras
 	pre            *probeTarget // the plugin with prefetch on (its default): the per-node model's prefetch rounds
+	ident          *probeTarget // the plugin in the per-stack identity mode, prefetch off: the per-node model's identity rounds
 
 	stops []func()
 }
@@ -278,6 +283,9 @@ func startFleet(ctx context.Context, o options, work string) (f *fleet, err erro
 			f.stop()
 		}
 	}()
+	if err := writeManagerJWKS(work); err != nil {
+		return nil, err
+	}
 	if f.cj, err = startConjur(ctx, self, work, o.variables); err != nil {
 		return nil, err
 	}
@@ -307,6 +315,12 @@ func startFleet(ctx context.Context, o options, work string) (f *fleet, err erro
 		return nil, err
 	}
 	f.pre = &probeTarget{sock: preSock, proc: pre}
+	ident, identSock, err := startIdentityPlugin(ctx, o.plugin, o.reuse, o.pluginEnv, f.cj, work)
+	if err != nil {
+		return nil, err
+	}
+	f.stops = append(f.stops, ident.stop)
+	f.ident = &probeTarget{sock: identSock, proc: ident}
 
 	// With the extras, a second plugin process with GOMAXPROCS=1 (otherwise
 	// the same settings): how much of a Get is the Go scheduler handing work
@@ -360,8 +374,8 @@ func latencyPhase(ctx context.Context, o options, f *fleet) (latencies, error) {
 // perNodeResult is the per-node model's rounds: every driver ran the same
 // load in each round, alternating; each figure is the driver's median round.
 type perNodeResult struct {
-	ours, naive, floor, prefetch                 stormResult
-	oursRuns, naiveRuns, floorRuns, prefetchRuns []stormResult
+	ours, naive, floor, prefetch, identity                     stormResult
+	oursRuns, naiveRuns, floorRuns, prefetchRuns, identityRuns []stormResult
 }
 
 // limitMS is the per-node model's limit for a driver that fetches on every
@@ -388,6 +402,7 @@ func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNode
 		}{
 			{"ours", f.plugSock, f.plug, &p.oursRuns},
 			{"prefetch", f.pre.sock, f.pre.proc, &p.prefetchRuns},
+			{"per-identity", f.ident.sock, f.ident.proc, &p.identityRuns},
 			{"naive", f.naiveSock, f.naive, &p.naiveRuns},
 			{"floor", f.nullSock, f.null, &p.floorRuns},
 		} {
@@ -403,8 +418,9 @@ func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNode
 		}
 	}
 	p.ours, p.naive, p.floor, p.prefetch = median(p.oursRuns), median(p.naiveRuns), median(p.floorRuns), median(p.prefetchRuns)
-	fmt.Printf("median rounds: ours %s, with prefetch %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
-		p.prefetch.wall.Round(time.Millisecond), p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
+	p.identity = median(p.identityRuns)
+	fmt.Printf("median rounds: ours %s, with prefetch %s, per-stack identity %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
+		p.prefetch.wall.Round(time.Millisecond), p.identity.wall.Round(time.Millisecond), p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
 	return p, nil
 }
 

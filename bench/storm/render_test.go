@@ -28,7 +28,8 @@ func renderFixtures() map[string]report {
 	nodeNaive := stormResult{name: "naive", gets: 10000, wall: 2300 * ms, lat: percentiles{p50: 4500 * us, p99: 9 * ms}, requests: 20000, byEndpoint: "authn 10000, secret 10000", inFlight: 20, cpu: 1800 * ms, clientCPU: 600 * ms, conjurCPU: 1200 * ms}
 	nodeFloor := stormResult{name: "floor", gets: 10000, wall: 300 * ms, lat: percentiles{p50: 500 * us, p99: 2 * ms}, inFlight: 20, cpu: 200 * ms, clientCPU: 300 * ms}
 	nodePre := stormResult{name: "prefetch", gets: 10000, wall: 400 * ms, lat: percentiles{p50: 600 * us, p99: 3 * ms}, requests: 1200, byEndpoint: "batch 1100, secret 100", inFlight: 20, cpu: 500 * ms, clientCPU: 350 * ms, conjurCPU: 100 * ms}
-	perNode := perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor, prefetch: nodePre,
+	nodeIdent := stormResult{name: "per-identity", gets: 10000, wall: 1300 * ms, lat: percentiles{p50: 2500 * us, p99: 5 * ms}, requests: 3100, byEndpoint: "authn-jwt 20, batch 900, secret 2180", inFlight: 20, cpu: 1000 * ms, clientCPU: 400 * ms, conjurCPU: 350 * ms}
+	perNode := perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor, prefetch: nodePre, identity: nodeIdent, identityRuns: []stormResult{nodeIdent, nodeIdent, nodeIdent},
 		oursRuns: []stormResult{nodeOurs, nodeOurs, nodeOurs}, naiveRuns: []stormResult{nodeNaive, nodeNaive, nodeNaive}, floorRuns: []stormResult{nodeFloor, nodeFloor, nodeFloor},
 		prefetchRuns: []stormResult{nodePre, nodePre, nodePre}}
 	bounded := &boundedResult{ours: boundedOurs, naive: boundedNaive, tasks: 400}

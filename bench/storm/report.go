@@ -215,10 +215,10 @@ type docView struct {
 
 // perNodeView is the headline: the per-node model.
 type perNodeView struct {
-	Ours, Naive, Floor, Prefetch                     scenarioView
-	OursWalls, NaiveWalls, FloorWalls, PrefetchWalls string
-	GetsPerNode                                      int
-	LimitMS, RoundTripMS                             float64
+	Ours, Naive, Floor, Prefetch, Identity                          scenarioView
+	OursWalls, NaiveWalls, FloorWalls, PrefetchWalls, IdentityWalls string
+	GetsPerNode, Stacks                                             int
+	LimitMS, RoundTripMS                                            float64
 	// The goals of issue 16 and whether they were met.
 	WallGoalMS, P50GoalMS, RequestsGoal      float64
 	WallMet, P50Met, RequestsMet             bool
@@ -358,6 +358,7 @@ func newDocView(r report) docView {
 	rtt := ms(o.latency)
 	v.PerNode = perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor), Prefetch: newScenarioView(pn.prefetch),
 		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns), PrefetchWalls: walls(pn.prefetchRuns),
+		Identity: newScenarioView(pn.identity), IdentityWalls: walls(pn.identityRuns), Stacks: identityStacks,
 		GetsPerNode: o.tasks * o.secrets / max(1, o.nodes), LimitMS: pn.limitMS(o), RoundTripMS: rtt}
 	v.PerNode.WallGoalMS, v.PerNode.P50GoalMS, v.PerNode.RequestsGoal = 1.3*v.PerNode.LimitMS, rtt+0.6, float64(pn.naive.requests)/4
 	v.PerNode.WallMet = v.PerNode.Ours.Wall <= v.PerNode.WallGoalMS
