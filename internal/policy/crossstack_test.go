@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,6 +17,57 @@ import (
 // (apps/<stack>/..., or apps/<env>/<stack>/... for the per-environment
 // recipe).
 func TestShippedMappingsKeepStacksApart(t *testing.T) {
+	for _, file := range shippedMappings(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			p, err := ParseFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			attackAsEvil(t, p)
+		})
+	}
+}
+
+// TestShippedMappingsWithAReusableRule is issue 21 item 2's hostile case
+// against every shipped file: a reuse: true rule appended after its rules.
+// Where an earlier rule takes stack secrets depending on the task (or the
+// default identity is the task's), the file is refused naming the pair;
+// elsewhere the attack of TestShippedMappingsKeepStacksApart runs on it and
+// every reusable answer must be the same whichever task asks (Swarm hands
+// it to them all).
+func TestShippedMappingsWithAReusableRule(t *testing.T) {
+	refused := map[string]string{
+		"per-environment.yml":    `rule "hostile-reuse" has reuse: true, but rule "per-environment" (line `,
+		"per-stack-identity.yml": `rule "hostile-reuse" has reuse: true, but the file's default identity depends on the task`,
+	}
+	for _, file := range shippedMappings(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			p, err := ParseFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src = append(src, "\n  - name: hostile-reuse\n    match: {secret_labels: {com.docker.stack.namespace: \"*\"}}\n"+
+				"    variable: "+p.Within()[0]+"shared/token\n    reuse: true\n"...)
+			hostile, err := Parse(file, src)
+			if want := refused[filepath.Base(file)]; want != "" {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Parse error %v, want %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a reusable rule after this file's rules refused: %v", err)
+			}
+			attackAsEvil(t, hostile)
+		})
+	}
+}
+
+func shippedMappings(t *testing.T) []string {
 	files, err := filepath.Glob(filepath.Join(docsDir, "examples", "mapping-recipes", "*.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -23,6 +76,18 @@ func TestShippedMappingsKeepStacksApart(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("found only %v", files)
 	}
+	return files
+}
+
+// attackAsEvil runs the attack: a stack file deployed as stack "evil" may
+// name its secrets evil_<anything> and put any labels on them and on its
+// services, except the stack label docker stack deploy sets
+// (com.docker.stack.namespace=evil on both), and run any image. No allowed
+// answer may name a variable of another stack's branch, and an answer Swarm
+// may reuse (DoNotReuse false) must be the same for the services of every
+// stack and labels.
+func attackAsEvil(t *testing.T, p *Policy) {
+	t.Helper()
 	victims := []string{"shop", "demo", "billing"}
 	var variables, configs []string
 	for _, v := range victims {
@@ -51,37 +116,56 @@ func TestShippedMappingsKeepStacksApart(t *testing.T) {
 	// the attacker runs the one every shipped allow: image admits.
 	const image = "registry.example.com/payments/api:1@sha256:0123abcd"
 
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			p, err := ParseFile(file)
-			if err != nil {
-				t.Fatal(err)
+	tried, allowed, reusable := 0, 0, 0
+	forEachLabels(secretChoices, func(sl map[string]string) {
+		for _, key := range keys {
+			secretLabels := copyWith(sl, stackLabel, "evil")
+			ask := func(stack string, svl map[string]string) (Request, Decision) {
+				req := Request{SecretName: "evil_" + key, SecretLabels: secretLabels,
+					ServiceName: stack + "_api", ServiceLabels: copyWith(svl, stackLabel, stack), Image: image, NodeID: "n1"}
+				return req, p.Resolve(req)
 			}
-			tried, allowed := 0, 0
-			forEachLabels(secretChoices, func(sl map[string]string) {
-				forEachLabels(serviceChoices, func(svl map[string]string) {
-					for _, key := range keys {
-						secretLabels := copyWith(sl, stackLabel, "evil")
-						serviceLabels := copyWith(svl, stackLabel, "evil")
-						req := Request{SecretName: "evil_" + key, SecretLabels: secretLabels,
-							ServiceName: "evil_api", ServiceLabels: serviceLabels, Image: image, NodeID: "n1"}
-						d := p.Resolve(req)
-						tried++
-						if !d.Allow {
-							continue
-						}
-						allowed++
-						for _, id := range decisionIDs(d) {
-							if owner := otherStack(id, victims); owner != "" {
-								t.Fatalf("stack evil is served %s, of stack %s's branch, by rule %q\nrequest %+v", id, owner, d.Rule, req)
-							}
+			type answer struct {
+				req Request
+				d   Decision
+			}
+			var answers []answer
+			var reused *answer // a reusable answer for this secret
+			forEachLabels(serviceChoices, func(svl map[string]string) {
+				for _, stack := range append([]string{"evil"}, victims...) {
+					req, d := ask(stack, svl)
+					answers = append(answers, answer{req, d})
+					if d.Allow && !d.DoNotReuse && reused == nil {
+						reused = &answers[len(answers)-1]
+					}
+					if stack != "evil" {
+						continue
+					}
+					tried++
+					if !d.Allow {
+						continue
+					}
+					allowed++
+					for _, id := range decisionIDs(d) {
+						if owner := otherStack(id, victims); owner != "" {
+							t.Fatalf("stack evil is served %s, of stack %s's branch, by rule %q\nrequest %+v", id, owner, d.Rule, req)
 						}
 					}
-				})
+				}
 			})
-			t.Logf("%d requests of stack evil tried, %d allowed (each in its own branch)", tried, allowed)
-		})
-	}
+			if reused == nil {
+				continue
+			}
+			reusable++
+			for _, a := range answers {
+				if a.d.Allow != reused.d.Allow || !slices.Equal(decisionIDs(a.d), decisionIDs(reused.d)) {
+					t.Fatalf("rule %q's reusable answer %v for %+v differs from the answer %v (rule %q) for %+v: the reused copy bypasses it",
+						reused.d.Rule, decisionIDs(reused.d), reused.req, decisionIDs(a.d), a.d.Rule, a.req)
+				}
+			}
+		}
+	})
+	t.Logf("%d requests of stack evil tried, %d allowed (each in its own branch), %d secrets with a reusable answer", tried, allowed, reusable)
 }
 
 // otherStack returns the victim whose branch id lies in, or "".

@@ -70,8 +70,8 @@ func secretChosen(r *rule, groups map[string]groupDef) []string {
 }
 
 // serviceSideUses lists what of the task r depends on: service-side match
-// or allow conditions, and service-side placeholders in its ids and
-// versions.
+// or allow conditions, and service-side placeholders in its ids, versions
+// and identity.
 func serviceSideUses(r *rule, groups map[string]groupDef) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -97,11 +97,12 @@ func serviceSideUses(r *rule, groups map[string]groupDef) []string {
 			}
 		}
 	}
+	if r.identity != nil {
+		ts = append(ts, *r.identity)
+	}
 	for _, t := range ts {
-		for _, pt := range t.parts {
-			if ph := pt.ph; ph != nil && (ph.kind.serviceSide() || ph.kind == phMatch && groups[ph.arg].serviceSide) {
-				note(ph.String())
-			}
+		for _, s := range taskPlaceholders(t, groups) {
+			note(s)
 		}
 	}
 	return out

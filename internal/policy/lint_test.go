@@ -143,3 +143,129 @@ func TestReuseWithServiceSideConditionsIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestReuseAcrossRulesIsRefused is issue 21 item 2: a reusable rule after a
+// rule that takes some of the same secrets depending on the task (first
+// match wins, so that rule decides them for its tasks only) passed
+// validate --strict, and the reused copy bypassed the earlier rule's deny.
+// The error names the pair at the reuse key.
+func TestReuseAcrossRulesIsRefused(t *testing.T) {
+	const shared = `
+  - name: shared
+    match: {secret: "db"}
+    variable: apps/db
+    reuse: true`
+	tests := []struct {
+		name, top, before, after string
+		rules                    string // instead of before, shared and after
+		want                     string // "" = valid
+	}{
+		{name: "fail/earlier rule denies by service", before: `
+  - name: deny-web
+    match: {secret: "db", service: "web"}
+    variable: apps/db
+    allow: {node: "none"}`,
+			want: `m.yml:10:12: rule "shared" has reuse: true, but rule "deny-web" (line 3), before it, matches some of the same secrets depending on the task (match.service)`},
+		{name: "fail/earlier glob by image takes the secret", before: `
+  - name: pinned
+    match: {secret: "d*", image: "registry.example.com/*"}
+    variable: apps/pinned`,
+			want: `rule "pinned" (line 3), before it, matches some of the same secrets depending on the task (match.image)`},
+		{name: "fail/earlier rule on a secret label the reusable rule ignores", before: `
+  - name: gold
+    match: {secret_labels: {tier: gold}, service_labels: {team: a}}
+    variable: apps/gold`,
+			want: `rule "gold" (line 3), before it, matches some of the same secrets depending on the task (match.service_labels[team])`},
+		{name: "fail/earlier re: alternative includes the secret", before: `
+  - name: alt
+    match: {secret: "re:cache|db", node: "n1"}
+    variable: apps/alt`,
+			want: `rule "alt" (line 3)`},
+		{name: "fail/default identity from the service", top: "identity: \"{service_label:com.docker.stack.namespace}\"\n",
+			want: `rule "shared" has reuse: true, but the file's default identity depends on the task ({service_label:com.docker.stack.namespace})`},
+		{name: "fail/rule identity from a group captured from the service", after: `
+  - name: r2
+    match: {secret: "tok", service: "re:(?P<app>[a-z]+)"}
+    variable: apps/tok
+    identity: "apps/{match:app}"
+    reuse: true`,
+			want: `rule "r2" has reuse: true but depends on the task (match.service, {match:app})`},
+		{name: "ok/a rule's own identity from the secret overrides a default from the task", top: "identity: \"{service}\"\n", rules: `
+  - name: shared
+    match: {secret: "db"}
+    variable: apps/db
+    identity: "apps/{secret}"
+    reuse: true`},
+		{name: "fail/an earlier rule's alternatives: one literal is the secret", before: `
+  - name: two
+    match: {secret: ["web", "db"], service: web}
+    variable: apps/two`,
+			want: `rule "two" (line 3)`},
+		{name: "fail/earlier glob whose prefix starts the reusable glob's", rules: `
+  - name: d-web
+    match: {secret: "d*", service: web}
+    variable: apps/d
+  - name: shared
+    match: {secret: "db_*"}
+    variable: apps/db
+    reuse: true`,
+			want: `rule "shared" has reuse: true, but rule "d-web" (line 3)`},
+		{name: "fail/earlier rule on another label key", rules: `
+  - name: gold
+    match: {secret_labels: {tier: gold}, service: web}
+    variable: apps/gold
+  - name: shared
+    match: {secret_labels: {zone: silver}}
+    variable: apps/db
+    reuse: true`,
+			want: `rule "shared" has reuse: true, but rule "gold" (line 3)`},
+		{name: "ok/earlier rule naming the service first, for other names", before: `
+  - name: web-first
+    match: {service: "web", secret: "web_*"}
+    variable: apps/web`},
+		{name: "ok/earlier service-side rule for other names", before: `
+  - name: web-only
+    match: {secret: "web_*", service: "web"}
+    variable: apps/web`},
+		{name: "ok/earlier service-side rule for other literals", before: `
+  - name: alt
+    match: {secret: "re:cache|queue", node: "n1"}
+    variable: apps/alt`},
+		{name: "ok/earlier service-side rule for another label value", rules: `
+  - name: gold
+    match: {secret: "db", secret_labels: {tier: gold}, service: web}
+    variable: apps/gold
+  - name: silver
+    match: {secret: "db", secret_labels: {tier: silver}}
+    variable: apps/silver
+    reuse: true`},
+		{name: "ok/later service-side rule never sees the secret", after: `
+  - name: later
+    match: {secret: "db", service: "web"}
+    variable: apps/other`},
+		{name: "ok/earlier secret-side rule decides every task alike", before: `
+  - name: first
+    match: {secret: "d*"}
+    variable: apps/first
+    allow: {service: web}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rules := tc.before + shared + tc.after
+			if tc.rules != "" {
+				rules = tc.rules
+			}
+			src := "version: 1\n" + tc.top + "rules:" + rules + "\n"
+			_, err := Parse("m.yml", []byte(src))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid file refused: %v\n%s", err, src)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "use reuse: false") {
+				t.Errorf("error %v\nwant %q and the fix\n%s", err, tc.want, src)
+			}
+		})
+	}
+}

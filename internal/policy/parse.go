@@ -174,6 +174,7 @@ func (ps *parser) parse(data []byte) *Policy {
 			p.rules = append(p.rules, r)
 		}
 	}
+	ps.lintReuse(p)
 	return p
 }
 

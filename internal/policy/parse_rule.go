@@ -60,6 +60,7 @@ func (ps *parser) rule(n *yaml.Node, within []string, seen map[string]int) *rule
 			ps.add(v.val, "reuse must be true or false, got %s", describeNode(v.val))
 		} else {
 			r.reuse = v.val.Value == "true"
+			r.reuseAt = [2]int{v.val.Line, v.val.Column}
 		}
 	}
 	if v, ok := m["stale_if_error"]; ok {

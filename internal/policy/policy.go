@@ -167,6 +167,7 @@ type rule struct {
 	version  *template
 	identity *template // nil = the file's default
 	reuse    bool
+	reuseAt  [2]int // line and column of reuse: true, for lintReuse
 	// staleIfError is the stale_if_error window (0 = off).
 	staleIfError time.Duration
 	shape        shape       // field and decode of a single-variable rule
