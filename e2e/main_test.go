@@ -330,10 +330,10 @@ func (s *suite) pluginLog(name string) string {
 	return strings.Join(lines, "\n")
 }
 
-// e2eMapping is docs/examples/mapping.yml plus one reusable rule for the
-// DoNotReuse scenario (matched by its own label, so it changes nothing for
-// the documented rules) and, first, the bundle scenario's rules (matched by
-// their own secret names).
+// e2eMapping is docs/examples/mapping.yml after, first, one reusable rule
+// for the DoNotReuse scenario (matched by its own label, so it changes
+// nothing for the documented rules), the suite's own by-label rule and the
+// bundle scenario's rules (matched by their own secret names).
 func e2eMapping(docsMapping string) ([]byte, error) {
 	data, err := os.ReadFile(docsMapping)
 	if err != nil {
@@ -353,17 +353,19 @@ func e2eMapping(docsMapping string) ([]byte, error) {
 	// plugin's mechanics with variables of several branches in one service;
 	// the docs' rules decide for everything else (stacks the tests deploy,
 	// the quickstart).
-	rules = append(append([]any{map[string]any{
-		"name":     "e2e-by-label",
-		"match":    map[string]any{"secret_labels": map[string]any{"conjur.variable": "*"}, "service_labels": map[string]any{e2eServiceLabel: runID}},
-		"variable": "{secret_label:conjur.variable}",
-	}}, e2eBundleRules()...), rules...)
-	doc["rules"] = append(rules, map[string]any{
+	// The reusable rule goes first of all: a reusable answer may not follow
+	// a rule that matches on the task (e2e-by-label) and could take the same
+	// secrets (policy validate refuses that, naming the pair).
+	doc["rules"] = append(append([]any{map[string]any{
 		"name":     "e2e-reusable",
 		"match":    map[string]any{"secret_labels": map[string]any{"cse2e.reusable": "*"}},
 		"variable": "{secret_label:cse2e.reusable}",
 		"reuse":    true,
-	})
+	}, map[string]any{
+		"name":     "e2e-by-label",
+		"match":    map[string]any{"secret_labels": map[string]any{"conjur.variable": "*"}, "service_labels": map[string]any{e2eServiceLabel: runID}},
+		"variable": "{secret_label:conjur.variable}",
+	}}, e2eBundleRules()...), rules...)
 	return yaml.Marshal(doc)
 }
 

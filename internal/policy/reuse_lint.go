@@ -107,4 +107,3 @@ func disjointPattern(a, b pattern) bool {
 	}
 	return !strings.HasPrefix(pa, pb) && !strings.HasPrefix(pb, pa)
 }
-
