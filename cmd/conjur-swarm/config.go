@@ -116,9 +116,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s %w", s.env, err))
 		}
 	}
-	if c.Conjur.Account == "" && conjur.AllCloud(c.Conjur.ApplianceURLs) {
-		c.Conjur.Account = conjur.CloudAccount // every Conjur Cloud tenant's, as conjur-api-go assumes
-	}
+	c.Conjur.Account = conjur.EffectiveAccount(c.Conjur.Account, c.Conjur.ApplianceURLs)
 	if c.Identity.Mode == identityPerRequest && strings.TrimSpace(c.Identity.Issuer) == "" {
 		errs = append(errs, errors.New("CONJUR_SWARM_IDENTITY_ISSUER is not set: CONJUR_SWARM_IDENTITY=per-request needs the issuer of the JWTs the plugin signs, equal to the authn-jwt service's issuer variable (e.g. https://swarm.example.com)"))
 	}

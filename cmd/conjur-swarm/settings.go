@@ -44,7 +44,10 @@ const (
 	serveTable
 )
 
-// Bounds that are serve's own; the Conjur client's come from package conjur.
+// Bounds that are serve's own. The Conjur client's defaults and bounds
+// (fetch timeout, cache TTL, requests in flight) are decided by package
+// conjur's constants, which the declarations below use: never a second
+// literal.
 const (
 	maxShutdownTimeout = 5 * time.Minute
 )
@@ -106,17 +109,17 @@ var settings = []setting{
 	{key: "log_level", env: "CONJUR_SWARM_LOG_LEVEL", def: "info", flag: "log-level", help: "debug, info, warn or error",
 		doc:   "`debug`, `info`, `warn` or `error`.",
 		value: word(func(c *Config) *string { return &c.LogLevel }, logLevel)},
-	{key: "fetch_timeout", env: "CONJUR_SWARM_FETCH_TIMEOUT", def: "5s", flag: "fetch-timeout", help: "deadline of one Conjur fetch (above 0, below 30s)",
-		doc: "Deadline of one Conjur fetch (above 0, below 30s). Swarm waits at most 30 s for the plugin and a slow answer holds up every task assignment of that node.",
+	{key: "fetch_timeout", env: "CONJUR_SWARM_FETCH_TIMEOUT", def: conjur.DefaultFetchTimeout.String(), flag: "fetch-timeout", help: "deadline of one Conjur fetch (above 0, below " + conjur.MaxFetchTimeout.String() + ")",
+		doc: "Deadline of one Conjur fetch (above 0, below " + conjur.MaxFetchTimeout.String() + "). Swarm waits at most 30 s for the plugin and a slow answer holds up every task assignment of that node.",
 		value: duration(func(c *Config) *time.Duration { return &c.FetchTimeout },
-			bounds{min: 0, max: conjur.MaxFetchTimeout, openMin: true, openMax: true}, "5s")},
-	{key: "cache_ttl", env: "CONJUR_SWARM_CACHE_TTL", def: "0s", flag: "cache-ttl", help: "value cache lifetime; 0 = off; never used for reuse: false rules",
-		doc: "How long a fetched value may be served again; `0s` = off. Never used for rules with `reuse: false` (the default). At most `10m`.",
+			bounds{min: 0, max: conjur.MaxFetchTimeout, openMin: true, openMax: true}, conjur.DefaultFetchTimeout.String())},
+	{key: "cache_ttl", env: "CONJUR_SWARM_CACHE_TTL", def: time.Duration(conjur.DefaultCacheTTL).String(), flag: "cache-ttl", help: "value cache lifetime; 0 = off; never used for reuse: false rules",
+		doc: "How long a fetched value may be served again; `0s` = off. Never used for rules with `reuse: false` (the default). At most `" + conjur.MaxCacheTTL.String() + "`.",
 		value: duration(func(c *Config) *time.Duration { return &c.CacheTTL },
 			bounds{min: 0, max: conjur.MaxCacheTTL}, "30s")},
-	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: "4", flag: "max-in-flight", help: "requests to Conjur in flight at once before Gets gather into batches",
-		doc:   "How many requests to Conjur may be in flight at once. A Get that finds one free is sent at once; past it, Gets gather into one batch request per freed slot. From 1 up to 64; see docs/benchmarks.md.",
-		value: integer(func(c *Config) *int { return &c.MaxInFlight }, 1, conjur.MaxMaxInFlight, "4")},
+	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: strconv.Itoa(conjur.DefaultMaxInFlight), flag: "max-in-flight", help: "requests to Conjur in flight at once before Gets gather into batches",
+		doc:   "How many requests to Conjur may be in flight at once. A Get that finds one free is sent at once; past it, Gets gather into one batch request per freed slot. " + fmt.Sprintf("From %d up to %d", conjur.MinMaxInFlight, conjur.MaxMaxInFlight) + "; see docs/benchmarks.md.",
+		value: integer(func(c *Config) *int { return &c.MaxInFlight }, conjur.MinMaxInFlight, conjur.MaxMaxInFlight, strconv.Itoa(conjur.DefaultMaxInFlight))},
 	{key: "prefetch", env: "CONJUR_SWARM_PREFETCH", def: "true", flag: "prefetch", help: "at a task's first Get, fetch the variables its service was allowed before, for that task only",
 		doc:   "At a task's first GetSecret, fetch in the same batch the variables earlier tasks of the same service were allowed, and serve each to that task only (same task, service, rule, variable and version), once, within 5 s; every Get is still decided by the mapping policy. `false` turns it off. See docs/benchmarks.md.",
 		value: boolean(func(c *Config) *bool { return &c.Prefetch })},

@@ -43,6 +43,17 @@ func IsCloudURL(raw string) bool {
 	return conjurapi.ConjurCloudRegexp.MatchString(strings.ToLower(u.Hostname()))
 }
 
+// EffectiveAccount is the account the client uses with these settings:
+// account, or CloudAccount when it is empty and every URL is Conjur
+// Cloud's. The one place that rule is decided (cmd shows and checks the
+// same account).
+func EffectiveAccount(account string, urls []string) string {
+	if account == "" && AllCloud(urls) {
+		return CloudAccount
+	}
+	return account
+}
+
 // AllCloud reports whether urls are all Conjur Cloud URLs (and there is at
 // least one): then an unset CONJUR_ACCOUNT means CloudAccount.
 func AllCloud(urls []string) bool {

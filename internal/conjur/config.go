@@ -11,12 +11,16 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
-// Defaults and limits applied by New.
+// Defaults and limits applied by New. They are the only place these are
+// decided: cmd's settings (CONJUR_SWARM_FETCH_TIMEOUT, _CACHE_TTL,
+// _MAX_IN_FLIGHT) take their defaults and bounds from here.
 const (
 	DefaultFetchTimeout = 5 * time.Second
 	MaxFetchTimeout     = 30 * time.Second // Swarm gives a plugin 30 s; a fetch must end well before
 	DefaultMaxInFlight  = 4                // see docs/benchmarks.md for the measurements behind it
+	MinMaxInFlight      = 1                // 0 in a Config means the default
 	MaxMaxInFlight      = 64
+	DefaultCacheTTL     = 0 // off
 	DefaultMaxBatch     = 100
 	MaxMaxBatch         = 500
 	MaxCacheTTL         = 10 * time.Minute
@@ -97,7 +101,7 @@ func (c Config) Validate() error {
 	if err := checkEnvironment(c.Environment); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Account == "" && !AllCloud(c.ApplianceURLs) { // Conjur Cloud's is always "conjur" (withDefaults)
+	if EffectiveAccount(c.Account, c.ApplianceURLs) == "" { // Conjur Cloud's is always "conjur"
 		bad("CONJUR_ACCOUNT is not set: give the Conjur account name (the first part of every Conjur id, e.g. \"myorg\")")
 	} else if strings.ContainsAny(c.Account, ":/ \t\n") {
 		bad("CONJUR_ACCOUNT %q contains ':', '/' or whitespace: give the bare account name", c.Account)
@@ -142,7 +146,7 @@ func (c Config) Validate() error {
 		bad("CONJUR_SWARM_FETCH_TIMEOUT is %s: give a duration above 0 and below %s (Swarm waits at most 30s for the plugin), e.g. 5s", c.FetchTimeout, MaxFetchTimeout)
 	}
 	if c.MaxInFlight < 0 || c.MaxInFlight > MaxMaxInFlight {
-		bad("CONJUR_SWARM_MAX_IN_FLIGHT is %d: give 0 (default %d) up to %d", c.MaxInFlight, DefaultMaxInFlight, MaxMaxInFlight)
+		bad("CONJUR_SWARM_MAX_IN_FLIGHT is %d: give %d up to %d (default %d)", c.MaxInFlight, MinMaxInFlight, MaxMaxInFlight, DefaultMaxInFlight)
 	}
 	if c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch {
 		bad("max batch is %d: give 0 (default %d) up to %d", c.MaxBatch, DefaultMaxBatch, MaxMaxBatch)
@@ -196,9 +200,7 @@ func (c Config) perRequestProblems() []error {
 
 // withDefaults fills zero values.
 func (c Config) withDefaults() Config {
-	if c.Account == "" && AllCloud(c.ApplianceURLs) {
-		c.Account = CloudAccount
-	}
+	c.Account = EffectiveAccount(c.Account, c.ApplianceURLs)
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = DefaultFetchTimeout
 	}
