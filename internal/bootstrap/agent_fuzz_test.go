@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
@@ -52,7 +52,7 @@ func FuzzAgentStatus(f *testing.F) {
 		}
 		shared := false
 		for _, u := range c.URLs {
-			if strings.EqualFold(strings.TrimRight(conjur.CanonicalURL(u.URL), "/"), prodURL) {
+			if strings.EqualFold(strings.TrimRight(credential.CanonicalURL(u.URL), "/"), prodURL) {
 				shared = true
 			}
 		}

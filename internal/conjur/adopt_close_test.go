@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -45,7 +46,9 @@ func TestCloseInterruptsAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key)}) }()
+	go func() {
+		errc <- c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key)})
+	}()
 	<-arrived
 	c.Close()
 	close(release) // an authentication that outlived Close would now succeed

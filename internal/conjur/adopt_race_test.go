@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -46,7 +47,7 @@ func TestAdoptDuringAuthenticationWithOldCredential(t *testing.T) {
 		errc <- err
 	}()
 	<-arrived // the Get waits for an authentication with the old key
-	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key)}); err != nil {
 		t.Fatalf("Adopt: %+v", err)
 	}
 	released = true

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -21,7 +22,7 @@ import (
 // credential fails: the failure is logged with its source, and the generation
 // tells a superseded authentication from a current one.
 type credChoice struct {
-	cred   Credential
+	cred   credential.Credential
 	source string
 	gen    uint64
 }
@@ -50,7 +51,7 @@ func (s *session) credential() (credChoice, error) {
 			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s cannot be read: make it a regular file readable by the plugin", s.cfg.CredentialFile)}
 		}
-		cred, err := parseCredentialFile(data, s.cfg.Login)
+		cred, err := credential.ParseFile(data, s.cfg.Login)
 		if err != nil {
 			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.CredentialRejected, Cause: err,
 				Msg: fmt.Sprintf("the credential file %s is unusable (%v): put the API key of %s in it, or {\"login\":..,\"api_key\":..}", s.cfg.CredentialFile, err, s.cfg.Login)}
@@ -67,9 +68,9 @@ func (s *session) credential() (credChoice, error) {
 			return credChoice{source: "jwt", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
 				Msg: fmt.Sprintf("no JWT to authenticate with: the file %s (JWT_TOKEN_PATH) is missing, unreadable or empty; make the JWT available there", s.cfg.JWTTokenPath)}
 		}
-		return credChoice{cred: Credential{JWT: redact.String(jwt)}, source: "jwt", gen: gen}, nil
+		return credChoice{cred: credential.Credential{JWT: redact.String(jwt)}, source: "jwt", gen: gen}, nil
 	case s.cfg.APIKey != "":
-		return credChoice{cred: Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, source: "env", gen: gen}, nil
+		return credChoice{cred: credential.Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, source: "env", gen: gen}, nil
 	}
 	return credChoice{source: "none", gen: gen}, s.noCredential()
 }
@@ -89,20 +90,20 @@ func readSmallFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, maxCredentialSize+1)
+	buf := make([]byte, credential.MaxSize+1)
 	n, err := readFull(f, buf)
 	if err != nil {
 		return nil, err
 	}
-	if n > maxCredentialSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCredentialSize)
+	if n > credential.MaxSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, credential.MaxSize)
 	}
 	return buf[:n], nil
 }
 
 // authenticate obtains an access token from ep with cred. Refusals come back
 // as *Error (answers); transport failures and 5xx as they are (failures).
-func (s *session) authenticate(ctx context.Context, ep *endpoint, cred Credential) (*accessToken, error) {
+func (s *session) authenticate(ctx context.Context, ep *endpoint, cred credential.Credential) (*accessToken, error) {
 	if !cred.MayGoTo(ep.url) { // the one place a credential leaves: never to a URL it does not name
 		return nil, &scopeError{url: ep.url}
 	}
@@ -142,13 +143,13 @@ func (e *scopeError) Error() string {
 
 // scope is the credential whose URLs a request may go to now: the handoff
 // in force, or none (every URL).
-func (s *session) scope() Credential {
+func (s *session) scope() credential.Credential {
 	s.creds.mu.Lock()
 	defer s.creds.mu.Unlock()
 	if h := s.creds.handoff; h != nil {
-		return Credential{ApplianceURLs: h.ApplianceURLs}
+		return credential.Credential{ApplianceURLs: h.ApplianceURLs}
 	}
-	return Credential{}
+	return credential.Credential{}
 }
 
 func isAuthRefusal(status int) bool {
@@ -159,7 +160,7 @@ func isAuthRefusal(status int) bool {
 	return false
 }
 
-func (s *session) refused(ep *endpoint, cred Credential, status int, cause error) *Error {
+func (s *session) refused(ep *endpoint, cred credential.Credential, status int, cause error) *Error {
 	if s.who != nil {
 		return s.who.refused(ep.url, s.cfg.JWTServiceID, status, cause)
 	}
@@ -274,7 +275,7 @@ func (s *session) startAuthLocked(ep *endpoint) *authCall {
 	return call
 }
 
-func (s *session) noteCredential(source string, cred Credential) {
+func (s *session) noteCredential(source string, cred credential.Credential) {
 	fp := cred.Fingerprint()
 	s.creds.mu.Lock()
 	if s.creds.used.fingerprint != fp || s.creds.used.source != source {
@@ -286,7 +287,7 @@ func (s *session) noteCredential(source string, cred Credential) {
 // adopt is the handoff: it accepts cred only for the configured login,
 // authenticates with it first (failing over like a fetch), and only then makes
 // it the credential in use. On any error the previous credential stays.
-func (s *session) adopt(ctx context.Context, cred Credential) error {
+func (s *session) adopt(ctx context.Context, cred credential.Credential) error {
 	switch {
 	case s.life.isClosed():
 		return errClosed

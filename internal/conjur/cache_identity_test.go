@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -28,7 +29,7 @@ func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(mine)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{JWT: redact.String(mine)}); err != nil {
 		t.Fatalf("JWT handoff of the plugin's host: %+v", err)
 	}
 	mustGet(t, c, varID(0))
@@ -40,7 +41,7 @@ func TestCacheIsNotServedAcrossAHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{JWT: redact.String(jwt)}); err != nil {
 		t.Fatalf("JWT handoff: %+v", err)
 	}
 	v, err := c.Get(t.Context(), Ref{ID: varID(0)})

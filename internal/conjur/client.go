@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -152,7 +153,7 @@ func (c *Client) GetMany(ctx context.Context, refs []Ref) []Result {
 // A handoff of another identity (another login, or a JWT with no login
 // pinned) drops every last-good value: they were fetched with the rights of
 // the identity before.
-func (c *Client) Adopt(ctx context.Context, cred Credential) error {
+func (c *Client) Adopt(ctx context.Context, cred credential.Credential) error {
 	if c.ids != nil {
 		c.status.failure(errNoHandoff)
 		return errNoHandoff

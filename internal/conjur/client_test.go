@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -427,21 +428,21 @@ func TestAdopt(t *testing.T) {
 	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("before handoff: %+v, want NO_CREDENTIAL", err)
 	}
-	err := c.Adopt(ctx, Credential{Login: "host/other", APIKey: redact.String(s.key)})
+	err := c.Adopt(ctx, credential.Credential{Login: "host/other", APIKey: redact.String(s.key)})
 	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), pluginLogin) {
 		t.Fatalf("wrong login: %+v, want CREDENTIAL_REJECTED naming %s", err, pluginLogin)
 	}
 	if n := s.Count(conjurdev.EpAuthn); n != 0 {
 		t.Fatalf("a handoff for the wrong login reached Conjur (%d)", n)
 	}
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "wrong-key"}); CodeOf(err) != errcode.AuthRefused {
+	if err := c.Adopt(ctx, credential.Credential{Login: pluginLogin, APIKey: "wrong-key"}); CodeOf(err) != errcode.AuthRefused {
 		t.Fatalf("wrong key: %+v, want AUTH_REFUSED", err)
 	}
 	if _, err := c.Get(ctx, Ref{ID: varID(0)}); CodeOf(err) != errcode.NoCredential {
 		t.Fatalf("a refused handoff was adopted: %+v", err)
 	}
 
-	good := Credential{Login: pluginLogin, APIKey: redact.String(s.key)}
+	good := credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key)}
 	if err := c.Adopt(ctx, good); err != nil {
 		t.Fatalf("good handoff: %+v", err)
 	}
@@ -457,7 +458,7 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("same handoff again: %+v", err)
 	}
 
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: "another-wrong-key"}); CodeOf(err) != errcode.AuthRefused {
+	if err := c.Adopt(ctx, credential.Credential{Login: pluginLogin, APIKey: "another-wrong-key"}); CodeOf(err) != errcode.AuthRefused {
 		t.Fatalf("wrong key later: %+v, want AUTH_REFUSED", err)
 	}
 	s.ExpireTokens() // force a re-authentication: it must use the kept credential
@@ -471,12 +472,12 @@ func TestAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(ctx, Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
+	if err := c.Adopt(ctx, credential.Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
 		t.Fatalf("rotated handoff: %+v", err)
 	}
 	s.ExpireTokens()
 	mustGet(t, c, varID(2))
-	if st := c.Status(); st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
+	if st := c.Status(); st.CredentialFingerprint != (credential.Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
 		t.Fatalf("status after rotation = %+v", st)
 	}
 }
@@ -507,7 +508,7 @@ func TestCredentialFileIsReread(t *testing.T) {
 	s.ExpireTokens()
 	mustGet(t, c, varID(1))
 	st := c.Status()
-	if st.CredentialSource != "file" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
+	if st.CredentialSource != "file" || st.CredentialFingerprint != (credential.Credential{Login: pluginLogin, APIKey: redact.String(newKey)}).Fingerprint() {
 		t.Fatalf("status = %+v", st)
 	}
 
@@ -570,7 +571,7 @@ func TestJWTHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{JWT: redact.String(jwt)}); err != nil {
 		t.Fatalf("JWT handoff: %+v", err)
 	}
 	mustGet(t, c, varID(0))
@@ -642,7 +643,7 @@ func TestStatusTracksContact(t *testing.T) {
 	if st.LastContact.Before(before) || st.LastURL != l.URL || st.LastErrorCode != errcode.NotFound || st.TokenExpiresAt.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
-	if st.CredentialSource != "env" || st.CredentialFingerprint != (Credential{Login: pluginLogin, APIKey: redact.String(s.key)}).Fingerprint() {
+	if st.CredentialSource != "env" || st.CredentialFingerprint != (credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key)}).Fingerprint() {
 		t.Fatalf("credential status = %+v", st)
 	}
 }

@@ -70,5 +70,5 @@
 //
 // Every error is an *Error with a stable Code and a message that says what to
 // do; the cause is kept for the log (Unwrap, %+v). No error holds a secret
-// value or an API key; Credential and Value redact themselves.
+// value or an API key; credential.Credential and Value redact themselves.
 package conjur

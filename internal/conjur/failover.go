@@ -18,6 +18,7 @@ import (
 	"github.com/cyberark/conjur-api-go/conjurapi/response"
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -58,13 +59,13 @@ func (e *failoverError) Unwrap() []error {
 // before the failure is reported; a changed CA gets one more round.
 //
 // Only the URLs the credential in use may be sent to are tried (a handed-
-// over credential names its URLs; see Credential.MayGoTo).
+// over credential names its URLs; see credential.Credential.MayGoTo).
 func (s *session) withFailover(ctx context.Context, op func(context.Context, *endpoint) error) (string, error) {
 	return s.withFailoverFor(ctx, s.scope(), op)
 }
 
 // withFailoverFor is withFailover for the URLs cred may be sent to.
-func (s *session) withFailoverFor(ctx context.Context, cred Credential, op func(context.Context, *endpoint) error) (string, error) {
+func (s *session) withFailoverFor(ctx context.Context, cred credential.Credential, op func(context.Context, *endpoint) error) (string, error) {
 	url, err := s.tryURLs(ctx, cred, op)
 	var fe *failoverError
 	if errors.As(err, &fe) && ctx.Err() == nil && fe.tlsFailed() && s.reloadCA(true, "a TLS failure") {
@@ -79,7 +80,7 @@ func (e *failoverError) tlsFailed() bool {
 }
 
 // tryURLs is one round of withFailover.
-func (s *session) tryURLs(ctx context.Context, cred Credential, op func(context.Context, *endpoint) error) (string, error) {
+func (s *session) tryURLs(ctx context.Context, cred credential.Credential, op func(context.Context, *endpoint) error) (string, error) {
 	eps := s.candidates(cred)
 	var fails []urlFailure
 	for i, ep := range eps {
@@ -141,7 +142,7 @@ func (s *session) failed(ep *endpoint, err error) {
 // candidates lists the URLs cred may go to, to try: those not set aside in
 // configured order, then the set-aside ones by earliest retry time (tried
 // rather than failing at once).
-func (s *session) candidates(cred Credential) []*endpoint {
+func (s *session) candidates(cred credential.Credential) []*endpoint {
 	now := s.now()
 	var ready, later []*endpoint
 	retry := map[*endpoint]time.Time{}
@@ -383,7 +384,7 @@ func shortCause(err error) string {
 	return s
 }
 
-func authnLoginPair(c Credential) authn.LoginPair {
+func authnLoginPair(c credential.Credential) authn.LoginPair {
 	return authn.LoginPair{Login: c.Login, APIKey: c.APIKey.Reveal()}
 }
 

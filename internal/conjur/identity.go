@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/identity"
 	"github.com/cyberark/conjur-swarm/internal/redact"
@@ -71,7 +72,7 @@ func (p *principal) credential() (credChoice, error) {
 		return credChoice{source: sourcePerRequest}, &Error{Code: errcode.NotConfigured,
 			Msg: fmt.Sprintf("the plugin signed an empty JWT for identity %s: check the manager's signing key (conjur-swarm jwks)", p.name)}
 	}
-	return credChoice{cred: Credential{JWT: jwt}, source: sourcePerRequest}, nil
+	return credChoice{cred: credential.Credential{JWT: jwt}, source: sourcePerRequest}, nil
 }
 
 // refused is the AUTH_REFUSED of the identity: Conjur at url ("" when not
@@ -96,7 +97,7 @@ func checkWorkload(ref Ref) *Error {
 	case w == nil || w.Subject == "":
 		return &Error{Code: errcode.NotConfigured, Variable: ref.ID,
 			Msg: "the plugin reads every variable with the identity the mapping chooses (CONJUR_SWARM_IDENTITY=per-request), and this request has none: give the mapping a top-level identity, or one in the rule"}
-	case len(w.Subject) > maxIDLength || hasSpaceOrControl(w.Subject) || strings.HasPrefix(w.Subject, "/") || strings.HasSuffix(w.Subject, "/"):
+	case len(w.Subject) > maxIDLength || credential.HasSpaceOrControl(w.Subject) || strings.HasPrefix(w.Subject, "/") || strings.HasSuffix(w.Subject, "/"):
 		return &Error{Code: errcode.BadRequest, Variable: ref.ID,
 			Msg: fmt.Sprintf("identity %q is not a Conjur host id (no whitespace, control characters or leading/trailing '/', at most %d bytes): check the mapping's identity", redactLong(w.Subject), maxIDLength)}
 	}

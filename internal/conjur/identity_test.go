@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -264,7 +265,7 @@ func TestPerIdentity_cachedValueNeverServedToAnotherIdentity(t *testing.T) {
 func TestPerIdentity_handoffRefused(t *testing.T) {
 	srv := newIdentityServer(t)
 	c, _ := newIdentityClient(t, srv, nil)
-	err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k"})
+	err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: "k"})
 	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "per-request") {
 		t.Fatalf("a handoff to a per-request plugin: %v, want CREDENTIAL_REJECTED saying why", err)
 	}

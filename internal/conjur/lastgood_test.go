@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -125,7 +126,7 @@ func TestLastGoodKeptOnHandoffOfTheSameIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: redact.String(newKey)}); err != nil {
 		t.Fatalf("handoff of the rotated key: %+v", err)
 	}
 	if _, _, ok := c.LastGood(ref, time.Minute); !ok {
@@ -150,7 +151,7 @@ func TestLastGoodDroppedOnHandoffOfAnotherIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Adopt(t.Context(), Credential{JWT: redact.String(jwt)}); err != nil {
+		if err := c.Adopt(t.Context(), credential.Credential{JWT: redact.String(jwt)}); err != nil {
 			t.Fatalf("JWT handoff of %s: %+v", sub, err)
 		}
 		if i == 0 {

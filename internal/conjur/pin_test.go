@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -29,7 +30,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Adopt(t.Context(), Credential{JWT: redact.String(mine)}); err != nil {
+	if err := c.Adopt(t.Context(), credential.Credential{JWT: redact.String(mine)}); err != nil {
 		t.Fatalf("JWT of the pinned host: %+v", err)
 	}
 	before := c.Status().CredentialFingerprint
@@ -38,7 +39,7 @@ func TestJWTHandoffOfAnotherHostIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Adopt(t.Context(), Credential{JWT: redact.String(theirs)})
+	err = c.Adopt(t.Context(), credential.Credential{JWT: redact.String(theirs)})
 	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "host/swarm/other") {
 		t.Fatalf("JWT of another host: %+v, want CREDENTIAL_REJECTED naming it", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -22,7 +23,7 @@ func TestHandedOverCredentialStaysWithItsURLs(t *testing.T) {
 	c := newClient(t, clientConfig("", stagingURL, prodURL))
 	ctx := t.Context()
 
-	cred := Credential{Login: pluginLogin, APIKey: redact.String(prod.key), ApplianceURLs: []string{prodURL + "/"}}
+	cred := credential.Credential{Login: pluginLogin, APIKey: redact.String(prod.key), ApplianceURLs: []string{prodURL + "/"}}
 	if err := c.Adopt(ctx, cred); err != nil {
 		t.Fatalf("Adopt: %+v", err)
 	}
@@ -52,7 +53,7 @@ func TestHandedOverCredentialStaysWithItsURLs(t *testing.T) {
 func TestHandedOverCredentialForNoneOfThePluginsURLsIsRefused(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
 	c := newClient(t, clientConfig("", s.listen(t, false).URL))
-	err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: redact.String(s.key), ApplianceURLs: []string{"https://conjur.elsewhere.example"}})
+	err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key), ApplianceURLs: []string{"https://conjur.elsewhere.example"}})
 	if CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "conjur.elsewhere.example") {
 		t.Fatalf("Adopt = %+v, want CREDENTIAL_REJECTED naming the credential's URL", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cyberark/conjur-swarm/internal/credential"
 )
 
 // scrub replaces every form of each secret in text by [REDACTED].
@@ -46,7 +48,7 @@ func sentSecrets(r *http.Request) []string {
 	}
 	if r.GetBody != nil {
 		if rc, err := r.GetBody(); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(rc, maxCredentialSize+1))
+			b, _ := io.ReadAll(io.LimitReader(rc, credential.MaxSize+1))
 			_ = rc.Close()
 			add(string(b))
 			if vals, err := url.ParseQuery(string(b)); err == nil {

@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/credential"
 )
 
 // A proxy or appliance in front of Conjur that echoes the request body in
@@ -34,10 +36,10 @@ func TestAuthErrorsNeverEchoTheCredential(t *testing.T) {
 				var buf strings.Builder
 				log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zapcore.DebugLevel))
 				cfg := clientConfig("", echo.URL)
-				cred := Credential{Login: pluginLogin, APIKey: key}
+				cred := credential.Credential{Login: pluginLogin, APIKey: key}
 				if kind == "jwt" {
 					cfg.Login, cfg.JWTServiceID = "", "swarm"
-					cred = Credential{JWT: jwt}
+					cred = credential.Credential{JWT: jwt}
 				}
 				c, err := New(cfg, log)
 				if err != nil {
@@ -117,7 +119,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 		}))
 		t.Cleanup(front.Close)
 		c := newClient(t, clientConfig("", front.URL))
-		if err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k3y-redirected"}); err == nil {
+		if err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: "k3y-redirected"}); err == nil {
 			t.Fatalf("%d: Adopt succeeded through a redirect", status)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cyberark/conjur-api-go/conjurapi"
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -46,7 +47,7 @@ type session struct {
 // credentials is the credential state of a session.
 type credentials struct {
 	mu        sync.Mutex
-	handoff   *Credential // the handed-over credential, once adopted
+	handoff   *credential.Credential // the handed-over credential, once adopted
 	handoffAt time.Time
 	gen       uint64  // bumped when the credential in use changes by handoff
 	used      credUse // the credential last used to authenticate successfully

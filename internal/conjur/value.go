@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap/zapcore"
 
@@ -68,4 +69,8 @@ func checkRef(ref Ref) *Error {
 		return &Error{Code: errcode.BadRequest, Variable: ref.ID, Msg: fmt.Sprintf("variable version %d is negative: give 0 for the latest, or a version number", ref.Version)}
 	}
 	return nil
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -96,7 +97,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 	t.Run("fail/authentication", func(t *testing.T) {
 		h := newHostile(t, endless, endless)
 		c := newClient(t, clientConfig("", h.srv.URL))
-		err := c.Adopt(t.Context(), Credential{Login: pluginLogin, APIKey: "k3y"})
+		err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: "k3y"})
 		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("Adopt = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -51,7 +52,7 @@ func TestBootstrapEndpoint(t *testing.T) {
 				t.Errorf("status %d, want %d (%s)", code, tc.wantStatus, body)
 			}
 			if tc.wantErr == "" {
-				fp := conjur.Credential{Login: "host/swarm/conjur-plugin", APIKey: "key-dddd-4444"}.Fingerprint()
+				fp := credential.Credential{Login: "host/swarm/conjur-plugin", APIKey: "key-dddd-4444"}.Fingerprint()
 				if !strings.Contains(body, `"ok":true`) || !strings.Contains(body, fp) || len(sink.adopted) != 1 {
 					t.Errorf("answer %s, adopted %d", body, len(sink.adopted))
 				}

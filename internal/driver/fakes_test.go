@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
@@ -44,7 +45,7 @@ type fakeConjur struct {
 	goodAt time.Time         // when the good values were fetched
 
 	adoptErr error // FailAdopt: returned for every Adopt when set
-	adopted  []conjur.Credential
+	adopted  []credential.Credential
 	onAdopt  func() // called after each adoption, when set
 
 	login string   // Status's login (default host/swarm/conjur-plugin)
@@ -99,7 +100,7 @@ func (f *fakeConjur) LastGood(ref conjur.Ref, _ time.Duration) (conjur.Value, ti
 	return conjur.Value{Data: v}, f.goodAt, true
 }
 
-func (f *fakeConjur) Adopt(_ context.Context, c conjur.Credential) error {
+func (f *fakeConjur) Adopt(_ context.Context, c credential.Credential) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.adoptErr != nil {

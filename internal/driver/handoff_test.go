@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
@@ -18,9 +18,9 @@ func TestRefusedHandoffIsTheCause(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
 	wrong := s.handoff(pluginLogin, "wrong-key-0000")
-	wrongFP := conjur.Credential{Login: pluginLogin, APIKey: "wrong-key-0000"}.Fingerprint()
+	wrongFP := credential.Credential{Login: pluginLogin, APIKey: "wrong-key-0000"}.Fingerprint()
 	good := s.handoff(pluginLogin, s.apiKey)
-	goodFP := conjur.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}.Fingerprint()
+	goodFP := credential.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}.Fingerprint()
 
 	t.Run("fail/no credential: the answer names the refused key", func(t *testing.T) {
 		cfg := s.conjurConfig()

@@ -18,6 +18,7 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/bootstrap"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 	"github.com/cyberark/conjur-swarm/internal/redact"
@@ -334,7 +335,7 @@ func TestInProcessBootstrap(t *testing.T) {
 		t.Fatalf("before the handoff: %v", res)
 	}
 
-	good := conjur.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}
+	good := credential.Credential{Login: pluginLogin, APIKey: redact.String(s.apiKey)}
 	ans, err := c.Bootstrap(ctx, []byte(s.handoff(pluginLogin, s.apiKey)))
 	if err != nil || !ans.OK || ans.Fingerprint != good.Fingerprint() {
 		t.Fatalf("handoff: %+v %v", ans, err)

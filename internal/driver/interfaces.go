@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
@@ -30,7 +31,7 @@ type Conjur interface {
 	LastGood(ref conjur.Ref, maxAge time.Duration) (conjur.Value, time.Time, bool)
 	// Adopt checks a handed-over credential by authenticating with it, and
 	// adopts it.
-	Adopt(ctx context.Context, cred conjur.Credential) error
+	Adopt(ctx context.Context, cred credential.Credential) error
 	// Status reports the client's state for the status endpoint.
 	Status() conjur.Status
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -44,7 +45,7 @@ func (NotConfigured) LastGood(conjur.Ref, time.Duration) (conjur.Value, time.Tim
 }
 
 // Adopt answers NOT_CONFIGURED.
-func (n NotConfigured) Adopt(context.Context, conjur.Credential) error { return n.err() }
+func (n NotConfigured) Adopt(context.Context, credential.Credential) error { return n.err() }
 
 // Status reports nothing: there is no Conjur client.
 func (NotConfigured) Status() conjur.Status { return conjur.Status{} }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 )
 
 // Handoff is the bootstrap credential document: a credential and the Conjur
@@ -16,7 +16,7 @@ import (
 // handoff endpoint refuses it unless the account and a URL match its own
 // settings.
 type Handoff struct {
-	Credential conjur.Credential
+	Credential credential.Credential
 	// Account is the Conjur account the credential belongs to (the
 	// plugin's CONJUR_ACCOUNT).
 	Account string
@@ -41,7 +41,7 @@ const (
 // A document without account or appliance_url is refused: it does not say
 // which Conjur the key may be sent to. Errors never echo the input.
 func ParseHandoff(data []byte) (Handoff, error) {
-	cred, err := conjur.ParseCredential(data)
+	cred, err := credential.Parse(data)
 	if err != nil {
 		return Handoff{}, err
 	}
@@ -81,7 +81,7 @@ func ParseHandoff(data []byte) (Handoff, error) {
 		errs = append(errs, errors.New("credential account contains ':', '/', whitespace or control characters: give the bare account name, as CONJUR_ACCOUNT"))
 	}
 	for i, raw := range h.ApplianceURLs {
-		if conjur.CanonicalURL(raw) == "" {
+		if credential.CanonicalURL(raw) == "" {
 			errs = append(errs, fmt.Errorf("credential appliance_url entry %d is not an http(s) URL with a host and no query: give the plugin's CONJUR_APPLIANCE_URL", i+1))
 		}
 	}
@@ -146,12 +146,12 @@ func quoteList(urls []string) string {
 func sharesURL(a, b []string) bool {
 	set := make(map[string]bool, len(a))
 	for _, u := range a {
-		if c := conjur.CanonicalURL(u); c != "" {
+		if c := credential.CanonicalURL(u); c != "" {
 			set[c] = true
 		}
 	}
 	for _, u := range b {
-		if c := conjur.CanonicalURL(u); c != "" && set[c] {
+		if c := credential.CanonicalURL(u); c != "" && set[c] {
 			return true
 		}
 	}

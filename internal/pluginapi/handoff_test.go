@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
@@ -20,12 +20,12 @@ func TestParseHandoff(t *testing.T) {
 		{
 			name: "ok/api key, one URL",
 			in:   `{"login":"host/swarm/conjur-plugin","api_key":"k1","account":"prod","appliance_url":"https://conjur.example.com"}`,
-			want: Handoff{Credential: conjur.Credential{Login: "host/swarm/conjur-plugin", APIKey: "k1", ApplianceURLs: []string{"https://conjur.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://conjur.example.com"}},
+			want: Handoff{Credential: credential.Credential{Login: "host/swarm/conjur-plugin", APIKey: "k1", ApplianceURLs: []string{"https://conjur.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://conjur.example.com"}},
 		},
 		{
 			name: "ok/jwt, a comma list with spaces and an empty entry",
 			in:   `{"jwt":"a.b.c","account":"prod","appliance_url":" https://f1.example.com, ,https://f2.example.com "}`,
-			want: Handoff{Credential: conjur.Credential{JWT: "a.b.c", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}},
+			want: Handoff{Credential: credential.Credential{JWT: "a.b.c", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}}, Account: "prod", ApplianceURLs: []string{"https://f1.example.com", "https://f2.example.com"}},
 		},
 		{name: "fail/the first release's form", in: `{"login":"host/x","api_key":"k1"}`, wantErr: `(no "account" and no "appliance_url"): write the bootstrap secret as {"login":"host/swarm/conjur-plugin","api_key":"<API key>",`},
 		{name: "fail/jwt without URL", in: `{"jwt":"a.b.c","account":"prod"}`, wantErr: `(no "appliance_url"): write the bootstrap secret as {"jwt":"<JWT>",`},
@@ -72,7 +72,7 @@ func TestCanonicalURL(t *testing.T) {
 		"https://a.example/#f":                "",
 		"https://u@a.example":                 "",
 	} {
-		if got := conjur.CanonicalURL(in); got != want {
+		if got := credential.CanonicalURL(in); got != want {
 			t.Errorf("CanonicalURL(%q) = %q, want %q", in, got, want)
 		}
 	}

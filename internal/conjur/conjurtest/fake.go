@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -29,7 +30,7 @@ type Fake struct {
 
 	mu      sync.Mutex
 	asked   []string
-	adopted []conjur.Credential
+	adopted []credential.Credential
 }
 
 // Get answers ref from Values.
@@ -73,7 +74,7 @@ func (*Fake) LastGood(conjur.Ref, time.Duration) (conjur.Value, time.Time, bool)
 
 // Adopt records cred, or answers AdoptErr, or AUTH_REFUSED for a key other
 // than AcceptKey.
-func (f *Fake) Adopt(_ context.Context, cred conjur.Credential) error {
+func (f *Fake) Adopt(_ context.Context, cred credential.Credential) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.AdoptErr != nil {
@@ -127,8 +128,8 @@ func (f *Fake) TakeAsked() []string {
 }
 
 // Adopted returns the credentials adopted so far, in order.
-func (f *Fake) Adopted() []conjur.Credential {
+func (f *Fake) Adopted() []credential.Credential {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]conjur.Credential(nil), f.adopted...)
+	return append([]credential.Credential(nil), f.adopted...)
 }

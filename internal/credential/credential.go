@@ -1,4 +1,9 @@
-package conjur
+// Package credential is the Conjur credential the plugin authenticates with
+// (an API key or a JWT, with where it may be sent) and its JSON document,
+// shared by the handoff (internal/pluginapi), the Conjur client
+// (internal/conjur) and the bootstrap agent. It imports no other package of
+// the project but redact.
+package credential
 
 import (
 	"bytes"
@@ -33,16 +38,16 @@ type Credential struct {
 	ApplianceURLs []string
 }
 
-// maxCredentialSize bounds a credential document (a JWT can be a few KiB).
-const maxCredentialSize = 64 << 10
+// MaxSize bounds a credential document (a JWT can be a few KiB).
+const MaxSize = 64 << 10
 
-// ParseCredential reads the handoff / credential-file JSON:
+// Parse reads the handoff / credential-file JSON:
 // {"login": "host/...", "api_key": "..."} or {"jwt": "..."}, each of which
 // may also carry "account" and "appliance_url" (strings, not used here).
 // Its errors never echo the input.
-func ParseCredential(data []byte) (Credential, error) {
-	if len(data) > maxCredentialSize {
-		return Credential{}, fmt.Errorf("credential is %d bytes, more than the %d allowed: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}", len(data), maxCredentialSize)
+func Parse(data []byte) (Credential, error) {
+	if len(data) > MaxSize {
+		return Credential{}, fmt.Errorf("credential is %d bytes, more than the %d allowed: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}", len(data), MaxSize)
 	}
 	var doc struct {
 		Login  *string `json:"login"`
@@ -86,7 +91,7 @@ func ParseCredential(data []byte) (Credential, error) {
 	case c.JWT != "" && (c.Login != "" || c.APIKey != ""):
 		return Credential{}, errors.New("credential mixes jwt with login/api_key: give one form only")
 	case c.JWT != "":
-		if jwt := c.JWT.Reveal(); strings.Count(jwt, ".") != 2 || hasSpaceOrControl(jwt) {
+		if jwt := c.JWT.Reveal(); strings.Count(jwt, ".") != 2 || HasSpaceOrControl(jwt) {
 			return Credential{}, errors.New("credential jwt is not a compact JWT (header.payload.signature)")
 		}
 	case c.Login == "" && c.APIKey == "":
@@ -96,7 +101,7 @@ func ParseCredential(data []byte) (Credential, error) {
 	case c.APIKey == "":
 		return Credential{}, errors.New("credential has a login but no api_key: add \"api_key\"")
 	}
-	if hasSpaceOrControl(c.APIKey.Reveal()) {
+	if HasSpaceOrControl(c.APIKey.Reveal()) {
 		return Credential{}, errors.New("credential api_key contains whitespace or control characters: give the key exactly as Conjur issued it")
 	}
 	if hasControl(c.Login) {
@@ -105,18 +110,18 @@ func ParseCredential(data []byte) (Credential, error) {
 	return c, nil
 }
 
-// parseCredentialFile accepts credential JSON or bare API-key text; a bare key
-// belongs to defaultLogin.
-func parseCredentialFile(data []byte, defaultLogin string) (Credential, error) {
+// ParseFile accepts credential JSON or bare API-key text (a credential
+// file); a bare key belongs to defaultLogin.
+func ParseFile(data []byte, defaultLogin string) (Credential, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return Credential{}, errors.New("the file is empty")
 	}
 	if trimmed[0] == '{' {
-		return ParseCredential(trimmed)
+		return Parse(trimmed)
 	}
 	key := string(trimmed)
-	if len(key) > maxCredentialSize || hasSpaceOrControl(key) {
+	if len(key) > MaxSize || HasSpaceOrControl(key) {
 		return Credential{}, errors.New("the file is neither credential JSON nor a single API key")
 	}
 	if defaultLogin == "" {
@@ -129,7 +134,9 @@ func hasControl(s string) bool {
 	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }
 
-func hasSpaceOrControl(s string) bool {
+// HasSpaceOrControl reports whether s holds whitespace or a control
+// character (never in a key, a JWT or an id).
+func HasSpaceOrControl(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
 }
 
@@ -198,7 +205,7 @@ func (c Credential) kind() string {
 
 // String shows the login, the kind and the fingerprint, never the secret.
 func (c Credential) String() string {
-	return fmt.Sprintf("conjur.Credential{login=%q kind=%s fingerprint=%s}", c.Login, c.kind(), c.Fingerprint())
+	return fmt.Sprintf("credential.Credential{login=%q kind=%s fingerprint=%s}", c.Login, c.kind(), c.Fingerprint())
 }
 
 // MarshalLogObject logs the login, the kind and the fingerprint.
