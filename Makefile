@@ -38,6 +38,10 @@ build: ## Build bin/conjur-swarm (static)
 run: build ## Run the plugin against the embedded Conjur-compatible server (socket under ./run/)
 	./$(BIN) serve --dev
 
+.PHONY: run-per-stack
+run-per-stack: build ## Like run, in the per-stack identity mode: two stacks, each read as its own Conjur host with JWTs the plugin signs (keys under ./run/state)
+	CONJUR_SWARM_IDENTITY=per-request ./$(BIN) serve --dev
+
 .PHONY: test
 test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root; every benchmark once (-benchtime 1x); a 5-second storm
 	$(GO) vet ./...

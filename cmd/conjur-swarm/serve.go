@@ -95,6 +95,9 @@ docs/examples (Conjur policy, values, mapping file) and listens on
 // development values unless a flag says otherwise.
 func applyDevDefaults(v *viper.Viper, cmd *cobra.Command) {
 	devDir, _ := cmd.Flags().GetString("dev-dir")
+	if v.GetString("identity") == identityPerRequest {
+		applyDevIdentityDefaults(v, cmd, &devDir)
+	}
 	if !cmd.Flags().Changed("socket") {
 		v.Set("socket", devSocket)
 	}
@@ -122,7 +125,7 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 
 	var devURL string
 	if opts.dev {
-		dev, closeDev, err := startDevConjur(opts.devDir, log.Named("conjurdev"))
+		dev, closeDev, err := startDevConjur(opts.devDir, cfg.Identity, log.Named("conjurdev"))
 		if err != nil {
 			return err
 		}
@@ -154,7 +157,9 @@ func runServe(ctx context.Context, cfg Config, opts serveOptions) error {
 	}
 
 	announceServing(log, cfg, store, conj != nil)
-	if opts.dev {
+	if opts.dev && cfg.Identity.Mode == identityPerRequest {
+		printDevIdentityNextStep(opts.out, opts.prog, cfg.Socket, devURL)
+	} else if opts.dev {
 		printDevNextStep(opts.out, opts.prog, cfg.Socket, devURL)
 	}
 	if opts.ready != nil {
@@ -400,15 +405,19 @@ var metricsIdleTimeout = 2 * time.Minute
 // startDevConjur starts the embedded Conjur-compatible server over TLS on a
 // free loopback port, seeded with dir's demo policy and values, and returns
 // the Conjur settings that point the plugin at it with the demo host's API
-// key.
-func startDevConjur(dir string, log *zap.Logger) (ConjurSettings, func(), error) {
-	srv, err := conjurdev.New(conjurdev.Options{Logger: log})
+// key; in the per-request identity mode (id), with no credential at all:
+// the server trusts the key in the plugin's state directory instead.
+func startDevConjur(dir string, id IdentitySettings, log *zap.Logger) (ConjurSettings, func(), error) {
+	srv, err := conjurdev.New(conjurdev.Options{Logger: log, Authenticators: []string{"authn", "authn-jwt/" + devJWTService}})
 	if err != nil {
 		return ConjurSettings{}, nil, err
 	}
 	res, err := srv.LoadDemo(dir)
 	if err != nil {
 		return ConjurSettings{}, nil, fmt.Errorf("--dev needs the demo data (run it from the repository root or give --dev-dir): %w", err)
+	}
+	if id.Mode == identityPerRequest {
+		return serveDevIdentity(srv, id)
 	}
 	key, ok := res.CreatedRoles[srv.Account()+":"+devPluginRole]
 	if !ok {

@@ -282,6 +282,9 @@ func (s *session) finalError(ctx context.Context, err error, id string) *Error {
 	login := s.identity()
 	switch st {
 	case 403:
+		if s.who != nil {
+			return s.who.forbidden(id, err)
+		}
 		return &Error{Code: errcode.Forbidden, Variable: id, Cause: err,
 			Msg: fmt.Sprintf("the plugin's Conjur identity %s may see variable %s but lacks execute on it: add a !permit with privilege execute on it for %s", login, id, login)}
 	case 404:

@@ -88,6 +88,14 @@ func (p *principal) refused(url, service string, status int, cause error) *Error
 		at, p.name, service, status, p.name, service, service)}
 }
 
+// forbidden is the FORBIDDEN of the identity: Conjur lets it see variable
+// id but not fetch it.
+func (p *principal) forbidden(id string, cause error) *Error {
+	return &Error{Code: errcode.Forbidden, Variable: id, Cause: cause, Msg: fmt.Sprintf(
+		"Conjur refuses variable %s to identity %s (authn-jwt/%s): the host may see it but lacks execute on it. If the mapping rule that chose %s for this secret is wrong, fix the rule; if it is right, !permit execute on the variable to that host",
+		id, p.name, p.service, p.name)}
+}
+
 const sourcePerRequest = "per-request"
 
 // checkWorkload refuses a Get of the per-request mode with no usable identity.
