@@ -28,13 +28,9 @@ func newTransport(cfg Config, caPEM []byte) *http.Transport {
 		pool = x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
 	}
-	dial := (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext
-	if cfg.Proxy != "" {
-		dial = newProxyDialer(cfg).DialContext // CONNECT tunnels; TLS inside them as without a proxy
-	}
-	return &http.Transport{
-		Proxy:                  nil, // never the ambient HTTPS_PROXY: only CONJUR_SWARM_PROXY, through dial
-		DialContext:            dial,
+	tr := &http.Transport{
+		Proxy:                  nil, // never the ambient HTTPS_PROXY: only CONJUR_SWARM_PROXY (useProxy)
+		DialContext:            (&net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
 		TLSHandshakeTimeout:    cfg.FetchTimeout,
 		ForceAttemptHTTP2:      true,
@@ -44,6 +40,10 @@ func newTransport(cfg Config, caPEM []byte) *http.Transport {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
+	if cfg.Proxy != "" {
+		useProxy(tr, cfg, caPEM) // CONNECT tunnels; TLS inside them as without a proxy
+	}
+	return tr
 }
 
 // caFile is the CA certificate file the session trusts, re-read when it

@@ -53,6 +53,7 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		log = zap.NewNop()
 	}
 	cfg = cfg.withDefaults()
+	warnClearProxy(cfg, log)
 	c := &Client{life: newLifecycle()}
 	c.status = &statusBook{now: c.now}
 	sess, err := newSession(cfg, log, c.life, c.status)

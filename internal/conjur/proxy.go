@@ -1,8 +1,9 @@
 package conjur
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,26 +12,33 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
-// The explicit HTTP proxy (CONJUR_SWARM_PROXY). Ambient HTTPS_PROXY and
-// friends are never read: only this setting makes the plugin use a proxy,
-// and only the Conjur transport uses it. Every connection to Conjur is a
-// CONNECT tunnel through the proxy, inside which TLS runs end to end and is
-// verified against Conjur's CA as without a proxy: the proxy sees the
-// target host and port, and ciphertext.
+// The explicit proxy (CONJUR_SWARM_PROXY). Ambient HTTPS_PROXY and friends
+// are never read: only this setting makes the plugin use a proxy, and only
+// the Conjur transport uses it. It is net/http's own proxy support: every
+// connection to Conjur is a CONNECT tunnel through the proxy, inside which
+// TLS runs end to end and is verified against Conjur's CA as without a
+// proxy: the proxy sees the target host and port, and ciphertext. An
+// https:// proxy is reached over TLS too, verified against the same CA
+// (CONJUR_SSL_CERTIFICATE / CONJUR_CERT_FILE) and the system's.
 //
 // The proxy's user:password is never a setting (settings show in docker
 // plugin inspect): it is read from CONJUR_SWARM_PROXY_CREDENTIAL_FILE (on
 // the identity mount) for each new tunnel and sent as Basic
-// Proxy-Authorization. No error, log line or status text carries it.
+// Proxy-Authorization, in clear text to an http:// proxy (New warns), inside
+// TLS to an https:// one. No error, log line or status text carries it.
 
-// checkProxy validates CONJUR_SWARM_PROXY: http://HOST:PORT, nothing else.
+// checkProxy validates CONJUR_SWARM_PROXY: http:// or https://HOST:PORT,
+// nothing else.
 func checkProxy(raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("CONJUR_SWARM_PROXY %q: give the proxy as http://HOST:PORT", redactUserinfo(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("CONJUR_SWARM_PROXY %q: give the proxy as http://HOST:PORT or https://HOST:PORT", redactUserinfo(raw))
 	}
 	if u.User != nil {
 		return fmt.Errorf("CONJUR_SWARM_PROXY %q carries a user or password: remove it and put user:password in the file named by CONJUR_SWARM_PROXY_CREDENTIAL_FILE (settings show in docker plugin inspect)", redactUserinfo(raw))
@@ -56,12 +64,21 @@ func redactUserinfo(raw string) string {
 	return raw
 }
 
+// warnClearProxy warns when the proxy credential would go to the proxy in
+// clear text.
+func warnClearProxy(cfg Config, log *zap.Logger) {
+	if cfg.ProxyCredentialFile != "" && strings.HasPrefix(cfg.Proxy, "http://") {
+		log.Warn("the proxy credential goes to the proxy in clear text (Basic over http://): whoever sees the network between this node and the proxy can read it; give CONJUR_SWARM_PROXY as https://HOST:PORT if the proxy speaks TLS",
+			zap.String("proxy", cfg.Proxy), zap.String("credential_file", cfg.ProxyCredentialFile))
+	}
+}
+
 // ProxyError is a failure of the proxy rather than of Conjur: the proxy
 // could not be reached, or it answered CONNECT with Status.
 type ProxyError struct {
 	Proxy  string // host:port
 	Status int    // the CONNECT answer's status; 0 when the proxy was not reached or gave no answer
-	Text   string // what went wrong, without credentials
+	Text   string // what went wrong, without credentials, escaped (netText)
 	Cause  error
 }
 
@@ -79,88 +96,117 @@ func (e *ProxyError) advice() string {
 	return fmt.Sprintf("the HTTP proxy %s (CONJUR_SWARM_PROXY) could not be used (%s): check that it is up and reachable from this node", e.Proxy, e.Text)
 }
 
-// proxyDialer opens CONNECT tunnels through one proxy.
-type proxyDialer struct {
-	proxy    string // host:port
-	credFile string
-	timeout  time.Duration
+// useProxy makes tr reach Conjur through cfg.Proxy only: net/http's CONNECT
+// with the credential file read for each tunnel, the proxy's refusals and
+// connection failures as *ProxyError, and, for an https:// proxy, TLS to
+// the proxy verified against caPEM and the system's CAs.
+func useProxy(tr *http.Transport, cfg Config, caPEM []byte) {
+	u, _ := url.Parse(cfg.Proxy) // checked by Validate
+	proxy := u.Host
+	tr.Proxy = http.ProxyURL(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	dialer := &net.Dialer{Timeout: cfg.FetchTimeout, KeepAlive: 30 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr) // addr is the proxy's: every request goes through it
+		if err != nil {
+			return nil, &ProxyError{Proxy: proxy, Text: "connect to the proxy: " + netText(errText(err)), Cause: err}
+		}
+		return conn, nil
+	}
+	if u.Scheme == "https" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: proxyRoots(caPEM), ServerName: u.Hostname()}
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := tr.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, tlsCfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+				return nil, &ProxyError{Proxy: proxy, Text: "TLS to the proxy: " + netText(errText(err)), Cause: err}
+			}
+			return tc, nil
+		}
+	}
+	tr.GetProxyConnectHeader = func(ctx context.Context, _ *url.URL, _ string) (http.Header, error) {
+		if st, ok := ctx.Value(tunnelKey{}).(*tunnelStage); ok {
+			st.asked.Store(true)
+		}
+		h := http.Header{"User-Agent": {"conjur-swarm"}}
+		auth, err := proxyAuthorization(cfg.ProxyCredentialFile)
+		if err != nil {
+			return nil, &ProxyError{Proxy: proxy, Text: err.Error()}
+		}
+		if auth != "" {
+			h.Set("Proxy-Authorization", auth)
+		}
+		return h, nil
+	}
+	tr.OnProxyConnectResponse = func(ctx context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
+		if st, ok := ctx.Value(tunnelKey{}).(*tunnelStage); ok {
+			st.answered.Store(true)
+		}
+		if resp.StatusCode != http.StatusOK { // the body, the proxy's page, is never read or logged
+			return &ProxyError{Proxy: proxy, Status: resp.StatusCode, Text: netText(resp.Status)}
+		}
+		return nil
+	}
 }
 
-func newProxyDialer(cfg Config) *proxyDialer {
-	u, _ := url.Parse(cfg.Proxy) // checked by Validate
-	return &proxyDialer{proxy: u.Host, credFile: cfg.ProxyCredentialFile, timeout: cfg.FetchTimeout}
+// tunnelStage follows one request's CONNECT: net/http reports a CONNECT
+// answer it cannot read (cut at MaxResponseHeaderBytes, or not HTTP) as a
+// bare error, which proxyFailure then names as the proxy's.
+type tunnelStage struct{ asked, answered atomic.Bool }
+
+type tunnelKey struct{}
+
+// withTunnelStage is ctx carrying a fresh tunnelStage.
+func withTunnelStage(ctx context.Context) (context.Context, *tunnelStage) {
+	st := &tunnelStage{}
+	return context.WithValue(ctx, tunnelKey{}, st), st
+}
+
+// proxyFailure is err as a *ProxyError when it ended a CONNECT before the
+// proxy's answer was read.
+func proxyFailure(st *tunnelStage, proxyURL string, err error) error {
+	var pe *ProxyError
+	if errors.As(err, &pe) || !st.asked.Load() || st.answered.Load() {
+		return err
+	}
+	u, _ := url.Parse(proxyURL)
+	return &ProxyError{Proxy: u.Host, Text: "read the proxy's answer to CONNECT: " + netText(err.Error()), Cause: err}
+}
+
+// proxyRoots is the system's CAs (none in a plugin image without them) plus
+// those of caPEM.
+func proxyRoots(caPEM []byte) *x509.CertPool {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(caPEM)
+	return roots
 }
 
 // proxyAuthorization reads the credential file: "user:password" on its
 // first line.
-func (d *proxyDialer) proxyAuthorization() (string, error) {
-	if d.credFile == "" {
+func proxyAuthorization(credFile string) (string, error) {
+	if credFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(d.credFile)
+	b, err := os.ReadFile(credFile)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is in our text already
 		}
-		return "", fmt.Errorf("cannot read CONJUR_SWARM_PROXY_CREDENTIAL_FILE %s: %w", d.credFile, err)
+		return "", fmt.Errorf("cannot read CONJUR_SWARM_PROXY_CREDENTIAL_FILE %s: %w", credFile, err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimSpace(line)
 	if !strings.Contains(line, ":") {
-		return "", fmt.Errorf("CONJUR_SWARM_PROXY_CREDENTIAL_FILE %s does not hold user:password on its first line", d.credFile)
+		return "", fmt.Errorf("CONJUR_SWARM_PROXY_CREDENTIAL_FILE %s does not hold user:password on its first line", credFile)
 	}
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(line)), nil
-}
-
-// DialContext connects to addr (Conjur's host:port) through the proxy.
-func (d *proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	auth, err := d.proxyAuthorization()
-	if err != nil {
-		return nil, &ProxyError{Proxy: d.proxy, Text: err.Error()}
-	}
-	conn, err := (&net.Dialer{Timeout: d.timeout, KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", d.proxy)
-	if err != nil {
-		return nil, &ProxyError{Proxy: d.proxy, Text: "connect to the proxy: " + errText(err), Cause: err}
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	req := &http.Request{
-		Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr,
-		Header: http.Header{"User-Agent": {"conjur-swarm"}},
-	}
-	if auth != "" {
-		req.Header.Set("Proxy-Authorization", auth)
-	}
-	// Close the tunnel if ctx ends while the proxy thinks.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if err := req.Write(conn); err != nil {
-		_ = conn.Close()
-		return nil, &ProxyError{Proxy: d.proxy, Text: "send CONNECT to the proxy: " + errText(err), Cause: err}
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		_ = conn.Close()
-		return nil, &ProxyError{Proxy: d.proxy, Text: "read the proxy's answer to CONNECT: " + errText(err), Cause: err}
-	}
-	_ = resp.Body.Close() // never read or logged: it is the proxy's page, not Conjur's
-	if resp.StatusCode != http.StatusOK {
-		_ = conn.Close()
-		return nil, &ProxyError{Proxy: d.proxy, Status: resp.StatusCode, Text: resp.Status}
-	}
-	if !stop() && ctx.Err() != nil {
-		_ = conn.Close()
-		return nil, ctx.Err()
-	}
-	if br.Buffered() > 0 { // the proxy spoke before TLS started: not a clean tunnel
-		_ = conn.Close()
-		return nil, &ProxyError{Proxy: d.proxy, Text: "the proxy sent data after its CONNECT answer"}
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return conn, nil
 }
 
 // errText is err's text with the dialer's own prefixes kept short.

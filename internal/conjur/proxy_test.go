@@ -267,7 +267,8 @@ func TestProxy_config(t *testing.T) {
 	}{
 		{"ok/host-port", "http://proxy.example.com:3128", "/etc/conjur-swarm/identity/proxy", ""},
 		{"fail/userinfo-is-refused-and-hidden", "http://bob:s3cret@proxy:3128", "", "CONJUR_SWARM_PROXY_CREDENTIAL_FILE"},
-		{"fail/https-proxy", "https://proxy:3128", "", "http://HOST:PORT"},
+		{"ok/https-proxy", "https://proxy.example.com:3128", "/etc/conjur-swarm/identity/proxy", ""},
+		{"fail/socks-proxy", "socks5://proxy:1080", "", "http://HOST:PORT"},
 		{"fail/no-port", "http://proxy", "", "give the port"},
 		{"fail/path", "http://proxy:3128/x", "", "host and port only"},
 		{"fail/file-without-proxy", "", "/etc/conjur-swarm/identity/proxy", "CONJUR_SWARM_PROXY is not"},

@@ -260,7 +260,7 @@ func (s *session) bind(ctx context.Context, base *apiClient, tok *accessToken) a
 		raw = tok.raw
 	}
 	return base.bind(&http.Client{
-		Transport:     ctxTransport{ctx: ctx, rt: s.transport.Load()},
+		Transport:     ctxTransport{ctx: ctx, rt: s.transport.Load(), proxy: s.cfg.Proxy},
 		CheckRedirect: noRedirect,
 	}, raw)
 }

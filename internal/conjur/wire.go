@@ -35,13 +35,21 @@ const (
 // (whose deadline then covers the body read too) and bounds, scrubs and
 // escapes what comes back.
 type ctxTransport struct {
-	ctx context.Context
-	rt  http.RoundTripper
+	ctx   context.Context
+	rt    http.RoundTripper
+	proxy string // CONJUR_SWARM_PROXY, when set
 }
 
 func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(r.WithContext(t.ctx))
+	ctx, tunnel := t.ctx, (*tunnelStage)(nil)
+	if t.proxy != "" {
+		ctx, tunnel = withTunnelStage(ctx)
+	}
+	resp, err := t.rt.RoundTrip(r.WithContext(ctx))
 	if err != nil {
+		if tunnel != nil {
+			err = proxyFailure(tunnel, t.proxy, err)
+		}
 		return nil, fromNetwork(err)
 	}
 	if resp.StatusCode >= 300 {
