@@ -73,8 +73,10 @@ func TestDocBlocks(t *testing.T) {
 }
 
 // conjurShim stands in for the Conjur CLI, which this machine does not
-// have: the two commands the docs use (`policy load -b BRANCH -f FILE`,
-// `host rotate-api-key -i ID`), sent to the dev server as the CLI sends them.
+// have: the commands the docs use (`policy load -b BRANCH -f FILE`,
+// `host rotate-api-key -i ID`, `variable set -i ID -v VALUE`,
+// `authenticator enable --id authn-jwt/ID`), sent to the dev server as the
+// CLI sends them.
 const conjurShim = `#!/usr/bin/env bash
 set -euo pipefail
 token() { curl -sSf --cacert "$SHIM_CA" -H 'Accept-Encoding: base64' --data-binary "$SHIM_ADMIN_KEY" "$SHIM_URL/authn/$SHIM_ACCOUNT/admin/authenticate"; }
@@ -89,6 +91,14 @@ case "$1 $2" in
   id=$(jq -rn --arg v "host:$4" '$v|@uri')
   curl -sSf --cacert "$SHIM_CA" -H "Authorization: Token token=\"$(token)\"" -X PUT \
     "$SHIM_URL/authn/$SHIM_ACCOUNT/api_key?role=$id"; echo;;
+"variable set")
+  [[ $3 == -i && $5 == -v ]] || { echo "conjur shim: want -i ID -v VALUE" >&2; exit 2; }
+  curl -sSf --cacert "$SHIM_CA" -H "Authorization: Token token=\"$(token)\"" --data-binary "$6" \
+    "$SHIM_URL/secrets/$SHIM_ACCOUNT/variable/$4";;
+"authenticator enable")
+  [[ $3 == --id && $4 == authn-jwt/* ]] || { echo "conjur shim: want --id authn-jwt/ID" >&2; exit 2; }
+  curl -sSf --cacert "$SHIM_CA" -H "Authorization: Token token=\"$(token)\"" -X PATCH --data enabled=true \
+    "$SHIM_URL/$4/$SHIM_ACCOUNT";;
 *) echo "conjur shim: $* is not a command the docs use" >&2; exit 2;;
 esac
 `
@@ -159,6 +169,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		"_PATH=/etc/conjur-swarm", "_PATH=/etc/conjur-swarm", // JWT_TOKEN_PATH=
 		"target=/etc/conjur-swarm", "target=/etc/conjur-swarm",
 		"/etc/conjur-swarm", etc,
+		"/var/lib/conjur-swarm", filepath.Join(dir, "state"), // the state mount's host directory (conjur.md)
 		"cyberark/conjur", p+"/conjur",
 		"make plugin\n", "make plugin PLUGIN="+p+"/conjur VERSION="+p+"\n",
 		"make upgrade\n", "make upgrade PLUGIN="+p+"/conjur VERSION="+p+"-upgraded\n",
@@ -278,6 +289,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		"decision:     allow",  // install.md: policy explain of the operator's secret
 		"shop_app",             // rotation.md: services-using
 		"handoff, fingerprint", // conjur.md: status after the agent
+		"identity:     shop",   // conjur.md: policy explain in the per-stack identity mode
 		p + "_db_password",     // install.md: the removal list
 		"setting(s) kept",      // install.md: make upgrade and the rolling upgrade's script
 		"no update",            // troubleshooting.md: a service's update state

@@ -6,71 +6,54 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cyberark/conjur-api-go/conjurapi"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/identity"
 )
 
-// authnPolicy is the per-stack identity policy of docs/conjur.md, cut to
-// one stack.
-const authnPolicy = `
-- !policy
-  id: conjur/authn-jwt/swarm
-  body:
-  - !webservice
-  - !variable public-keys
-  - !variable issuer
-  - !variable audience
-  - !variable token-app-property
-  - !variable identity-path
-  - !group stacks
-  - !permit
-    role: !group stacks
-    privilege: [ read, authenticate ]
-    resource: !webservice
-- !policy
-  id: swarm/stacks
-  body:
-  - !host
-    id: shop
-    annotations:
-      authn-jwt/swarm/stack: shop
-- !grant
-  role: !group conjur/authn-jwt/swarm/stacks
-  member: !host swarm/stacks/shop
-`
+const (
+	issuer   = "https://swarm.example.com"
+	audience = "conjur"
+	examples = "../../docs/examples"
+)
 
-// TestSignedJWT_authenticatesAgainstTheDevServer logs in over HTTP to the
-// dev-server's authn-jwt with a JWT this package signed: accepted when the
-// manager's JWKS is in public-keys, refused (401) for a manager whose key
-// is not.
-func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
+// identityServer is the dev server with the demo and docs/conjur.md's
+// per-stack identity policy loaded, public-keys set to the merged JWKS of
+// the published stores.
+func identityServer(t *testing.T, published ...*identity.Store) string {
+	t.Helper()
 	srv, err := conjurdev.New(conjurdev.Options{Account: "dev", AdminAPIKey: "admin-key-for-tests", Authenticators: []string{"authn", "authn-jwt/swarm"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.LoadConjurPolicy(conjurdev.ModePatch, "root", []byte(authnPolicy)); err != nil {
+	if _, err := srv.LoadDemo(examples); err != nil {
 		t.Fatal(err)
 	}
-	m1, err := identity.Open(filepath.Join(t.TempDir(), "m1"))
+	policy, err := os.ReadFile(filepath.Join(examples, "conjur-identity-policy.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, err := identity.Open(filepath.Join(t.TempDir(), "m2"))
-	if err != nil {
-		t.Fatal(err)
+	if _, err := srv.LoadConjurPolicy(conjurdev.ModePost, "root", policy); err != nil {
+		t.Fatalf("docs/examples/conjur-identity-policy.yml: %v", err)
 	}
-	m1JWKS, _ := json.Marshal(m1.JWKS())
-	merged, err := identity.Merge([]identity.Input{{Name: "m1.json", Data: m1JWKS}})
+	var inputs []identity.Input
+	for i, s := range published {
+		b, _ := json.Marshal(s.JWKS())
+		inputs = append(inputs, identity.Input{Name: "m" + string(rune('1'+i)) + ".json", Data: b})
+	}
+	merged, err := identity.Merge(inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pk, _ := json.Marshal(merged)
 	for k, v := range map[string]string{
-		"public-keys": string(pk), "issuer": "https://swarm.example", "audience": "conjur",
+		"public-keys": string(pk), "issuer": issuer, "audience": audience,
 		"token-app-property": "sub", "identity-path": "swarm/stacks",
 	} {
 		if err := srv.SetSecret("conjur/authn-jwt/swarm/"+k, []byte(v)); err != nil {
@@ -79,18 +62,33 @@ func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
+	return hs.URL
+}
 
+func signFor(t *testing.T, store *identity.Store, c identity.Claims) string {
+	t.Helper()
+	sg, err := identity.NewSigner(store, identity.Options{Issuer: issuer, Audience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := sg.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Reveal()
+}
+
+// TestSignedJWT_authenticatesAgainstTheDevServer logs in over HTTP to the
+// dev-server's authn-jwt (Conjur 1.24's rules) with JWTs this package
+// signed: accepted when the manager's JWKS is in public-keys, refused for a
+// manager whose key is not, for a claim the host's annotation pins
+// otherwise, and for an identity Conjur has no host for.
+func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
+	m1, m2 := openStore(t), openStore(t)
+	base := identityServer(t, m1)
 	login := func(store *identity.Store, c identity.Claims) int {
-		sg, err := identity.NewSigner(store, identity.Options{Issuer: "https://swarm.example", Audience: "conjur"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := sg.Sign(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Post(hs.URL+"/authn-jwt/swarm/dev/authenticate", "application/x-www-form-urlencoded",
-			strings.NewReader(url.Values{"jwt": {tok.Reveal()}}.Encode()))
+		resp, err := http.Post(base+"/authn-jwt/swarm/dev/authenticate", "application/x-www-form-urlencoded",
+			strings.NewReader(url.Values{"jwt": {signFor(t, store, c)}}.Encode()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,8 +104,8 @@ func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
 	}{
 		{"ok/published-key", m1, identity.Claims{Subject: "shop", Stack: "shop", Service: "shop_web"}, http.StatusOK},
 		{"fail/key-not-in-public-keys", m2, identity.Claims{Subject: "shop", Stack: "shop"}, http.StatusUnauthorized},
-		{"fail/claim-pinned-by-annotation", m1, identity.Claims{Subject: "shop", Stack: "blog"}, http.StatusUnauthorized},
-		{"fail/unknown-host", m1, identity.Claims{Subject: "blog", Stack: "shop"}, http.StatusUnauthorized},
+		{"fail/claim-pinned-by-annotation", m1, identity.Claims{Subject: "shop", Stack: "demo"}, http.StatusUnauthorized},
+		{"fail/unknown-host", m1, identity.Claims{Subject: "blog", Stack: "blog"}, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,5 +113,62 @@ func TestSignedJWT_authenticatesAgainstTheDevServer(t *testing.T) {
 				t.Fatalf("authenticate = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSignedJWT_conjurAPIGoReadsOnlyTheStacksVariables: conjur-api-go's own
+// NewClientFromJwt logs in with a signed JWT as host swarm/stacks/shop,
+// which reads shop's variable and is refused demo's (Conjur's RBAC, the
+// second wall behind the mapping).
+func TestSignedJWT_conjurAPIGoReadsOnlyTheStacksVariables(t *testing.T) {
+	m1 := openStore(t)
+	base := identityServer(t, m1)
+	c, err := conjurapi.NewClientFromJwt(conjurapi.Config{
+		Account: "dev", ApplianceURL: base, CredentialStorage: conjurapi.CredentialStorageNone,
+		Environment: conjurapi.EnvironmentOSS, HTTPTimeout: 10,
+		AuthnType: "jwt", ServiceID: "swarm", JWTContent: signFor(t, m1, identity.Claims{Subject: "shop", Stack: "shop"}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.GetHttpClient().CloseIdleConnections() })
+	if v, err := c.RetrieveSecret("apps/shop/db-password"); err != nil || string(v) != "shop-db-password-0001" {
+		t.Fatalf("shop's variable: %q, %v", v, err)
+	}
+	if _, err := c.RetrieveSecret("apps/demo/db-password"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("demo's variable as shop: %v, want 404 (Conjur hides what the host may not see)", err)
+	}
+}
+
+func openStore(t *testing.T) *identity.Store {
+	t.Helper()
+	s, err := identity.Open(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestDocsShowTheTestedPolicy: docs/conjur.md's per-stack identity policy
+// block is docs/examples/conjur-identity-policy.yml (its header aside), the
+// file these tests load.
+func TestDocsShowTheTestedPolicy(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/conjur.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(filepath.Join(examples, "conjur-identity-policy.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Per-stack identity\n")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/conjur.md has no yaml block under \"## Per-stack identity\"")
+	}
+	_, body, _ := strings.Cut(string(file), "\n\n")
+	if block != body {
+		t.Errorf("docs/conjur.md's per-stack identity policy differs from docs/examples/conjur-identity-policy.yml:\n--- doc\n%s--- file\n%s", block, body)
 	}
 }

@@ -53,8 +53,8 @@ func TestDocsMappingBlocks(t *testing.T) {
 			recipe = ""
 		}
 	}
-	if blocks < 5 || recipes != 8 {
-		t.Errorf("found %d mapping blocks and %d recipe blocks; want at least 5 and 8", blocks, recipes)
+	if blocks < 5 || recipes != 9 {
+		t.Errorf("found %d mapping blocks and %d recipe blocks; want at least 5 and 9", blocks, recipes)
 	}
 }
 

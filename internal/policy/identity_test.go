@@ -101,3 +101,20 @@ func TestParse_identityProblemsArePlaced(t *testing.T) {
 		})
 	}
 }
+
+// TestRecipePerStackIdentity checks the decisions docs/mapping.md claims for
+// the per-stack identity recipe.
+func TestRecipePerStackIdentity(t *testing.T) {
+	p, err := ParseFile(docsDir + "/examples/mapping-recipes/per-stack-identity.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := Request{SecretName: "shop_db", SecretLabels: labels(stackLabel, "shop"), ServiceName: "shop_web", ServiceLabels: labels(stackLabel, "shop")}
+	if d := p.Resolve(shop); !d.Allow || d.Variable != "apps/shop/db" || d.Identity != "shop" {
+		t.Errorf("own stack: %+v, want allow apps/shop/db as shop", d)
+	}
+	shop.ServiceLabels = nil
+	if d := p.Resolve(shop); d.Allow || d.Condition != "identity {service_label:com.docker.stack.namespace}" {
+		t.Errorf("service not in a stack: %+v, want the identity to deny", d)
+	}
+}
