@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -37,12 +38,12 @@ func TestStatusBundleGolden(t *testing.T) {
 	st := pluginapi.Status{
 		Version: "v1.1.0", StartedAt: t0, Now: t0.Add(10 * time.Minute), Configured: true,
 		Counters: pluginapi.Counters{Requests: 2, Allowed: 1, Errors: 1, ByCode: map[errcode.Code]uint64{"FORBIDDEN": 1}},
-		Recent: []pluginapi.Record{
+		Recent: []audit.Record{
 			{Time: t0.Add(9 * time.Minute), Secret: "shop_db_config", Service: "shop_api", Node: "n1", Rule: "db-config",
-				Variable: "apps/shop/db/password", Members: members, Decision: pluginapi.DecisionError, Code: "FORBIDDEN", Duration: 3 * time.Millisecond,
+				Variable: "apps/shop/db/password", Members: members, Decision: audit.DecisionError, Code: "FORBIDDEN", Duration: 3 * time.Millisecond,
 				Reason: `conjur-swarm [FORBIDDEN] secret "shop_db_config" (variable "apps/shop/db/password", rule "db-config"): bundle member "password": permit execute`},
 			{Time: t0.Add(8 * time.Minute), Secret: "shop_db_config", Service: "shop_api", Node: "n1", Rule: "db-config",
-				Members: members, Decision: pluginapi.DecisionAllow, Duration: 2 * time.Millisecond},
+				Members: members, Decision: audit.DecisionAllow, Duration: 2 * time.Millisecond},
 		},
 	}
 	var b strings.Builder

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -155,14 +156,14 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The IDENTITY column shows when a decision names one (the
 	// per-request identity mode).
-	identities := slices.ContainsFunc(st.Recent, func(r pluginapi.Record) bool { return r.Identity != "" })
-	identity := func(r pluginapi.Record) string {
+	identities := slices.ContainsFunc(st.Recent, func(r audit.Record) bool { return r.Identity != "" })
+	identity := func(r audit.Record) string {
 		if !identities {
 			return ""
 		}
 		return orDash(r.Identity) + "\t"
 	}
-	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\t"+identity(pluginapi.Record{Identity: "IDENTITY"})+"VARIABLE\tDURATION")
+	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\t"+identity(audit.Record{Identity: "IDENTITY"})+"VARIABLE\tDURATION")
 	for _, r := range st.Recent {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
 			r.Time.UTC().Format(time.TimeOnly), recordDecision(r), orDash(string(r.Code)), r.Secret, orDash(r.Service),
@@ -173,7 +174,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	}
 	var reasons []string
 	for _, r := range st.Recent {
-		if r.Decision != pluginapi.DecisionAllow && r.Reason != "" {
+		if r.Decision != audit.DecisionAllow && r.Reason != "" {
 			reasons = append(reasons, fmt.Sprintf("  %s  %s", r.Time.UTC().Format(time.TimeOnly), r.Reason))
 		}
 	}
@@ -207,7 +208,7 @@ func handoffWarning(st pluginapi.Status) string {
 
 // recordVariables is the VARIABLE column: the variable, or a bundle's member
 // ids (the failing member first when one failed).
-func recordVariables(r pluginapi.Record) string {
+func recordVariables(r audit.Record) string {
 	if len(r.Members) == 0 {
 		return orDash(r.Variable)
 	}
@@ -257,7 +258,7 @@ func byCode(m map[errcode.Code]uint64) string {
 
 // recordDecision is a record's decision, marked when the value was a last
 // good one (stale_if_error) with its age and why.
-func recordDecision(r pluginapi.Record) string {
+func recordDecision(r audit.Record) string {
 	if !r.Stale {
 		return r.Decision
 	}

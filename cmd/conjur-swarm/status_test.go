@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -61,7 +62,7 @@ func sampleStatus() map[string]pluginapi.Status {
 		Mapping: &pluginapi.MappingState{Path: "/etc/conjur-swarm/mapping/mapping.yml", Hash: "sha256:bbf46dfd6b06", Rules: 2,
 			LoadedAt: t0, LastError: "mapping.yml:4:5: unknown field \"variabel\"", LastErrorAt: t0.Add(5 * time.Minute)},
 		Counters: pluginapi.Counters{Requests: 4, Allowed: 2, Stale: 1, Denied: 1, Errors: 1, ByCode: map[errcode.Code]uint64{"DENIED": 1, "NOT_FOUND": 1}},
-		Recent: []pluginapi.Record{
+		Recent: []audit.Record{
 			{Time: t0.Add(9*time.Minute + 30*time.Second), Secret: "web_db", Service: "web", Node: "n2", Rule: "web-db", Variable: "apps/web/db",
 				Decision: "allow", Duration: 2 * time.Second, DoNotReuse: true, Stale: true, StaleAge: 4*time.Minute + 200*time.Millisecond, StaleCause: "UNAVAILABLE"},
 			{Time: t0.Add(9 * time.Minute), Secret: "shop_missing", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/shop/missing",
@@ -104,7 +105,7 @@ func sampleStatus() map[string]pluginapi.Status {
 		Err: "conjur-swarm [TLS] credential handoff (fingerprint 777bef257a50b278): Conjur's certificate could not be verified"}
 	noCredentialRefused.LastHandoff = &tlsRefused
 	perStack := healthy
-	perStack.Recent = []pluginapi.Record{
+	perStack.Recent = []audit.Record{
 		{Time: t0.Add(9 * time.Minute), Secret: "shop_db", Service: "shop_web", Node: "n1", Rule: "stack-secrets", Identity: "shop", Variable: "apps/shop/db",
 			Decision: "allow", Duration: 3 * time.Millisecond},
 		{Time: t0.Add(8 * time.Minute), Secret: "blog_db", Service: "blog_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/blog/db",

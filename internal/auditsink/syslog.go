@@ -26,7 +26,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/audit"
 )
 
 // Target is where the sink sends: a parsed CONJUR_SWARM_AUDIT_SYSLOG.
@@ -172,7 +172,7 @@ func New(opts Options) (*Syslog, error) {
 
 // Audit queues one decision record; it never waits. A full queue drops
 // the record (counted, and warned about at most every 10 s).
-func (s *Syslog) Audit(rec pluginapi.Record) {
+func (s *Syslog) Audit(rec audit.Record) {
 	msg := s.format(rec)
 	select {
 	case s.queue <- msg:
@@ -194,9 +194,9 @@ func (s *Syslog) Close() {
 // authpriv (10) with info for successes and warning for failures.
 func severity(decision string) (int, string) {
 	switch decision {
-	case pluginapi.DecisionAllow:
+	case audit.DecisionAllow:
 		return 6, "allow"
-	case pluginapi.DecisionDeny:
+	case audit.DecisionDeny:
 		return 4, "deny"
 	}
 	return 3, "error"
@@ -206,7 +206,7 @@ const facilityAuthpriv = 10
 
 // format renders rec as an RFC 5424 message: header, no structured data,
 // the JSON record as MSG.
-func (s *Syslog) format(rec pluginapi.Record) []byte {
+func (s *Syslog) format(rec audit.Record) []byte {
 	sev, msgID := severity(rec.Decision)
 	body, err := json.Marshal(rec)
 	if err != nil { // a Record always encodes; keep the shape if not

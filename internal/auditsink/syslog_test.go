@@ -24,15 +24,15 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/audit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2026, 11, 30, 12, 0, 0, 123456000, time.UTC)
 
-func record(decision, secret string) pluginapi.Record {
-	return pluginapi.Record{
+func record(decision, secret string) audit.Record {
+	return audit.Record{
 		Time: t0, Secret: secret, Service: "shop_app", Task: "t1", Node: "n1", Rule: "by-label",
 		Variable: "apps/shop/db-password", Decision: decision, Duration: 3 * time.Millisecond,
 	}
@@ -42,7 +42,7 @@ func record(decision, secret string) pluginapi.Record {
 var header = regexp.MustCompile(`^<(\d+)>1 (\S+) (\S+) (\S+) (\d+) (\S+) - (.*)$`)
 
 // checkMessage parses one received message and compares it with rec.
-func checkMessage(t *testing.T, msg string, rec pluginapi.Record, wantPRI int, wantMsgID string) {
+func checkMessage(t *testing.T, msg string, rec audit.Record, wantPRI int, wantMsgID string) {
 	t.Helper()
 	m := header.FindStringSubmatch(msg)
 	if m == nil {
@@ -57,7 +57,7 @@ func checkMessage(t *testing.T, msg string, rec pluginapi.Record, wantPRI int, w
 	if m[3] != "manager-1" || m[4] != "conjur-swarm" || m[6] != wantMsgID {
 		t.Errorf("hostname %q app %q msgid %q; want manager-1 conjur-swarm %s", m[3], m[4], m[6], wantMsgID)
 	}
-	var got pluginapi.Record
+	var got audit.Record
 	if err := json.Unmarshal([]byte(m[7]), &got); err != nil {
 		t.Fatalf("MSG is not the JSON record: %v: %q", err, m[7])
 	}
@@ -86,9 +86,9 @@ var decisions = []struct {
 	decision, msgID string
 	pri             int
 }{
-	{pluginapi.DecisionAllow, "allow", 86},
-	{pluginapi.DecisionDeny, "deny", 84},
-	{pluginapi.DecisionError, "error", 83},
+	{audit.DecisionAllow, "allow", 86},
+	{audit.DecisionDeny, "deny", 84},
+	{audit.DecisionError, "error", 83},
 }
 
 func TestSyslog_datagrams(t *testing.T) {
@@ -205,7 +205,7 @@ func TestSyslog_streams(t *testing.T) {
 		s, _ := newSink(t, Target{Network: "tls", Address: ln.Addr().String()}, func(o *Options) {
 			o.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		})
-		rec := record(pluginapi.DecisionAllow, "db_password")
+		rec := record(audit.DecisionAllow, "db_password")
 		s.Audit(rec)
 		checkMessage(t, receive(t, got), rec, 86, "allow")
 	})
@@ -226,7 +226,7 @@ func TestSyslog_streams(t *testing.T) {
 		s, logs := newSink(t, Target{Network: "tls", Address: ln.Addr().String()}, func(o *Options) {
 			o.TLS = &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
 		})
-		s.Audit(record(pluginapi.DecisionAllow, "db_password"))
+		s.Audit(record(audit.DecisionAllow, "db_password"))
 		waitDropped(t, s, 1)
 		if sent, _ := s.Stats(); sent != 0 {
 			t.Errorf("sent %d records to an unverified receiver", sent)
@@ -266,7 +266,7 @@ func TestSyslog_receiverDown(t *testing.T) {
 	_ = ln.Close() // down: connections are refused
 	s, logs := newSink(t, Target{Network: "tcp", Address: addr}, func(o *Options) { o.QueueSize = 4 })
 	for range 1000 {
-		s.Audit(record(pluginapi.DecisionAllow, "very-secret-name-7"))
+		s.Audit(record(audit.DecisionAllow, "very-secret-name-7"))
 	}
 	waitDropped(t, s, 996) // at most the queue's 4 can still be waiting
 	if sent, _ := s.Stats(); sent != 0 {
@@ -288,7 +288,7 @@ func TestSyslog_receiverDown(t *testing.T) {
 	}
 	defer ln2.Close()
 	got := streamReceiver(t, ln2)
-	rec := record(pluginapi.DecisionDeny, "after-recovery")
+	rec := record(audit.DecisionDeny, "after-recovery")
 	for {
 		// Records queued while it was down may arrive first: wait for ours.
 		s.Audit(rec)

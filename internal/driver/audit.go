@@ -5,12 +5,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // auditFields returns the record as flat zap fields (one audit line).
-func auditFields(r *pluginapi.Record) []zap.Field {
+func auditFields(r *audit.Record) []zap.Field {
 	fields := []zap.Field{
 		zap.String("secret", r.Secret),
 		zap.String("service", r.Service),
@@ -45,7 +46,7 @@ func auditFields(r *pluginapi.Record) []zap.Field {
 // journal keeps the counters and a ring of the most recent records.
 type journal struct {
 	mu       sync.Mutex
-	ring     []pluginapi.Record
+	ring     []audit.Record
 	next     int
 	full     bool
 	counters pluginapi.Counters
@@ -55,10 +56,10 @@ func newJournal(size int) *journal {
 	if size <= 0 {
 		size = 100
 	}
-	return &journal{ring: make([]pluginapi.Record, size), counters: pluginapi.Counters{ByCode: map[errcode.Code]uint64{}}}
+	return &journal{ring: make([]audit.Record, size), counters: pluginapi.Counters{ByCode: map[errcode.Code]uint64{}}}
 }
 
-func (j *journal) add(r pluginapi.Record) {
+func (j *journal) add(r audit.Record) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.ring[j.next] = r
@@ -68,12 +69,12 @@ func (j *journal) add(r pluginapi.Record) {
 	}
 	j.counters.Requests++
 	switch r.Decision {
-	case pluginapi.DecisionAllow:
+	case audit.DecisionAllow:
 		j.counters.Allowed++
 		if r.Stale {
 			j.counters.Stale++
 		}
-	case pluginapi.DecisionDeny:
+	case audit.DecisionDeny:
 		j.counters.Denied++
 	default:
 		j.counters.Errors++
@@ -84,7 +85,7 @@ func (j *journal) add(r pluginapi.Record) {
 }
 
 // snapshot returns the counters and the recent records, newest first.
-func (j *journal) snapshot() (pluginapi.Counters, []pluginapi.Record) {
+func (j *journal) snapshot() (pluginapi.Counters, []audit.Record) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	c := j.counters
@@ -96,7 +97,7 @@ func (j *journal) snapshot() (pluginapi.Counters, []pluginapi.Record) {
 	if j.full {
 		n = len(j.ring)
 	}
-	out := make([]pluginapi.Record, 0, n)
+	out := make([]audit.Record, 0, n)
 	for i := 1; i <= n; i++ {
 		out = append(out, j.ring[(j.next-i+len(j.ring))%len(j.ring)])
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
@@ -16,7 +17,7 @@ import (
 // secret. If any member fails, the Get fails with that member's code and
 // name (the first failing member by name); nothing partial is handed out.
 // who is whom the members are read as (per-request identity mode), or nil.
-func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginapi.Record, dec *policy.Decision, who *conjur.Workload) pluginapi.Response {
+func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *audit.Record, dec *policy.Decision, who *conjur.Workload) pluginapi.Response {
 	members := dec.Bundle.Members
 	refs := make([]conjur.Ref, len(members))
 	for i, m := range members {
@@ -49,7 +50,7 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *pluginap
 
 // serveRendered renders fetched values as dec says (a bundle, or a field or
 // decode of one value) and hands out the result.
-func (d *Driver) serveRendered(start time.Time, rec *pluginapi.Record, dec *policy.Decision, values [][]byte) pluginapi.Response {
+func (d *Driver) serveRendered(start time.Time, rec *audit.Record, dec *policy.Decision, values [][]byte) pluginapi.Response {
 	out, err := dec.Render(values)
 	if err != nil {
 		var ve *policy.ValueError

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
@@ -141,7 +142,7 @@ func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) pluginapi.
 	start := d.opts.Now()
 	req, err := pluginapi.ReadRequest(body)
 	if err != nil {
-		return d.finish(start, &pluginapi.Record{}, errcode.BadRequest,
+		return d.finish(start, &audit.Record{}, errcode.BadRequest,
 			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", pluginapi.OneLine(err)), err, nil)
 	}
 	return d.getSecret(ctx, &req, start)
@@ -153,7 +154,7 @@ func (d *Driver) GetSecret(ctx context.Context, req pluginapi.Request) pluginapi
 }
 
 func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start time.Time) pluginapi.Response {
-	rec := pluginapi.Record{
+	rec := audit.Record{
 		Secret:    pluginapi.Clip(req.SecretName),
 		Service:   pluginapi.Clip(req.ServiceName),
 		ServiceID: pluginapi.Clip(req.ServiceID),
@@ -279,7 +280,7 @@ func (d *Driver) fetchFailure(err error) (errcode.Code, string) {
 }
 
 // serve checks the size Swarm accepts and hands out data.
-func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *policy.Decision, data []byte) pluginapi.Response {
+func (d *Driver) serve(start time.Time, rec *audit.Record, dec *policy.Decision, data []byte) pluginapi.Response {
 	switch n := len(data); {
 	case n == 0:
 		return d.finish(start, rec, errcode.ValueUnusable,
@@ -288,7 +289,7 @@ func (d *Driver) serve(start time.Time, rec *pluginapi.Record, dec *policy.Decis
 		return d.finish(start, rec, errcode.ValueUnusable,
 			fmt.Sprintf("the value is %d bytes and Swarm accepts less than %d (500 KiB); store a smaller value", n, MaxValueBytes), nil, nil)
 	}
-	rec.Decision = pluginapi.DecisionAllow
+	rec.Decision = audit.DecisionAllow
 	rec.Time = start
 	rec.Duration = d.opts.Now().Sub(start)
 	d.record(rec, nil)
@@ -316,12 +317,12 @@ func conjurFailure(err error) (errcode.Code, string) {
 }
 
 // finish records a failed decision and returns its answer.
-func (d *Driver) finish(start time.Time, rec *pluginapi.Record, code errcode.Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
+func (d *Driver) finish(start time.Time, rec *audit.Record, code errcode.Code, msg string, cause error, extra []zap.Field) pluginapi.Response {
 	rec.Time = start
 	rec.Code = code
-	rec.Decision = pluginapi.DecisionError
+	rec.Decision = audit.DecisionError
 	if code == errcode.Denied {
-		rec.Decision = pluginapi.DecisionDeny
+		rec.Decision = audit.DecisionDeny
 	}
 	text := errText(code, rec.Secret, rec.Variable, rec.Rule, msg)
 	rec.Reason = text
@@ -335,7 +336,7 @@ func (d *Driver) finish(start time.Time, rec *pluginapi.Record, code errcode.Cod
 
 // record writes the single audit line of a decision, keeps it for status and
 // tells the observer.
-func (d *Driver) record(rec *pluginapi.Record, extra []zap.Field) {
+func (d *Driver) record(rec *audit.Record, extra []zap.Field) {
 	d.auditLine(rec, extra)
 	d.keep(rec)
 }
@@ -344,16 +345,16 @@ func (d *Driver) record(rec *pluginapi.Record, extra []zap.Field) {
 // the copies of the record keep passes on are not in the frame under zap's
 // encoder: a GetSecret goroutine's deepest point is this line, and past
 // 8 KiB every one of the (512 in flight) goroutines' stacks doubles.
-func (d *Driver) auditLine(rec *pluginapi.Record, extra []zap.Field) {
+func (d *Driver) auditLine(rec *audit.Record, extra []zap.Field) {
 	fields := auditFields(rec)
-	if rec.Decision != pluginapi.DecisionAllow {
+	if rec.Decision != audit.DecisionAllow {
 		fields = append(fields, zap.String("err", rec.Reason))
 	}
 	fields = append(fields, extra...)
 	switch rec.Decision {
-	case pluginapi.DecisionAllow:
+	case audit.DecisionAllow:
 		d.audit.Info("secret served", fields...)
-	case pluginapi.DecisionDeny:
+	case audit.DecisionDeny:
 		d.audit.Warn("secret denied", fields...)
 	default:
 		d.audit.Error("secret not served", fields...)
@@ -362,7 +363,7 @@ func (d *Driver) auditLine(rec *pluginapi.Record, extra []zap.Field) {
 
 // keep keeps a decision for status and hands it to the audit sink and the
 // observer.
-func (d *Driver) keep(rec *pluginapi.Record) {
+func (d *Driver) keep(rec *audit.Record) {
 	d.journal.add(*rec)
 	if d.opts.AuditSink != nil {
 		d.opts.AuditSink.Audit(*rec)

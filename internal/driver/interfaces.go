@@ -4,10 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/credential"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
-	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -66,5 +66,5 @@ type Observer interface {
 // (a SIEM). Audit must return at once, whatever happens to the record: a
 // GetSecret never waits for it. *auditsink.Syslog implements it.
 type AuditSink interface {
-	Audit(rec pluginapi.Record)
+	Audit(rec audit.Record)
 }

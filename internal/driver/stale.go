@@ -3,9 +3,9 @@ package driver
 import (
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
-	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 )
 
@@ -29,7 +29,7 @@ func (d *Driver) lastGood(dec *policy.Decision, ref conjur.Ref, code errcode.Cod
 // markStale records in rec that the answer is a last good value of the
 // given age, served because of cause; the oldest age of a bundle's members
 // is kept.
-func markStale(rec *pluginapi.Record, age time.Duration, cause errcode.Code) {
+func markStale(rec *audit.Record, age time.Duration, cause errcode.Code) {
 	rec.Stale = true
 	rec.StaleCause = cause
 	if age > rec.StaleAge {

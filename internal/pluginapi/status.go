@@ -3,6 +3,7 @@ package pluginapi
 import (
 	"time"
 
+	"github.com/cyberark/conjur-swarm/internal/audit"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -19,10 +20,10 @@ type Status struct {
 	Conjur        *ConjurState `json:"conjur,omitempty"`
 	// LastHandoff is the last credential handoff attempt, apart from the
 	// credential in use (Conjur.CredentialFingerprint); nil before any.
-	LastHandoff *HandoffState `json:"last_handoff,omitempty"`
-	Mapping     *MappingState `json:"mapping,omitempty"`
-	Counters    Counters      `json:"counters"`
-	Recent      []Record      `json:"recent"` // newest first
+	LastHandoff *HandoffState  `json:"last_handoff,omitempty"`
+	Mapping     *MappingState  `json:"mapping,omitempty"`
+	Counters    Counters       `json:"counters"`
+	Recent      []audit.Record `json:"recent"` // newest first
 }
 
 // ConjurState is the Conjur client's side of the status.
@@ -79,45 +80,6 @@ type HandoffState struct {
 	Code        errcode.Code `json:"code,omitempty"` // why it was refused
 	Fingerprint string       `json:"fingerprint,omitempty"`
 	Err         string       `json:"err,omitempty"` // the answer the agent got
-}
-
-// Decision outcomes as they appear in the audit log, the status endpoint and
-// metrics.
-const (
-	DecisionAllow = "allow"
-	DecisionDeny  = "deny"
-	DecisionError = "error"
-)
-
-// Record is the audit record of one GetSecret decision. It never holds the
-// value.
-type Record struct {
-	Time      time.Time `json:"time"`
-	Secret    string    `json:"secret"`
-	Service   string    `json:"service,omitempty"`
-	ServiceID string    `json:"service_id,omitempty"`
-	Task      string    `json:"task,omitempty"`
-	Node      string    `json:"node,omitempty"`
-	Image     string    `json:"image,omitempty"`
-	Rule      string    `json:"rule,omitempty"`
-	Variable  string    `json:"variable,omitempty"`
-	// Identity is the Conjur host (below the authn-jwt identity-path) the
-	// Get was made as in the per-request identity mode.
-	Identity   string        `json:"identity,omitempty"`
-	Members    []string      `json:"members,omitempty"` // a bundle's member ids, sorted by member name
-	Decision   string        `json:"decision"`
-	Code       errcode.Code  `json:"code,omitempty"`
-	Reason     string        `json:"reason,omitempty"` // the policy's reason, or the Err sent back
-	Duration   time.Duration `json:"duration_ns"`
-	Coalesced  bool          `json:"coalesced,omitempty"`
-	Cached     bool          `json:"cached,omitempty"`
-	Prefetched bool          `json:"prefetched,omitempty"` // served from the values fetched at the task's first Get
-	DoNotReuse bool          `json:"do_not_reuse,omitempty"`
-	// Stale: the value is the last good one of a stale_if_error rule,
-	// fetched StaleAge ago, served because the fetch failed StaleCause.
-	Stale      bool          `json:"stale,omitempty"`
-	StaleAge   time.Duration `json:"stale_age_ns,omitempty"`
-	StaleCause errcode.Code  `json:"stale_cause,omitempty"`
 }
 
 // Counters count decisions since the plugin started.
