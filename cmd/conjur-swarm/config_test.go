@@ -49,7 +49,7 @@ func TestLoadConfig(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		FetchTimeout:    5 * time.Second,
-		MaxInFlight:     4,
+		MaxInFlight:     32,
 		Prefetch:        true,
 		ShutdownTimeout: 8 * time.Second,
 		Identity:        IdentitySettings{TokenLifetime: 5 * time.Minute, StateDir: "/var/lib/conjur-swarm"},

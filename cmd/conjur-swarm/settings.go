@@ -117,8 +117,10 @@ var settings = []setting{
 		doc: "How long a fetched value may be served again; `0s` = off. Never used for rules with `reuse: false` (the default). At most `" + conjur.MaxCacheTTL.String() + "`.",
 		value: duration(func(c *Config) *time.Duration { return &c.CacheTTL },
 			bounds{min: 0, max: conjur.MaxCacheTTL}, "30s")},
-	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: strconv.Itoa(conjur.DefaultMaxInFlight), flag: "max-in-flight", help: "requests to Conjur in flight at once before Gets gather into batches",
-		doc:   "How many requests to Conjur may be in flight at once. A Get that finds one free is sent at once; past it, Gets gather into one batch request per freed slot. " + fmt.Sprintf("From %d up to %d", conjur.MinMaxInFlight, conjur.MaxMaxInFlight) + "; see docs/benchmarks.md.",
+	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: strconv.Itoa(conjur.DefaultMaxInFlight), flag: "max-in-flight", help: "the most requests to Conjur in flight at once (the adaptive window's ceiling); past the window Gets gather into batches",
+		doc: "The most requests to Conjur in flight at once. The window starts at 4 (or this, if lower), grows while Conjur's round trip stays flat and Gets wait, " +
+			"and shrinks when it rises or Conjur answers 5xx/429; a Get that finds a slot free is sent at once, past the window Gets gather into one batch request per freed slot. " +
+			fmt.Sprintf("From %d (one request at a time) up to %d", conjur.MinMaxInFlight, conjur.MaxMaxInFlight) + "; see docs/benchmarks.md.",
 		value: integer(func(c *Config) *int { return &c.MaxInFlight }, conjur.MinMaxInFlight, conjur.MaxMaxInFlight, strconv.Itoa(conjur.DefaultMaxInFlight))},
 	{key: "prefetch", env: "CONJUR_SWARM_PREFETCH", def: "true", flag: "prefetch", help: "at a task's first Get, fetch the variables its service was allowed before, for that task only",
 		doc:   "At a task's first GetSecret, fetch in the same batch the variables earlier tasks of the same service were allowed, and serve each to that task only (same task, service, rule, variable and version), once, within 5 s; every Get is still decided by the mapping policy. `false` turns it off. See docs/benchmarks.md.",

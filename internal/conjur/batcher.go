@@ -21,18 +21,25 @@ type fetcher interface {
 	fetch(ctx context.Context, ids []string, version int, to answerSink)
 }
 
-// answerSink takes the answers of one request of a fetch.
+// answerSink takes the answers of one request of a fetch. A fetch that
+// needs more requests than its first (the narrowing of a refused batch)
+// takes a request slot for each from another, which returns the func that
+// delivers that request's answers and frees its slot.
 type answerSink interface {
 	deliver(answers map[string]result)
+	another(ctx context.Context) (deliver func(answers map[string]result))
 }
 
 // batcher turns Gets into fetches: concurrent Gets of the same (ID, Version)
 // share one call (coalescing). A Get of a latest version that finds one of
-// the MaxInFlight request slots free is sent at once, alone, from its own
-// goroutine (inline); Gets that find every slot taken gather in a queue,
-// which goes out as one fetch of several ids (a batch) as soon as a slot
-// frees. So while Conjur has spare capacity no Get waits for another, and
-// past it a burst costs one request per slot round trip. Every call has its
+// the request slots free is sent at once, alone, from its own goroutine
+// (inline); Gets that find every slot taken gather in a queue, which goes
+// out as one fetch of several ids (a batch) as soon as a slot frees. So
+// while Conjur has spare capacity no Get waits for another, and past it a
+// burst costs one request per slot round trip. The number of slots is the
+// adaptive window (window.go), at most MaxInFlight; every request to Conjur
+// of a latest version holds one, the narrowing of a refused batch included
+// (its requests take freed slots before the queue does). Every call has its
 // own deadline, FetchTimeout from its creation.
 //
 // Locks: mu guards everything below it. It is never held while the fetcher
@@ -43,14 +50,18 @@ type batcher struct {
 	life *lifecycle
 	gen  func() uint64 // the credential generation, recorded on each call for the value cache
 
+	now func() time.Time // the window's clock (time.Now; tests give a fake)
+
 	mu       sync.Mutex
 	inflight map[refKey]*call
-	pending  []*call // calls waiting for a slot, oldest first
-	active   int     // request slots in use (at most cfg.MaxInFlight)
+	pending  []*call         // calls waiting for a slot, oldest first
+	waiters  []chan struct{} // narrowing requests waiting for a slot, oldest first; served before pending
+	active   int             // request slots in use (at most win.size(), unless the window just shrank)
+	win      *window
 }
 
 func newBatcher(cfg Config, src fetcher, life *lifecycle, gen func() uint64) *batcher {
-	return &batcher{cfg: cfg, src: src, life: life, gen: gen, inflight: map[refKey]*call{}}
+	return &batcher{cfg: cfg, src: src, life: life, gen: gen, now: time.Now, inflight: map[refKey]*call{}, win: newWindow(cfg.MaxInFlight)}
 }
 
 const (
@@ -91,6 +102,7 @@ type call struct {
 	res    result
 	joined int    // Gets that joined it after it started (under batcher.mu)
 	gen    uint64 // the credential generation when it started
+	full   bool   // sent inline as the window filled (the window grows only when used)
 }
 
 // get fetches one variable. No timer of its own: the call this Get starts
@@ -145,9 +157,10 @@ func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, i
 	if coalesced || key.version != 0 {
 		return cl, coalesced, false
 	}
-	if b.active < b.cfg.MaxInFlight && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
+	if b.active < b.win.size() && len(b.waiters) == 0 && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
 		b.pending = b.pending[:0]
 		b.active++
+		cl.full = b.active >= b.win.size()
 		return cl, false, true
 	}
 	b.dispatchLocked()
@@ -179,7 +192,7 @@ func (b *batcher) startLocked(key refKey) (cl *call, coalesced bool) {
 	cl.ctx, cl.cancel = context.WithTimeout(b.life.ctx, b.cfg.FetchTimeout)
 	b.inflight[key] = cl
 	if key.version != 0 || strings.Contains(key.id, ",") || b.cfg.MaxBatch == 1 {
-		if !b.life.spawn(func() { b.send(cl.ctx, []*call{cl}, false) }) {
+		if !b.life.spawn(func() { b.send(cl.ctx, []*call{cl}, slot{}) }) {
 			b.finishLocked(cl, result{err: errClosed})
 		}
 		return cl, false
@@ -216,7 +229,7 @@ func (b *batcher) runInline(ctx context.Context, cl *call) outcome {
 		}
 	})
 	defer stop()
-	b.send(cl.ctx, []*call{cl}, true)
+	b.send(cl.ctx, []*call{cl}, slot{held: true, full: cl.full})
 	if ctx.Err() != nil {
 		return outcome{err: b.contextError(ctx, cl.key.id), gen: cl.gen}
 	}
@@ -279,11 +292,17 @@ func (b *batcher) finishLocked(cl *call, res result) bool {
 
 var errPanicked = &Error{Code: errcode.Internal, Msg: "the plugin's Conjur client failed unexpectedly while fetching (see the plugin log): retry, and report it if it persists"}
 
-// dispatchLocked sends the queue, oldest first, as batches of up to
-// MaxBatch ids (and maxBatchQuery of query) while a slot is free. Calls that
-// find none wait, gathering into the next batch. b.mu is held.
+// dispatchLocked hands the free slots to the narrowing requests waiting for
+// one, then sends the queue, oldest first, as batches of up to MaxBatch ids
+// (and maxBatchQuery of query) while a slot is free. Calls that find none
+// wait, gathering into the next batch. b.mu is held.
 func (b *batcher) dispatchLocked() {
-	for len(b.pending) > 0 && b.active < b.cfg.MaxInFlight {
+	for len(b.waiters) > 0 && b.active < b.win.size() {
+		b.active++
+		close(b.waiters[0])
+		b.waiters = b.waiters[1:]
+	}
+	for len(b.pending) > 0 && b.active < b.win.size() {
 		n, size := 0, 0
 		for n < len(b.pending) && n < b.cfg.MaxBatch {
 			l := len(url.QueryEscape(b.cfg.Account+":variable:"+b.pending[n].key.id)) + 3
@@ -296,7 +315,8 @@ func (b *batcher) dispatchLocked() {
 		batch := append([]*call(nil), b.pending[:n]...)
 		b.pending = append(b.pending[:0], b.pending[n:]...)
 		b.active++
-		if !b.life.spawn(func() { b.runBatch(batch) }) {
+		sl := slot{held: true, full: b.active >= b.win.size() || len(b.pending) > 0}
+		if !b.life.spawn(func() { b.runBatch(batch, sl) }) {
 			b.active--
 			for _, cl := range batch {
 				b.finishLocked(cl, result{err: errClosed})
@@ -306,7 +326,7 @@ func (b *batcher) dispatchLocked() {
 }
 
 // runBatch sends batch under the latest of its calls' deadlines.
-func (b *batcher) runBatch(batch []*call) {
+func (b *batcher) runBatch(batch []*call, sl slot) {
 	deadline := time.Time{}
 	for _, cl := range batch {
 		if d, _ := cl.ctx.Deadline(); d.After(deadline) {
@@ -315,94 +335,8 @@ func (b *batcher) runBatch(batch []*call) {
 	}
 	ctx, cancel := context.WithDeadline(b.life.ctx, deadline)
 	defer cancel()
-	b.send(ctx, batch, true)
+	b.send(ctx, batch, sl)
 }
-
-// send fetches the calls' ids under ctx and answers each call as its answer
-// arrives. With slot (the calls hold a request slot), the first delivery,
-// which comes when the fetch's first request returns, frees the slot and
-// sends the queue, under the same lock as the answers it carries: a Get
-// woken by them already finds the slot free, and a batch that is being
-// narrowed (its first request was refused) does not hold the Gets queued
-// behind it. A fetch that panics frees it too.
-func (b *batcher) send(ctx context.Context, calls []*call, slot bool) {
-	r := &sending{b: b, calls: calls, left: len(calls), slot: slot}
-	ids := make([]string, len(calls))
-	for i, cl := range calls {
-		ids[i] = cl.key.id
-	}
-	if len(calls) > 1 {
-		r.byID = make(map[string]*call, len(calls))
-		for _, cl := range calls {
-			r.byID[cl.key.id] = cl
-		}
-	}
-	returned := false
-	defer func() {
-		if !returned { // the fetch panicked: free the calls and the slot, then let the panic go on
-			b.mu.Lock()
-			r.finishAllLocked(result{err: errPanicked})
-			b.mu.Unlock()
-		}
-	}()
-	b.src.fetch(ctx, ids, calls[0].key.version, r)
-	returned = true
-	b.mu.Lock()
-	// A fetcher that left an id out: say so rather than let its Gets hang.
-	r.finishAllLocked(result{err: errLeftOut})
-	b.mu.Unlock()
-}
-
-// sending is one fetch of calls in progress.
-type sending struct {
-	b        *batcher
-	calls    []*call
-	byID     map[string]*call // nil for a single call
-	left     int              // calls not answered yet (under b.mu)
-	slot     bool             // the calls hold a request slot
-	released bool
-}
-
-// deliver answers the calls of answers, releasing the fetch with the last.
-func (r *sending) deliver(answers map[string]result) {
-	r.b.mu.Lock()
-	defer r.b.mu.Unlock()
-	for id, res := range answers {
-		cl := r.calls[0]
-		if r.byID != nil {
-			cl = r.byID[id]
-		}
-		if cl != nil && cl.key.id == id && r.b.finishLocked(cl, res) {
-			r.left--
-		}
-	}
-	r.releaseLocked()
-	if r.left == 0 {
-		r.finishAllLocked(result{})
-	}
-}
-
-// finishAllLocked answers every call not answered yet with res and
-// releases the fetch; b.mu is held.
-func (r *sending) finishAllLocked(res result) {
-	for _, cl := range r.calls {
-		r.b.finishLocked(cl, res)
-	}
-	r.releaseLocked()
-}
-
-// releaseLocked frees the fetch's slot, once, and sends the queue. b.mu is
-// held.
-func (r *sending) releaseLocked() {
-	if r.released || !r.slot {
-		return
-	}
-	r.released = true
-	r.b.active--
-	r.b.dispatchLocked()
-}
-
-var errLeftOut = &Error{Code: errcode.Internal, Msg: "the plugin's Conjur client lost track of this fetch (see the plugin log): retry, and report it if it persists"}
 
 // close fails every queued call with UNAVAILABLE; the lifecycle is closed.
 func (b *batcher) close() {

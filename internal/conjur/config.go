@@ -17,7 +17,7 @@ import (
 const (
 	DefaultFetchTimeout = 5 * time.Second
 	MaxFetchTimeout     = 30 * time.Second // Swarm gives a plugin 30 s; a fetch must end well before
-	DefaultMaxInFlight  = 4                // see docs/benchmarks.md for the measurements behind it
+	DefaultMaxInFlight  = 32               // the adaptive window's ceiling (it starts at 4); see docs/benchmarks.md
 	MinMaxInFlight      = 1                // 0 in a Config means the default
 	MaxMaxInFlight      = 64
 	DefaultCacheTTL     = 0 // off
@@ -42,7 +42,7 @@ type Config struct {
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
 	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
-	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: requests to Conjur in flight at once before Gets gather into batches (default 4)
+	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: the ceiling of the adaptive request window (default 32)
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
 

@@ -45,9 +45,12 @@
 // credential file and the JWT file are read again at every authentication.
 //
 // Fetching: Get and GetMany are bounded by FetchTimeout. Identical requests in
-// flight share one call. At most MaxInFlight requests (CONJUR_SWARM_MAX_IN_FLIGHT,
-// default 4) are in flight at once: a request for a latest version that finds
-// one of those slots free goes out at once, alone, from the caller's goroutine,
+// flight share one call. The requests in flight at once are bounded by an
+// adaptive window (window.go: it grows while Conjur's round trip stays flat,
+// shrinks when it rises or Conjur answers 5xx/429) of at most MaxInFlight
+// (CONJUR_SWARM_MAX_IN_FLIGHT, default 32): a request for a latest version
+// that finds a slot of the window free goes out at once, alone, from the
+// caller's goroutine,
 // so while Conjur has spare capacity no Get waits for another; requests that
 // find every slot taken gather in a queue, which goes out as one binary-safe
 // batch (the request of conjurapi's RetrieveBatchSecretsSafe) of up to MaxBatch

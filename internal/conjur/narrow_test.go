@@ -78,7 +78,7 @@ func narrowAll(t *testing.T, f *fakeConjurBatch, ids []string) map[string]result
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]result{}
-	narrow(t.Context(), ids, f.batch, f.one, func(answers map[string]result) {
+	narrow(t.Context(), ids, f.batch, f.one, unboundedSink(func(answers map[string]result) {
 		mu.Lock()
 		defer mu.Unlock()
 		for id, r := range answers {
@@ -87,7 +87,7 @@ func narrowAll(t *testing.T, f *fakeConjurBatch, ids []string) map[string]result
 			}
 			got[id] = r
 		}
-	})
+	}))
 	for _, id := range ids {
 		if _, ok := got[id]; !ok {
 			t.Errorf("%s not answered", id)
@@ -95,6 +95,14 @@ func narrowAll(t *testing.T, f *fakeConjurBatch, ids []string) map[string]result
 	}
 	return got
 }
+
+// unboundedSink is an answerSink without a window: every request of a
+// narrowing goes out at once.
+type unboundedSink func(answers map[string]result)
+
+func (s unboundedSink) deliver(answers map[string]result) { s(answers) }
+
+func (s unboundedSink) another(context.Context) func(map[string]result) { return s }
 
 func narrowIDs(n int) []string {
 	ids := make([]string, n)

@@ -137,7 +137,7 @@ func (s *session) close() { s.transport.Load().CloseIdleConnections() }
 // every request.
 func (s *session) fetch(ctx context.Context, ids []string, version int, to answerSink) {
 	if version == 0 && len(ids) > 1 {
-		narrow(ctx, ids, s.batchOnce, func(ctx context.Context, id string) result { return s.fetchOne(ctx, id, 0) }, to.deliver)
+		narrow(ctx, ids, s.batchOnce, func(ctx context.Context, id string) result { return s.fetchOne(ctx, id, 0) }, to)
 		return
 	}
 	if len(ids) == 1 { // on the caller's goroutine: a lone fetch starts no goroutine

@@ -1,0 +1,98 @@
+package conjur
+
+import "time"
+
+// window is the batcher's adaptive request window: how many requests to
+// Conjur may be in flight at once. It grows while Conjur's round trip stays
+// near the lowest one seen lately (the baseline: Conjur is not queueing our
+// requests) and the window was full, and shrinks when the round trip rises
+// well above the baseline or Conjur answers that it is overloaded (5xx, 429,
+// a timeout). Gets that find the window full gather into batches, so a
+// smaller window costs Conjur fewer requests, not the Gets their answers.
+// The ceiling is CONJUR_SWARM_MAX_IN_FLIGHT.
+//
+// The idea is that of a congestion window: queueing delay is the signal, a
+// baseline that forgets old minima lets it follow a Conjur that became
+// slower for good, and a request that went out before the last cut does not
+// cut again: it was sent under the old window and reports the congestion
+// that cut already answered. Not safe for concurrent use: the batcher's
+// lock guards it.
+type window struct {
+	ceiling float64
+	limit   float64 // the window, between 1 and ceiling
+
+	base, cur time.Duration // lowest round trip of the previous and of the current period (0: none)
+	periodEnd time.Time     // when cur becomes the previous period's
+	lastCut   time.Time     // when the window last shrank
+	avoid     bool          // a cut has happened: grow by one per window of samples, not one per sample
+}
+
+const (
+	// windowStart is the window of a new client (the fixed window of old).
+	windowStart = 4
+	// windowTolerance: a round trip up to this many times the baseline counts
+	// as flat (Conjur's own variation, batch sizes, a busy machine).
+	windowTolerance = 2.0
+	// windowPeriod: the baseline is the lowest round trip of the last one to
+	// two periods.
+	windowPeriod = 10 * time.Second
+	// windowMinCut bounds one cut: at most halve.
+	windowMinCut = 0.5
+)
+
+func newWindow(ceiling int) *window {
+	c := float64(max(ceiling, 1))
+	return &window{ceiling: c, limit: min(windowStart, c)}
+}
+
+// size is how many requests may be in flight now.
+func (w *window) size() int { return int(w.limit) }
+
+// observe takes one request's outcome: it went out at sent and returned at
+// now; full says the window was full when it went out (or Gets waited for
+// it), overloaded that Conjur answered 5xx/429 or did not answer in time.
+func (w *window) observe(sent, now time.Time, full, overloaded bool) {
+	rtt := now.Sub(sent)
+	if now.After(w.periodEnd) {
+		w.base, w.cur, w.periodEnd = w.cur, 0, now.Add(windowPeriod)
+	}
+	if !overloaded && rtt > 0 && (w.cur == 0 || rtt < w.cur) {
+		w.cur = rtt
+	}
+	base := w.baseline()
+	switch {
+	case overloaded:
+		w.cut(sent, now, windowMinCut)
+	case base > 0 && float64(rtt) > windowTolerance*float64(base):
+		// Conjur (or this machine) is queueing: shrink in proportion to how
+		// far the round trip rose past the tolerance.
+		w.cut(sent, now, windowTolerance*float64(base)/float64(rtt))
+	case full && w.avoid:
+		w.limit = min(w.ceiling, w.limit+1/w.limit)
+	case full:
+		w.limit = min(w.ceiling, w.limit+1)
+	}
+}
+
+// baseline is the lowest round trip of the last one to two periods (0:
+// none yet).
+func (w *window) baseline() time.Duration {
+	switch {
+	case w.base == 0:
+		return w.cur
+	case w.cur == 0:
+		return w.base
+	}
+	return min(w.base, w.cur)
+}
+
+// cut multiplies the window by factor (at least windowMinCut), unless the
+// request went out before the last cut (sent no later than it).
+func (w *window) cut(sent, now time.Time, factor float64) {
+	w.avoid = true
+	if !sent.After(w.lastCut) {
+		return
+	}
+	w.lastCut = now
+	w.limit = max(1, w.limit*max(factor, windowMinCut))
+}

@@ -1,0 +1,283 @@
+package conjur
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
+)
+
+// fakeClock is the batcher's clock in these tests: time moves only when the
+// test moves it (next), and a sleeper wakes when it reaches its time.
+type fakeClock struct {
+	poke chan struct{} // something changed: a sleeper arrived or a request was answered (buffered)
+
+	mu       sync.Mutex
+	t        time.Time
+	sleepers []fakeSleeper
+}
+
+type fakeSleeper struct {
+	until time.Time
+	wake  chan struct{}
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Unix(1_000_000, 0), poke: make(chan struct{}, 1)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) nudge() {
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (c *fakeClock) sleep(d time.Duration) {
+	c.mu.Lock()
+	s := fakeSleeper{until: c.t.Add(d), wake: make(chan struct{})}
+	c.sleepers = append(c.sleepers, s)
+	c.mu.Unlock()
+	c.nudge()
+	<-s.wake
+}
+
+func (c *fakeClock) asleep() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sleepers)
+}
+
+// next moves the time to the earliest sleeper's and wakes every sleeper due.
+func (c *fakeClock) next() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sleepers) == 0 {
+		return
+	}
+	first := c.sleepers[0].until
+	for _, s := range c.sleepers {
+		if s.until.Before(first) {
+			first = s.until
+		}
+	}
+	c.t = first
+	kept := c.sleepers[:0]
+	for _, s := range c.sleepers {
+		if s.until.After(c.t) {
+			kept = append(kept, s)
+		} else {
+			close(s.wake)
+		}
+	}
+	c.sleepers = kept
+}
+
+// slowConjur is a fake Conjur whose round trip the test sets (on the fake
+// clock), which answers every variable, or fails all with UNAVAILABLE (a
+// 503) when overloaded is set, and counts the requests it holds at once.
+type slowConjur struct {
+	clock *fakeClock
+
+	mu         sync.Mutex
+	latency    time.Duration
+	overloaded bool
+	cur, most  int
+	requests   int
+}
+
+func (s *slowConjur) set(latency time.Duration, overloaded bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency, s.overloaded, s.most, s.requests = latency, overloaded, 0, 0
+}
+
+func (s *slowConjur) fetch(ctx context.Context, ids []string, version int, to answerSink) {
+	s.mu.Lock()
+	s.cur++
+	s.requests++
+	s.most = max(s.most, s.cur)
+	latency, overloaded := s.latency, s.overloaded
+	s.mu.Unlock()
+	s.clock.sleep(latency)
+	out := map[string]result{}
+	for _, id := range ids {
+		if overloaded {
+			out[id] = result{err: &Error{Code: errcode.Unavailable, Msg: "503"}}
+		} else {
+			out[id] = result{data: []byte("value:" + id)}
+		}
+	}
+	s.mu.Lock()
+	s.cur--
+	s.mu.Unlock()
+	to.deliver(out)
+	s.clock.nudge()
+}
+
+// stats is what a phase of the model saw.
+type stats struct {
+	window, most, requests, gets, failed int
+}
+
+// perNode runs the per-node model on b: nodes send gets Gets each, one after
+// another (distinct variables), while the test moves the fake clock each
+// time every request in flight is waiting for Conjur's answer.
+func perNode(t *testing.T, b *batcher, conj *slowConjur, phase string, nodes, gets int) stats {
+	t.Helper()
+	var failed sync.Map
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for n := range nodes {
+		wg.Go(func() {
+			for i := range gets {
+				if o := b.get(t.Context(), refKey{id: fmt.Sprintf("apps/%s/n%02d/g%03d", phase, n, i)}); o.err != nil {
+					failed.Store(fmt.Sprint(n, i), o.err)
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			st := stats{window: windowOf(b), gets: nodes * gets}
+			conj.mu.Lock()
+			st.most, st.requests = conj.most, conj.requests
+			conj.mu.Unlock()
+			failed.Range(func(any, any) bool { st.failed++; return true })
+			return st
+		case <-conj.clock.poke:
+		}
+		for n := conj.clock.asleep(); n > 0 && n == activeOf(b); n = conj.clock.asleep() {
+			conj.clock.next()
+		}
+	}
+}
+
+func activeOf(b *batcher) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.active
+}
+
+func windowOf(b *batcher) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.win.size()
+}
+
+// The window follows Conjur's latency: it grows to the ceiling while the
+// round trip stays flat and Gets wait, shrinks when the round trip rises or
+// Conjur answers 503, and grows again when the latency falls back; Conjur
+// never holds more requests than the window allows.
+func TestWindowFollowsConjursLatency(t *testing.T) {
+	clock := newFakeClock()
+	conj := &slowConjur{clock: clock}
+	b := newTestBatcher(t, conj, Config{MaxInFlight: 12})
+	b.now = clock.now
+	ms := time.Millisecond
+
+	conj.set(2*ms, false)
+	flat := perNode(t, b, conj, "flat", 16, 25)
+	t.Logf("flat 2 ms: %+v", flat)
+	if flat.window != 12 || flat.most <= windowStart || flat.most > 12 || flat.failed > 0 {
+		t.Errorf("flat latency: window %d, at most %d requests at once, %d failed; want the ceiling 12, more than %d at once, at most 12, none failed",
+			flat.window, flat.most, flat.failed, windowStart)
+	}
+
+	conj.set(20*ms, false)
+	slow := perNode(t, b, conj, "slow", 16, 25)
+	t.Logf("slow 20 ms: %+v", slow)
+	if slow.window > 2 || slow.failed > 0 || slow.requests >= slow.gets/2 {
+		t.Errorf("latency 10x the baseline: window %d, %d failed, %d requests for %d Gets; want at most 2, none failed, Gets batched (fewer than half as many requests)",
+			slow.window, slow.failed, slow.requests, slow.gets)
+	}
+
+	conj.set(2*ms, false)
+	back := perNode(t, b, conj, "back", 16, 25)
+	t.Logf("back to 2 ms: %+v", back)
+	if back.window < 6 || back.failed > 0 {
+		t.Errorf("latency back to the baseline: window %d, %d failed; want it grown to at least 6, none failed", back.window, back.failed)
+	}
+
+	conj.set(2*ms, true)
+	over := perNode(t, b, conj, "over", 16, 5)
+	t.Logf("503s: %+v", over)
+	if over.window != 1 || over.failed != over.gets {
+		t.Errorf("Conjur answering 503: window %d, %d of %d Gets failed; want 1, all", over.window, over.failed, over.gets)
+	}
+}
+
+// The requests that narrow a refused batch hold slots of the window (issue
+// 21 item 12): a batch of 32 missing variables costs about 2n requests, and
+// with a window of 2 each of them goes out holding a slot and never more
+// than 2 are in flight. Before, every request after the first went out
+// without a slot, as many at once as the halving allowed.
+func TestNarrowingIsBoundedByTheWindow(t *testing.T) {
+	ids := narrowIDs(32)
+	conj := &fakeConjurBatch{missing: map[string]bool{}}
+	for _, id := range ids {
+		conj.missing[id] = true
+	}
+	var b *batcher
+	var mu sync.Mutex
+	cur, most := 0, 0
+	var outside []string
+	enter := func(id string) func() {
+		b.mu.Lock()
+		active, size := b.active, b.win.size()
+		b.mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		cur++
+		most = max(most, cur)
+		if active < 1 || active > size {
+			outside = append(outside, fmt.Sprintf("%s with %d slots taken of %d", id, active, size))
+		}
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			cur--
+		}
+	}
+	batch := func(ctx context.Context, ids []string) (map[string]result, bool) {
+		defer enter(ids[0])()
+		return conj.batch(ctx, ids)
+	}
+	one := func(ctx context.Context, id string) result {
+		defer enter(id)()
+		return conj.one(ctx, id)
+	}
+	b = newTestBatcher(t, fetcherFunc(func(ctx context.Context, ids []string, version int, to answerSink) {
+		narrow(ctx, ids, batch, one, to)
+	}), Config{MaxInFlight: 2})
+	keys := make([]refKey, len(ids))
+	for i, id := range ids {
+		keys[i] = refKey{id: id}
+	}
+	for i, o := range b.getMany(t.Context(), keys) {
+		if CodeOf(o.err) != errcode.NotFound {
+			t.Errorf("%s: %v, want NOT_FOUND", ids[i], o.err)
+		}
+	}
+	t.Logf("%d requests for %d missing variables, at most %d at once", len(conj.reqs), len(ids), most)
+	if len(outside) > 0 {
+		t.Errorf("%d of %d requests went out without a slot of the window, e.g. %s", len(outside), len(conj.reqs), outside[0])
+	}
+	if most > 2 {
+		t.Errorf("%d requests in flight at once, want at most the window's 2", most)
+	}
+	if a := activeOf(b); a != 0 {
+		t.Errorf("%d slots still taken after every Get was answered", a)
+	}
+}
