@@ -6,7 +6,7 @@ import "time"
 // Conjur may be in flight at once. It grows while Conjur's round trip stays
 // near the lowest one seen lately (the baseline: Conjur is not queueing our
 // requests) and the window was full, and shrinks when the round trip rises
-// well above the baseline or Conjur answers that it is overloaded (5xx, 429,
+// (smoothed) well above the baseline or Conjur answers that it is overloaded (5xx, 429,
 // a timeout). Gets that find the window full gather into batches, so a
 // smaller window costs Conjur fewer requests, not the Gets their answers.
 // The ceiling is CONJUR_SWARM_MAX_IN_FLIGHT.
@@ -21,6 +21,7 @@ type window struct {
 	ceiling float64
 	limit   float64 // the window, between 1 and ceiling
 
+	srtt      time.Duration // the round trip, smoothed (0: none yet)
 	base, cur time.Duration // lowest round trip of the previous and of the current period (0: none)
 	periodEnd time.Time     // when cur becomes the previous period's
 	lastCut   time.Time     // when the window last shrank
@@ -38,6 +39,9 @@ const (
 	windowPeriod = 10 * time.Second
 	// windowMinCut bounds one cut: at most halve.
 	windowMinCut = 0.5
+	// windowGain is the weight of a new round trip in the smoothed one, so
+	// that one slow answer (a busy machine, a slow query) does not cut.
+	windowGain = 0.25
 )
 
 func newWindow(ceiling int) *window {
@@ -56,17 +60,23 @@ func (w *window) observe(sent, now time.Time, full, overloaded bool) {
 	if now.After(w.periodEnd) {
 		w.base, w.cur, w.periodEnd = w.cur, 0, now.Add(windowPeriod)
 	}
-	if !overloaded && rtt > 0 && (w.cur == 0 || rtt < w.cur) {
-		w.cur = rtt
+	if !overloaded && rtt > 0 {
+		if w.cur == 0 || rtt < w.cur {
+			w.cur = rtt
+		}
+		if w.srtt == 0 {
+			w.srtt = rtt
+		}
+		w.srtt += time.Duration(windowGain * float64(rtt-w.srtt))
 	}
 	base := w.baseline()
 	switch {
 	case overloaded:
 		w.cut(sent, now, windowMinCut)
-	case base > 0 && float64(rtt) > windowTolerance*float64(base):
+	case base > 0 && float64(w.srtt) > windowTolerance*float64(base):
 		// Conjur (or this machine) is queueing: shrink in proportion to how
 		// far the round trip rose past the tolerance.
-		w.cut(sent, now, windowTolerance*float64(base)/float64(rtt))
+		w.cut(sent, now, windowTolerance*float64(base)/float64(w.srtt))
 	case full && w.avoid:
 		w.limit = min(w.ceiling, w.limit+1/w.limit)
 	case full:

@@ -1,6 +1,7 @@
 package conjur
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -16,14 +17,19 @@ type sample struct {
 
 func TestWindowAdapts(t *testing.T) {
 	ms := time.Millisecond
-	flat := func(n int, full bool) []sample { // n round trips of 2 ms, one after another
+	// run is n round trips of rtt from at, one after another (each sent as
+	// the last returned).
+	run := func(at time.Duration, n int, rtt time.Duration, full bool) []sample {
 		s := make([]sample, n)
 		for i := range s {
-			s[i] = sample{at: time.Duration(i) * 2 * ms, rtt: 2 * ms, full: full}
+			s[i] = sample{at: at + time.Duration(i)*rtt, rtt: rtt, full: full}
 		}
 		return s
 	}
-	then := func(a []sample, b ...sample) []sample { return append(a, b...) }
+	seq := func(parts ...[]sample) []sample { return slices.Concat(parts...) }
+	one := func(s sample) []sample { return []sample{s} }
+	flat := run(0, 20, 2*ms, true) // 4 -> 24
+	p := windowPeriod
 	for _, tc := range []struct {
 		name    string
 		ceiling int
@@ -32,35 +38,34 @@ func TestWindowAdapts(t *testing.T) {
 	}{
 		{"a new window has the old fixed size", 32, nil, 4},
 		{"a ceiling below the start is the window", 2, nil, 2},
-		{"flat latency with the window full grows it to the ceiling", 32, flat(40, true), 32},
-		{"flat latency with the window never full keeps it", 32, flat(40, false), 4},
-		{"latency five times the baseline halves it", 32, then(flat(20, true), sample{at: 50 * ms, rtt: 10 * ms}), 12},
-		{"latency three times the baseline cuts it by two thirds", 32, then(flat(20, true), sample{at: 50 * ms, rtt: 6 * ms}), 16},
-		{"latency within twice the baseline keeps growing it", 32, then(flat(20, true), sample{at: 50 * ms, rtt: 4 * ms, full: true}), 25},
-		{"an overloaded answer halves it", 32, then(flat(20, true), sample{at: 50 * ms, rtt: 2 * ms, overloaded: true}), 12},
-		{"requests sent before the cut do not cut again", 32, then(flat(20, true),
-			sample{at: 50 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 49 * ms, rtt: 4 * ms, overloaded: true},
-			sample{at: 51 * ms, rtt: 30 * ms}), 12},
-		{"a request sent after the cut cuts again", 32, then(flat(20, true),
-			sample{at: 50 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 53 * ms, rtt: 2 * ms, overloaded: true}), 6},
-		{"it never goes below one", 32, then(flat(2, true),
-			sample{at: 10 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 20 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 30 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 40 * ms, rtt: 2 * ms, overloaded: true}), 1},
-		{"after a cut it grows by one per window of samples", 32, then(flat(20, true),
-			sample{at: 50 * ms, rtt: 2 * ms, overloaded: true},
-			sample{at: 60 * ms, rtt: 2 * ms, full: true}, sample{at: 62 * ms, rtt: 2 * ms, full: true},
-			sample{at: 64 * ms, rtt: 2 * ms, full: true}), 12},
-		{"a latency that stays higher for a period becomes the baseline", 32, then(flat(20, true),
-			sample{at: 2 * windowPeriod, rtt: 10 * ms, full: true},       // cut: 24 -> 12
-			sample{at: 3*windowPeriod + 20*ms, rtt: 10 * ms, full: true}, // the 2 ms minimum is forgotten
-			sample{at: 3*windowPeriod + 40*ms, rtt: 15 * ms}), 12},       // 1.5x the new baseline: no cut
-		{"the same latency against the old baseline cuts", 32, then(flat(20, true),
-			sample{at: 2 * windowPeriod, rtt: 10 * ms, full: true},
-			sample{at: 2*windowPeriod + 20*ms, rtt: 15 * ms}), 6},
+		{"flat latency with the window full grows it to the ceiling", 32, run(0, 40, 2*ms, true), 32},
+		{"flat latency with the window never full keeps it", 32, run(0, 40, 2*ms, false), 4},
+		{"one slow answer does not cut", 32, seq(flat, one(sample{at: 50 * ms, rtt: 10 * ms})), 24},
+		{"latency five times the baseline for a while shrinks it round trip by round trip", 32, seq(flat, run(50*ms, 10, 10*ms, false)), 1},
+		{"latency three times the baseline for a while cuts it", 32, seq(flat, run(50*ms, 10, 6*ms, false)), 9},
+		{"latency within twice the baseline keeps growing it", 32, seq(flat, run(50*ms, 3, 4*ms, true)), 27},
+		{"an overloaded answer halves it", 32, seq(flat, one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true})), 12},
+		{"requests sent before the cut do not cut again", 32, seq(flat,
+			one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true}),
+			one(sample{at: 49 * ms, rtt: 4 * ms, overloaded: true})), 12},
+		{"a request sent after the cut cuts again", 32, seq(flat,
+			one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true}),
+			one(sample{at: 53 * ms, rtt: 2 * ms, overloaded: true})), 6},
+		{"it never goes below one", 32, seq(run(0, 2, 2*ms, true),
+			one(sample{at: 10 * ms, rtt: 2 * ms, overloaded: true}),
+			one(sample{at: 20 * ms, rtt: 2 * ms, overloaded: true}),
+			one(sample{at: 30 * ms, rtt: 2 * ms, overloaded: true}),
+			one(sample{at: 40 * ms, rtt: 2 * ms, overloaded: true})), 1},
+		{"after a cut it grows by one per window of samples", 32, seq(flat,
+			one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true}),
+			run(60*ms, 3, 2*ms, true)), 12},
+		{"a latency that stays higher for a period becomes the baseline", 32, seq(flat,
+			run(2*p, 6, 10*ms, false),        // cuts: 24 -> 12 -> 6 ...
+			run(3*p+20*ms, 6, 15*ms, false)), // 1.5x the new baseline: no cut
+			4},
+		{"the same latency against the old baseline cuts", 32, seq(flat,
+			run(2*p, 6, 10*ms, false),
+			run(2*p+100*ms, 6, 15*ms, false)), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWindow(tc.ceiling)
