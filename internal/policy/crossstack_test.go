@@ -219,3 +219,48 @@ func copyWith(m map[string]string, k, v string) map[string]string {
 	out[k] = v
 	return out
 }
+
+// TestShippedMappingSurvivesRelabelling is issue 23 item 2's attack on
+// docs/examples/mapping.yml: stack blog's file declares
+// `stolen: {driver: cyberark/conjur, name: shop_db_password}`, and its
+// deploy replaces the labels of shop's secret with blog's (the stack label,
+// and any labels blog's file adds). Shop's tasks must still get exactly
+// their value when blog added no labels of the mapping's (the owner comes
+// from the name), and whatever labels blog adds, no stack's task may be
+// served the other stack's variable.
+func TestShippedMappingSurvivesRelabelling(t *testing.T) {
+	p, err := ParseFile(filepath.Join(docsDir, "examples", "mapping.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(serviceStack string, secretLabels map[string]string) Decision {
+		return p.Resolve(Request{SecretName: "shop_db_password", SecretLabels: secretLabels,
+			ServiceName: serviceStack + "_api", ServiceLabels: labels(stackLabel, serviceStack), Image: "shop/api:1", NodeID: "n1"})
+	}
+	relabelled := labels(stackLabel, "blog")
+	if d := ask("shop", relabelled); !d.Allow || d.Variable != "apps/shop/db_password" {
+		t.Fatalf("shop's task after blog relabelled shop_db_password: allow=%v %q (%s), want apps/shop/db_password", d.Allow, d.Variable, d.Reason)
+	}
+	if d := ask("blog", relabelled); d.Allow {
+		t.Fatalf("blog's task is served shop's secret %q by rule %q", d.Variable, d.Rule)
+	}
+	// The labels blog's file may add besides: none, or the mapping's own.
+	choices := []struct {
+		key    string
+		values []string
+	}{
+		{"conjur.variable", []string{"apps/shop/api-token", "apps/blog/x", "apps/demo/db-password"}},
+		{"conjur.bundle", []string{"demo-env", "demo-dsn"}},
+	}
+	forEachLabels(choices, func(extra map[string]string) {
+		sl := copyWith(extra, stackLabel, "blog")
+		for _, stack := range []string{"shop", "blog"} {
+			d := ask(stack, sl)
+			for _, id := range decisionIDs(d) {
+				if d.Allow && !strings.HasPrefix(id, "apps/"+stack+"/") {
+					t.Errorf("stack %s's task is served %s by rule %q with secret labels %v", stack, id, d.Rule, sl)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Scenario (issue 23 item 2): stack blog's file declares stack shop's secret
+// by name (`stolen: {driver: ..., name: shop_db_password}`). Deploying it
+// relabels shop's secret into stack blog. Blog's task is refused, and shop's
+// next update still gets shop's value: the shipped mapping takes the owning
+// stack from the secret's name, which blog cannot change.
+func TestStackCannotTakeAnotherStacksSecret(t *testing.T) {
+	s := getSuite(t)
+	shop, blog := s.name("shop"), s.name("blog")
+	secret := shop + "_db_password"
+	// Runs last: after the relabelling neither stack rm removes it.
+	t.Cleanup(func() { _, _ = docker("secret", "rm", secret) })
+	s.addVariables(t, shop+"/db_password")
+	value := []byte("shop-db-password-" + hex.EncodeToString(randomBytes(t, 4)))
+	if err := s.dev.SetSecret("apps/"+shop+"/db_password", value); err != nil {
+		t.Fatal(err)
+	}
+	stackFile := func(service, target, secrets string) string {
+		return fmt.Sprintf(`version: "3.8"
+services:
+  %[1]s:
+    image: %[3]s
+    command: [%[2]q]
+    networks: [hostnet]
+    deploy:
+      restart_policy: {condition: none}
+    secrets: [%[2]s]
+secrets:
+%[4]s
+networks:
+  hostnet:
+    external: true
+    name: host
+`, service, target, s.readerImage, secrets)
+	}
+	deployStack(t, shop, stackFile("app", "db_password", "  db_password:\n    driver: "+s.plugin))
+	first, f := only(waitReaders(t, shop+"_app", 1, nil))
+	checkValues(t, first, f, map[string][]byte{"db_password": value})
+
+	deployStack(t, blog, stackFile("thief", "stolen", "  stolen:\n    driver: "+s.plugin+"\n    name: "+secret))
+	if got := strings.TrimSpace(mustDocker(t, "secret", "inspect", "--format", `{{index .Spec.Labels "com.docker.stack.namespace"}}`, secret)); got != blog {
+		t.Fatalf("deploying stack %s left %s labelled stack %q; the attack needs it relabelled", blog, secret, got)
+	}
+	if msg := waitTaskFailure(t, blog+"_thief"); !strings.Contains(msg, "not found") {
+		t.Errorf("blog's task using shop's secret: error %q, want Swarm's \"secret ... not found\"", msg)
+	}
+	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"service":"`+blog+`_thief"`, "DENIED")
+
+	mustDocker(t, "service", "update", "--detach", "--force", shop+"_app")
+	next, f := only(waitReaders(t, shop+"_app", 1, map[string]bool{first: true}))
+	checkValues(t, next, f, map[string][]byte{"db_password": value})
+	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"service":"`+shop+`_app"`, `"rule":"stack-secrets"`, `"variable":"apps/`+shop+`/db_password"`, `"decision":"allow"`)
+}
