@@ -57,5 +57,5 @@ networks:
 	mustDocker(t, "service", "update", "--detach", "--force", shop+"_app")
 	next, f := only(waitReaders(t, shop+"_app", 1, map[string]bool{first: true}))
 	checkValues(t, next, f, map[string][]byte{"db_password": value})
-	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"service":"`+shop+`_app"`, `"rule":"stack-secrets"`, `"variable":"apps/`+shop+`/db_password"`, `"decision":"allow"`)
+	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"task":"`+next+`"`, `"rule":"stack-secrets"`, `"variable":"apps/`+shop+`/db_password"`, `"decision":"allow"`)
 }

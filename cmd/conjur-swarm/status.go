@@ -71,6 +71,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	if warn := handoffWarning(st); warn != "" {
 		fmt.Fprintln(w, warn)
 	}
+	writeStackMismatches(w, st)
 	version := st.Version
 	if version == "" {
 		version = "unknown"

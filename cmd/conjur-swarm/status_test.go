@@ -111,7 +111,10 @@ func sampleStatus() map[string]pluginapi.Status {
 		{Time: t0.Add(8 * time.Minute), Secret: "blog_db", Service: "blog_web", Node: "n1", Rule: "stack-secrets", Variable: "apps/blog/db",
 			Decision: "deny", Code: "DENIED", Reason: `conjur-swarm [DENIED] secret "blog_db": rule "stack-secrets" denies: identity {service_label:com.docker.stack.namespace}: service label "com.docker.stack.namespace" is missing`, Duration: 20 * time.Microsecond},
 	}
-	return map[string]pluginapi.Status{"healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
+	relabelled := healthy
+	relabelled.Recent, relabelled.Counters = nil, pluginapi.Counters{}
+	relabelled.StackMismatches = []pluginapi.StackMismatch{{Secret: "shop_db_password", Label: "blog", LastSeen: t0.Add(9 * time.Minute), Requests: 3}}
+	return map[string]pluginapi.Status{"stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 

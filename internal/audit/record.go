@@ -31,16 +31,20 @@ type Record struct {
 	Variable  string    `json:"variable,omitempty"`
 	// Identity is the Conjur host (below the authn-jwt identity-path) the
 	// Get was made as in the per-request identity mode.
-	Identity   string        `json:"identity,omitempty"`
-	Members    []string      `json:"members,omitempty"` // a bundle's member ids, sorted by member name
-	Decision   string        `json:"decision"`
-	Code       errcode.Code  `json:"code,omitempty"`
-	Reason     string        `json:"reason,omitempty"` // the policy's reason, or the Err sent back
-	Duration   time.Duration `json:"duration_ns"`
-	Coalesced  bool          `json:"coalesced,omitempty"`
-	Cached     bool          `json:"cached,omitempty"`
-	Prefetched bool          `json:"prefetched,omitempty"` // served from the values fetched at the task's first Get
-	DoNotReuse bool          `json:"do_not_reuse,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	// StackLabelMismatch is the secret's stack label when its name does not
+	// start with "<label>_": another stack's file relabelled it (see
+	// pluginapi.StackMismatch).
+	StackLabelMismatch string        `json:"stack_label_mismatch,omitempty"`
+	Members            []string      `json:"members,omitempty"` // a bundle's member ids, sorted by member name
+	Decision           string        `json:"decision"`
+	Code               errcode.Code  `json:"code,omitempty"`
+	Reason             string        `json:"reason,omitempty"` // the policy's reason, or the Err sent back
+	Duration           time.Duration `json:"duration_ns"`
+	Coalesced          bool          `json:"coalesced,omitempty"`
+	Cached             bool          `json:"cached,omitempty"`
+	Prefetched         bool          `json:"prefetched,omitempty"` // served from the values fetched at the task's first Get
+	DoNotReuse         bool          `json:"do_not_reuse,omitempty"`
 	// Stale: the value is the last good one of a stale_if_error rule,
 	// fetched StaleAge ago, served because the fetch failed StaleCause.
 	Stale      bool          `json:"stale,omitempty"`

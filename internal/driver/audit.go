@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -31,6 +33,9 @@ func auditFields(r *audit.Record) []zap.Field {
 	if r.Identity != "" {
 		fields = append(fields, zap.String("identity", r.Identity))
 	}
+	if r.StackLabelMismatch != "" {
+		fields = append(fields, zap.String("stack_label_mismatch", r.StackLabelMismatch))
+	}
 	if r.Prefetched {
 		fields = append(fields, zap.Bool("prefetched", true))
 	}
@@ -43,13 +48,15 @@ func auditFields(r *audit.Record) []zap.Field {
 	return fields
 }
 
-// journal keeps the counters and a ring of the most recent records.
+// journal keeps the counters, a ring of the most recent records and the
+// secrets seen with a stack label that disagrees with their name.
 type journal struct {
-	mu       sync.Mutex
-	ring     []audit.Record
-	next     int
-	full     bool
-	counters pluginapi.Counters
+	mu         sync.Mutex
+	ring       []audit.Record
+	next       int
+	full       bool
+	counters   pluginapi.Counters
+	mismatches map[string]*pluginapi.StackMismatch // by secret name
 }
 
 func newJournal(size int) *journal {
@@ -82,6 +89,45 @@ func (j *journal) add(r audit.Record) {
 	if r.Code != "" {
 		j.counters.ByCode[r.Code]++
 	}
+	if r.StackLabelMismatch != "" {
+		j.noteMismatch(&r)
+	}
+}
+
+// noteMismatch records r's secret as relabelled, keeping the
+// MaxStackMismatches most recently seen.
+func (j *journal) noteMismatch(r *audit.Record) {
+	m := j.mismatches[r.Secret]
+	if m == nil {
+		if j.mismatches == nil {
+			j.mismatches = map[string]*pluginapi.StackMismatch{}
+		}
+		if len(j.mismatches) >= pluginapi.MaxStackMismatches {
+			var oldest *pluginapi.StackMismatch
+			for _, o := range j.mismatches {
+				if oldest == nil || o.LastSeen.Before(oldest.LastSeen) {
+					oldest = o
+				}
+			}
+			delete(j.mismatches, oldest.Secret)
+		}
+		m = &pluginapi.StackMismatch{Secret: r.Secret}
+		j.mismatches[r.Secret] = m
+	}
+	m.Label, m.LastSeen = r.StackLabelMismatch, r.Time
+	m.Requests++
+}
+
+// stackMismatches returns the relabelled secrets, by name.
+func (j *journal) stackMismatches() []pluginapi.StackMismatch {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]pluginapi.StackMismatch, 0, len(j.mismatches))
+	for _, m := range j.mismatches {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b pluginapi.StackMismatch) int { return strings.Compare(a.Secret, b.Secret) })
+	return out
 }
 
 // snapshot returns the counters and the recent records, newest first.

@@ -169,6 +169,7 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 
 	dec := d.opts.Resolver.Resolve(policyRequest(*req))
 	rec.Rule, rec.Variable, rec.Identity, rec.DoNotReuse = dec.Rule, dec.Variable, dec.Identity, dec.DoNotReuse
+	rec.StackLabelMismatch = pluginapi.Clip(policy.StackLabelMismatch(req.SecretName, req.SecretLabels))
 	if dec.Bundle != nil {
 		rec.Members = dec.Variables() // also for a deny by an allow condition
 	}
@@ -372,6 +373,9 @@ func (d *Driver) keep(rec *audit.Record) {
 		d.opts.Observer.ObserveDecision(rec.Decision, rec.Code, rec.Rule, rec.Duration)
 		if rec.Stale {
 			d.opts.Observer.ObserveStale(rec.Rule)
+		}
+		if rec.StackLabelMismatch != "" {
+			d.opts.Observer.ObserveStackMismatch()
 		}
 	}
 }

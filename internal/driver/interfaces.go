@@ -54,12 +54,14 @@ type PolicyReporter interface {
 	Status() policy.StoreStatus
 }
 
-// Observer receives one call per decision, and one per answer served from a
-// last good value, for metrics (*Metrics). Its labels must stay
+// Observer receives one call per decision, one per answer served from a
+// last good value and one per request for a secret whose stack label
+// disagrees with its name, for metrics (*Metrics). Its labels must stay
 // low-cardinality and secret-free: decision, code and rule only.
 type Observer interface {
 	ObserveDecision(decision string, code errcode.Code, rule string, d time.Duration)
 	ObserveStale(rule string)
+	ObserveStackMismatch()
 }
 
 // AuditSink takes a copy of every decision record for another destination

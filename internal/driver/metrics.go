@@ -15,6 +15,7 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	stale     *prometheus.CounterVec
+	relabel   prometheus.Counter
 }
 
 var _ Observer = (*Metrics)(nil)
@@ -38,8 +39,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "stale_answers_total",
 			Help:      "Allowed answers served from the last good value of a stale_if_error rule because Conjur was unavailable or too slow, by mapping rule.",
 		}, []string{"rule"}),
+		relabel: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "conjur_swarm",
+			Name:      "stack_label_mismatches_total",
+			Help:      "Requests for a secret whose stack label disagrees with its name (another stack's file relabelled it); conjur-swarm status lists the secrets.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.stale} {
+	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.stale, m.relabel} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -56,4 +62,9 @@ func (m *Metrics) ObserveDecision(decision string, code errcode.Code, rule strin
 // ObserveStale counts one answer served from a last good value.
 func (m *Metrics) ObserveStale(rule string) {
 	m.stale.WithLabelValues(rule).Inc()
+}
+
+// ObserveStackMismatch counts one request for a relabelled secret.
+func (m *Metrics) ObserveStackMismatch() {
+	m.relabel.Inc()
 }

@@ -6,13 +6,15 @@ import "github.com/cyberark/conjur-swarm/internal/pluginapi"
 func (d *Driver) Status() pluginapi.Status {
 	counters, recent := d.journal.snapshot()
 	st := pluginapi.Status{
-		Version:     d.opts.Version,
-		StartedAt:   d.started,
-		Now:         d.opts.Now(),
-		Configured:  !d.notConfigured,
-		Counters:    counters,
-		Recent:      recent,
-		LastHandoff: d.handoff.lastAttempt(),
+		Version:    d.opts.Version,
+		StartedAt:  d.started,
+		Now:        d.opts.Now(),
+		Configured: !d.notConfigured,
+		Counters:   counters,
+		Recent:     recent,
+		// StackMismatches: see journal.noteMismatch.
+		StackMismatches: d.journal.stackMismatches(),
+		LastHandoff:     d.handoff.lastAttempt(),
 	}
 	if !st.Configured {
 		st.ConfigProblem = d.configProblem

@@ -24,7 +24,24 @@ type Status struct {
 	Mapping     *MappingState  `json:"mapping,omitempty"`
 	Counters    Counters       `json:"counters"`
 	Recent      []audit.Record `json:"recent"` // newest first
+	// StackMismatches are the secrets asked for since the plugin started
+	// whose stack label disagrees with their name (at most
+	// MaxStackMismatches, the most recently seen), by secret name.
+	StackMismatches []StackMismatch `json:"stack_mismatches,omitempty"`
 }
+
+// StackMismatch is a secret whose stack label (com.docker.stack.namespace)
+// is Label while its name does not start with "<Label>_": another stack's
+// file named it and its deploy relabelled it.
+type StackMismatch struct {
+	Secret   string    `json:"secret"`
+	Label    string    `json:"label"`
+	LastSeen time.Time `json:"last_seen"`
+	Requests uint64    `json:"requests"`
+}
+
+// MaxStackMismatches bounds Status.StackMismatches.
+const MaxStackMismatches = 32
 
 // ConjurState is the Conjur client's side of the status.
 type ConjurState struct {
