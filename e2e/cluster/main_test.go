@@ -289,7 +289,9 @@ func saveLoad(from, to *node, id string) error {
 func (f *fixture) startConjur() error {
 	leaderState := f.dir("conjur-leader")
 	var err error
-	if f.conjur, err = conjurdev.New(conjurdev.Options{Logger: zap.NewNop(), StateDir: leaderState}); err != nil {
+	// authn-jwt/swarm is enabled as CONJUR_AUTHENTICATORS would; it is
+	// configured only by TestPerStackIdentityFailover.
+	if f.conjur, err = conjurdev.New(conjurdev.Options{Logger: zap.NewNop(), StateDir: leaderState, Authenticators: []string{"authn", "authn-jwt/swarm"}}); err != nil {
 		return err
 	}
 	if _, err := f.conjur.LoadDemo(filepath.Join(f.root, "docs", "examples")); err != nil {
