@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,23 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.uber.org/zap"
 
-	"github.com/cyberark/conjur-swarm/internal/auditsink"
 	"github.com/cyberark/conjur-swarm/internal/conjur"
-	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/driver"
 	"github.com/cyberark/conjur-swarm/internal/policy"
 	"github.com/cyberark/conjur-swarm/internal/privs"
-	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // Development mode defaults (serve --dev, what `make run` starts).
@@ -326,166 +317,4 @@ func newConjurClient(cfg Config, dev bool, log *zap.Logger) (driver.Conjur, stri
 		return fail(err)
 	}
 	return client, "", func() { _ = client.Close() }
-}
-
-// listenSocket listens on the unix socket at path, creating its directory
-// and replacing a stale socket file, but refusing one another process still
-// answers on.
-func listenSocket(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s exists and is not a socket: remove it or choose another path", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: another process is serving on it; stop it first", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: removing the stale socket: %w", path, err)
-		}
-	}
-	ln, err := listenPrivate(path)
-	if err != nil {
-		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
-	}
-	// The mode does not depend on the umask any more; this only restates it
-	// for a file system that ignores the umask for sockets.
-	if err := os.Chmod(path, 0o660); err != nil {
-		_ = ln.Close()
-		return nil, fmt.Errorf("CONJUR_SWARM_SOCKET %s: %w", path, err)
-	}
-	return ln, nil
-}
-
-// listenPrivate creates the socket's directory (0750) if missing and the
-// socket under umask 0117, so that the socket is 0660 from its first
-// instant rather than the process umask's mode until a chmod. The umask is
-// process-wide: serve calls this before it starts anything that creates
-// files, and restores the previous umask at once.
-func listenPrivate(path string) (net.Listener, error) {
-	old := syscall.Umask(0o027)
-	err := os.MkdirAll(filepath.Dir(path), 0o750)
-	syscall.Umask(0o117)
-	var ln net.Listener
-	if err == nil {
-		ln, err = net.Listen("unix", path)
-	}
-	syscall.Umask(old)
-	return ln, err
-}
-
-// newMetricsServer builds the Prometheus endpoint (/metrics) with the
-// driver's metrics and the Go and process collectors.
-func newMetricsServer(addr string) (*driver.Metrics, *http.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := driver.NewMetrics(reg)
-	if err != nil {
-		return nil, nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return m, &http.Server{
-		Addr:              addr,
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       metricsIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-	}, nil
-}
-
-// metricsIdleTimeout closes keep-alive connections to /metrics that stay
-// idle: the endpoint listens on the host network, and idle connections that
-// are never closed would each hold a file descriptor the plugin socket
-// needs. A variable so that tests can shorten it.
-var metricsIdleTimeout = 2 * time.Minute
-
-// startDevConjur starts the embedded Conjur-compatible server over TLS on a
-// free loopback port, seeded with dir's demo policy and values, and returns
-// the Conjur settings that point the plugin at it with the demo host's API
-// key; in the per-request identity mode (id), with no credential at all:
-// the server trusts the key in the plugin's state directory instead.
-func startDevConjur(dir string, id IdentitySettings, log *zap.Logger) (ConjurSettings, func(), error) {
-	srv, err := conjurdev.New(conjurdev.Options{Logger: log, Authenticators: []string{"authn", "authn-jwt/" + devJWTService}})
-	if err != nil {
-		return ConjurSettings{}, nil, err
-	}
-	res, err := srv.LoadDemo(dir)
-	if err != nil {
-		return ConjurSettings{}, nil, fmt.Errorf("--dev needs the demo data (run it from the repository root or give --dev-dir): %w", err)
-	}
-	if id.Mode == identityPerRequest {
-		return serveDevIdentity(srv, id)
-	}
-	key, ok := res.CreatedRoles[srv.Account()+":"+devPluginRole]
-	if !ok {
-		k, err := srv.APIKey(devPluginRole)
-		if err != nil {
-			return ConjurSettings{}, nil, fmt.Errorf("--dev: the demo policy in %s defines no %s: %w", dir, devPluginRole, err)
-		}
-		key = redact.String(k)
-	}
-	l, err := srv.Listen("127.0.0.1:0", true)
-	if err != nil {
-		return ConjurSettings{}, nil, err
-	}
-	return ConjurSettings{
-		ApplianceURLs:  []string{l.URL},
-		Account:        srv.Account(),
-		Login:          devPluginLogin,
-		SSLCertificate: redact.String(l.CAPEM),
-		APIKey:         key,
-	}, func() { _ = l.Close() }, nil
-}
-
-func printDevNextStep(w io.Writer, prog, socket, url string) {
-	fmt.Fprintf(w, `
-conjur-swarm is serving on %[2]s against the embedded Conjur-compatible server at %[3]s.
-In another terminal:
-
-  %[1]s get --socket %[2]s --secret db_password --secret-label conjur.variable=apps/demo/db-password --service demo_web --service-label com.docker.stack.namespace=demo
-  %[1]s get --socket %[2]s --secret demo_env --secret-label conjur.bundle=demo-env --service demo_web --service-label com.docker.stack.namespace=demo
-  %[1]s status --socket %[2]s
-
-Stop with Ctrl-C.
-
-`, prog, socket, url)
-}
-
-// newAuditSink starts the syslog audit sink of CONJUR_SWARM_AUDIT_SYSLOG,
-// or returns nil when it is not set. A tls:// receiver is verified against
-// the system's CAs plus CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE.
-func newAuditSink(cfg Config, log *zap.Logger) (*auditsink.Syslog, error) {
-	if cfg.AuditSyslog == "" {
-		return nil, nil
-	}
-	target, err := auditsink.ParseTarget(cfg.AuditSyslog)
-	if err != nil {
-		return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG %w", err)
-	}
-	var tlsCfg *tls.Config
-	if target.Network == "tls" {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if cfg.AuditSyslogCA != "" {
-			pem, err := os.ReadFile(cfg.AuditSyslogCA)
-			if err != nil {
-				return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("CONJUR_SWARM_AUDIT_SYSLOG_CA_FILE %s holds no PEM certificate", cfg.AuditSyslogCA)
-			}
-		}
-		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	sink, err := auditsink.New(auditsink.Options{Target: target, TLS: tlsCfg, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("audit records also go to syslog", zap.String("target", target.String()))
-	return sink, nil
 }

@@ -59,105 +59,128 @@ manager: the plugin's reason is in the recent decisions.`,
 
 // writeStatus prints the status for a terminal.
 func writeStatus(w io.Writer, st pluginapi.Status) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
-	when := func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), ago(st.Now, t))
-	}
-
 	if warn := handoffWarning(st); warn != "" {
 		fmt.Fprintln(w, warn)
 	}
 	writeStackMismatches(w, st)
+	sp := statusPrinter{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0), now: st.Now}
 	version := st.Version
 	if version == "" {
 		version = "unknown"
 	}
-	p("Plugin\tconjur-swarm %s, started %s", version, when(st.StartedAt))
+	sp.p("Plugin\tconjur-swarm %s, started %s", version, sp.when(st.StartedAt))
 	if !st.Configured {
-		p("Conjur\tNOT CONFIGURED: %s", st.ConfigProblem)
+		sp.p("Conjur\tNOT CONFIGURED: %s", st.ConfigProblem)
 	}
 	if c := st.Conjur; c != nil {
 		if st.Configured {
-			p("Conjur\tconfigured")
+			sp.p("Conjur\tconfigured")
 		}
-		p("  login\t%s", orDash(c.Login))
-		p("  account\t%s", orDash(c.Account))
-		if c.HasCredential() {
-			p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), when(c.CredentialSetAt))
-		} else {
-			p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")
-		}
-		if h := st.LastHandoff; h != nil {
-			if h.Accepted {
-				p("  last handoff\taccepted %s, fingerprint %s", when(h.At), orDash(h.Fingerprint))
-			} else {
-				p("  last handoff\tREFUSED [%s] %s, fingerprint %s: %s", h.Code, when(h.At), orDash(h.Fingerprint), h.Err)
-			}
-		}
-		if !c.TokenExpiresAt.IsZero() {
-			p("  token expires\t%s", c.TokenExpiresAt.UTC().Format(time.RFC3339))
-		}
-		p("  last contact\t%s%s", when(c.LastContact), via(c.LastURL))
-		if c.LastErrorCode != "" || c.LastError != "" {
-			at := ""
-			if !c.LastErrorAt.IsZero() {
-				at = " at " + when(c.LastErrorAt)
-			}
-			p("  last error\t[%s]%s: %s", c.LastErrorCode, at, c.LastError)
-		}
-		for _, u := range c.URLs {
-			health := "healthy"
-			if !u.Healthy {
-				health = fmt.Sprintf("failing (%d failures, retry %s)", u.Failures, when(u.RetryAt))
-				if u.LastError != "" {
-					health += ": " + u.LastError
-				}
-			}
-			p("  url\t%s %s", u.URL, health)
-		}
+		sp.conjur(c, st.LastHandoff)
 	}
 	if m := st.Mapping; m != nil {
-		path := m.Path
-		if path == "" {
-			path = "built-in policy"
-		}
-		switch {
-		case m.FailClosed:
-			p("Mapping\t%s INVALID, no policy in force: every request is refused MAPPING_INVALID until the file is fixed", path)
-			for _, pr := range m.Problems {
-				p("  problem\t%s", pr)
-			}
-			p("  check\tconjur-swarm policy validate FILE; the plugin adopts the file within seconds of the fix")
-		default:
-			p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, when(m.LoadedAt))
-			if m.LastError != "" {
-				p("  rejected\t%s: %s (the previous file stays in force)", when(m.LastErrorAt), m.LastError)
-			}
-		}
+		sp.mapping(m)
 	}
 	c := st.Counters
 	stale := ""
 	if c.Stale > 0 {
 		stale = fmt.Sprintf(" (%d of them stale: last good values served while Conjur was unavailable)", c.Stale)
 	}
-	p("Requests\t%d total: %d allowed%s, %d denied, %d failed%s", c.Requests, c.Allowed, stale, c.Denied, c.Errors, byCode(c.ByCode))
-	if err := tw.Flush(); err != nil {
+	sp.p("Requests\t%d total: %d allowed%s, %d denied, %d failed%s", c.Requests, c.Allowed, stale, c.Denied, c.Errors, byCode(c.ByCode))
+	if err := sp.tw.Flush(); err != nil {
 		return err
 	}
+	return writeRecent(w, st.Recent)
+}
 
-	if len(st.Recent) == 0 {
+// statusPrinter writes the summary lines of writeStatus, aligned, with
+// times relative to now.
+type statusPrinter struct {
+	tw  *tabwriter.Writer
+	now time.Time
+}
+
+func (sp statusPrinter) p(format string, args ...any) { fmt.Fprintf(sp.tw, format+"\n", args...) }
+
+func (sp statusPrinter) when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), ago(sp.now, t))
+}
+
+// conjur writes the Conjur section: identity, credential, last handoff,
+// token, last contact and error, and each URL's health.
+func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffState) {
+	sp.p("  login\t%s", orDash(c.Login))
+	sp.p("  account\t%s", orDash(c.Account))
+	if c.HasCredential() {
+		sp.p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), sp.when(c.CredentialSetAt))
+	} else {
+		sp.p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")
+	}
+	if h != nil {
+		if h.Accepted {
+			sp.p("  last handoff\taccepted %s, fingerprint %s", sp.when(h.At), orDash(h.Fingerprint))
+		} else {
+			sp.p("  last handoff\tREFUSED [%s] %s, fingerprint %s: %s", h.Code, sp.when(h.At), orDash(h.Fingerprint), h.Err)
+		}
+	}
+	if !c.TokenExpiresAt.IsZero() {
+		sp.p("  token expires\t%s", c.TokenExpiresAt.UTC().Format(time.RFC3339))
+	}
+	sp.p("  last contact\t%s%s", sp.when(c.LastContact), via(c.LastURL))
+	if c.LastErrorCode != "" || c.LastError != "" {
+		at := ""
+		if !c.LastErrorAt.IsZero() {
+			at = " at " + sp.when(c.LastErrorAt)
+		}
+		sp.p("  last error\t[%s]%s: %s", c.LastErrorCode, at, c.LastError)
+	}
+	for _, u := range c.URLs {
+		health := "healthy"
+		if !u.Healthy {
+			health = fmt.Sprintf("failing (%d failures, retry %s)", u.Failures, sp.when(u.RetryAt))
+			if u.LastError != "" {
+				health += ": " + u.LastError
+			}
+		}
+		sp.p("  url\t%s %s", u.URL, health)
+	}
+}
+
+// mapping writes the mapping file's section.
+func (sp statusPrinter) mapping(m *pluginapi.MappingState) {
+	path := m.Path
+	if path == "" {
+		path = "built-in policy"
+	}
+	if m.FailClosed {
+		sp.p("Mapping\t%s INVALID, no policy in force: every request is refused MAPPING_INVALID until the file is fixed", path)
+		for _, pr := range m.Problems {
+			sp.p("  problem\t%s", pr)
+		}
+		sp.p("  check\tconjur-swarm policy validate FILE; the plugin adopts the file within seconds of the fix")
+		return
+	}
+	sp.p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, sp.when(m.LoadedAt))
+	if m.LastError != "" {
+		sp.p("  rejected\t%s: %s (the previous file stays in force)", sp.when(m.LastErrorAt), m.LastError)
+	}
+}
+
+// writeRecent writes the recent decisions' table and why the refused ones
+// were refused.
+func writeRecent(w io.Writer, recent []audit.Record) error {
+	if len(recent) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo decisions yet.")
 		return err
 	}
 	fmt.Fprintf(w, "\nRecent decisions, newest first:\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// The IDENTITY column shows when a decision names one (the
 	// per-request identity mode).
-	identities := slices.ContainsFunc(st.Recent, func(r audit.Record) bool { return r.Identity != "" })
+	identities := slices.ContainsFunc(recent, func(r audit.Record) bool { return r.Identity != "" })
 	identity := func(r audit.Record) string {
 		if !identities {
 			return ""
@@ -165,7 +188,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 		return orDash(r.Identity) + "\t"
 	}
 	fmt.Fprintln(tw, "TIME\tDECISION\tCODE\tSECRET\tSERVICE\tNODE\tRULE\t"+identity(audit.Record{Identity: "IDENTITY"})+"VARIABLE\tDURATION")
-	for _, r := range st.Recent {
+	for _, r := range recent {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
 			r.Time.UTC().Format(time.TimeOnly), recordDecision(r), orDash(string(r.Code)), r.Secret, orDash(r.Service),
 			orDash(r.Node), orDash(r.Rule), identity(r), recordVariables(r), r.Duration.Round(time.Microsecond))
@@ -174,7 +197,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 		return err
 	}
 	var reasons []string
-	for _, r := range st.Recent {
+	for _, r := range recent {
 		if r.Decision != audit.DecisionAllow && r.Reason != "" {
 			reasons = append(reasons, fmt.Sprintf("  %s  %s", r.Time.UTC().Format(time.TimeOnly), r.Reason))
 		}

@@ -121,6 +121,27 @@ func (c Config) Validate() error {
 			bad("CONJUR_SSL_CERTIFICATE / CONJUR_CERT_FILE holds no PEM certificate: give the CA certificate that signed Conjur's certificate (-----BEGIN CERTIFICATE-----)")
 		}
 	}
+	errs = append(errs, c.credentialProblems()...)
+	if c.FetchTimeout < 0 || c.FetchTimeout >= MaxFetchTimeout {
+		bad("CONJUR_SWARM_FETCH_TIMEOUT is %s: give a duration above 0 and below %s (Swarm waits at most 30s for the plugin), e.g. 5s", c.FetchTimeout, MaxFetchTimeout)
+	}
+	if c.MaxInFlight < 0 || c.MaxInFlight > MaxMaxInFlight {
+		bad("CONJUR_SWARM_MAX_IN_FLIGHT is %d: give %d up to %d (default %d)", c.MaxInFlight, MinMaxInFlight, MaxMaxInFlight, DefaultMaxInFlight)
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch {
+		bad("max batch is %d: give 0 (default %d) up to %d", c.MaxBatch, DefaultMaxBatch, MaxMaxBatch)
+	}
+	if c.CacheTTL < 0 || c.CacheTTL > MaxCacheTTL {
+		bad("CONJUR_SWARM_CACHE_TTL is %s: give 0 (off) or a short duration up to %s, e.g. 30s", c.CacheTTL, MaxCacheTTL)
+	}
+	return errors.Join(errs...)
+}
+
+// credentialProblems lists what is wrong with the credential settings: more
+// than one source, or a part without the setting it needs.
+func (c Config) credentialProblems() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	sources := 0
 	for _, s := range []string{c.APIKey.Reveal(), c.CredentialFile, c.JWTTokenPath} {
 		if s != "" {
@@ -142,19 +163,7 @@ func (c Config) Validate() error {
 	if c.JWTServiceID != "" && strings.ContainsAny(c.JWTServiceID, "/ \t\n") {
 		bad("CONJUR_AUTHN_JWT_SERVICE_ID %q contains '/' or whitespace: give the service id only (the part after conjur/authn-jwt/)", c.JWTServiceID)
 	}
-	if c.FetchTimeout < 0 || c.FetchTimeout >= MaxFetchTimeout {
-		bad("CONJUR_SWARM_FETCH_TIMEOUT is %s: give a duration above 0 and below %s (Swarm waits at most 30s for the plugin), e.g. 5s", c.FetchTimeout, MaxFetchTimeout)
-	}
-	if c.MaxInFlight < 0 || c.MaxInFlight > MaxMaxInFlight {
-		bad("CONJUR_SWARM_MAX_IN_FLIGHT is %d: give %d up to %d (default %d)", c.MaxInFlight, MinMaxInFlight, MaxMaxInFlight, DefaultMaxInFlight)
-	}
-	if c.MaxBatch < 0 || c.MaxBatch > MaxMaxBatch {
-		bad("max batch is %d: give 0 (default %d) up to %d", c.MaxBatch, DefaultMaxBatch, MaxMaxBatch)
-	}
-	if c.CacheTTL < 0 || c.CacheTTL > MaxCacheTTL {
-		bad("CONJUR_SWARM_CACHE_TTL is %s: give 0 (off) or a short duration up to %s, e.g. 30s", c.CacheTTL, MaxCacheTTL)
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func checkURL(raw string, allowHTTP bool) error {
