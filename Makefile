@@ -116,7 +116,13 @@ release: ## Plugin directories and agent images for $(RELEASE_ARCHS), with SHA25
 
 .PHONY: image
 image: ## Build the agents' image $(IMAGE) (bootstrap-agent; rollout-agent with --entrypoint) with docker import; prints its sha256 id
-	plugin/image.sh '$(IMAGE)' build/agent '$(GO)' '$(LDFLAGS)'
+	plugin/image.sh '$(IMAGE)' build/agent '$(GO)' '$(LDFLAGS)' '$(VERSION)'
+
+SHELL_IMAGE ?= conjur-swarm-shell:latest
+
+.PHONY: shell-image
+shell-image: ## Build $(SHELL_IMAGE), a shell and tools from the host's busybox, for the docs' checks; prints its sha256 id
+	plugin/shell-image.sh '$(SHELL_IMAGE)' build/shell-image
 
 .PHONY: clean
 clean: ## Remove build outputs

@@ -180,7 +180,8 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		`"myorg:host:`, `"`+dev.Account()+":host:",
 		"/root/", dir+"/",
 		"/tmp/", dir+"/",
-		"nginx:1.27", "--no-resolve-image --network host "+s.readerImage+" "+p+"_db_password",
+		"make -s shell-image", "make -s shell-image SHELL_IMAGE="+p+"-shell:latest",
+		"com.docker.swarm.service.name=web", "com.docker.swarm.service.name="+p+"-web",
 		"db_password", p+"_db_password",
 		"--name web ", "--name "+p+"-web ",
 		"service=web", "service="+p+"-web",
@@ -240,8 +241,9 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		// Step 2 says to put Conjur's CA and the mapping file there.
 		"docker plugin set " + "cyberark/conjur:latest \\\n  CONJUR_APPLIANCE_URL": fmt.Sprintf("cp %s %s/ca/conjur.pem\ncp %s %s/mapping/mapping.yml\n",
 			caFile, etc, filepath.Join(s.root, "docs", "examples", "mapping.yml"), etc),
-		// The check needs a credential: conjur.md's handoff, done once here.
-		"$cs policy explain": handoff,
+		// The service's task and the check need a credential: conjur.md's
+		// handoff, done once here.
+		"timeout 60 sh -c 'until docker ps": handoff,
 	})
 	add("troubleshooting.md", nil, nil, map[string]string{
 		"docker secret inspect -f": fmt.Sprintf("docker secret create --driver %[1]s/conjur:latest --label com.docker.stack.namespace=shop %[2]s\n"+
@@ -271,7 +273,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		_ = waitContainersGone("shop_app")
 		_, _ = docker("secret", "rm", p+"_db_password", p+"-bootstrap", p+"-bootstrap-2", p+"-rollout", shopSecret)
 		removePlugin(p + "/conjur:latest")
-		_, _ = docker("image", "rm", "-f", p+"-agent:latest")
+		_, _ = docker("image", "rm", "-f", p+"-agent:latest", p+"-shell:latest")
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -286,13 +288,14 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		t.Fatalf("the docs (run as %s): %v\n%s", filepath.Join(dir, "docs.sh"), err, out.String())
 	}
 	for _, want := range []string{
-		"decision:     allow",  // install.md: policy explain of the operator's secret
-		"shop_app",             // rotation.md: services-using
-		"handoff, fingerprint", // conjur.md: status after the agent
-		"identity:     shop",   // conjur.md: policy explain in the per-stack identity mode
-		p + "_db_password",     // install.md: the removal list
-		"setting(s) kept",      // install.md: make upgrade and the rolling upgrade's script
-		"no update",            // troubleshooting.md: a service's update state
+		"decision:     allow",                // install.md: policy explain of the operator's secret
+		"shop_app",                           // rotation.md: services-using
+		"handoff, fingerprint",               // conjur.md: status after the agent
+		"identity:     shop",                 // conjur.md: policy explain in the per-stack identity mode
+		p + "_db_password",                   // install.md: the removal list
+		"setting(s) kept",                    // install.md: make upgrade and the rolling upgrade's script
+		"/run/secrets/" + p + "_db_password", // install.md: the value's size, read in the task
+		"no update",                          // troubleshooting.md: a service's update state
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the docs' output lacks %q:\n%s", want, out.String())

@@ -20,8 +20,8 @@ archs=("$@")
 [[ ${#archs[@]} -gt 0 ]] || { echo "release: name at least one architecture" >&2; exit 1; }
 [[ $version =~ ^[A-Za-z0-9._+-]+$ ]] || { echo "release: VERSION '$version' must be letters, digits and ._+- only" >&2; exit 1; }
 
-# A reproducible tar of DIR's contents: sorted, owned by root, dated 0.
-rtar() { tar -C "$1" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -c .; }
+# shellcheck source=plugin/imagetar.sh
+. "$(dirname "$0")/imagetar.sh"
 
 # check_arch BINARY ARCH fails unless the Go build settings say GOARCH=ARCH.
 check_arch() {
@@ -44,22 +44,12 @@ for arch in "${archs[@]}"; do
   tar -C "$out/work" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
     -cf - "conjur-swarm-plugin-$version-$arch" | gzip -n >"$out/conjur-swarm-plugin-$version-$arch.tar.gz"
 
-  # The agent image: one layer holding the binary (as plugin/image.sh), the
-  # image config and a manifest, as docker save writes them.
+  # The agent image: one layer holding the binary (as plugin/image.sh).
   img="$out/work/agent-$arch"
-  mkdir -p "$img/rootfs/tmp" "$img/rootfs/run/secrets" "$img/rootfs/run/docker/plugins" "$img/image"
+  mkdir -p "$img/rootfs/tmp" "$img/rootfs/run/secrets" "$img/rootfs/run/docker/plugins"
   cp "$pdir/rootfs/conjur-swarm" "$img/rootfs/conjur-swarm"
-  rtar "$img/rootfs" >"$img/layer.tar"
-  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
-  mkdir -p "$img/image/$layer"
-  mv "$img/layer.tar" "$img/image/$layer/layer.tar"
-  printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Entrypoint":["/conjur-swarm","bootstrap-agent"],"Labels":{"org.opencontainers.image.version":"%s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","comment":"conjur-swarm bootstrap agent"}]}' \
-    "$arch" "$version" "$layer" >"$img/config.json"
-  cfg=$(sha256sum "$img/config.json" | cut -d' ' -f1)
-  mv "$img/config.json" "$img/image/$cfg.json"
-  printf '[{"Config":"%s.json","RepoTags":["conjur-swarm-agent:%s-%s"],"Layers":["%s/layer.tar"]}]' \
-    "$cfg" "$version" "$arch" "$layer" >"$img/image/manifest.json"
-  rtar "$img/image" >"$out/conjur-swarm-agent-$version-$arch.tar"
+  write_image_tar "$img/rootfs" "$arch" "conjur-swarm-agent:$version-$arch" '["/conjur-swarm","bootstrap-agent"]' \
+    "conjur-swarm bootstrap agent" "$version" "$out/conjur-swarm-agent-$version-$arch.tar" >/dev/null
 done
 rm -rf "$out/work"
 (cd "$out" && sha256sum -- conjur-swarm-* >SHA256SUMS)
