@@ -55,38 +55,50 @@ func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 300 {
 		return scrubErrorBody(r, resp), nil
 	}
-	limit, what := bodyLimit(r)
-	resp.Body = &boundedBody{rc: resp.Body, left: limit, tooLarge: &tooLargeError{what: what, url: r.URL.Scheme + "://" + r.URL.Host, limit: limit}}
+	resp.Body = &boundedBody{rc: resp.Body, left: bodyLimit(r), req: r}
 	return resp, nil
 }
 
-// bodyLimit is the most the answer to r can hold, and what it is.
-func bodyLimit(r *http.Request) (int64, string) {
-	p := r.URL.Path
+// bodyLimit is the most the answer to r can hold.
+func bodyLimit(r *http.Request) int64 {
 	switch {
-	case strings.HasSuffix(p, "/authenticate"):
-		return maxAuthnBody, "the answer to authentication"
+	case strings.HasSuffix(r.URL.Path, "/authenticate"):
+		return maxAuthnBody
 	case r.URL.Query().Has("variable_ids"):
-		ids := strings.Split(r.URL.Query().Get("variable_ids"), ",")
 		var n int64
-		for _, id := range ids {
+		for id := range strings.SplitSeq(r.URL.Query().Get("variable_ids"), ",") {
 			n += base64Size + int64(6*len(id)) + maxBatchFrame // an id may come back \u-escaped
 		}
-		return n, fmt.Sprintf("the batch answer for %d variables", len(ids))
-	case strings.Contains(p, "/secrets/"):
-		return maxValueBody, "the value"
-	case strings.Contains(p, "/resources/"):
-		return maxListingBody, "the resource listing"
+		return n
+	case strings.Contains(r.URL.Path, "/secrets/"):
+		return maxValueBody
+	case strings.Contains(r.URL.Path, "/resources/"):
+		return maxListingBody
 	}
-	return maxOtherBody, "the answer"
+	return maxOtherBody
+}
+
+// answerName says what the answer to r is, for an error.
+func answerName(r *http.Request) string {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/authenticate"):
+		return "the answer to authentication"
+	case r.URL.Query().Has("variable_ids"):
+		return fmt.Sprintf("the batch answer for %d variables", strings.Count(r.URL.Query().Get("variable_ids"), ",")+1)
+	case strings.Contains(r.URL.Path, "/secrets/"):
+		return "the value"
+	case strings.Contains(r.URL.Path, "/resources/"):
+		return "the resource listing"
+	}
+	return "the answer"
 }
 
 // boundedBody reads at most left bytes, and fails with tooLarge when the
 // answer holds more.
 type boundedBody struct {
-	rc       io.ReadCloser
-	left     int64
-	tooLarge *tooLargeError
+	rc   io.ReadCloser
+	left int64
+	req  *http.Request // what the answer answers, named in the error
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
@@ -94,7 +106,8 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		var one [1]byte // at the bound: the answer may end here, or hold more
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			return 0, b.tooLarge
+			r := b.req
+			return 0, &tooLargeError{what: answerName(r), url: r.URL.Scheme + "://" + r.URL.Host, limit: bodyLimit(r)}
 		}
 		return 0, fromNetwork(err)
 	}
