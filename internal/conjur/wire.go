@@ -64,7 +64,7 @@ func bodyLimit(r *http.Request) int64 {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/authenticate"):
 		return maxAuthnBody
-	case r.URL.Query().Has("variable_ids"):
+	case isBatch(r):
 		var n int64
 		for id := range strings.SplitSeq(r.URL.Query().Get("variable_ids"), ",") {
 			n += base64Size + int64(6*len(id)) + maxBatchFrame // an id may come back \u-escaped
@@ -78,12 +78,18 @@ func bodyLimit(r *http.Request) int64 {
 	return maxOtherBody
 }
 
+// isBatch reports a batch request (GET /secrets?variable_ids=...), without
+// parsing the query of the others.
+func isBatch(r *http.Request) bool {
+	return strings.Contains(r.URL.RawQuery, "variable_ids=") && r.URL.Query().Has("variable_ids")
+}
+
 // answerName says what the answer to r is, for an error.
 func answerName(r *http.Request) string {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/authenticate"):
 		return "the answer to authentication"
-	case r.URL.Query().Has("variable_ids"):
+	case isBatch(r):
 		return fmt.Sprintf("the batch answer for %d variables", strings.Count(r.URL.Query().Get("variable_ids"), ",")+1)
 	case strings.Contains(r.URL.Path, "/secrets/"):
 		return "the value"
