@@ -32,6 +32,12 @@ type testCA struct {
 
 func newTestCA(t *testing.T) testCA {
 	t.Helper()
+	return newTestCAFor(t, nil, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// newTestCAFor is a CA and a server certificate for names and ips.
+func newTestCAFor(t *testing.T, names []string, ips []net.IP) testCA {
+	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,7 @@ func newTestCA(t *testing.T) testCA {
 		t.Fatal(err)
 	}
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "proxy"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+		DNSNames: names, IPAddresses: ips, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +197,8 @@ func TestProxy_answerIsBounded(t *testing.T) {
 	if CodeOf(getErr) != errcode.Unavailable || !strings.Contains(getErr.Error(), "CONJUR_SWARM_PROXY") {
 		t.Fatalf("error %v (%s), want UNAVAILABLE naming the proxy", getErr, CodeOf(getErr))
 	}
-	if n := written.Load(); n > maxHeaderBytes+16<<20 {
+	t.Logf("proxy wrote %d bytes", written.Load())
+	if n := written.Load(); n > maxHeaderBytes+6<<20 { // buffers measured at about 1.7 MB; net/http's default bound (10 MiB) would show
 		t.Fatalf("the proxy wrote %d bytes of headers before the client stopped reading", n)
 	}
 }

@@ -1,6 +1,7 @@
 package conjur
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -37,6 +38,11 @@ func TestHandedOverCredentialStaysWithItsURLs(t *testing.T) {
 	}
 	prod.Faults().Reset()
 
+	for _, u := range c.Status().URLs {
+		if u.URL == stagingURL && u.Failures != 0 {
+			t.Errorf("the staging URL was tried and set aside (%d failures, %q): a URL the credential does not name is not a candidate", u.Failures, u.LastError)
+		}
+	}
 	if n := staging.Count(conjurdev.EpAuthn); n != 0 {
 		t.Errorf("the staging Conjur received %d authentications with production's credential; want 0", n)
 	}
@@ -59,5 +65,23 @@ func TestHandedOverCredentialForNoneOfThePluginsURLsIsRefused(t *testing.T) {
 	}
 	if n := s.Count(conjurdev.EpAuthn); n != 0 {
 		t.Errorf("%d authentications; want none", n)
+	}
+}
+
+// TestAuthenticateRefusesAURLTheCredentialDoesNotName: the one place a
+// credential leaves, authenticate, refuses a URL the credential does not
+// name, whatever its caller chose (a fetch that picked its URLs before a
+// handoff changed the credential), and nothing reaches that URL.
+func TestAuthenticateRefusesAURLTheCredentialDoesNotName(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	c := newClient(t, clientConfig("", s.listen(t, false).URL))
+	ep := c.sess.eps[0]
+	_, err := c.sess.authenticate(t.Context(), ep, credential.Credential{Login: pluginLogin, APIKey: redact.String(s.key), ApplianceURLs: []string{"https://conjur.prod.example"}})
+	var se *scopeError
+	if !errors.As(err, &se) || isAnswer(err) {
+		t.Fatalf("authenticate = %v, want a scopeError that failover passes over", err)
+	}
+	if n := s.Count(conjurdev.EpAuthn); n != 0 {
+		t.Fatalf("%d authentications reached a URL the credential does not name", n)
 	}
 }

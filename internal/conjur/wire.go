@@ -21,14 +21,14 @@ import (
 
 // Bounds on an answer's body, and on its headers.
 const (
-	maxSecretValue = 500 << 10                  // Swarm takes a secret value under 500 KiB
-	maxValueBody   = maxSecretValue + 1<<10     // one value: what Swarm can take and a little more, so that the driver can say the value is too large
-	maxAuthnBody   = 64 << 10                   // an access token is about 1 KiB
-	maxListingBody = 32 << 20                   // one page of a resource listing (ResourcePageSize resources with their version lists)
-	maxOtherBody   = 1 << 20                    // anything else
-	maxHeaderBytes = 64 << 10                   // an answer's headers, the proxy's CONNECT answer included
-	maxBatchFrame  = 16                         // per variable in a batch answer: quotes, colon, comma
-	base64Size     = (maxValueBody + 2) / 3 * 4 // a value in a batch answer is base64
+	maxSecretValue = 500 << 10                      // Swarm takes a secret value under 500 KiB
+	maxValueBody   = maxSecretValue + 1<<10         // one value: what Swarm can take and a little more, so that the driver can say the value is too large
+	maxAuthnBody   = 64 << 10                       // an access token is about 1 KiB
+	maxListingBody = 32 << 20                       // one page of a resource listing (ResourcePageSize resources with their version lists)
+	maxOtherBody   = 1 << 20                        // anything else
+	maxHeaderBytes = 64 << 10                       // an answer's headers, the proxy's CONNECT answer included
+	maxBatchFrame  = 16                             // per variable in a batch answer: quotes, colon, comma
+	base64Size     = (maxValueBody+2)/3*4*31/30 + 2 // a value in a batch answer is base64 as Conjur's Ruby writes it: a newline (JSON: \n) every 60 characters
 )
 
 // ctxTransport sends every request of one call with the call's context

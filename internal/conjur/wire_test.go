@@ -1,6 +1,8 @@
 package conjur
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cyberark/conjur-swarm/internal/credential"
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
@@ -76,6 +79,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 			t.Fatalf("Get = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
 		}
 		h.srv.Close() // waits for the handler
+		t.Logf("wrote %d", h.written.Load())
 		if n := h.written.Load(); n > maxValueBody+slack {
 			t.Fatalf("the server wrote %d bytes before the client stopped reading; bound %d", n, maxValueBody)
 		}
@@ -230,6 +234,11 @@ func TestErrorPagesNeverCarryTheTokenInAnyEncoding(t *testing.T) {
 		"base64url":   func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) },
 		"json":        func(s string) string { b, _ := json.Marshal(s); return string(b) },
 		"json-quoted": func(s string) string { return strconv.Quote(s) },
+		"token-decoded": func(s string) string { // the access token itself, as a page that decodes the header shows it
+			_, tok, _ := strings.Cut(s, `token="`)
+			b, _ := base64.StdEncoding.DecodeString(strings.TrimSuffix(tok, `"`))
+			return string(b)
+		},
 	}
 	tokenB64 := base64.StdEncoding.EncodeToString([]byte(hostileToken))
 	for name, enc := range encodings {
@@ -285,4 +294,61 @@ func FuzzNetText(f *testing.F) {
 			t.Fatalf("printable text changed: %q -> %q", in, out)
 		}
 	})
+}
+
+// TestLargeValuesWithinTheBoundArrive: values just under Swarm's limit
+// arrive whole, alone and three in one batch (the bound of a batch grows
+// with its variables).
+func TestLargeValuesWithinTheBoundArrive(t *testing.T) {
+	s := newDevServer(t, conjurdev.Options{})
+	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
+	var refs []Ref
+	for i := range 3 {
+		v := bytes.Repeat([]byte{byte(0x80 + i), 0x00, 0xff}, (maxSecretValue-1024)/3)
+		if err := s.SetSecret(varID(i), v); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, Ref{ID: varID(i), NoCache: true})
+	}
+	if v := mustGet(t, c, varID(0)); len(v.Data) != (maxSecretValue-1024)/3*3 {
+		t.Fatalf("single value of %d bytes", len(v.Data))
+	}
+	vals, errs := fetchAll(c, t.Context(), refs)
+	for i := range refs {
+		if errs[i] != nil || len(vals[i].Data) != (maxSecretValue-1024)/3*3 {
+			t.Fatalf("batch member %d: %d bytes, %v", i, len(vals[i].Data), errs[i])
+		}
+	}
+	if n := s.Count(conjurdev.EpBatch); n != 1 {
+		t.Fatalf("%d batch requests, want the three values in one", n)
+	}
+}
+
+// TestTLSErrorTextIsEscaped: a certificate whose names hold an ESC sequence
+// and a bell (Conjur's address taken by an impostor): the TLS
+// error that names them reaches Err and the status escaped.
+func TestTLSErrorTextIsEscaped(t *testing.T) {
+	ca := newTestCAFor(t, []string{"\x1b[2Jconjur\x07evil"}, nil) // a DNS name is ASCII: ESC and BEL are all it can hold
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cfg := clientConfig("k3y", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)) // a name: the error lists the certificate's names
+	cfg.AllowHTTP, cfg.CACertPEM = false, ca.pem
+	c := newClient(t, cfg)
+	_, err := c.Get(t.Context(), Ref{ID: "apps/x"})
+	if CodeOf(err) != errcode.TLS {
+		t.Fatalf("Get = %v (%s), want TLS", err, CodeOf(err))
+	}
+	st, _ := json.Marshal(c.Status())
+	var lastErrs []string
+	for _, u := range c.Status().URLs {
+		lastErrs = append(lastErrs, u.LastError)
+	}
+	assertClean(t, "Err", err.Error())
+	assertClean(t, "%+v", fmt.Sprintf("%+v", err))
+	assertClean(t, "the status", string(st)+strings.Join(lastErrs, ""))
+	if !strings.Contains(err.Error(), `\x1b[2Jconjur\x07evil`) {
+		t.Fatalf("Err %q does not show the certificate's name escaped", err)
+	}
 }
