@@ -75,8 +75,9 @@ const MaxInput = 1 << 20
 // `conjur-swarm jwks` prints it, or a public-keys value
 // {"type":"jwks","value":{...}}, e.g. the one Conjur holds now) into one
 // public-keys value. A key listed twice with the same id and modulus is
-// kept once; one id naming two different keys, a non-RSA key, or a file
-// that is not such JSON is an error naming the file and key.
+// kept once; one id naming two different keys, a non-RSA key, a private
+// key (a "d" member), or a file that is not such JSON is an error naming the
+// file and key.
 func Merge(inputs []Input) (PublicKeys, error) {
 	if len(inputs) == 0 {
 		return PublicKeys{}, errors.New("no JWKS files to merge: name one file per manager, e.g. `conjur-swarm jwks --merge m1.json m2.json m3.json`")
@@ -103,6 +104,13 @@ func Merge(inputs []Input) (PublicKeys, error) {
 	return out, nil
 }
 
+// inputKey is a key as a merge input lists it: a JWK, and the private
+// exponent a private JWK would carry, which must not be there.
+type inputKey struct {
+	JWK
+	D json.RawMessage `json:"d"`
+}
+
 // parseInput reads one merge input's keys, checked.
 func parseInput(in Input) ([]JWK, error) {
 	if len(in.Data) > MaxInput {
@@ -111,7 +119,7 @@ func parseInput(in Input) ([]JWK, error) {
 	var doc struct {
 		Type  *string          `json:"type"`
 		Value *json.RawMessage `json:"value"`
-		Keys  *[]JWK           `json:"keys"`
+		Keys  *[]inputKey      `json:"keys"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(in.Data))
 	if err := dec.Decode(&doc); err != nil {
@@ -125,7 +133,9 @@ func parseInput(in Input) ([]JWK, error) {
 		if doc.Type == nil || *doc.Type != "jwks" || doc.Value == nil {
 			return nil, fmt.Errorf(`%s: a public-keys value must be {"type":"jwks","value":{"keys":[...]}}`, in.Name)
 		}
-		var v JWKS
+		var v struct {
+			Keys []inputKey `json:"keys"`
+		}
 		if err := json.Unmarshal(*doc.Value, &v); err != nil {
 			return nil, fmt.Errorf("%s: value is not a JWKS: %v", in.Name, err)
 		}
@@ -134,12 +144,17 @@ func parseInput(in Input) ([]JWK, error) {
 	if keys == nil || len(*keys) == 0 {
 		return nil, fmt.Errorf(`%s: no keys: a JWKS is {"keys":[...]} with at least one key`, in.Name)
 	}
+	out := make([]JWK, len(*keys))
 	for i, k := range *keys {
-		if err := checkJWK(k); err != nil {
+		if len(k.D) > 0 {
+			return nil, fmt.Errorf("%s: key %d (kid %q) holds a private key (\"d\"): only public keys belong in public-keys; this file must not leave its manager, and a key that has should be rotated out", in.Name, i+1, k.Kid)
+		}
+		if err := checkJWK(k.JWK); err != nil {
 			return nil, fmt.Errorf("%s: key %d: %w", in.Name, i+1, err)
 		}
+		out[i] = k.JWK
 	}
-	return *keys, nil
+	return out, nil
 }
 
 // checkJWK refuses a key Conjur could not verify RS256 with.

@@ -69,6 +69,7 @@ func TestMerge_refusesBadInputNamingTheFile(t *testing.T) {
 		{"bad-base64", []Input{{"a.json", []byte(variant(func(c *JWK) { c.N = "!!" }))}}, "base64url"},
 		{"small-modulus", []Input{{"a.json", []byte(variant(func(c *JWK) { c.N = "AQAB" }))}}, "17-bit modulus"},
 		{"duplicate-kid-other-key", []Input{{"a.json", []byte(good)}, {"b.json", []byte(variant(func(c *JWK) { c.N = flip(c.N) }))}}, `b.json: key id "` + k.Kid + `" is also in a.json with a different key`},
+		{"private-key", []Input{{"a.json", []byte(strings.Replace(good, `"kid"`, `"d":"c2VjcmV0","kid"`, 1))}}, `holds a private key ("d")`},
 		{"too-big", []Input{{"a.json", make([]byte, MaxInput+1)}}, "more than"},
 	}
 	for _, tt := range tests {
