@@ -51,7 +51,7 @@ test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon
 # Every package with a benchmark (found, so that a new one cannot be forgotten).
 BENCH_PKGS := $(addprefix ./,$(sort $(dir $(shell grep -rl --include='*_test.go' '^func Benchmark' internal cmd bench 2>/dev/null))))
 # A storm small enough for make test (about 5 s): every phase of make bench runs once, nothing is written.
-SMOKE_FLAGS := -tasks 200 -secrets 5 -variables 50 -nodes 5 -rounds 1 -samples 100 -bounded-tasks 40 -extras=false
+SMOKE_FLAGS := -tasks 200 -secrets 5 -variables 50 -nodes 5 -rounds 1 -samples 100 -bounded-tasks 40 -scale-nodes 10 -scale-tasks 40 -extras=false
 
 # Without -race: the race detector's slowdown on a loaded machine trips the benchmarks' fetch timeouts.
 .PHONY: bench-smoke

@@ -147,6 +147,12 @@ func serveConjur(work string, d int) error {
 	defer api.Close()
 	url := "http://" + tcp.Addr().String()
 
+	return serveControl(work, controlMux(dev, lim, url))
+}
+
+// controlMux is the stand-in's control API: its URL, latency, authentication
+// cost, slots and request counts.
+func controlMux(dev *conjurdev.Server, lim *slotLimiter, url string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(conjurInfo{URL: url, Account: dev.Account()})
@@ -179,6 +185,11 @@ func serveConjur(work string, d int) error {
 	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(dev.Counts())
 	})
+	return mux
+}
+
+// serveControl serves mux on work/control.sock until SIGTERM.
+func serveControl(work string, mux *http.ServeMux) error {
 	ln, err := net.Listen("unix", filepath.Join(work, "control.sock"))
 	if err != nil {
 		return err

@@ -53,6 +53,9 @@ type options struct {
 	// run costs authnCost+latency per Get over serverSlots).
 	authnCost    time.Duration
 	boundedTasks int
+	// scaleNodes and scaleTasks size the scale row: the per-node model with
+	// many nodes and Gets (scaleTasks 0: skip it).
+	scaleNodes, scaleTasks int
 }
 
 func main() {
@@ -74,6 +77,8 @@ func main() {
 	flag.IntVar(&o.serverSlots, "server-slots", 8, "the bounded-server scenario's Conjur answers at most this many requests at once (0: skip the scenario)")
 	flag.DurationVar(&o.authnCost, "authn-cost", 8*time.Millisecond, "the bounded-server scenario adds this to every authentication, on top of -latency")
 	flag.IntVar(&o.boundedTasks, "bounded-tasks", 400, "tasks of the bounded-server scenario (its naive run is long: about tasks x secrets x (latency + authn-cost) / server-slots)")
+	flag.IntVar(&o.scaleNodes, "scale-nodes", 400, "nodes of the scale row (the per-node model at scale)")
+	flag.IntVar(&o.scaleTasks, "scale-tasks", 10000, "tasks of the scale row: scale-tasks x secrets Gets (0: skip the row)")
 	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
 	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur, naive or null child process")
 	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
@@ -118,6 +123,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-concurrency, -nodes and -rounds must be at least 1")
 	case o.nodes > o.tasks || o.nodes > o.boundedTasks:
 		return fmt.Errorf("-nodes must not exceed -tasks or -bounded-tasks (every node runs at least one task)")
+	case o.scaleTasks < 0 || (o.scaleTasks > 0 && (o.scaleNodes < 1 || o.scaleNodes > o.scaleTasks)):
+		return fmt.Errorf("-scale-tasks must be 0 (no scale row) or at least -scale-nodes, which must be at least 1")
 	case o.authnCost < 0:
 		return fmt.Errorf("-authn-cost must not be negative")
 	case o.serverSlots < 0:
@@ -156,8 +163,18 @@ type result struct {
 	PernodePrefetchRequests    int64   `json:"pernode_prefetch_conjur_requests"`
 	PernodeIdentityWallMS      float64 `json:"pernode_identity_wall_ms"`
 	PernodeIdentityRequests    int64   `json:"pernode_identity_conjur_requests"`
+	PernodeOursCPUUSPerGet     float64 `json:"pernode_ours_cpu_us_per_get"`
+	PernodeFloorCPUUSPerGet    float64 `json:"pernode_floor_cpu_us_per_get"`
 	BoundedOursWallMS          float64 `json:"bounded_ours_wall_ms,omitempty"`
 	BoundedNaiveWallMS         float64 `json:"bounded_naive_wall_ms,omitempty"`
+
+	ScaleNodes              int     `json:"scale_nodes,omitempty"`
+	ScaleGets               int     `json:"scale_gets,omitempty"`
+	ScaleOursWallMS         float64 `json:"scale_ours_wall_ms,omitempty"`
+	ScaleNaiveWallMS        float64 `json:"scale_naive_wall_ms,omitempty"`
+	ScaleFloorWallMS        float64 `json:"scale_floor_wall_ms,omitempty"`
+	ScaleOursConjurRequests int64   `json:"scale_ours_conjur_requests,omitempty"`
+	ScalePeakRSSMiB         float64 `json:"scale_peak_rss_mib,omitempty"`
 }
 
 // run starts the processes, then measures in phases: one call at a time,
@@ -199,6 +216,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	sc, err := scalePhase(ctx, o, f)
+	if err != nil {
+		return err
+	}
 	env.LoadAfter = loadAvg()
 	fmt.Printf("load average before %s, after %s\n", env.LoadBefore, env.LoadAfter)
 
@@ -209,36 +230,10 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-
-	res := result{
-		NaiveConjurRequests: nv.requests,
-		OursConjurRequests:  ours.requests,
-		NaiveWallMS:         round(ms(nv.wall), 1),
-		OursWallMS:          round(ms(ours.wall), 1),
-		OursP99MS:           round(ms(ours.lat.p99), 2),
-		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
-		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
-		PluginPeakRSSMiB:    round(float64(max(ours.rssKiB, pn.ours.rssKiB))/1024, 1),
-
-		PernodeNodes:               o.nodes,
-		PernodeOursWallMS:          round(ms(pn.ours.wall), 1),
-		PernodeNaiveWallMS:         round(ms(pn.naive.wall), 1),
-		PernodeFloorWallMS:         round(ms(pn.floor.wall), 1),
-		PernodeLimitMS:             round(pn.limitMS(o), 1),
-		PernodeOursP50MS:           round(ms(pn.ours.lat.p50), 2),
-		PernodeOursConjurRequests:  pn.ours.requests,
-		PernodeNaiveConjurRequests: pn.naive.requests,
-		PernodePrefetchWallMS:      round(ms(pn.prefetch.wall), 1),
-		PernodePrefetchRequests:    pn.prefetch.requests,
-		PernodeIdentityWallMS:      round(ms(pn.identity.wall), 1),
-		PernodeIdentityRequests:    pn.identity.requests,
-	}
-	if bd != nil {
-		res.BoundedOursWallMS, res.BoundedNaiveWallMS = round(ms(bd.ours.wall), 1), round(ms(bd.naive.wall), 1)
-	}
+	res := newResult(o, lat, pn, ours, nv, bd, sc)
 	if o.doc != "" {
 		rep := report{opts: o, env: env, res: res, ours: ours, naive: nv, lat: lat, oursRuns: oursRuns, naiveRuns: naiveRuns, extras: extras, plugin: f.pluginSettings,
-			perNode: pn, bounded: bd}
+			perNode: pn, bounded: bd, scale: sc}
 		if err := writeReport(o, rep); err != nil {
 			return err
 		}
@@ -249,262 +244,6 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Println("RESULT " + string(line))
 	return nil
-}
-
-// fleet is the processes the harness measures: the Conjur stand-in, the
-// plugin, the naive and null drivers and, with the extras, a second plugin
-// with GOMAXPROCS=1.
-type fleet struct {
-	self, work string
-	cj         *conjurCtl
-
-	plug           *child
-	plugSock       string
-	pluginSettings []string // the plugin's environment, for the report
-	naive, null    *child
-	naiveSock      string
-	nullSock       string
-	oneP           *probeTarget // nil without the extras
-	pre            *probeTarget // the plugin with prefetch on (its default): the per-node model's prefetch rounds
-	ident          *probeTarget // the plugin in the per-stack identity mode, prefetch off: the per-node model's identity rounds
-
-	stops []func()
-}
-
-// startFleet starts every process; on error it stops those it started.
-func startFleet(ctx context.Context, o options, work string) (f *fleet, err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	f = &fleet{self: self, work: work}
-	defer func() {
-		if err != nil {
-			f.stop()
-		}
-	}()
-	if err := writeManagerJWKS(work); err != nil {
-		return nil, err
-	}
-	if f.cj, err = startConjur(ctx, self, work, o.variables); err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, f.cj.close)
-	// The measured plugin runs without prefetch (its default is on), so its
-	// figures are those of fetching on every Get; a second process with the
-	// default settings runs the per-node model's prefetch rounds.
-	plugEnv := append([]string{"CONJUR_SWARM_PREFETCH=false"}, o.pluginEnv...)
-	if f.plug, f.plugSock, f.pluginSettings, err = startPlugin(ctx, "plugin", o.plugin, o.reuse, plugEnv, f.cj, work); err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, f.plug.stop)
-	if f.naive, f.naiveSock, err = startDriver(ctx, "naive", self, work, f.cj); err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, f.naive.stop)
-	if f.null, f.nullSock, err = startDriver(ctx, "null", self, work, f.cj); err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, f.null.stop)
-	pre, preSock, _, err := startPlugin(ctx, "prefetch", o.plugin, o.reuse, o.pluginEnv, f.cj, work)
-	if err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, pre.stop)
-	if err := warm(ctx, preSock); err != nil {
-		return nil, err
-	}
-	f.pre = &probeTarget{sock: preSock, proc: pre}
-	ident, identSock, err := startIdentityPlugin(ctx, o.plugin, o.reuse, o.pluginEnv, f.cj, work)
-	if err != nil {
-		return nil, err
-	}
-	f.stops = append(f.stops, ident.stop)
-	f.ident = &probeTarget{sock: identSock, proc: ident}
-
-	// With the extras, a second plugin process with GOMAXPROCS=1 (otherwise
-	// the same settings): how much of a Get is the Go scheduler handing work
-	// between two threads.
-	if o.extras {
-		p, sock, _, err := startPlugin(ctx, "oneproc", o.plugin, o.reuse, append([]string{"GOMAXPROCS=1"}, o.pluginEnv...), f.cj, work)
-		if err != nil {
-			return nil, err
-		}
-		f.stops = append(f.stops, p.stop)
-		f.oneP = &probeTarget{sock: sock, proc: p}
-	}
-	return f, nil
-}
-
-// stop stops the processes in the reverse order of their start.
-func (f *fleet) stop() {
-	for i := len(f.stops) - 1; i >= 0; i-- {
-		f.stops[i]()
-	}
-	f.stops = nil
-}
-
-// latencyPhase times one call at a time, server latency 0, warm token, and
-// prints the figures.
-func latencyPhase(ctx context.Context, o options, f *fleet) (latencies, error) {
-	fmt.Printf("latency: %d sequential calls of each kind, warm token, server latency 0\n", o.samples)
-	lat, err := measureLatency(ctx, f, o.samples)
-	if err != nil {
-		return latencies{}, err
-	}
-	for _, l := range []struct {
-		name string
-		p    percentiles
-	}{
-		{"direct conjur-api-go fetch", lat.direct},
-		{"conjur.Client Get alone", lat.client},
-		{"GetSecret, null driver", lat.socket},
-		{"GetSecret, plugin", lat.plugin},
-	} {
-		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", l.name, us(l.p.p50), us(l.p.p90), us(l.p.p99))
-	}
-	fmt.Printf("  plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.pluginCPU), lat.pluginSwitches)
-	if lat.hasOneP {
-		fmt.Printf("  %-27s p50 %s  p90 %s  p99 %s\n", "GetSecret, GOMAXPROCS=1", us(lat.oneP.p50), us(lat.oneP.p90), us(lat.oneP.p99))
-		fmt.Printf("  GOMAXPROCS=1 plugin process per GetSecret: %s CPU, %.1f context switches\n", us(lat.onePCPU), lat.onePSwitches)
-	}
-	return lat, nil
-}
-
-// perNodeResult is the per-node model's rounds: every driver ran the same
-// load in each round, alternating; each figure is the driver's median round.
-type perNodeResult struct {
-	ours, naive, floor, prefetch, identity                     stormResult
-	oursRuns, naiveRuns, floorRuns, prefetchRuns, identityRuns []stormResult
-}
-
-// limitMS is the per-node model's limit for a driver that fetches on every
-// Get: each node's Gets one after another, one Conjur round trip each.
-func (p perNodeResult) limitMS(o options) float64 {
-	return float64(o.tasks*o.secrets) / float64(o.nodes) * ms(o.latency)
-}
-
-// perNodePhase runs the per-node model, ours, naive and the floor in
-// o.rounds alternating rounds, against the server with o.latency.
-func perNodePhase(ctx context.Context, o options, load *load, f *fleet) (perNodeResult, error) {
-	var p perNodeResult
-	if err := f.cj.setLatency(o.latency); err != nil {
-		return p, err
-	}
-	fmt.Printf("per-node model: %d nodes, %d tasks x %d secrets over %d variables, server latency %s\n",
-		o.nodes, o.tasks, o.secrets, o.variables, o.latency)
-	for round := range o.rounds {
-		fmt.Printf(" round %d of %d\n", round+1, o.rounds)
-		for _, d := range []struct {
-			name, sock string
-			proc       *child
-			runs       *[]stormResult
-		}{
-			{"ours", f.plugSock, f.plug, &p.oursRuns},
-			{"prefetch", f.pre.sock, f.pre.proc, &p.prefetchRuns},
-			{"per-identity", f.ident.sock, f.ident.proc, &p.identityRuns},
-			{"naive", f.naiveSock, f.naive, &p.naiveRuns},
-			{"floor", f.nullSock, f.null, &p.floorRuns},
-		} {
-			r, err := load.perNode(ctx, d.name, d.sock, o.nodes, f.cj, d.proc)
-			if err != nil {
-				return p, err
-			}
-			r.print()
-			if r.failed > 0 {
-				return p, fmt.Errorf("per-node storm %s: %d answers failed (first: %s); see the logs with -keep", d.name, r.failed, r.firstErr)
-			}
-			*d.runs = append(*d.runs, r)
-		}
-	}
-	p.ours, p.naive, p.floor, p.prefetch = median(p.oursRuns), median(p.naiveRuns), median(p.floorRuns), median(p.prefetchRuns)
-	p.identity = median(p.identityRuns)
-	fmt.Printf("median rounds: ours %s, with prefetch %s, per-stack identity %s, naive %s, floor %s; limit %.0f ms\n", p.ours.wall.Round(time.Millisecond),
-		p.prefetch.wall.Round(time.Millisecond), p.identity.wall.Round(time.Millisecond), p.naive.wall.Round(time.Millisecond), p.floor.wall.Round(time.Millisecond), p.limitMS(o))
-	return p, nil
-}
-
-// boundedResult is the per-node model against a Conjur of bounded capacity.
-type boundedResult struct {
-	ours, naive stormResult
-	tasks       int
-}
-
-// boundedPhase runs the per-node model with o.boundedTasks tasks against
-// the server answering at most o.serverSlots requests at once, with
-// o.authnCost added to each authentication; nil when o.serverSlots is 0.
-func boundedPhase(ctx context.Context, o options, f *fleet) (*boundedResult, error) {
-	if o.serverSlots == 0 {
-		return nil, nil
-	}
-	bo := o
-	bo.tasks = o.boundedTasks
-	load := newLoad(bo)
-	fmt.Printf("bounded Conjur: %d at a time, authentication %s, fetch %s; per-node model, %d nodes, %d tasks x %d secrets\n",
-		o.serverSlots, o.latency+o.authnCost, o.latency, o.nodes, bo.tasks, o.secrets)
-	if err := f.cj.setLatency(o.latency); err != nil {
-		return nil, err
-	}
-	if err := f.cj.setSlots(o.serverSlots); err != nil {
-		return nil, err
-	}
-	if err := f.cj.setAuthnCost(o.authnCost); err != nil {
-		return nil, err
-	}
-	defer func() { _, _ = f.cj.setSlots(0), f.cj.setAuthnCost(0) }()
-	b := &boundedResult{tasks: bo.tasks}
-	var err error
-	for _, d := range []struct {
-		name, sock string
-		proc       *child
-		out        *stormResult
-	}{
-		{fmt.Sprintf("ours, Conjur %d at a time", o.serverSlots), f.plugSock, f.plug, &b.ours},
-		{fmt.Sprintf("naive, Conjur %d at a time", o.serverSlots), f.naiveSock, f.naive, &b.naive},
-	} {
-		if *d.out, err = load.perNode(ctx, d.name, d.sock, o.nodes, f.cj, d.proc); err != nil {
-			return nil, err
-		}
-		d.out.print()
-		if d.out.failed > 0 {
-			return nil, fmt.Errorf("bounded storm %s: %d answers failed (first: %s)", d.name, d.out.failed, d.out.firstErr)
-		}
-	}
-	return b, nil
-}
-
-// stormPhase runs the default storm, ours then naive, same requests, same
-// bound, same latency, in o.rounds alternating rounds so that a change in
-// the machine's load touches both; each driver's figures are those of its
-// median round.
-func stormPhase(ctx context.Context, o options, load *load, f *fleet) (ours, naive stormResult, oursRuns, naiveRuns []stormResult, err error) {
-	if err := f.cj.setLatency(o.latency); err != nil {
-		return ours, naive, nil, nil, err
-	}
-	fmt.Printf("storm: %d tasks x %d secrets over %d variables, %d in flight at most, server latency %s\n",
-		o.tasks, o.secrets, o.variables, o.concurrency, o.latency)
-	for round := range o.rounds {
-		fmt.Printf(" round %d of %d\n", round+1, o.rounds)
-		r, err := load.storm(ctx, "ours", f.plugSock, o.concurrency, f.cj, f.plug)
-		if err != nil {
-			return ours, naive, nil, nil, err
-		}
-		r.print()
-		oursRuns = append(oursRuns, r)
-		if r, err = load.storm(ctx, "naive", f.naiveSock, o.concurrency, f.cj, f.naive); err != nil {
-			return ours, naive, nil, nil, err
-		}
-		r.print()
-		naiveRuns = append(naiveRuns, r)
-	}
-	ours, naive = median(oursRuns), median(naiveRuns)
-	fmt.Printf("median rounds: ours %s, naive %s\n", ours.wall.Round(time.Millisecond), naive.wall.Round(time.Millisecond))
-	for _, r := range append(oursRuns, naiveRuns...) {
-		if r.failed > 0 {
-			return ours, naive, nil, nil, fmt.Errorf("storm answers failed: %s %d (first: %s); see the logs with -keep", r.name, r.failed, r.firstErr)
-		}
-	}
-	return ours, naive, oursRuns, naiveRuns, nil
 }
 
 // writeReport writes the Markdown report to o.doc, with the Go benchmark
@@ -536,4 +275,43 @@ func (e *envList) Set(v string) error {
 	}
 	*e = append(*e, v)
 	return nil
+}
+
+// newResult is the RESULT line of the figures.
+func newResult(o options, lat latencies, pn perNodeResult, ours, nv stormResult, bd *boundedResult, sc *scaleResult) result {
+	res := result{
+		NaiveConjurRequests: nv.requests,
+		OursConjurRequests:  ours.requests,
+		NaiveWallMS:         round(ms(nv.wall), 1),
+		OursWallMS:          round(ms(ours.wall), 1),
+		OursP99MS:           round(ms(ours.lat.p99), 2),
+		DirectFetchP50US:    round(usf(lat.direct.p50), 1),
+		PluginGetP50US:      round(usf(lat.plugin.p50), 1),
+		PluginPeakRSSMiB:    round(float64(max(ours.rssKiB, pn.ours.rssKiB))/1024, 1),
+
+		PernodeNodes:               o.nodes,
+		PernodeOursWallMS:          round(ms(pn.ours.wall), 1),
+		PernodeNaiveWallMS:         round(ms(pn.naive.wall), 1),
+		PernodeFloorWallMS:         round(ms(pn.floor.wall), 1),
+		PernodeLimitMS:             round(pn.limitMS(o), 1),
+		PernodeOursP50MS:           round(ms(pn.ours.lat.p50), 2),
+		PernodeOursConjurRequests:  pn.ours.requests,
+		PernodeNaiveConjurRequests: pn.naive.requests,
+		PernodePrefetchWallMS:      round(ms(pn.prefetch.wall), 1),
+		PernodePrefetchRequests:    pn.prefetch.requests,
+		PernodeIdentityWallMS:      round(ms(pn.identity.wall), 1),
+		PernodeIdentityRequests:    pn.identity.requests,
+		PernodeOursCPUUSPerGet:     round(pn.ours.cpuPerGetUS(), 1),
+		PernodeFloorCPUUSPerGet:    round(pn.floor.cpuPerGetUS(), 1),
+	}
+	if bd != nil {
+		res.BoundedOursWallMS, res.BoundedNaiveWallMS = round(ms(bd.ours.wall), 1), round(ms(bd.naive.wall), 1)
+	}
+	if sc != nil {
+		res.ScaleNodes, res.ScaleGets = sc.nodes, sc.ours.gets
+		res.ScaleOursWallMS, res.ScaleNaiveWallMS, res.ScaleFloorWallMS = round(ms(sc.ours.wall), 1), round(ms(sc.naive.wall), 1), round(ms(sc.floor.wall), 1)
+		res.ScaleOursConjurRequests = sc.ours.requests
+		res.ScalePeakRSSMiB = round(float64(sc.ours.rssKiB)/1024, 1)
+	}
+	return res
 }

@@ -33,6 +33,10 @@ func renderFixtures() map[string]report {
 		oursRuns: []stormResult{nodeOurs, nodeOurs, nodeOurs}, naiveRuns: []stormResult{nodeNaive, nodeNaive, nodeNaive}, floorRuns: []stormResult{nodeFloor, nodeFloor, nodeFloor},
 		prefetchRuns: []stormResult{nodePre, nodePre, nodePre}}
 	bounded := &boundedResult{ours: boundedOurs, naive: boundedNaive, tasks: 400}
+	scale := &scaleResult{nodes: 400,
+		ours:  stormResult{name: "ours (default settings), at scale", gets: 50000, wall: 3500 * ms, lat: percentiles{p50: 20 * ms, p99: 60 * ms}, requests: 1500, byEndpoint: "batch 1400, secret 100", cpu: 3600 * ms, rssKiB: 48 << 10},
+		naive: stormResult{name: "naive, at scale", gets: 50000, wall: 10400 * ms, lat: percentiles{p50: 80 * ms, p99: 150 * ms}, requests: 100000, cpu: 9 * time.Second, rssKiB: 70 << 10},
+		floor: stormResult{name: "floor, at scale", gets: 50000, wall: 1700 * ms, lat: percentiles{p50: 12 * ms, p99: 40 * ms}, cpu: 1500 * ms, rssKiB: 31 << 10}}
 	oneP := stormResult{name: onePName, gets: 10000, wall: 450 * ms, requests: 90, inFlight: 512, cpu: 380 * ms}
 	onePNodes := stormResult{name: onePName + ", per-node model", gets: 10000, wall: 1250 * ms, requests: 2500, inFlight: 20}
 	lat := latencies{samples: 2000,
@@ -55,12 +59,12 @@ func renderFixtures() map[string]report {
 	full := report{opts: opts, env: env, res: res, ours: ours, naive: naive, lat: latOneP,
 		oursRuns: []stormResult{ours, ours, ours}, naiveRuns: []stormResult{naive, naive, naive},
 		extras:  []stormResult{floor, cached, oneP, onePNodes},
-		goBench: bench, plugin: settings, perNode: perNode, bounded: bounded}
+		goBench: bench, plugin: settings, perNode: perNode, bounded: bounded, scale: scale}
 	plain := full
 	plain.opts.reuse, plain.opts.serverSlots = true, 0
 	plain.lat = lat
 	plain.extras = []stormResult{cached}
-	plain.bounded = nil
+	plain.bounded, plain.scale = nil, nil
 	minimal := report{opts: opts, env: env, res: res, ours: ours, naive: naive, lat: lat,
 		oursRuns: []stormResult{ours}, naiveRuns: []stormResult{naive}, plugin: settings,
 		perNode: perNodeResult{ours: nodeOurs, naive: nodeNaive, floor: nodeFloor, prefetch: nodePre,

@@ -117,6 +117,7 @@ type report struct {
 	plugin      []string
 	perNode     perNodeResult  // the headline
 	bounded     *boundedResult // nil when not run
+	scale       *scaleResult   // nil when not run
 }
 
 func ratio(a, b float64) string {
@@ -207,6 +208,7 @@ type docView struct {
 
 	PerNode perNodeView
 	Bounded *boundedView
+	Scale   *scaleView
 
 	OursOverFloorUS, OursCPUPerGetUS float64
 	HasInProcess                     bool
@@ -224,6 +226,19 @@ type perNodeView struct {
 	WallMet, P50Met, RequestsMet             bool
 	PrefetchWallGoalMS, PrefetchRequestsGoal float64
 	PrefetchWallMet, PrefetchRequestsMet     bool
+	// The plugin's CPU per Get (/proc of the process, during the rounds)
+	// against the null driver's, and the goal (issue 25).
+	OursCPUUS, FloorCPUUS, CPUGoalUS float64
+	CPUMet                           bool
+}
+
+// scaleView is the scale row: the per-node model with many nodes and Gets.
+type scaleView struct {
+	Ours, Naive, Floor scenarioView
+	Nodes, Gets        int
+	OursCPUUS          float64
+	WallGoalMS         float64
+	WallMet, RSSMet    bool
 }
 
 // boundedView is the per-node model against a Conjur of bounded capacity.
@@ -304,25 +319,13 @@ func newDocView(r report) docView {
 		OursWalls: walls(r.oursRuns), NaiveWalls: walls(r.naiveRuns),
 		RequestsMet:     res.OursConjurRequests*20 <= res.NaiveConjurRequests,
 		WallMet:         res.OursWallMS*10 <= res.NaiveWallMS,
-		RSSMet:          res.PluginPeakRSSMiB <= 50,
+		RSSMet:          res.PluginPeakRSSMiB <= 45,
 		P50Limit:        1.2*res.DirectFetchP50US + 200,
 		OursCPUPerGetUS: usf(r.ours.cpu / time.Duration(max(1, r.ours.gets))),
 	}
 	v.P50Met = res.PluginGetP50US <= v.P50Limit
 
-	l := r.lat
-	v.Lat = latencyView{Samples: l.samples,
-		Direct:    newLatencyRow("direct conjur-api-go `RetrieveSecret` from the harness", l.direct),
-		Client:    newLatencyRow("the plugin's Conjur client alone (`conjur.Client.Get`) in the harness", l.client),
-		Socket:    newLatencyRow("GetSecret to the null driver (socket and protocol only, no Conjur)", l.socket),
-		PluginCPU: usf(l.pluginCPU), PluginSwitches: l.pluginSwitches, HasOneP: l.hasOneP}
-	v.Lat.Rows = []latencyRow{v.Lat.Direct, v.Lat.Client, v.Lat.Socket,
-		newLatencyRow("**GetSecret through the plugin** (socket, driver, policy, Conjur client, Conjur)", l.plugin)}
-	if l.hasOneP {
-		v.Lat.OneP = newLatencyRow("GetSecret through the same plugin run with `GOMAXPROCS=1` (an experiment, not the default)", l.oneP)
-		v.Lat.Rows = append(v.Lat.Rows, v.Lat.OneP)
-		v.Lat.OnePCPU, v.Lat.OnePSwitches = usf(l.onePCPU), l.onePSwitches
-	}
+	v.Lat = newLatencyView(r.lat)
 
 	for _, s := range r.plugin {
 		k, val, _ := strings.Cut(s, "=")
@@ -354,19 +357,9 @@ func newDocView(r report) docView {
 	v.Floor, v.Cached = extra("floor"), extra("ours, reuse")
 	v.OnePStorm = extra(onePName)
 
-	pn := r.perNode
 	rtt := ms(o.latency)
-	v.PerNode = perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor), Prefetch: newScenarioView(pn.prefetch),
-		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns), PrefetchWalls: walls(pn.prefetchRuns),
-		Identity: newScenarioView(pn.identity), IdentityWalls: walls(pn.identityRuns), Stacks: identityStacks,
-		GetsPerNode: o.tasks * o.secrets / max(1, o.nodes), LimitMS: pn.limitMS(o), RoundTripMS: rtt}
-	v.PerNode.WallGoalMS, v.PerNode.P50GoalMS, v.PerNode.RequestsGoal = 1.3*v.PerNode.LimitMS, rtt+0.6, float64(pn.naive.requests)/4
-	v.PerNode.WallMet = v.PerNode.Ours.Wall <= v.PerNode.WallGoalMS
-	v.PerNode.P50Met = v.PerNode.Ours.P50 <= v.PerNode.P50GoalMS
-	v.PerNode.RequestsMet = float64(pn.ours.requests) <= v.PerNode.RequestsGoal
-	v.PerNode.PrefetchWallGoalMS, v.PerNode.PrefetchRequestsGoal = 0.5*v.PerNode.LimitMS, float64(pn.naive.requests)/10
-	v.PerNode.PrefetchWallMet = v.PerNode.Prefetch.Wall <= v.PerNode.PrefetchWallGoalMS
-	v.PerNode.PrefetchRequestsMet = float64(pn.prefetch.requests) <= v.PerNode.PrefetchRequestsGoal
+	v.PerNode = newPerNodeView(r.perNode, o)
+	v.Scale = newScaleView(r.scale)
 	if b := r.bounded; b != nil {
 		v.Bounded = &boundedView{Ours: newScenarioView(b.ours), Naive: newScenarioView(b.naive), Tasks: b.tasks, Gets: b.tasks * o.secrets,
 			Slots: o.serverSlots, AuthnMS: ms(o.latency + o.authnCost), FetchMS: rtt,
@@ -399,4 +392,53 @@ func inProcess(lines []benchLine) (sock, direct float64, ok bool) {
 		}
 	}
 	return sock, direct, okS && okD
+}
+
+// newScaleView is the scale row's view (nil when it did not run).
+func newScaleView(s *scaleResult) *scaleView {
+	if s == nil {
+		return nil
+	}
+	v := &scaleView{Ours: newScenarioView(s.ours), Naive: newScenarioView(s.naive), Floor: newScenarioView(s.floor),
+		Nodes: s.nodes, Gets: s.ours.gets, OursCPUUS: s.ours.cpuPerGetUS(), WallGoalMS: 2 * ms(s.floor.wall)}
+	v.WallMet = v.Ours.Wall <= v.WallGoalMS
+	v.RSSMet = v.Ours.RSSMiB <= 50
+	return v
+}
+
+// newLatencyView is the one-call-at-a-time figures' view.
+func newLatencyView(l latencies) latencyView {
+	v := latencyView{Samples: l.samples,
+		Direct:    newLatencyRow("direct conjur-api-go `RetrieveSecret` from the harness", l.direct),
+		Client:    newLatencyRow("the plugin's Conjur client alone (`conjur.Client.Get`) in the harness", l.client),
+		Socket:    newLatencyRow("GetSecret to the null driver (socket and protocol only, no Conjur)", l.socket),
+		PluginCPU: usf(l.pluginCPU), PluginSwitches: l.pluginSwitches, HasOneP: l.hasOneP}
+	v.Rows = []latencyRow{v.Direct, v.Client, v.Socket,
+		newLatencyRow("**GetSecret through the plugin** (socket, driver, policy, Conjur client, Conjur)", l.plugin)}
+	if l.hasOneP {
+		v.OneP = newLatencyRow("GetSecret through the same plugin run with `GOMAXPROCS=1` (an experiment, not the default)", l.oneP)
+		v.Rows = append(v.Rows, v.OneP)
+		v.OnePCPU, v.OnePSwitches = usf(l.onePCPU), l.onePSwitches
+	}
+	return v
+}
+
+// newPerNodeView is the headline's view, with the goals of issues 16 and 25.
+func newPerNodeView(pn perNodeResult, o options) perNodeView {
+	rtt := ms(o.latency)
+	v := perNodeView{Ours: newScenarioView(pn.ours), Naive: newScenarioView(pn.naive), Floor: newScenarioView(pn.floor), Prefetch: newScenarioView(pn.prefetch),
+		OursWalls: walls(pn.oursRuns), NaiveWalls: walls(pn.naiveRuns), FloorWalls: walls(pn.floorRuns), PrefetchWalls: walls(pn.prefetchRuns),
+		Identity: newScenarioView(pn.identity), IdentityWalls: walls(pn.identityRuns), Stacks: identityStacks,
+		GetsPerNode: o.tasks * o.secrets / max(1, o.nodes), LimitMS: pn.limitMS(o), RoundTripMS: rtt}
+	v.WallGoalMS, v.P50GoalMS, v.RequestsGoal = 1.3*v.LimitMS, rtt+0.6, float64(pn.naive.requests)/4
+	v.WallMet = v.Ours.Wall <= v.WallGoalMS
+	v.P50Met = v.Ours.P50 <= v.P50GoalMS
+	v.RequestsMet = float64(pn.ours.requests) <= v.RequestsGoal
+	v.PrefetchWallGoalMS, v.PrefetchRequestsGoal = 0.5*v.LimitMS, float64(pn.naive.requests)/10
+	v.PrefetchWallMet = v.Prefetch.Wall <= v.PrefetchWallGoalMS
+	v.PrefetchRequestsMet = float64(pn.prefetch.requests) <= v.PrefetchRequestsGoal
+	v.OursCPUUS, v.FloorCPUUS = pn.ours.cpuPerGetUS(), pn.floor.cpuPerGetUS()
+	v.CPUGoalUS = 2.5 * v.FloorCPUUS
+	v.CPUMet = v.OursCPUUS <= v.CPUGoalUS
+	return v
 }
