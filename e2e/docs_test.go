@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/e2e/internal/harness"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 )
 
@@ -115,7 +116,7 @@ esac
 func TestOperatorDocsRunAsWritten(t *testing.T) {
 	s := getSuite(t)
 	if _, err := docker("service", "inspect", "shop_app"); err == nil {
-		t.Skip("a service named shop_app already runs on this engine; docs/troubleshooting.md and docs/rotation.md use that name")
+		harness.Unavailable(t, "the operator docs' walk-through", "a service named shop_app already runs on this engine; docs/troubleshooting.md and docs/rotation.md use that name (remove it: docker stack rm shop)")
 	}
 	dir := s.dir("docs")
 	p := runID + "-docs"

@@ -134,8 +134,11 @@ type suite struct {
 // first use, and fails the test when that setup failed.
 func getSuite(t *testing.T) *suite {
 	t.Helper()
-	if skipReason != "" {
+	switch {
+	case testing.Short():
 		t.Skip("e2e skipped: " + skipReason)
+	case skipReason != "":
+		harness.Unavailable(t, "the e2e suite", skipReason)
 	}
 	suiteOnce.Do(func() {
 		start := time.Now()

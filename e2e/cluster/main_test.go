@@ -95,7 +95,7 @@ func mainRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "cluster: writing the storm section:", err)
 		code = 1
 	}
-	if skipReason != "" && *require {
+	if skipReason != "" && (*require || harness.InCI()) && !testing.Short() {
 		code = 1
 	}
 	resultsMu.Lock()
@@ -133,8 +133,11 @@ type fixture struct {
 // fixture on first use and fails the test when that failed.
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	if skipReason != "" {
+	switch {
+	case testing.Short():
 		t.Skip("cluster lab skipped: " + skipReason)
+	case skipReason != "":
+		harness.Unavailable(t, "the cluster lab", skipReason)
 	}
 	fixOnce.Do(func() {
 		start := time.Now()
