@@ -120,10 +120,13 @@ func stubDriver(t *testing.T, stub *conjurStub, res Resolver) *Driver {
 	return d
 }
 
-func stubGet(d *Driver, task, v string) pluginapi.Response {
+func stubGet(d *Driver, task, v string) pluginapi.Response { return stubGetAs(d, "svc1", task, v) }
+
+// stubGetAs asks for v for task of service.
+func stubGetAs(d *Driver, service, task, v string) pluginapi.Response {
 	return d.GetSecret(context.Background(), pluginapi.Request{
 		SecretName: "s-" + strings.ReplaceAll(v, "/", "-"), SecretLabels: map[string]string{"conjur.variable": v},
-		ServiceID: "svc1", ServiceName: "svc1", TaskID: task, NodeID: "node1",
+		ServiceID: service, ServiceName: service, TaskID: task, NodeID: "node1",
 	})
 }
 
@@ -155,13 +158,17 @@ func TestPrefetchedValueDroppedWhenItMayBeOutdated(t *testing.T) {
 		fetched bool   // whether that Get reaches Conjur (else served from prefetch)
 	}{
 		{"ok/unchanged: served from prefetch", func(*conjurStub, *mappingResolver, *Driver) {}, "v2-old", false},
-		{"ok/rotated, seen by another task's fetch", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
+		{"ok/rotated, seen by another task's prefetch batch", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
 			stub.set("a/v2", "v2-new")
-			stubGet(d, "task3", "a/v2")
+			stubGet(d, "task3", "a/v2") // task3's first Get: a/v2 with a/v1 prefetched
 		}, "v2-new", true},
-		{"fail/FORBIDDEN: execute revoked, seen by another task's fetch", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
+		{"ok/rotated, seen by another service's single Get", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
+			stub.set("a/v2", "v2-new")
+			stubGetAs(d, "svc2", "task9", "a/v2") // svc2 has nothing to prefetch
+		}, "v2-new", true},
+		{"fail/FORBIDDEN: execute revoked, seen by another service's single Get", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
 			stub.refuseWith("a/v2", errcode.Forbidden)
-			stubGet(d, "task3", "a/v2")
+			stubGetAs(d, "svc2", "task9", "a/v2")
 		}, "[FORBIDDEN]", true},
 		{"fail/NOT_FOUND: deleted, seen by a prefetch batch", func(stub *conjurStub, _ *mappingResolver, d *Driver) {
 			stub.refuseWith("a/v2", errcode.NotFound)
