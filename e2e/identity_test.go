@@ -1,17 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
-	"github.com/cyberark/conjur-swarm/internal/identity"
 )
 
 // identityMapping is the per-stack recipe's mapping plus a deliberately
@@ -64,29 +65,28 @@ func perStackConjur(t *testing.T, root, a, b string) (*conjurdev.Server, *conjur
 	return dev, l
 }
 
-// trustManager puts the key the plugin generated in its state directory
-// into authn-jwt/swarm's public-keys (what the operator does with
-// `conjur-swarm jwks --merge`) with the plugin's issuer.
-func trustManager(t *testing.T, dev *conjurdev.Server, stateDir, issuer string) {
+// trustManager does what the operator does with a new manager: print its
+// JWKS from the plugin's state directory (`conjur-swarm jwks`), merge it into
+// the value of authn-jwt/swarm's public-keys (`conjur-swarm jwks --merge`)
+// and set that and the issuer in Conjur.
+func trustManager(t *testing.T, bin string, dev *conjurdev.Server, stateDir, issuer string) {
 	t.Helper()
-	store, err := identity.Open(stateDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	jwks, err := run(ctx, nil, bin, "jwks", "--state-dir", stateDir)
 	if err != nil {
-		t.Fatalf("the plugin's state directory: %v", err)
+		t.Fatalf("conjur-swarm jwks: %v", err)
 	}
-	jwks, err := json.Marshal(store.JWKS())
-	if err != nil {
+	file := filepath.Join(t.TempDir(), "m1.json")
+	if err := os.WriteFile(file, []byte(jwks), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := identity.Merge([]identity.Input{{Name: "manager", Data: jwks}})
+	pk, err := run(ctx, nil, bin, "jwks", "--merge", file)
 	if err != nil {
-		t.Fatalf("merging the manager's JWKS: %v", err)
+		t.Fatalf("conjur-swarm jwks --merge: %v", err)
 	}
-	pk, err := json.Marshal(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string][]byte{"public-keys": pk, "issuer": []byte(issuer)} {
-		if err := dev.SetSecret("conjur/authn-jwt/swarm/"+name, v); err != nil {
+	for name, v := range map[string]string{"public-keys": pk, "issuer": issuer} {
+		if err := dev.SetSecret("conjur/authn-jwt/swarm/"+name, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestPerStackIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trustManager(t, dev, stateDir, issuer)
+	trustManager(t, s.bin, dev, stateDir, issuer)
 	dev.ResetRequests()
 
 	for _, st := range []string{a, b} {

@@ -14,6 +14,10 @@
 //     failover, access tokens, the credential and Adopt;
 //     fetch(ctx, ids, version, sink) answers a set of ids, narrowing a
 //     refused batch.
+//   - identities (identity.go), in the per-request identity mode only
+//     (Config.Signer): one session, batcher and value cache per identity a
+//     Ref names, in a bounded pool sharing the transport and the request
+//     window; each session authenticates with a JWT the Signer signs.
 //   - statusBook (status.go) records the last contact and error; lifecycle
 //     (lifecycle.go) owns every goroutine and the context Close cancels.
 //
