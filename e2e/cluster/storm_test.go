@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,7 +33,10 @@ type stormResult struct {
 	GetsPerTaskSec float64 `json:"gets_per_task_secret"`
 	Failed         int     `json:"failed_gets"`
 	ConjurRequests int64   `json:"conjur_requests"`
-	SpanMS         int64   `json:"first_to_last_get_ms"`
+	SpanMS         int64   `json:"first_to_last_get_ms"` // swarmkit's pacing, not the driver's speed
+	GetP50MS       float64 `json:"get_p50_ms"`           // per-Get latency at the plugin (its audit durations)
+	GetP99MS       float64 `json:"get_p99_ms"`
+	BusyMS         int64   `json:"busy_ms"` // the sum of the Gets' durations
 	MaxInFlight    int     `json:"max_in_flight"`
 	ElectionMS     int64   `json:"leader_change_ms"`
 	// ByNode is the Gets for the tasks of each node ("m1 (old leader)").
@@ -101,6 +108,89 @@ func maxInFlight(gs []get) int {
 		most = max(most, cur)
 	}
 	return most
+}
+
+// stormFigures is what the Gets gs at the new leader's plugin say: how many,
+// for the tasks of which node, how many failed, their latency, busy time
+// and span.
+func (f *fixture) stormFigures(gs []get, taskNode map[string]string, lead, newLead *node, tasks, secrets int) stormResult {
+	r := stormResult{Tasks: tasks, Secrets: secrets, Gets: len(gs), MaxInFlight: maxInFlight(gs), ByNode: map[string]int{}}
+	for _, g := range gs {
+		label := strings.TrimPrefix(taskNode[g.task], f.lab.id+"-")
+		switch label {
+		case lead.name:
+			label += " (old leader)"
+		case newLead.name:
+			label += " (new leader)"
+		case "":
+			label = "unknown task"
+		}
+		r.ByNode[label]++
+	}
+	r.GetsPerTaskSec = float64(int(1000*float64(r.Gets)/float64(tasks*secrets))) / 1000
+	if len(gs) > 0 {
+		first, last := gs[0].start, gs[0].end
+		for _, g := range gs {
+			if g.start.Before(first) {
+				first = g.start
+			}
+			if g.end.After(last) {
+				last = g.end
+			}
+			if !g.ok {
+				r.Failed++
+			}
+		}
+		r.SpanMS = last.Sub(first).Milliseconds()
+	}
+	r.latencies(gs)
+	return r
+}
+
+// latencies sets the per-Get figures: p50 and p99 of the Gets' durations
+// at the plugin, and their sum (the driver's busy time).
+func (r *stormResult) latencies(gs []get) {
+	if len(gs) == 0 {
+		return
+	}
+	ds := make([]time.Duration, len(gs))
+	var busy time.Duration
+	for i, g := range gs {
+		ds[i] = g.end.Sub(g.start)
+		busy += ds[i]
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	at := func(q float64) float64 {
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+	}
+	r.GetP50MS, r.GetP99MS, r.BusyMS = at(0.50), at(0.99), busy.Milliseconds()
+}
+
+// conjurRTT is the lab Conjur's round trip from this host: the p50 of 20
+// sequential requests over one kept-alive TLS connection (what a plugin's
+// fetch costs at least, without the plugin).
+func (f *fixture) conjurRTT(t *testing.T) time.Duration {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(f.conjurL.CAPEM)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var ds []time.Duration
+	for i := range 21 {
+		t0 := time.Now()
+		resp, err := c.Get(f.conjurL.URL + "/")
+		if err != nil {
+			t.Fatalf("timing the lab Conjur's round trip: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if i > 0 { // the first one also connects
+			ds = append(ds, time.Since(t0))
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
 }
 
 // conjurRequests is every request both Conjur servers answered so far.
@@ -230,38 +320,10 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 		quiet := time.Since(lastChange)
 		return (len(gs) > 0 && quiet > 10*time.Second) || (len(gs) == 0 && quiet > time.Minute), fmt.Sprintf("%d Gets", len(gs))
 	}, nil)
-	r := stormResult{Tasks: tasks, Secrets: len(names), Gets: len(gs), ConjurRequests: f.conjurRequests() - before,
-		MaxInFlight: maxInFlight(gs), ElectionMS: elected.Milliseconds(), ByNode: map[string]int{}}
-	for _, g := range gs {
-		label := strings.TrimPrefix(taskNode[g.task], f.lab.id+"-")
-		switch label {
-		case lead.name:
-			label += " (old leader)"
-		case newLead.name:
-			label += " (new leader)"
-		case "":
-			label = "unknown task"
-		}
-		r.ByNode[label]++
-	}
-	r.GetsPerTaskSec = float64(int(1000*float64(r.Gets)/float64(tasks*len(names)))) / 1000
-	if len(gs) > 0 {
-		first, last := gs[0].start, gs[0].end
-		for _, g := range gs {
-			if g.start.Before(first) {
-				first = g.start
-			}
-			if g.end.After(last) {
-				last = g.end
-			}
-			if !g.ok {
-				r.Failed++
-			}
-		}
-		r.SpanMS = last.Sub(first).Milliseconds()
-	}
-	t.Logf("%s: leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed), %d Conjur requests, first to last Get %d ms, at most %d in flight; Gets by node of the task: %v",
-		kind, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
+	r := f.stormFigures(gs, taskNode, lead, newLead, tasks, len(names))
+	r.ConjurRequests, r.ElectionMS = f.conjurRequests()-before, elected.Milliseconds()
+	t.Logf("%s: leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed), per Get p50 %.2f ms p99 %.2f ms, busy %d ms, %d Conjur requests, first to last Get (swarmkit pacing) %d ms, at most %d in flight; Gets by node of the task: %v",
+		kind, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.GetP50MS, r.GetP99MS, r.BusyMS, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
 
 	other.must(t, "node", "promote", lead.id)
 	f.waitManagers(t)
@@ -322,15 +384,18 @@ func TestLeaderChangeStorm(t *testing.T) {
 		f.waitHandoff(t, m)
 	}
 	f.installNaive(t)
+	rtt := f.conjurRTT(t)
 	ours := f.storm(t, "ours", pluginName, *stormTasks, f.ourGets)
 	naive := f.storm(t, "naive", naiveName, *stormTasks, f.naiveGets)
 	engine, _ := f.lab.nodes[0].docker("version", "--format", "{{.Server.Version}}")
-	stormForDoc = &stormDoc{ours: ours, naive: naive, engine: engine, at: time.Now()}
+	stormForDoc = &stormDoc{ours: ours, naive: naive, engine: engine, at: time.Now(), rttMS: float64(rtt.Microseconds()) / 1000}
+	record("storm_conjur_rtt_ms", stormForDoc.rttMS)
 	record("storm_tasks", *stormTasks)
 	record("storm_gets", ours.Gets)
 	record("storm_gets_per_task_secret", ours.GetsPerTaskSec)
 	for kind, r := range map[string]stormResult{"ours": ours, "naive": naive} {
-		for key, v := range map[string]any{"gets": r.Gets, "conjur_requests": r.ConjurRequests, "ms": r.SpanMS,
+		for key, v := range map[string]any{"gets": r.Gets, "conjur_requests": r.ConjurRequests, "pacing_ms": r.SpanMS,
+			"get_p50_ms": r.GetP50MS, "get_p99_ms": r.GetP99MS, "busy_ms": r.BusyMS,
 			"max_in_flight": r.MaxInFlight, "failed_gets": r.Failed, "gets_by_node": r.ByNode} {
 			record("storm_"+kind+"_"+key, v)
 		}
