@@ -24,18 +24,28 @@ import (
 
 // The headline: a burst of 1,000 concurrent fetches of 100 distinct
 // variables costs at most one authentication and at most 10 secret requests.
+// The burst is made to arrive at once, whatever the machine's load: the
+// first authentication is held at the server until every Get is inside the
+// client (joined to a fetch or queued for a batch), and only then answered.
 func TestBurstCoalescesAndBatches(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
-	l := s.listen(t, false)
-	c := newClient(t, clientConfig(s.key, l.URL))
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/authn") {
+			<-release
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	cfg := clientConfig(s.key, hs.URL)
+	cfg.FetchTimeout = 25 * time.Second // the burst's calls wait for the last Get to arrive: a bound, not a measure
+	c := newClient(t, cfg)
 
 	const n = 1000
-	start := make(chan struct{})
 	var wg sync.WaitGroup
 	var failed, wrong, coalesced atomic.Int64
 	for i := range n {
 		wg.Go(func() {
-			<-start
 			id := i % nVars
 			v, err := c.Get(context.Background(), Ref{ID: varID(id)})
 			switch {
@@ -49,7 +59,8 @@ func TestBurstCoalescesAndBatches(t *testing.T) {
 			}
 		})
 	}
-	close(start)
+	waitArrived(t, c, n)
+	close(release)
 	wg.Wait()
 
 	authn, secrets := s.Count(conjurdev.EpAuthn), s.secretRequests()
@@ -66,6 +77,28 @@ func TestBurstCoalescesAndBatches(t *testing.T) {
 	}
 	if coalesced.Load() == 0 {
 		t.Error("no Get reported Coalesced although 10 callers asked for each variable")
+	}
+}
+
+// waitArrived waits until n Gets are inside c's batcher: each joined to a
+// fetch or queued for a batch (none can end while authentication is held).
+func waitArrived(t *testing.T, c *Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // a failure guard only
+	for {
+		c.batch.mu.Lock()
+		arrived := 0
+		for _, cl := range c.batch.inflight {
+			arrived += 1 + cl.joined
+		}
+		c.batch.mu.Unlock()
+		if arrived >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d Gets reached the client's batcher", arrived, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

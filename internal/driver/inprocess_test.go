@@ -111,7 +111,12 @@ func (s *stack) conjurConfig() conjur.Config {
 		Login:         pluginLogin,
 		CACertPEM:     s.ca,
 		APIKey:        redact.String(s.apiKey),
-		FetchTimeout:  time.Second,
+		// A bound on a failure, not a measure: the TLS handshake, the
+		// first load of the system CA pool and Adopt's authentication run
+		// under it, and each took over a second on a loaded machine (the
+		// TLS and handoff paths then answered TIMEOUT). The timeout path
+		// sets its own.
+		FetchTimeout: 25 * time.Second,
 	}
 }
 
