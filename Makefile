@@ -43,6 +43,9 @@ run-per-stack: build ## Like run, in the per-stack identity mode: two stacks, ea
 	CONJUR_SWARM_IDENTITY=per-request ./$(BIN) serve --dev
 
 .PHONY: test
+# FuzzRenderRoundTrip sources dotenv bundles with dash and bash (packages dash and bash, both in the
+# machine image CI runs on; with CI=true a missing one fails naming the package), and with busybox ash
+# when a busybox binary is on PATH (apt-get install -y busybox; optional).
 test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root; every benchmark once (-benchtime 1x); a 5-second storm
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
 // Scenario (issue 23 item 2): stack blog's file declares stack shop's secret
@@ -53,6 +57,14 @@ networks:
 		t.Errorf("blog's task using shop's secret: error %q, want Swarm's \"secret ... not found\"", msg)
 	}
 	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"service":"`+blog+`_thief"`, "DENIED")
+
+	// The plugin flags the relabelled secret: the audit field and status.
+	s.waitPluginLog(t, s.pluginID, `"secret":"`+secret+`"`, `"stack_label_mismatch":"`+blog+`"`)
+	var st pluginapi.Status
+	if out := s.status(t, s.pluginID); json.Unmarshal([]byte(out), &st) != nil ||
+		!slices.ContainsFunc(st.StackMismatches, func(m pluginapi.StackMismatch) bool { return m.Secret == secret && m.Label == blog }) {
+		t.Errorf("conjur-swarm status does not list %s as relabelled into %s:\n%s", secret, blog, out)
+	}
 
 	mustDocker(t, "service", "update", "--detach", "--force", shop+"_app")
 	next, f := only(waitReaders(t, shop+"_app", 1, map[string]bool{first: true}))
