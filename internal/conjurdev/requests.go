@@ -26,34 +26,43 @@ type Request struct {
 	Status    int      // HTTP status answered; 0 for a dropped connection
 }
 
-// requestLog keeps the last maxRequests requests.
+// requestLog keeps the last maxRequests requests: once full, a ring whose
+// oldest entry is at next, so logging a request costs the same however long
+// the server has run (dropping the oldest by moving the rest cost a copy of
+// the whole log per request).
 type requestLog struct {
 	mu   sync.Mutex
 	reqs []Request
+	next int
 }
 
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.reqs) >= maxRequests {
-		l.reqs = slices.Delete(l.reqs, 0, len(l.reqs)-maxRequests+1)
+	if len(l.reqs) < maxRequests {
+		l.reqs = append(l.reqs, r)
+		return
 	}
-	l.reqs = append(l.reqs, r)
+	l.reqs[l.next] = r
+	l.next = (l.next + 1) % maxRequests
+}
+
+// ordered is a copy of the log, oldest first.
+func (l *requestLog) ordered() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Concat(l.reqs[l.next:], l.reqs[:l.next])
 }
 
 // Requests is the log of requests answered so far (the last 10,000), in
 // the order they finished.
-func (s *Server) Requests() []Request {
-	s.reqLog.mu.Lock()
-	defer s.reqLog.mu.Unlock()
-	return slices.Clone(s.reqLog.reqs)
-}
+func (s *Server) Requests() []Request { return s.reqLog.ordered() }
 
 // ResetRequests empties the request log.
 func (s *Server) ResetRequests() {
 	s.reqLog.mu.Lock()
 	defer s.reqLog.mu.Unlock()
-	s.reqLog.reqs = nil
+	s.reqLog.reqs, s.reqLog.next = nil, 0
 }
 
 type reqKey struct{}

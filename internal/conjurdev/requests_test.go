@@ -39,3 +39,34 @@ func TestRequests_logRolesAndVariables(t *testing.T) {
 		t.Fatalf("%d requests after ResetRequests", n)
 	}
 }
+
+// Once the log is full, it keeps the last maxRequests requests in the order
+// they finished.
+func TestRequestLogKeepsTheLastInOrder(t *testing.T) {
+	var l requestLog
+	for i := range maxRequests + 7 {
+		l.add(Request{Status: i})
+	}
+	got := l.ordered()
+	if len(got) != maxRequests || got[0].Status != 7 || got[len(got)-1].Status != maxRequests+6 {
+		t.Fatalf("%d requests from %d to %d; want %d from 7 to %d", len(got), got[0].Status, got[len(got)-1].Status, maxRequests, maxRequests+6)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Status != got[i-1].Status+1 {
+			t.Fatalf("request %d is %d after %d: out of order", i, got[i].Status, got[i-1].Status)
+		}
+	}
+}
+
+// The cost of logging one request once the log is full, which every request
+// of a long benchmark run pays (make bench's stand-in answers 100,000s).
+func BenchmarkRequestLogFull(b *testing.B) {
+	var l requestLog
+	for i := range maxRequests {
+		l.add(Request{Status: i})
+	}
+	r := Request{Endpoint: EpSecret, Role: "dev:host:h", Variables: []string{"dev:variable:v"}, Status: 200}
+	for b.Loop() {
+		l.add(r)
+	}
+}
