@@ -52,9 +52,13 @@ func TestServeDevPerStackNextStepWorks(t *testing.T) {
 		t.Fatalf("serve --dev stopped: %v", err)
 	}
 	var gets []string
+	var statusLine string
 	for _, l := range strings.Split(out.String(), "\n") {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "conjur-swarm get ") {
+		switch l = strings.TrimSpace(l); {
+		case strings.HasPrefix(l, "conjur-swarm get "):
 			gets = append(gets, l)
+		case strings.HasPrefix(l, "conjur-swarm status "):
+			statusLine = l
 		}
 	}
 	if len(gets) != 3 {
@@ -70,6 +74,12 @@ func TestServeDevPerStackNextStepWorks(t *testing.T) {
 		}
 		if stdout != want || code != 0 {
 			t.Errorf("the printed get command %q gave %q, exit %d, stderr %s; want %q", gets[i], stdout, code, stderr, want)
+		}
+	}
+	status, _, _ := execCLI(strings.Fields(statusLine)[1:]...)
+	for _, want := range []string{"per-request: a JWT this manager signs", "2 identities hold a token", "IDENTITY", "FORBIDDEN"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
 		}
 	}
 	cancel()

@@ -114,7 +114,9 @@ func (sp statusPrinter) when(t time.Time) string {
 func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffState) {
 	sp.p("  login\t%s", orDash(c.Login))
 	sp.p("  account\t%s", orDash(c.Account))
-	if c.HasCredential() {
+	if c.CredentialSource == "per-request" {
+		sp.p("  credential\tper-request: a JWT this manager signs for each identity the mapping chooses; %d identities hold a token", c.Identities)
+	} else if c.HasCredential() {
 		sp.p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), sp.when(c.CredentialSetAt))
 	} else {
 		sp.p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")

@@ -28,6 +28,7 @@ func (d *Driver) Status() pluginapi.Status {
 			CredentialFingerprint: cs.CredentialFingerprint,
 			CredentialSetAt:       cs.CredentialSetAt,
 			TokenExpiresAt:        cs.TokenExpiresAt,
+			Identities:            cs.Identities,
 			LastContact:           cs.LastContact,
 			LastURL:               cs.LastURL,
 			LastErrorCode:         string(cs.LastErrorCode),

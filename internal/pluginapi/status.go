@@ -45,18 +45,21 @@ const MaxStackMismatches = 32
 
 // ConjurState is the Conjur client's side of the status.
 type ConjurState struct {
-	Login                 string     `json:"login,omitempty"`
-	Account               string     `json:"account,omitempty"` // CONJUR_ACCOUNT
-	CredentialSource      string     `json:"credential_source"` // handoff, file, env, jwt or none
-	CredentialFingerprint string     `json:"credential_fingerprint,omitempty"`
-	CredentialSetAt       time.Time  `json:"credential_set_at,omitzero"`
-	TokenExpiresAt        time.Time  `json:"token_expires_at,omitzero"`
-	LastContact           time.Time  `json:"last_contact,omitzero"`
-	LastURL               string     `json:"last_url,omitempty"`
-	LastErrorCode         string     `json:"last_error_code,omitempty"`
-	LastError             string     `json:"last_error,omitempty"`
-	LastErrorAt           time.Time  `json:"last_error_at,omitzero"`
-	URLs                  []URLState `json:"urls,omitempty"`
+	Login                 string    `json:"login,omitempty"`
+	Account               string    `json:"account,omitempty"` // CONJUR_ACCOUNT
+	CredentialSource      string    `json:"credential_source"` // handoff, file, env, jwt or none
+	CredentialFingerprint string    `json:"credential_fingerprint,omitempty"`
+	CredentialSetAt       time.Time `json:"credential_set_at,omitzero"`
+	TokenExpiresAt        time.Time `json:"token_expires_at,omitzero"`
+	// Identities is how many Conjur identities the per-request identity
+	// mode holds tokens for now (credential_source "per-request").
+	Identities    int        `json:"identities,omitempty"`
+	LastContact   time.Time  `json:"last_contact,omitzero"`
+	LastURL       string     `json:"last_url,omitempty"`
+	LastErrorCode string     `json:"last_error_code,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   time.Time  `json:"last_error_at,omitzero"`
+	URLs          []URLState `json:"urls,omitempty"`
 }
 
 // HasCredential reports whether the plugin holds a credential.
