@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -265,9 +261,6 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 			"tar -C build -czf %[1]s/conjur-plugin.tgz plugin\nmkdir -p %[1]s/conjur-plugin && tar -C %[1]s/conjur-plugin -xzf %[1]s/conjur-plugin.tgz\n", dir),
 	})
 	text := strings.ReplaceAll(script.String(), "1lymbeu1h1o2wrpuxdfllva6z", "$secret_id")
-	if err := os.WriteFile(filepath.Join(dir, "docs.sh"), []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		_, _ = docker("service", "rm", p+"-web", p+"-bootstrap", p+"-rollout", "shop_app")
 		_ = waitContainersGone(p)
@@ -277,31 +270,16 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		_, _ = docker("image", "rm", "-f", p+"-agent:latest", p+"-shell:latest")
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", filepath.Join(dir, "docs.sh"))
-	cmd.Dir = s.root
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the docs (run as %s): %v\n%s", filepath.Join(dir, "docs.sh"), err, out.String())
-	}
-	for _, want := range []string{
-		"decision:     allow",                // install.md: policy explain of the operator's secret
-		"shop_app",                           // rotation.md: services-using
-		"handoff, fingerprint",               // conjur.md: status after the agent
-		"identity:     shop",                 // conjur.md: policy explain in the per-stack identity mode
-		p + "_db_password",                   // install.md: the removal list
-		"setting(s) kept",                    // install.md: make upgrade and the rolling upgrade's script
-		"/run/secrets/" + p + "_db_password", // install.md: the value's size, read in the task
-		"no update",                          // troubleshooting.md: a service's update state
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the docs' output lacks %q:\n%s", want, out.String())
-		}
-	}
+	docScript{name: "docs.sh", dir: dir, root: s.root, timeout: 8 * time.Minute}.run(t, text,
+		"decision:     allow",            // install.md: policy explain of the operator's secret
+		"shop_app",                       // rotation.md: services-using
+		"handoff, fingerprint",           // conjur.md: status after the agent
+		"identity:     shop",             // conjur.md: policy explain in the per-stack identity mode
+		p+"_db_password",                 // install.md: the removal list
+		"setting(s) kept",                // install.md: make upgrade and the rolling upgrade's script
+		"/run/secrets/"+p+"_db_password", // install.md: the value's size, read in the task
+		"no update",                      // troubleshooting.md: a service's update state
+	)
 }
 
 func mustRead(t *testing.T, path string) []byte {

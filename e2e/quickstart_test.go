@@ -1,37 +1,16 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cyberark/conjur-swarm/e2e/internal/harness"
 )
-
-// quickstartBlocks returns the shell of every ```sh block of a Markdown file.
-func quickstartBlocks(doc string) string {
-	var b strings.Builder
-	in := false
-	for _, line := range strings.Split(doc, "\n") {
-		switch {
-		case !in && line == "```sh":
-			in = true
-		case in && line == "```":
-			in = false
-		case in:
-			b.WriteString(line + "\n")
-		}
-	}
-	return b.String()
-}
 
 // TestQuickstartRunsAsWritten runs every command of docs/quickstart.md, in
 // order, with bash -euo pipefail, and checks what the walk-through says they
@@ -67,7 +46,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		"127.0.0.1:8443", fmt.Sprintf("127.0.0.1:%d", port),
 		"/etc/conjur-swarm-demo", dir+"/etc",
 		"/tmp/", dir+"/",
-	).Replace(quickstartBlocks(string(doc)))
+	).Replace(blocksText(string(doc)))
 	// The walk-through deploys stack "shop" (the demo data holds
 	// apps/shop/*): never touch someone else's.
 	if _, err := docker("service", "inspect", "shop_app"); err == nil {
@@ -75,9 +54,6 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 	}
 	if strings.Count(script, "\n") < 50 {
 		t.Fatalf("docs/quickstart.md: only %d lines of shell found", strings.Count(script, "\n"))
-	}
-	if err := os.WriteFile(filepath.Join(dir, "quickstart.sh"), []byte(script), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		// What the walk-through's own clean-up would have removed, had it
@@ -95,25 +71,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		_, _ = docker("image", "rm", "-f", p+"-reader:local", p+"-agent:latest")
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", filepath.Join(dir, "quickstart.sh"))
-	cmd.Dir = s.root
-	// Its own process group, so that the dev server it starts in the
-	// background is stopped with it, whatever happens.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Start()
-	if err == nil {
-		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) })
-		err = cmd.Wait()
-	}
-	if err != nil {
-		t.Fatalf("docs/quickstart.md (run as %s): %v\n%s", filepath.Join(dir, "quickstart.sh"), err, out.String())
-	}
-	for _, want := range []string{
+	docScript{name: "quickstart.sh", dir: dir, root: s.root, timeout: 6 * time.Minute}.run(t, script,
 		"demo-db-password-0001\n",         // get, and the service (step 5, 6)
 		"shop-db-password-0001\n",         // the stack (step 7)
 		"not found",                       // the denied task (step 8)
@@ -122,11 +80,7 @@ func TestQuickstartRunsAsWritten(t *testing.T) {
 		"NONE",                            // no credential (step 10)
 		"handoff",                         // the handoff (step 10)
 		"no key in docker plugin inspect", // (step 10)
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("docs/quickstart.md output lacks %q:\n%s", want, out.String())
-		}
-	}
+	)
 }
 
 // freePort asks the kernel for a free TCP port on loopback.
