@@ -3,18 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi/pluginapitest"
 )
 
 // TestBootstrapAgentOnce: one pass against a plugin under a plugins
@@ -62,7 +59,7 @@ func TestBootstrapAgentRefusesACredentialThatDoesNotSayWhereItBelongs(t *testing
 	if strings.Contains(stdout+stderr, "key-ffff-6666") {
 		t.Error("the key appears in the output")
 	}
-	if n := fake.calls(); n != 0 {
+	if n := fake.Calls(); n != 0 {
 		t.Errorf("the agent called a socket %d times with a credential it cannot use", n)
 	}
 }
@@ -102,7 +99,7 @@ func TestBootstrapAgentHandsOnlyToThePluginOfItsConjur(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if odd.bootstraps() != 0 {
+	if len(odd.Handoffs()) != 0 {
 		t.Error("the socket without a Conjur section received the credential")
 	}
 	if n := staging.dev.Count(conjurdev.EpAuthn); n != 0 {
@@ -187,51 +184,9 @@ func writeSecret(t *testing.T, path, content string) {
 	}
 }
 
-// fakePluginSocket answers every status call with a fixed body and counts the
-// calls and the bootstrap bodies it receives.
-type fakePluginSocket struct {
-	mu              sync.Mutex
-	status, handoff int
-}
-
-func (s *fakePluginSocket) calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.status + s.handoff
-}
-
-func (s *fakePluginSocket) bootstraps() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.handoff
-}
-
-func serveFakePluginSocket(t *testing.T, sock, status string) *fakePluginSocket {
+// serveFakePluginSocket is a plugin socket that answers every status call
+// with status and counts the calls and the bootstrap bodies it receives.
+func serveFakePluginSocket(t *testing.T, sock, status string) *pluginapitest.Socket {
 	t.Helper()
-	s := &fakePluginSocket{}
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(pluginapi.PathStatus, func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		s.status++
-		s.mu.Unlock()
-		_, _ = io.WriteString(w, status)
-	})
-	mux.HandleFunc(pluginapi.PathBootstrap, func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		s.handoff++
-		s.mu.Unlock()
-		_, _ = io.WriteString(w, `{"ok":true}`)
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close(); <-done })
-	return s
+	return pluginapitest.Serve(t, sock, pluginapitest.Options{Status: status})
 }

@@ -47,7 +47,7 @@ func TestAgentLoginCheck(t *testing.T) {
 			a, logs := newTrustAgent(t, plugins, tc.cred)
 
 			res := a.Pass(context.Background())
-			got := len(fake.stolen())
+			got := len(fake.Handoffs())
 			switch {
 			case tc.handed && (got != 1 || len(res.HandedTo) != 1):
 				t.Fatalf("the plugin got the credential %d times (result %+v); want it handed over once", got, res)

@@ -2,13 +2,8 @@ package bootstrap
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +12,7 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjur/conjurtest"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
+	"github.com/cyberark/conjur-swarm/internal/pluginapi/pluginapitest"
 )
 
 // The attacks of issue 11 item 1, each over real unix sockets under a
@@ -32,46 +28,12 @@ const (
 // prodCred is the bootstrap secret of the production swarm.
 var prodCred = `{"login":"` + prodLogin + `","api_key":"` + prodKey + `","account":"` + prodAccount + `","appliance_url":"` + prodURL + `"}`
 
-// fakePluginSocket answers /ConjurSwarm.Status with a fixed body and
-// /ConjurSwarm.Bootstrap with another; it records every bootstrap body it
-// receives, which is what an impersonating socket would steal.
-type fakePluginSocket struct {
-	mu       sync.Mutex
-	received []string
-}
-
-func (f *fakePluginSocket) stolen() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.received...)
-}
-
-func serveFakeSocket(t *testing.T, sock, status, bootstrapAnswer string) *fakePluginSocket {
+// serveFakeSocket is a socket that answers /ConjurSwarm.Status with status
+// and /ConjurSwarm.Bootstrap with bootstrapAnswer, recording every bootstrap
+// body, which is what an impersonating socket would steal.
+func serveFakeSocket(t *testing.T, sock, status, bootstrapAnswer string) *pluginapitest.Socket {
 	t.Helper()
-	f := &fakePluginSocket{}
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(pluginapi.PathStatus, func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, status)
-	})
-	mux.HandleFunc(pluginapi.PathBootstrap, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		f.received = append(f.received, string(body))
-		f.mu.Unlock()
-		_, _ = io.WriteString(w, bootstrapAnswer)
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close(); <-done })
-	return f
+	return pluginapitest.Serve(t, sock, pluginapitest.Options{Status: status, Bootstrap: bootstrapAnswer})
 }
 
 func newTrustAgent(t *testing.T, plugins, cred string) (*Agent, *observer.ObservedLogs) {
@@ -136,7 +98,7 @@ func TestAgentKeepsTheKeyFromASocketThatReportsNoIdentity(t *testing.T) {
 	a, logs := newTrustAgent(t, plugins, prodCred)
 
 	res := a.Pass(context.Background())
-	if got := fake.stolen(); len(got) != 0 {
+	if got := fake.Handoffs(); len(got) != 0 {
 		t.Errorf("the fake socket received the credential: %d bodies", len(got))
 	}
 	if len(res.HandedTo) != 0 {
@@ -160,7 +122,7 @@ func TestAgentSurvivesHostileStatusesAndServesTheOthers(t *testing.T) {
 		"a4": `{"configured":true,"conjur":{"login":"` + prodLogin + `","credential_source":"handoff","urls":[null]}}`,
 		"a5": `{"configured":true,"conjur":{"login":7}}`,
 	}
-	var fakes []*fakePluginSocket
+	var fakes []*pluginapitest.Socket
 	for dir, status := range hostile {
 		fakes = append(fakes, serveFakeSocket(t, filepath.Join(plugins, dir, pluginapi.SocketName), status, `{"ok":true}`))
 	}
@@ -173,7 +135,7 @@ func TestAgentSurvivesHostileStatusesAndServesTheOthers(t *testing.T) {
 		t.Fatalf("pass %+v: want the credential handed to %s only", res, prodSock)
 	}
 	for _, f := range fakes {
-		if got := f.stolen(); len(got) != 0 {
+		if got := f.Handoffs(); len(got) != 0 {
 			t.Errorf("a hostile socket received the credential")
 		}
 	}
@@ -219,22 +181,7 @@ func TestAgentHandsOverWhileAnotherSocketHangs(t *testing.T) {
 	startPlugin(t, sink, filepath.Join(plugins, "zz", pluginapi.SocketName), prodLogin, prodAccount, prodURL)
 
 	hung := filepath.Join(plugins, "aa", pluginapi.SocketName)
-	if err := os.MkdirAll(filepath.Dir(hung), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", hung)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-adopted:
-		case <-r.Context().Done():
-		}
-	})}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close(); <-done })
+	pluginapitest.Serve(t, hung, pluginapitest.Options{Hold: adopted})
 
 	secret := filepath.Join(t.TempDir(), "conjur-bootstrap")
 	writeFile(t, secret, prodCred)
