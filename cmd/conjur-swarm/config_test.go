@@ -44,15 +44,13 @@ func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	defaults := Config{
-		Socket:          "/run/docker/plugins/conjur.sock",
-		LogLevel:        "info",
-		LogFormat:       "json",
-		FetchTimeout:    5 * time.Second,
-		MaxInFlight:     32,
-		Prefetch:        true,
-		ShutdownTimeout: 8 * time.Second,
-		Identity:        IdentitySettings{TokenLifetime: 5 * time.Minute, StateDir: "/var/lib/conjur-swarm"},
+	// Every setting's declared default, through its own field: a default
+	// is written once, in settings.go.
+	var defaults Config
+	for _, st := range settings {
+		if err := st.value.set(&defaults, st.def); err != nil && st.def != "" {
+			t.Fatalf("%s: the declared default %q is refused: %v", st.env, st.def, err)
+		}
 	}
 	tests := []struct {
 		name string

@@ -1,15 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 )
 
-var updateDocs = flag.Bool("update", false, "rewrite docs/install.md's generated settings tables")
+var updateDocs = flag.Bool("update", false, "rewrite docs/install.md's generated settings tables and plugin/config.json's env")
 
 // settingsTableMarker matches one generated table of docs/install.md, from
 // its begin marker to its end marker.
@@ -52,20 +53,60 @@ func TestInstallDocSettingsTables(t *testing.T) {
 	}
 }
 
-// TestManifestEnvIsThePluginTable: plugin/config.json exposes exactly the
-// settings declared for the plugin table, in the same order.
-func TestManifestEnvIsThePluginTable(t *testing.T) {
-	var got, want []string
-	for _, e := range readManifest(t).Env {
-		got = append(got, e.Name)
-	}
+// manifestEnvBlock is plugin/config.json's env list, one setting a line.
+var manifestEnvBlock = regexp.MustCompile(`(?s)(\n  "env": \[\n)(.*?)(\n  \],\n)`)
+
+// renderManifestEnv renders plugin/config.json's env list from the
+// declarations of the plugin table: name, help, settable value, default.
+func renderManifestEnv(t *testing.T) string {
+	t.Helper()
+	var lines []string
 	for _, s := range settings {
-		if s.table == pluginTable {
-			want = append(want, s.env)
+		if s.table != pluginTable {
+			continue
 		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(struct {
+			Name        string   `json:"name"`
+			Description string   `json:"description"`
+			Settable    []string `json:"settable"`
+			Value       string   `json:"value"`
+		}{s.env, s.help, []string{"value"}, s.def}); err != nil {
+			t.Fatal(err)
+		}
+		line := strings.TrimSpace(b.String())
+		line = strings.NewReplacer(`":"`, `": "`, `","`, `", "`, `":[`, `": [`, `],"`, `], "`).Replace(line)
+		lines = append(lines, "    "+line)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("plugin/config.json env %v\nsettings of the plugin table %v", got, want)
+	return strings.Join(lines, ",\n")
+}
+
+// TestManifestEnvIsThePluginTable: plugin/config.json's env list is what the
+// settings of the plugin table render (-update rewrites it), so that a
+// setting is declared once.
+func TestManifestEnvIsThePluginTable(t *testing.T) {
+	const path = "../../plugin/config.json"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := manifestEnvBlock.FindSubmatchIndex(data)
+	if g == nil {
+		t.Fatal(`plugin/config.json has no "env": [ ... ] list`)
+	}
+	got, want := string(data[g[4]:g[5]]), renderManifestEnv(t)
+	if got == want {
+		return
+	}
+	if !*updateDocs {
+		t.Fatalf("plugin/config.json's env differs from the plugin table's declarations in settings.go; run\n"+
+			"  go test ./cmd/conjur-swarm -run TestManifestEnvIsThePluginTable -update\nwant:\n%s\ngot:\n%s", want, got)
+	}
+	out := string(data[:g[4]]) + want + string(data[g[5]:])
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
