@@ -345,7 +345,8 @@ func (d *Driver) record(rec *audit.Record, extra []zap.Field) {
 // auditLine writes a decision's audit line. It is apart from keep so that
 // the copies of the record keep passes on are not in the frame under zap's
 // encoder: a GetSecret goroutine's deepest point is this line, and past
-// 8 KiB every one of the (512 in flight) goroutines' stacks doubles.
+// 8 KiB every one of the (512 in flight) goroutines' stacks doubles
+// (docs/architecture.md, "Code shaped by a measurement").
 func (d *Driver) auditLine(rec *audit.Record, extra []zap.Field) {
 	fields := auditFields(rec)
 	if rec.Decision != audit.DecisionAllow {
