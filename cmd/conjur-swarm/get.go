@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,10 +36,22 @@ func pluginSocket(cmd *cobra.Command, flag string) (string, error) {
 	case 1:
 		return found[0], nil
 	case 0:
-		return "", fmt.Errorf("no plugin socket found under %s: give --socket (a managed plugin's is /run/docker/plugins/<plugin id>/conjur.sock)", filepath.Dir(defaultSocket))
+		return "", fmt.Errorf("no plugin socket found under %s: %s; or give --socket (a managed plugin's is /run/docker/plugins/<plugin id>/conjur.sock)", filepath.Dir(defaultSocket), pluginNotRunning)
 	default:
 		return "", fmt.Errorf("several plugin sockets found, give one with --socket: %s", strings.Join(found, ", "))
 	}
+}
+
+// pluginNotRunning is what to check when no plugin answers on a socket.
+const pluginNotRunning = "the plugin is not running or disabled: docker plugin ls"
+
+// unreachable adds what to check to an error calling the plugin when
+// nothing listens on its socket (the file is missing, or nobody accepts).
+func unreachable(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
+		return fmt.Errorf("%s: %w", pluginNotRunning, err)
+	}
+	return err
 }
 
 type getFlags struct {
@@ -79,7 +92,7 @@ A managed plugin's socket is /run/docker/plugins/<plugin id>/conjur.sock
 			}
 			res, err := pluginapi.NewClient(sock, f.timeout).GetSecret(cmd.Context(), req)
 			if err != nil {
-				return err
+				return unreachable(err)
 			}
 			if res.Err != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), res.Err)

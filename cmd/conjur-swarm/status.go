@@ -41,7 +41,7 @@ manager: the plugin's reason is in the recent decisions.`,
 			}
 			st, err := pluginapi.NewClient(sock, timeout).Status(cmd.Context())
 			if err != nil {
-				return err
+				return unreachable(err)
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -81,6 +81,7 @@ func writeStatus(w io.Writer, st pluginapi.Status) error {
 	if m := st.Mapping; m != nil {
 		sp.mapping(m)
 	}
+	sp.staleRules(st.StaleIfError)
 	c := st.Counters
 	stale := ""
 	if c.Stale > 0 {
@@ -114,12 +115,18 @@ func (sp statusPrinter) when(t time.Time) string {
 func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffState) {
 	sp.p("  login\t%s", orDash(c.Login))
 	sp.p("  account\t%s", orDash(c.Account))
-	if c.CredentialSource == "per-request" {
+	switch {
+	case c.CredentialSource == "per-request":
 		sp.p("  credential\tper-request: a JWT this manager signs for each identity the mapping chooses; %d identities hold a token", c.Identities)
-	} else if c.HasCredential() {
+	case c.CredentialFile != "":
+		sp.p("  credential\t%s, not used yet", c.CredentialSource)
+	case c.HasCredential():
 		sp.p("  credential\t%s, fingerprint %s, set %s", c.CredentialSource, orDash(c.CredentialFingerprint), sp.when(c.CredentialSetAt))
-	} else {
+	default:
 		sp.p("  credential\tNONE: hand one over with the bootstrap agent or set CONJUR_SWARM_CREDENTIAL_FILE")
+	}
+	if c.CredentialFile != "" {
+		sp.p("  credential file\t%s", c.CredentialFile)
 	}
 	if h != nil {
 		if h.Accepted {
@@ -168,6 +175,27 @@ func (sp statusPrinter) mapping(m *pluginapi.MappingState) {
 	sp.p("Mapping\t%s, %s, %d rules, loaded %s", path, m.Hash, m.Rules, sp.when(m.LoadedAt))
 	if m.LastError != "" {
 		sp.p("  rejected\t%s: %s (the previous file stays in force)", sp.when(m.LastErrorAt), m.LastError)
+	}
+}
+
+// staleRules writes, for each stale_if_error rule, how many of the
+// variables its Gets asked for have a last good value now: whether an
+// outage of Conjur would be ridden out.
+func (sp statusPrinter) staleRules(rules []pluginapi.StaleRuleState) {
+	for i, r := range rules {
+		label := ""
+		if i == 0 {
+			label = "Stale values"
+		}
+		head := fmt.Sprintf("%s\trule %s (stale_if_error %s): ", label, r.Rule, r.Window)
+		switch {
+		case r.Variables == 0:
+			sp.p("%sno Get yet, so no last good value: a Conjur outage now fails its secrets", head)
+		case r.Held < r.Variables:
+			sp.p("%s%d of %d variables have a last good value (an outage now fails the others)", head, r.Held, r.Variables)
+		default:
+			sp.p("%s%d of %d variables have a last good value", head, r.Held, r.Variables)
+		}
 	}
 }
 

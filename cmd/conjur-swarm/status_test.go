@@ -114,7 +114,18 @@ func sampleStatus() map[string]pluginapi.Status {
 	relabelled := healthy
 	relabelled.Recent, relabelled.Counters = nil, pluginapi.Counters{}
 	relabelled.StackMismatches = []pluginapi.StackMismatch{{Secret: "shop_db_password", Label: "blog", LastSeen: t0.Add(9 * time.Minute), Requests: 3}}
-	return map[string]pluginapi.Status{"stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
+	staleValues := healthy
+	staleValues.Recent = nil
+	staleValues.StaleIfError = []pluginapi.StaleRuleState{
+		{Rule: "web-db", Window: 10 * time.Minute, Variables: 2, Held: 2},
+		{Rule: "shop-bundle", Window: 5 * time.Minute, Variables: 3, Held: 1},
+		{Rule: "blog-db", Window: time.Hour},
+	}
+	fileNotUsed := noCredential
+	fileNotUsed.Conjur = &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", Account: "myorg", CredentialSource: "file",
+		CredentialFile: "[NO_CREDENTIAL] no Conjur credential yet: the credential file /run/secrets/conjur-credential does not exist; create it (readable by the plugin only) with the API key of host/swarm/conjur-plugin, or run the bootstrap agent to hand the credential over",
+		URLs:           []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
+	return map[string]pluginapi.Status{"stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 
@@ -151,8 +162,8 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("status -o yaml: exit %d %s", code, errOut)
 	}
 	_, errOut, code = execCLI("status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
-	if code != 1 || !strings.Contains(errOut, "calling the plugin at") {
-		t.Errorf("status on a missing socket: exit %d %s", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "calling the plugin at") || !strings.Contains(errOut, "the plugin is not running or disabled: docker plugin ls") {
+		t.Errorf("status on a missing socket: exit %d %s; want what to check (docker plugin ls)", code, errOut)
 	}
 }
 

@@ -42,23 +42,9 @@ func (s *session) credential() (credChoice, error) {
 	}
 	switch {
 	case s.cfg.CredentialFile != "":
-		data, err := readSmallFile(s.cfg.CredentialFile)
+		cred, err := s.readCredentialFile()
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return credChoice{source: "file", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
-					Msg: fmt.Sprintf("no Conjur credential yet: the credential file %s does not exist; create it (readable by the plugin only) with the API key of %s, or run the bootstrap agent to hand the credential over", s.cfg.CredentialFile, s.cfg.Login)}
-			}
-			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.NoCredential, Cause: err,
-				Msg: fmt.Sprintf("the credential file %s cannot be read: make it a regular file readable by the plugin", s.cfg.CredentialFile)}
-		}
-		cred, err := credential.ParseFile(data, s.cfg.Login)
-		if err != nil {
-			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.CredentialRejected, Cause: err,
-				Msg: fmt.Sprintf("the credential file %s is unusable (%v): put the API key of %s in it, or {\"login\":..,\"api_key\":..}", s.cfg.CredentialFile, err, s.cfg.Login)}
-		}
-		if cred.APIKey != "" && s.cfg.Login != "" && cred.Login != s.cfg.Login {
-			return credChoice{source: "file", gen: gen}, &Error{Code: errcode.CredentialRejected,
-				Msg: fmt.Sprintf("the credential file %s is for login %s but this plugin is pinned to %s (CONJUR_AUTHN_LOGIN): put the credential of %s in it", s.cfg.CredentialFile, cred.Login, s.cfg.Login, s.cfg.Login)}
+			return credChoice{source: "file", gen: gen}, err
 		}
 		return credChoice{cred: cred, source: "file", gen: gen}, nil
 	case s.cfg.JWTTokenPath != "":
@@ -73,6 +59,46 @@ func (s *session) credential() (credChoice, error) {
 		return credChoice{cred: credential.Credential{Login: s.cfg.Login, APIKey: s.cfg.APIKey}, source: "env", gen: gen}, nil
 	}
 	return credChoice{source: "none", gen: gen}, s.noCredential()
+}
+
+// readCredentialFile reads and checks CONJUR_SWARM_CREDENTIAL_FILE: the
+// credential in it, or the error that says what to fix.
+func (s *session) readCredentialFile() (credential.Credential, *Error) {
+	data, err := readSmallFile(s.cfg.CredentialFile)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return credential.Credential{}, &Error{Code: errcode.NoCredential, Cause: err,
+				Msg: fmt.Sprintf("no Conjur credential yet: the credential file %s does not exist; create it (readable by the plugin only) with the API key of %s, or run the bootstrap agent to hand the credential over", s.cfg.CredentialFile, s.cfg.Login)}
+		}
+		return credential.Credential{}, &Error{Code: errcode.NoCredential, Cause: err,
+			Msg: fmt.Sprintf("the credential file %s cannot be read: make it a regular file readable by the plugin", s.cfg.CredentialFile)}
+	}
+	cred, err := credential.ParseFile(data, s.cfg.Login)
+	clear(data)
+	if err != nil {
+		return credential.Credential{}, &Error{Code: errcode.CredentialRejected, Cause: err,
+			Msg: fmt.Sprintf("the credential file %s is unusable (%v): put the API key of %s in it, or {\"login\":..,\"api_key\":..}", s.cfg.CredentialFile, err, s.cfg.Login)}
+	}
+	if cred.APIKey != "" && s.cfg.Login != "" && cred.Login != s.cfg.Login {
+		return credential.Credential{}, &Error{Code: errcode.CredentialRejected,
+			Msg: fmt.Sprintf("the credential file %s is for login %s but this plugin is pinned to %s (CONJUR_AUTHN_LOGIN): put the credential of %s in it", s.cfg.CredentialFile, cred.Login, s.cfg.Login, s.cfg.Login)}
+	}
+	return cred, nil
+}
+
+// credentialFileState says, for the status, what the credential file holds
+// before the plugin has used it: ready (with the login and fingerprint it
+// would use) or what is wrong with it. "" once a credential from the file
+// was used (the status shows that one), or without a credential file.
+func (s *session) credentialFileState(st *Status) string {
+	if s.cfg.CredentialFile == "" || st.CredentialSource != "file" || st.CredentialFingerprint != "" {
+		return ""
+	}
+	cred, err := s.readCredentialFile()
+	if err != nil {
+		return "[" + string(err.Code) + "] " + err.Msg
+	}
+	return fmt.Sprintf("ready, not used yet: %s holds the credential of %s (fingerprint %s); the plugin reads it at its first request to Conjur", s.cfg.CredentialFile, cred.Login, cred.Fingerprint())
 }
 
 func (s *session) noCredential() *Error {

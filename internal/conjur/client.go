@@ -207,6 +207,7 @@ func (c *Client) LastGood(ref Ref, maxAge time.Duration) (Value, time.Time, bool
 func (c *Client) Status() Status {
 	var s Status
 	c.sess.credStatus(&s)
+	s.CredentialFile = c.sess.credentialFileState(&s)
 	if c.ids != nil {
 		c.ids.status(&s)
 	}

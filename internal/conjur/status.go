@@ -16,6 +16,9 @@ type Status struct {
 	LastError                                      string
 	LastErrorAt                                    time.Time
 	URLs                                           []URLStatus
+	// CredentialFile is the state of CONJUR_SWARM_CREDENTIAL_FILE before
+	// its first use (see session.credentialFileState); "" otherwise.
+	CredentialFile string
 	// Identities is how many identities the per-request mode holds now
 	// (CredentialSource "per-request"); 0 in the single-identity modes.
 	Identities int

@@ -23,6 +23,9 @@ func (d *Driver) serveBundle(ctx context.Context, start time.Time, rec *audit.Re
 	for i, m := range members {
 		refs[i] = fetchRef(dec, m.Variable, m.Version, who)
 	}
+	if dec.StaleIfError > 0 {
+		d.stale.note(dec.Rule, refs...)
+	}
 	vals, errs := d.fetchMany(ctx, refs)
 	rec.Cached = true
 	for i, v := range vals {

@@ -73,6 +73,7 @@ type Driver struct {
 	started time.Time
 	handoff handoffLog
 	pf      *prefetcher // nil: prefetch off
+	stale   *staleBook  // what the stale_if_error rules asked for, for the status
 
 	// notConfigured: Options.Conjur was nil, and the Conjur side is a
 	// NotConfigured whose reason is configProblem (the status says so; a
@@ -120,6 +121,7 @@ func New(opts Options) (*Driver, error) {
 		log:           opts.Logger,
 		audit:         opts.Logger.Named("audit"),
 		journal:       newJournal(opts.RecentDecisions),
+		stale:         newStaleBook(),
 		started:       opts.Now(),
 	}
 	if opts.Prefetch && !notConfigured {
@@ -195,6 +197,9 @@ func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start ti
 		return d.serveBundle(ctx, start, &rec, &dec, workload(req, dec.Identity))
 	}
 	ref := fetchRef(&dec, dec.Variable, dec.Version, workload(req, dec.Identity))
+	if dec.StaleIfError > 0 {
+		d.stale.note(dec.Rule, ref)
+	}
 	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {

@@ -34,6 +34,7 @@ func (d *Driver) Status() pluginapi.Status {
 			LastErrorCode:         string(cs.LastErrorCode),
 			LastError:             cs.LastError,
 			LastErrorAt:           cs.LastErrorAt,
+			CredentialFile:        cs.CredentialFile,
 		}
 		if st.Conjur.CredentialSource == "" {
 			st.Conjur.CredentialSource = "none"
@@ -53,6 +54,9 @@ func (d *Driver) Status() pluginapi.Status {
 			LastError:   ps.LastError,
 			LastErrorAt: ps.LastErrorAt,
 			Problems:    ps.Problems,
+		}
+		if !d.notConfigured {
+			st.StaleIfError = d.staleStatus(ps.StaleRules)
 		}
 	}
 	return st

@@ -28,6 +28,22 @@ type Status struct {
 	// whose stack label disagrees with their name (at most
 	// MaxStackMismatches, the most recently seen), by secret name.
 	StackMismatches []StackMismatch `json:"stack_mismatches,omitempty"`
+	// StaleIfError is, for each rule of the mapping with stale_if_error,
+	// how many of the variables its Gets asked for have a last good value
+	// the plugin could serve now: whether an outage of Conjur would be
+	// ridden out.
+	StaleIfError []StaleRuleState `json:"stale_if_error,omitempty"`
+}
+
+// StaleRuleState is one stale_if_error rule's last good values.
+type StaleRuleState struct {
+	Rule   string        `json:"rule"`
+	Window time.Duration `json:"window_ns"`
+	// Variables is how many variable versions (per identity) the rule's
+	// Gets asked for since the plugin started (bounded: 4,096); Held
+	// is how many of them have a last good value within the window.
+	Variables int `json:"variables"`
+	Held      int `json:"held"`
 }
 
 // StackMismatch is a secret whose stack label (com.docker.stack.namespace)
@@ -45,7 +61,10 @@ const MaxStackMismatches = 32
 
 // ConjurState is the Conjur client's side of the status.
 type ConjurState struct {
-	Login                 string    `json:"login,omitempty"`
+	Login string `json:"login,omitempty"`
+	// CredentialFile is the state of CONJUR_SWARM_CREDENTIAL_FILE before
+	// the plugin first used it (ready, or what is wrong); "" otherwise.
+	CredentialFile        string    `json:"credential_file,omitempty"`
 	Account               string    `json:"account,omitempty"` // CONJUR_ACCOUNT
 	CredentialSource      string    `json:"credential_source"` // handoff, file, env, jwt or none
 	CredentialFingerprint string    `json:"credential_fingerprint,omitempty"`

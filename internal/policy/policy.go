@@ -189,6 +189,23 @@ func (p *Policy) Rules() []string {
 	return out
 }
 
+// StaleRule is a rule with stale_if_error and its window.
+type StaleRule struct {
+	Name   string
+	Window time.Duration
+}
+
+// StaleRules lists the rules with stale_if_error, in order.
+func (p *Policy) StaleRules() []StaleRule {
+	var out []StaleRule
+	for _, r := range p.rules {
+		if r.staleIfError > 0 {
+			out = append(out, StaleRule{Name: r.name, Window: r.staleIfError})
+		}
+	}
+	return out
+}
+
 // Account returns the file's account ("" = the plugin's CONJUR_ACCOUNT).
 func (p *Policy) Account() string { return p.account }
 

@@ -32,6 +32,8 @@ type StoreStatus struct {
 	LastError   string // why the newest file content was rejected ("" once a good one loads)
 	LastErrorAt time.Time
 	Problems    []string // every problem of the rejected content, "FILE:LINE:COL: message"
+	// StaleRules are the rules of the policy in force with stale_if_error.
+	StaleRules []StaleRule
 }
 
 // ConditionMappingInvalid is the Condition of the Decision a Store gives
@@ -214,6 +216,7 @@ func (s *Store) Status() StoreStatus {
 	}
 	if l.policy != nil {
 		st.Hash, st.LoadedAt, st.Rules = l.policy.Hash(), l.at, len(l.policy.rules)
+		st.StaleRules = l.policy.StaleRules()
 	}
 	return st
 }

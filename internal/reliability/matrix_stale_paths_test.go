@@ -117,3 +117,51 @@ func stalePathRows() []matrixRow {
 		}},
 	}
 }
+
+// staleHeld returns rule's line of the status read over the plugin socket.
+func (s *stack) staleHeld(rule string) (pluginapi.StaleRuleState, bool) {
+	s.t.Helper()
+	st, err := s.plugin.Status(s.t.Context())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, r := range st.StaleIfError {
+		if r.Rule == rule {
+			return r, true
+		}
+	}
+	return pluginapi.StaleRuleState{}, false
+}
+
+// The status says, for each stale_if_error rule of the mapping, how many of
+// the variables its Gets asked for have a last good value now (issue 23
+// item 6): none before a Get, every variable after them, whichever path
+// fetched them, none once the window has passed.
+func TestStatusCountsLastGoodValuesPerRule(t *testing.T) {
+	clock := &driverClock{}
+	s := pathsStack(t, clock, func(c *stackConfig) { c.prefetch = true })
+	want := func(rule string, variables, held int) {
+		t.Helper()
+		got, ok := s.staleHeld(rule)
+		if !ok || got.Variables != variables || got.Held != held || got.Window != 10*time.Minute {
+			t.Fatalf("status of rule %s: %+v (listed %t); want %d of %d variables held, window 10m", rule, got, ok, held, variables)
+		}
+	}
+	want("rel-stale", 0, 0)
+	want("rel-stale-bundle", 0, 0)
+	if _, ok := s.staleHeld("rel-reuse"); ok {
+		t.Fatal("a rule without stale_if_error is listed")
+	}
+	for range 2 { // the second task's second Get is served from prefetch
+		task := s.taskRequests()
+		s.expectValue(task("rel_stale_db", map[string]string{"rel.stale": dbPassword}), s.values[dbPassword])
+		s.expectValue(task("rel_stale_token", map[string]string{"rel.stale": apiToken}), s.values[apiToken])
+	}
+	if res := s.get(s.request("rel_stale_bundle", nil)); res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	want("rel-stale", 2, 2)
+	want("rel-stale-bundle", 2, 2)
+	clock.advance(11 * time.Minute)
+	want("rel-stale", 2, 0)
+}
