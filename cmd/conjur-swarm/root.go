@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(),
 		newBootstrapAgentCmd(),
 		newServicesUsingCmd(),
+		newDoctorCmd(),
 		newRolloutAgentCmd(),
 		newJWKSCmd(),
 	)
