@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	s.handle("POST /authn/{account}/{rest...}", EpAuthn, false, s.authenticate)
 	s.handle("GET /authn/{account}/login", EpLogin, false, s.login)
 	s.handle("PUT /authn/{account}/api_key", EpRotate, true, s.rotate)
+	s.handle("PUT /authn/{account}/password", EpRotate, true, s.updatePassword)
 
 	s.handle("POST /authn-jwt/{service}/{account}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
 	s.handle("POST /authn-jwt/{service}/{account}/{id}/authenticate", EpAuthnJWT, false, s.authenticateJWT)
@@ -236,7 +237,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w, "")
 		return
 	}
-	role, ok := s.checkAPIKey(user, pass)
+	role, ok := s.checkBasic(user, pass)
 	if !ok {
 		unauthorized(w, "")
 		return
@@ -258,7 +259,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 	var self string
 	basic := false
 	if user, pass, ok := r.BasicAuth(); ok {
-		role, ok := s.checkAPIKey(user, pass)
+		role, ok := s.checkBasic(user, pass)
 		if !ok || r.PathValue("account") != s.account {
 			unauthorized(w, "")
 			return

@@ -43,6 +43,7 @@ type resource struct {
 	permits map[string]map[string]string
 
 	apiKey   string // users and hosts
+	password string // users, once set with PUT /authn/{account}/password
 	versions []secretVersion
 	nextVer  int // the version the next value gets
 }
@@ -246,7 +247,10 @@ func (s *store) setOwner(res *resource, owner string) {
 		}
 	}
 	res.owner = owner
-	if res.isRole() && owner != "" && owner != res.id {
+	// Conjur's grant_role_membership_to_owner trigger grants a role to its
+	// owner, also when the role owns itself (the admin user): the admin is
+	// then a member of itself.
+	if res.isRole() && owner != "" {
 		s.addEdge(owner, res.id, edge{policy: res.policy, ownership: true})
 	}
 }

@@ -1,0 +1,72 @@
+package conjurdev
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Fidelity gaps the official client's own suite met (issue 26 item 6).
+
+func TestRoleMembers_adminIsAMemberOfItself(t *testing.T) {
+	// Conjur's grant_role_membership_to_owner trigger grants every role to
+	// its owner; the admin user owns itself.
+	e := newEnv(t)
+	members, err := e.admin().RoleMembers("dev:user:admin")
+	if err != nil || len(members) != 1 || members[0]["member"] != "dev:user:admin" {
+		t.Fatalf("members of admin %v, %v; want admin itself", members, err)
+	}
+}
+
+func TestPassword_changeThenLogin(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.srv.LoadPolicy(ModePost, "root", []byte("- !user alice\n- !host box\n")); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := e.srv.APIKey("user:alice")
+	hostKey, _ := e.srv.APIKey("host:box")
+	const good = "Str0ng-Passw0rd!"
+	put := func(login, secret, body string) int {
+		req, _ := http.NewRequest(http.MethodPut, e.url+"/authn/dev/password", strings.NewReader(body))
+		req.SetBasicAuth(login, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tests := []struct {
+		name, login, secret, body string
+		status                    int
+	}{
+		{"fail/too-simple", "alice", key, "password", 422},
+		{"fail/wrong-key", "alice", "nope", good, 401},
+		{"fail/host", "host/box", hostKey, good, 403},
+		{"ok/user-with-api-key", "alice", key, good, 204},
+		{"ok/user-with-password", "alice", good, good + "x", 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := put(tt.login, tt.secret, tt.body); got != tt.status {
+				t.Fatalf("status %d, want %d", got, tt.status)
+			}
+		})
+	}
+	// The password logs in (Basic) and gives the API key; authenticate
+	// still takes only the API key.
+	c := e.admin()
+	got, err := c.Login("alice", good+"x")
+	if err != nil || string(got) != key {
+		t.Fatalf("Login with the password: %q, %v", got, err)
+	}
+	resp, _ := e.do("POST", "/authn/dev/alice/authenticate", good+"x", nil)
+	if resp.StatusCode != 401 {
+		t.Fatalf("authenticate with the password: %d, want 401", resp.StatusCode)
+	}
+	tokenHdr := e.tokenHeader(e.client("alice", key))
+	resp, body := e.do("PUT", "/authn/dev/password", good, map[string]string{"Authorization": tokenHdr})
+	if resp.StatusCode != 401 || !strings.Contains(body, "Credential strength is insufficient") {
+		t.Fatalf("with an access token: %d %s", resp.StatusCode, body)
+	}
+}
