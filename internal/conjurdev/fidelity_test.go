@@ -20,7 +20,7 @@ func TestRoleMembers_adminIsAMemberOfItself(t *testing.T) {
 
 func TestPassword_changeThenLogin(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.srv.LoadPolicy(ModePost, "root", []byte("- !user alice\n- !host box\n")); err != nil {
+	if _, err := e.srv.LoadConjurPolicy(ModePost, "root", []byte("- !user alice\n- !host box\n")); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := e.srv.APIKey("user:alice")
