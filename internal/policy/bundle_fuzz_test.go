@@ -82,7 +82,7 @@ func FuzzRenderRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		ms := []Member{{Name: "a"}, {Name: "on"}}
 		vals := [][]byte{[]byte(a), []byte(b)}
-		for _, format := range []string{FormatJSON, FormatYAML, FormatDotenv} {
+		for _, format := range slices.Sorted(maps.Keys(readers)) {
 			d := Decision{Bundle: &Bundle{Format: format, Members: ms}}
 			out, err := d.Render(vals)
 			if err != nil {
@@ -113,26 +113,36 @@ func FuzzRenderRoundTrip(f *testing.F) {
 	})
 }
 
-// readBack parses rendered output with a reader independent of the writer.
-func readBack(t *testing.T, format string, out []byte) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	switch format {
-	case FormatJSON:
+// readers parse rendered output of each text format with a reader
+// independent of the writer (TestBundleFormatsAreOneList: one per format).
+var readers = map[string]func(t *testing.T, out []byte) map[string]string{
+	FormatJSON: func(t *testing.T, out []byte) map[string]string {
+		got := map[string]string{}
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("json output %q does not parse: %v", out, err)
 		}
-	case FormatYAML:
+		return got
+	},
+	FormatYAML: func(t *testing.T, out []byte) map[string]string {
+		got := map[string]string{}
 		if err := yaml.Unmarshal(out, &got); err != nil {
 			t.Fatalf("yaml output %q does not parse: %v", out, err)
 		}
-	case FormatDotenv:
-		got = parseDotenv(t, string(out))
+		return got
+	},
+	FormatDotenv: func(t *testing.T, out []byte) map[string]string {
+		got := parseDotenv(t, string(out))
 		for sh, vals := range sourceDotenv(t, out, slices.Sorted(maps.Keys(got))) {
 			if !maps.Equal(vals, got) {
 				t.Fatalf("dotenv %q: %s reads %q, the dotenv grammar %q", out, sh, vals, got)
 			}
 		}
-	}
-	return got
+		return got
+	},
+}
+
+// readBack parses rendered output with format's reader.
+func readBack(t *testing.T, format string, out []byte) map[string]string {
+	t.Helper()
+	return readers[format](t, out)
 }

@@ -29,8 +29,51 @@ const (
 	FormatTemplate = "template"
 )
 
+// bundleFormat is everything about one bundle format: its name, its line in
+// the JSON Schema, which values it can hold and how it renders them. A new
+// format is one entry here (and its renderer); the parser, Render, the
+// schema's enum and description and docs/mapping.md's table are checked
+// against this list.
+type bundleFormat struct {
+	name    string
+	summary string // docs/mapping.schema.json's description of it
+	// anyBytes: a value may be any bytes; otherwise it must be UTF-8 text.
+	anyBytes bool
+	// noNUL: a value may not hold a NUL byte (an environment variable cannot).
+	noNUL  bool
+	render func(b *Bundle, vals [][]byte) ([]byte, error)
+}
+
 // bundleFormats are the formats a bundle may name, in documentation order.
-var bundleFormats = []string{FormatJSON, FormatYAML, FormatDotenv, FormatTemplate}
+var bundleFormats = []bundleFormat{
+	{name: FormatJSON, summary: "one compact object sorted by name",
+		render: func(b *Bundle, v [][]byte) ([]byte, error) { return renderJSON(b.Members, v), nil }},
+	{name: FormatYAML, summary: "a mapping of double-quoted strings",
+		render: func(b *Bundle, v [][]byte) ([]byte, error) { return renderYAML(b.Members, v), nil }},
+	{name: FormatDotenv, summary: "NAME='value' lines a POSIX shell sources", noNUL: true,
+		render: func(b *Bundle, v [][]byte) ([]byte, error) { return renderDotenv(b.Members, v), nil }},
+	{name: FormatTemplate, summary: "Go text/template over the member names", anyBytes: true,
+		render: func(b *Bundle, v [][]byte) ([]byte, error) { return renderTemplate(b.spec.tmpl, b.Members, v) }},
+}
+
+// formatNamed returns the format called name.
+func formatNamed(name string) (bundleFormat, bool) {
+	for _, f := range bundleFormats {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return bundleFormat{}, false
+}
+
+// formatNames lists the formats' names, in documentation order.
+func formatNames() []string {
+	out := make([]string, len(bundleFormats))
+	for i, f := range bundleFormats {
+		out[i] = f.name
+	}
+	return out
+}
 
 // DecodeBase64 is the only decode a rule or member may ask for.
 const DecodeBase64 = "base64"
@@ -130,11 +173,11 @@ func (ps *parser) bundle(n *yaml.Node, what string, within []string, groups map[
 	bad := false
 	if e, ok := m["format"]; ok {
 		if s, ok := ps.str(e.val, "bundle format"); ok {
-			if slices.Contains(bundleFormats, s) {
+			if _, known := formatNamed(s); known {
 				b.format = s
 			} else {
-				msg := fmt.Sprintf("bundle format %q is not one of %s", s, strings.Join(bundleFormats, ", "))
-				if sug := suggest(s, bundleFormats); sug != "" {
+				msg := fmt.Sprintf("bundle format %q is not one of %s", s, strings.Join(formatNames(), ", "))
+				if sug := suggest(s, formatNames()); sug != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", sug)
 				}
 				ps.add(e.val, "%s", msg)
@@ -144,7 +187,7 @@ func (ps *parser) bundle(n *yaml.Node, what string, within []string, groups map[
 			bad = true
 		}
 	} else {
-		ps.add(n, "%s bundle has no format: add \"format: json\" (or yaml, dotenv, template)", what)
+		ps.add(n, "%s bundle has no format: add \"format: json\" (or %s)", what, strings.Join(formatNames()[1:], ", "))
 		bad = true
 	}
 	if e, ok := m["variables"]; ok {

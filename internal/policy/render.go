@@ -20,7 +20,7 @@ const MaxSecretBytes = 500 * 1024
 // Bundle is the resolved bundle of a Decision: the format and each member
 // with its resolved variable id.
 type Bundle struct {
-	Format  string   // FormatJSON, FormatYAML, FormatDotenv or FormatTemplate
+	Format  string   // the name of one of bundleFormats
 	Members []Member // sorted by name
 	spec    *bundleSpec
 }
@@ -84,33 +84,22 @@ func (d Decision) Render(values [][]byte) ([]byte, error) {
 	if len(values) != len(b.Members) {
 		return nil, fmt.Errorf("policy: Render of a %d-member bundle got %d values", len(b.Members), len(values))
 	}
+	f, ok := formatNamed(b.Format)
+	if !ok {
+		return nil, fmt.Errorf("policy: unknown bundle format %q", b.Format)
+	}
 	shaped := make([][]byte, len(values))
 	for i, m := range b.Members {
 		v, err := shape{field: m.Field, decode: m.Decode}.apply(values[i])
 		if err != nil {
 			return nil, &ValueError{Member: m.Name, Msg: err.Error()}
 		}
-		if b.Format != FormatTemplate {
-			if why := textProblem(v, b.Format); why != "" {
-				return nil, &ValueError{Member: m.Name, Msg: why}
-			}
+		if why := textProblem(v, f); why != "" {
+			return nil, &ValueError{Member: m.Name, Msg: why}
 		}
 		shaped[i] = v
 	}
-	var out []byte
-	var err error
-	switch b.Format {
-	case FormatJSON:
-		out = renderJSON(b.Members, shaped)
-	case FormatYAML:
-		out = renderYAML(b.Members, shaped)
-	case FormatDotenv:
-		out = renderDotenv(b.Members, shaped)
-	case FormatTemplate:
-		out, err = renderTemplate(b.spec.tmpl, b.Members, shaped)
-	default:
-		return nil, fmt.Errorf("policy: unknown bundle format %q", b.Format)
-	}
+	out, err := f.render(b, shaped)
 	if err != nil {
 		return nil, err
 	}
@@ -184,12 +173,15 @@ func decodeBase64(s string) ([]byte, error) {
 	return out, nil
 }
 
-// textProblem says why v cannot be a value of a text format, or "".
-func textProblem(v []byte, format string) string {
-	if !utf8.Valid(v) {
-		return fmt.Sprintf("the value is not valid UTF-8 text and format %s holds text only; use format template with base64, or decode the value", format)
+// textProblem says why v cannot be a value of format f, or "".
+func textProblem(v []byte, f bundleFormat) string {
+	if f.anyBytes {
+		return ""
 	}
-	if format == FormatDotenv && bytes.IndexByte(v, 0) >= 0 {
+	if !utf8.Valid(v) {
+		return fmt.Sprintf("the value is not valid UTF-8 text and format %s holds text only; use format template with base64, or decode the value", f.name)
+	}
+	if f.noNUL && bytes.IndexByte(v, 0) >= 0 {
 		return "the value holds a NUL byte, which an environment variable cannot hold"
 	}
 	return ""
