@@ -66,6 +66,10 @@ type ConjurSettings struct {
 	Environment         string
 	Proxy               string
 	ProxyCredentialFile string
+	AuthnType           string // "" or conjur.AuthnCert
+	ServiceID           string
+	ClientCertFile      string
+	ClientKeyFile       string
 }
 
 // bindSettings registers every key's default and environment variable with
@@ -130,7 +134,7 @@ func loadConfig(v *viper.Viper) (Config, error) {
 // the CA certificate read by caPEM.
 func (c Config) conjurConfig(ca []byte) conjur.Config {
 	s := c.Conjur
-	return conjur.Config{
+	cc := conjur.Config{
 		ApplianceURLs:  s.ApplianceURLs,
 		Account:        s.Account,
 		Login:          s.Login,
@@ -142,6 +146,8 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		JWTServiceID:   s.JWTServiceID,
 		JWTTokenPath:   s.JWTTokenPath,
 		JWTHostID:      s.JWTHostID,
+		AuthnType:      s.AuthnType,
+		ServiceID:      s.ServiceID,
 		FetchTimeout:   c.FetchTimeout,
 		CacheTTL:       c.CacheTTL,
 		MaxInFlight:    c.MaxInFlight,
@@ -150,6 +156,10 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		Proxy:               s.Proxy,
 		ProxyCredentialFile: s.ProxyCredentialFile,
 	}
+	if s.AuthnType == conjur.AuthnCert { // the files' defaults mean nothing in the other modes
+		cc.ClientCertFile, cc.ClientKeyFile = s.ClientCertFile, s.ClientKeyFile
+	}
+	return cc
 }
 
 // caPEM returns the Conjur CA certificate: CONJUR_SSL_CERTIFICATE's text, or

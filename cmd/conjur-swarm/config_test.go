@@ -91,13 +91,14 @@ func TestLoadConfig(t *testing.T) {
 				c.MetricsListen = "127.0.0.1:9090"
 				c.AllowHTTP = true
 				c.Conjur = ConjurSettings{
-					ApplianceURLs: []string{"https://a.example", "https://b.example"},
-					Account:       "myorg",
-					Login:         "host/swarm/conjur-plugin",
-					CertFile:      "/etc/conjur-swarm/ca/conjur.pem",
-					JWTServiceID:  "swarm",
-					JWTTokenPath:  "/etc/conjur-swarm/identity/jwt",
-					JWTHostID:     "swarm/conjur-plugin",
+					ApplianceURLs:  []string{"https://a.example", "https://b.example"},
+					Account:        "myorg",
+					Login:          "host/swarm/conjur-plugin",
+					CertFile:       "/etc/conjur-swarm/ca/conjur.pem",
+					JWTServiceID:   "swarm",
+					JWTTokenPath:   "/etc/conjur-swarm/identity/jwt",
+					JWTHostID:      "swarm/conjur-plugin",
+					ClientCertFile: c.Conjur.ClientCertFile, ClientKeyFile: c.Conjur.ClientKeyFile, // their defaults
 				}
 			},
 		},
@@ -116,6 +117,11 @@ func TestLoadConfig(t *testing.T) {
 			want: func(c *Config) {
 				c.Identity = IdentitySettings{Mode: "per-request", Issuer: "https://swarm.example", Audience: "conjur", TokenLifetime: 2 * time.Minute, StateDir: "/state"}
 			},
+		},
+		{
+			name: "ok/authn-cert with the node certificate",
+			env:  map[string]string{"CONJUR_AUTHN_TYPE": "CERT", "CONJUR_SERVICE_ID": "swarm"},
+			want: func(c *Config) { c.Conjur.AuthnType, c.Conjur.ServiceID = "cert", "swarm" },
 		},
 		{
 			name: "ok/cache ttl zero and the dev API key",

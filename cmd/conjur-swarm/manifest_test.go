@@ -86,7 +86,7 @@ func TestPluginManifest(t *testing.T) {
 	}
 
 	wantMounts := map[string]string{"mapping": "/etc/conjur-swarm/mapping", "ca": "/etc/conjur-swarm/ca", "identity": "/etc/conjur-swarm/identity",
-		"state": "/var/lib/conjur-swarm"}
+		"state": "/var/lib/conjur-swarm", "swarm": "/etc/conjur-swarm/swarm"}
 	for _, mt := range m.Mounts {
 		if wantMounts[mt.Name] != mt.Destination {
 			t.Errorf("mount %s -> %s", mt.Name, mt.Destination)
@@ -104,7 +104,12 @@ func TestPluginManifest(t *testing.T) {
 		if mt.Type != "bind" || !slices.Contains(mt.Options, mode) || !slices.Equal(mt.Settable, []string{"source"}) {
 			t.Errorf("mount %s is not a settable %s bind: %+v", mt.Name, mode, mt)
 		}
-		if mt.Source == "" || strings.HasPrefix(mt.Source, "/run") || strings.Contains(mt.Source, "docker") {
+		// The swarm mount (authn-cert) is the engine's certificate directory
+		// and nothing wider: it holds no socket.
+		if mt.Name == "swarm" && mt.Source != "/var/lib/docker/swarm/certificates" {
+			t.Errorf("mount swarm default source %q, want the engine's certificate directory only", mt.Source)
+		}
+		if mt.Source == "" || strings.HasPrefix(mt.Source, "/run") || strings.Contains(mt.Source, "docker") && mt.Name != "swarm" {
 			t.Errorf("mount %s default source %q: empty mounts the runtime bundle, /run and docker dirs hold sockets", mt.Name, mt.Source)
 		}
 	}

@@ -41,6 +41,8 @@ func (s *session) credential() (credChoice, error) {
 		return credChoice{cred: *h, source: "handoff", gen: gen}, nil
 	}
 	switch {
+	case s.cfg.AuthnType == AuthnCert: // the certificate is read by certAuthenticate, into the TLS handshake only
+		return credChoice{cred: credential.Credential{Login: s.cfg.Login}, source: "cert", gen: gen}, nil
 	case s.cfg.CredentialFile != "":
 		cred, err := s.readCredentialFile()
 		if err != nil {
@@ -135,7 +137,9 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred credentia
 	}
 	var raw []byte
 	var err error
-	if cred.JWT != "" {
+	if s.cfg.AuthnType == AuthnCert {
+		raw, err = s.certAuthenticate(ctx, ep)
+	} else if cred.JWT != "" {
 		if ep.jwtAPI == nil {
 			return nil, &Error{Code: errcode.CredentialRejected,
 				Msg: "a JWT credential was given but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id"}
@@ -189,6 +193,10 @@ func isAuthRefusal(status int) bool {
 func (s *session) refused(ep *endpoint, cred credential.Credential, status int, cause error) *Error {
 	if s.who != nil {
 		return s.who.refused(ep.url, s.cfg.JWTServiceID, status, cause)
+	}
+	if s.cfg.AuthnType == AuthnCert {
+		return &Error{Code: errcode.AuthRefused, Cause: cause,
+			Msg: fmt.Sprintf("Conjur at %s refused the node certificate for %s at authn-cert/%s (HTTP %d): check that the webservice is enabled, that its ca-cert variable holds the swarm root CA (docker swarm ca), and that the host is annotated authn-cert/cn with this node's id (docker info -f '{{.Swarm.NodeID}}') and may authenticate", ep.url, s.cfg.Login, s.cfg.ServiceID, status)}
 	}
 	if cred.JWT != "" {
 		src := "the handed-over JWT"
@@ -317,6 +325,8 @@ func (s *session) adopt(ctx context.Context, cred credential.Credential) error {
 	switch {
 	case s.life.isClosed():
 		return errClosed
+	case s.cfg.AuthnType == AuthnCert:
+		return &Error{Code: errcode.CredentialRejected, Msg: "this plugin logs in with its node certificate (CONJUR_AUTHN_TYPE=cert) and takes no handed-over credential: stop the bootstrap agent for it"}
 	case cred.IsZero():
 		return &Error{Code: errcode.CredentialRejected, Msg: "the handed-over credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}"}
 	case cred.JWT != "" && s.cfg.JWTServiceID == "":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,10 @@ type Config struct {
 	JWTServiceID   string        // CONJUR_AUTHN_JWT_SERVICE_ID
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
 	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
+	AuthnType      string        // CONJUR_AUTHN_TYPE: "" (API key or JWT) or AuthnCert
+	ServiceID      string        // CONJUR_SERVICE_ID: the authenticator's service id (authn-cert/<id>)
+	ClientCertFile string        // CONJUR_AUTHN_CERT_FILE: authn-cert's client certificate, re-read at each authentication
+	ClientKeyFile  string        // CONJUR_AUTHN_CERT_KEY_FILE: its key, re-read at each authentication
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
 	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: the ceiling of the adaptive request window (default 32)
 	MaxBatch       int           // default 100
@@ -64,10 +69,10 @@ type Config struct {
 
 // String describes the configuration (the API key redacted by its type).
 func (c Config) String() string {
-	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q per_request_identity=%t}",
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q per_request_identity=%t authn_type=%q service_id=%q client_cert_file=%q client_key_file=%q}",
 		c.ApplianceURLs, c.Account, c.Login, c.APIKey, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
 		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0,
-		redactUserinfo(c.Proxy), c.ProxyCredentialFile, c.Signer != nil)
+		redactUserinfo(c.Proxy), c.ProxyCredentialFile, c.Signer != nil, c.AuthnType, c.ServiceID, c.ClientCertFile, c.ClientKeyFile)
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
@@ -106,7 +111,14 @@ func (c Config) Validate() error {
 	} else if strings.ContainsAny(c.Account, ":/ \t\n") {
 		bad("CONJUR_ACCOUNT %q contains ':', '/' or whitespace: give the bare account name", c.Account)
 	}
-	if c.Signer != nil {
+	switch {
+	case !slices.Contains(authnTypes, c.AuthnType):
+		bad("CONJUR_AUTHN_TYPE is %q: give cert (authn-cert with the node certificate), or leave it empty for an API key or a JWT", c.AuthnType)
+	case c.AuthnType == AuthnCert:
+		errs = append(errs, c.certProblems()...)
+	case c.ServiceID != "" || c.ClientCertFile != "" || c.ClientKeyFile != "":
+		bad("CONJUR_SERVICE_ID, CONJUR_AUTHN_CERT_FILE or CONJUR_AUTHN_CERT_KEY_FILE is set without CONJUR_AUTHN_TYPE: set CONJUR_AUTHN_TYPE=cert, or clear them")
+	case c.Signer != nil:
 		errs = append(errs, c.perRequestProblems()...)
 	}
 	if c.Login == "" && c.JWTServiceID == "" && c.Signer == nil {

@@ -298,6 +298,8 @@ func (s *session) credStatus(st *Status) {
 
 func (s *session) configuredSource() string {
 	switch {
+	case s.cfg.AuthnType == AuthnCert:
+		return "cert"
 	case s.cfg.CredentialFile != "":
 		return "file"
 	case s.cfg.JWTTokenPath != "":
