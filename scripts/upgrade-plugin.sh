@@ -55,9 +55,11 @@ mapfile -t settable < <(jq -r '
   + [.linux.devices[]? | select(.name != null and (.settable | index("path"))) | .name + ".path"]
   + (if (.args.settable // []) | index("value") then ["args"] else [] end) | .[]' "$dir/config.json") ||
   refuse "$dir/config.json is not valid JSON"
+declare -A can_set=()
+for k in "${settable[@]}"; do can_set[$k]=1; done
 missing=()
 for k in "${keys[@]}"; do
-  printf '%s\n' "${settable[@]}" | grep -qxF -- "$k" || missing+=("$k")
+  [[ -n ${can_set[$k]:-} ]] || missing+=("$k")
 done
 [[ ${#missing[@]} -eq 0 ]] || refuse "the new plugin has no settable ${missing[*]}: the setting(s) would be lost; read the release notes, then upgrade by hand (docs/install.md#upgrading)"
 

@@ -30,7 +30,8 @@ if [[ ! -f "$db/index/db.json" ]]; then
 fi
 
 gobin=$("$go" env GOPATH)/bin
-if ! "$gobin/govulncheck" -version 2>/dev/null | grep -q "govulncheck@$govulncheck_version"; then
+installed=$("$gobin/govulncheck" -version 2>/dev/null || true)
+if [[ $installed != *"govulncheck@$govulncheck_version"* ]]; then
   "$go" install "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version"
 fi
 

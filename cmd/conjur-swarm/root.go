@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newDoctorCmd(),
 		newRolloutAgentCmd(),
 		newJWKSCmd(),
+		newSBOMCmd(),
 	)
 	return root
 }
