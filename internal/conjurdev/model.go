@@ -124,6 +124,25 @@ func newStore(account string) *store {
 	}
 }
 
+// addAdminAndRoot creates what every Conjur account starts with: the
+// admin user (owning itself) and the root policy (owned by admin).
+func (s *store) addAdminAndRoot(adminKey string, now time.Time) {
+	admin := &resource{
+		id: s.fullID("user", "admin"), kind: "user", ident: "admin", created: now,
+		annotations: map[string]annotation{}, permits: map[string]map[string]string{},
+		apiKey: adminKey,
+	}
+	root := &resource{
+		id: s.fullID("policy", "root"), kind: "policy", ident: "root", created: now,
+		annotations: map[string]annotation{}, permits: map[string]map[string]string{},
+	}
+	admin.policy, root.policy = root.id, root.id
+	s.resources[admin.id] = admin
+	s.resources[root.id] = root
+	s.setOwner(admin, admin.id)
+	s.setOwner(root, admin.id)
+}
+
 func (s *store) fullID(kind, ident string) string { return s.account + ":" + kind + ":" + ident }
 
 // makeFullID is Conjur's Role.make_full_id: "kind:id" gets the account

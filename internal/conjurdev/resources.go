@@ -227,26 +227,8 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller)
 		writeError(w, serr)
 		return
 	}
-	var found []*resource
-	for _, res := range s.st.resources {
-		if kind != "" && res.kind != kind {
-			continue
-		}
-		if acct, _, _, _ := splitID(res.id); acct != r.PathValue("account") {
-			continue
-		}
-		if owners != nil {
-			if _, ok := owners[res.owner]; !ok {
-				continue
-			}
-		}
-		if q.Has("search") && !search.matches(res) {
-			continue
-		}
-		if s.st.visible(role, res) {
-			found = append(found, res)
-		}
-	}
+	found := s.findResources(resourceFilter{kind: kind, account: r.PathValue("account"), owners: owners,
+		search: search, hasSearch: q.Has("search"), role: role})
 	slices.SortFunc(found, func(a, b *resource) int { return strings.Compare(a.id, b.id) })
 	found = pageOf(found, pg)
 	if q.Get("count") == "true" {
@@ -321,4 +303,38 @@ func (s *Server) showResource(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	writeJSON(w, http.StatusOK, describe(res))
+}
+
+// resourceFilter is what a resource listing keeps.
+type resourceFilter struct {
+	kind, account string
+	owners        map[string]struct{} // nil: any owner
+	search        searchQuery
+	hasSearch     bool
+	role          string // only resources this role can see
+}
+
+// findResources is every resource f keeps. The caller holds s.mu.
+func (s *Server) findResources(f resourceFilter) []*resource {
+	var found []*resource
+	for _, res := range s.st.resources {
+		if f.kind != "" && res.kind != f.kind {
+			continue
+		}
+		if acct, _, _, _ := splitID(res.id); acct != f.account {
+			continue
+		}
+		if f.owners != nil {
+			if _, ok := f.owners[res.owner]; !ok {
+				continue
+			}
+		}
+		if f.hasSearch && !f.search.matches(res) {
+			continue
+		}
+		if s.st.visible(f.role, res) {
+			found = append(found, res)
+		}
+	}
+	return found
 }
