@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -214,4 +215,36 @@ func http1ReadRequest(c net.Conn) (string, error) {
 			return head.String(), err
 		}
 	}
+}
+
+// TestProxy_statusLineIsEscaped: the reason phrase of a proxy's refusal
+// reaches Err escaped.
+func TestProxy_statusLineIsEscaped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = http1ReadRequest(c)
+			_, _ = io.WriteString(c, "HTTP/1.1 403 \x1b[2J\u009b31m\u202edenied\r\nContent-Length: 0\r\n\r\n")
+			_ = c.Close()
+		}
+	}()
+	_, c, _, _ := proxied(t, "http://"+ln.Addr().String(), "")
+	_, getErr := c.Get(t.Context(), Ref{ID: varID(1)})
+	c.Close()
+	_ = ln.Close()
+	<-done
+	if CodeOf(getErr) != errcode.Unavailable || !strings.Contains(getErr.Error(), "refused to connect") {
+		t.Fatalf("error %v (%s), want UNAVAILABLE: the proxy refused", getErr, CodeOf(getErr))
+	}
+	assertClean(t, "Err", getErr.Error())
+	assertClean(t, "%+v", fmt.Sprintf("%+v", getErr))
 }

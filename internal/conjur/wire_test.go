@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,7 +34,7 @@ type hostile struct {
 	written atomic.Int64
 }
 
-const hostileToken = `{"protected":"eyJhbGciOiJjb25qdXIifQ==","payload":"eyJzdWIiOiJob3N0L3N3YXJtL2Nvbmp1ci1wbHVnaW4iLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDQ4MH0=","signature":"c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3Qtc2hvdw=="}`
+const hostileToken = `{"protected":"eyJhbGciOiJjb25qdXIifQ==","payload":"eyJzdWIiOiJob3N0L3N3YXJtL2Nvbmp1ci1wbHVnaW4iLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDQ4MH0=","pad":">>>???>>>???~~~>>?","signature":"c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3Qtc2hvdw=="}` // pad: its base64 holds + and /, which the URL encodings change
 
 func newHostile(t *testing.T, authn, answer func(h *hostile, w http.ResponseWriter, r *http.Request)) *hostile {
 	t.Helper()
@@ -75,8 +76,8 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 		h := newHostile(t, nil, endless)
 		c := newClient(t, clientConfig("k3y", h.srv.URL))
 		_, err := c.Get(t.Context(), Ref{ID: "apps/x"})
-		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") {
-			t.Fatalf("Get = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
+		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "store a smaller one") {
+			t.Fatalf("Get = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound and what to do", err, CodeOf(err))
 		}
 		h.srv.Close() // waits for the handler
 		t.Logf("wrote %d", h.written.Load())
@@ -152,8 +153,9 @@ func assertClean(t *testing.T, what, s string) {
 	if !utf8.ValidString(s) {
 		t.Fatalf("%s is not valid UTF-8: %q", what, s)
 	}
-	for _, r := range s {
-		if unsafeRune(r) {
+	for _, r := range s { // written apart from netText's own test, so that a change there cannot blind this one
+		bidi := r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || bidi || r == 0x2028 || r == 0x2029 || r == utf8.RuneError {
 			t.Fatalf("%s carries %U from the network: %q", what, r, s)
 		}
 	}
@@ -227,18 +229,18 @@ func TestNetworkTextIsEscaped(t *testing.T) {
 // the status or the log.
 func TestErrorPagesNeverCarryTheTokenInAnyEncoding(t *testing.T) {
 	encodings := map[string]func(string) string{
-		"raw":         func(s string) string { return s },
-		"query":       url.QueryEscape,
-		"path":        url.PathEscape,
-		"base64":      func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
-		"base64url":   func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) },
-		"json":        func(s string) string { b, _ := json.Marshal(s); return string(b) },
-		"json-quoted": func(s string) string { return strconv.Quote(s) },
-		"token-decoded": func(s string) string { // the access token itself, as a page that decodes the header shows it
-			_, tok, _ := strings.Cut(s, `token="`)
-			b, _ := base64.StdEncoding.DecodeString(strings.TrimSuffix(tok, `"`))
-			return string(b)
+		"raw":   func(s string) string { return s },
+		"query": url.QueryEscape,
+		"query-lower": func(s string) string {
+			return regexp.MustCompile(`%[0-9A-F]{2}`).ReplaceAllStringFunc(url.QueryEscape(s), strings.ToLower)
 		},
+		"path":               url.PathEscape,
+		"base64":             func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
+		"base64url":          func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) },
+		"json":               func(s string) string { b, _ := json.Marshal(s); return string(b) },
+		"json-quoted":        func(s string) string { return strconv.Quote(s) },
+		"token-decoded":      decodedToken, // the access token itself, as a page that decodes the header shows it
+		"token-decoded-json": func(s string) string { b, _ := json.Marshal(decodedToken(s)); return string(b) },
 	}
 	tokenB64 := base64.StdEncoding.EncodeToString([]byte(hostileToken))
 	for name, enc := range encodings {
@@ -264,8 +266,15 @@ func TestErrorPagesNeverCarryTheTokenInAnyEncoding(t *testing.T) {
 				if !strings.Contains(header, tokenB64) {
 					t.Fatalf("the request carried Authorization %q, not the token", header)
 				}
+				if !strings.ContainsAny(tokenB64, "+/") {
+					t.Fatal("the token's base64 has no + or /: the URL encodings would not differ from the raw form")
+				}
+				pieces := []string{"c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3Qtc2hvdw"}
+				for e, i := enc(header), 20; i+24 <= len(e); i += 8 { // every stretch of the echo past the header's start
+					pieces = append(pieces, e[i:i+24])
+				}
 				for _, s := range []string{fmt.Sprintf("%v", getErr), fmt.Sprintf("%+v", getErr), string(st), logs.String()} {
-					for _, piece := range []string{tokenB64[20:44], enc(header)[20:44], "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3Qtc2hvdw"} {
+					for _, piece := range pieces {
 						if strings.Contains(s, piece) {
 							t.Fatalf("a piece of the access token (%s form) reached an error, the status or the log: %.400s", name, s)
 						}
@@ -351,4 +360,28 @@ func TestTLSErrorTextIsEscaped(t *testing.T) {
 	if !strings.Contains(err.Error(), `\x1b[2Jconjur\x07evil`) {
 		t.Fatalf("Err %q does not show the certificate's name escaped", err)
 	}
+}
+
+// TestNetTextEscapes: what each kind of unsafe character becomes.
+func TestNetTextEscapes(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text: ok (200)": "plain text: ok (200)",
+		"\x1b[31m":             `\x1b[31m`,
+		"a\nb":                 `a\x0ab`,
+		"\u009b":               `\u009b`,
+		"\u202eevil":           `\u202eevil`,
+		"\xff\xfe":             `\xff\xfe`,
+		"caf\u00e9":            "caf\u00e9",
+	} {
+		if got := netText(in); got != want {
+			t.Errorf("netText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// decodedToken is the access token an Authorization header carries.
+func decodedToken(header string) string {
+	_, tok, _ := strings.Cut(header, `token="`)
+	b, _ := base64.StdEncoding.DecodeString(strings.TrimSuffix(tok, `"`))
+	return string(b)
 }
