@@ -206,6 +206,9 @@ func newPluginDriver(cfg Config, store *policy.Store, conj driver.Conjur, proble
 		closeSink()
 		return nil, nil, nil, err
 	}
+	if metricsSrv != nil {
+		metricsSrv.Handler = withHealth(metricsSrv.Handler, d.HealthHandler())
+	}
 	return d, metricsSrv, closeSink, nil
 }
 

@@ -21,7 +21,8 @@ import (
 )
 
 // newMetricsServer builds the Prometheus endpoint (/metrics) with the
-// driver's metrics and the Go and process collectors.
+// driver's metrics and the Go and process collectors; serve adds /healthz
+// and /readyz once the driver exists (withHealth).
 func newMetricsServer(addr string) (*driver.Metrics, *http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -40,6 +41,16 @@ func newMetricsServer(addr string) (*driver.Metrics, *http.Server, error) {
 		IdleTimeout:       metricsIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}, nil
+}
+
+// withHealth serves /healthz and /readyz with health, and every other path
+// with metrics: the metrics listener answers orchestrators and monitors too.
+func withHealth(metrics, health http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", health)
+	mux.Handle("/readyz", health)
+	mux.Handle("/", metrics)
+	return mux
 }
 
 // metricsIdleTimeout closes keep-alive connections to /metrics that stay

@@ -137,8 +137,8 @@ var settings = []setting{
 	{key: "prefetch", env: "CONJUR_SWARM_PREFETCH", def: "true", flag: "prefetch", help: "at a task's first Get, fetch the variables its service was allowed before, for that task only",
 		doc:   "At a task's first GetSecret, fetch in the same batch the variables earlier tasks of the same service were allowed, and serve each to that task only (same task, service, rule, variable and version), once, within 5 s; every Get is still decided by the mapping policy. `false` turns it off. See docs/benchmarks.md.",
 		value: boolean(func(c *Config) *bool { return &c.Prefetch })},
-	{key: "metrics_listen", env: "CONJUR_SWARM_METRICS_LISTEN", flag: "metrics-listen", help: "host:port for Prometheus /metrics; empty = off",
-		doc:   "`host:port` for Prometheus metrics at `/metrics`, on the host network; empty = off.",
+	{key: "metrics_listen", env: "CONJUR_SWARM_METRICS_LISTEN", flag: "metrics-listen", help: "host:port for Prometheus /metrics and the health endpoints /healthz and /readyz; empty = off",
+		doc:   "`host:port` for Prometheus metrics at `/metrics` and the health endpoints `/healthz` and `/readyz` ([Health](#health-healthz-and-readyz)), on the host network; empty = off.",
 		value: text(func(c *Config) *string { return &c.MetricsListen }, hostPort)},
 	{key: "audit_syslog", env: "CONJUR_SWARM_AUDIT_SYSLOG", flag: "audit-syslog", help: "also send each audit record to syslog: unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT; empty = off",
 		doc: "Also send every decision's audit record to a syslog receiver (a SIEM collector), RFC 5424 with the JSON record as the message: " +

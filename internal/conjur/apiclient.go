@@ -36,6 +36,7 @@ type apiOps struct {
 	resource                func(id string) (map[string]any, error)
 	resources               func(*conjurapi.ResourceFilter) ([]map[string]any, error)
 	needsTokenRefresh       func() bool
+	whoAmI                  func() ([]byte, error)
 }
 
 func newAPIClient(c *conjurapi.Client) *apiClient {
@@ -69,5 +70,6 @@ func opsOf(c *conjurapi.Client) apiOps {
 		resource:                c.Resource,
 		resources:               c.Resources,
 		needsTokenRefresh:       c.NeedsTokenRefresh,
+		whoAmI:                  c.WhoAmI,
 	}
 }

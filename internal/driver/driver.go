@@ -61,6 +61,10 @@ type Options struct {
 	// (default 5s).
 	Prefetch    bool
 	PrefetchTTL time.Duration
+
+	// ReadyInterval is how recent Conjur's last answer must be for /readyz
+	// (default DefaultReadyInterval); when none is, /readyz asks Conjur.
+	ReadyInterval time.Duration
 }
 
 // Driver answers GetSecret requests: policy, then Conjur, then the value
@@ -74,6 +78,7 @@ type Driver struct {
 	handoff handoffLog
 	pf      *prefetcher // nil: prefetch off
 	stale   *staleBook  // what the stale_if_error rules asked for, for the status
+	probe   prober      // /readyz's Ping, one at a time
 
 	// notConfigured: Options.Conjur was nil, and the Conjur side is a
 	// NotConfigured whose reason is configProblem (the status says so; a
@@ -108,6 +113,9 @@ func New(opts Options) (*Driver, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ReadyInterval <= 0 {
+		opts.ReadyInterval = DefaultReadyInterval
 	}
 	notConfigured := opts.Conjur == nil
 	if notConfigured {

@@ -113,6 +113,13 @@ func (f *fakeConjur) Adopt(_ context.Context, c credential.Credential) error {
 	return nil
 }
 
+// Ping answers as Get does when it fails (err), else nil.
+func (f *fakeConjur) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // Status reports a fixed status, with the last credential adopted.
 func (f *fakeConjur) Status() conjur.Status {
 	st := conjur.Status{Login: "host/swarm/conjur-plugin", CredentialSource: "none",

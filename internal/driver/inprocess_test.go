@@ -62,6 +62,7 @@ type stack struct {
 	obs    *observer.ObservedLogs
 	log    *zap.Logger
 	store  *policy.Store
+	ln     *conjurdev.Listener
 }
 
 func newStack(t *testing.T) *stack {
@@ -96,7 +97,15 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key.Reveal(), logs: sink, obs: obs, log: log, store: store}
+	return &stack{dev: dev, url: l.URL, ca: l.CAPEM, apiKey: key.Reveal(), logs: sink, obs: obs, log: log, store: store, ln: l}
+}
+
+// down closes the Conjur listener: connections are refused from now on.
+func (s *stack) down(t *testing.T) {
+	t.Helper()
+	if err := s.ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // handoff is the bootstrap document of login and key for this stack's Conjur.

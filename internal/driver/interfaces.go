@@ -34,6 +34,9 @@ type Conjur interface {
 	Adopt(ctx context.Context, cred credential.Credential) error
 	// Status reports the client's state for the status endpoint.
 	Status() conjur.Status
+	// Ping asks Conjur, as the plugin's own identity, whether it answers
+	// now (/readyz, when no request reached Conjur for a while).
+	Ping(ctx context.Context) error
 }
 
 // The Conjur client and NotConfigured are the two Conjur sides.

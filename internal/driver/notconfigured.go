@@ -49,3 +49,6 @@ func (n NotConfigured) Adopt(context.Context, credential.Credential) error { ret
 
 // Status reports nothing: there is no Conjur client.
 func (NotConfigured) Status() conjur.Status { return conjur.Status{} }
+
+// Ping answers NOT_CONFIGURED.
+func (n NotConfigured) Ping(context.Context) error { return n.err() }

@@ -24,6 +24,7 @@ type Fake struct {
 	GetErr    error                                  // FailGet: every Get answers it
 	AdoptErr  error                                  // FailAdopt: every Adopt answers it
 	AcceptKey string                                 // when set, Adopt refuses every other API key (AUTH_REFUSED)
+	PingErr   error                                  // FailPing: Ping answers it
 	Login     string                                 // Status's login (default host/swarm/conjur-plugin)
 	URLs      []string
 	OnAdopt   func() // called after each adoption, when set
@@ -65,6 +66,13 @@ func (f *Fake) FailAdopt(err error) {
 	f.mu.Lock()
 	f.AdoptErr = err
 	f.mu.Unlock()
+}
+
+// Ping answers PingErr.
+func (f *Fake) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.PingErr
 }
 
 // LastGood has no value.
