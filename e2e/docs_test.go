@@ -184,11 +184,12 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 		"service=web", "service="+p+"-web",
 		"docker secret create conjur-bootstrap -", "docker secret create "+p+"-bootstrap -",
 		"docker secret create conjur-bootstrap-2 -", "docker secret create "+p+"-bootstrap-2 -",
-		"--name conjur-bootstrap ", "--name "+p+"-bootstrap ",
-		"--secret conjur-bootstrap ", "--secret source="+p+"-bootstrap,target=conjur-bootstrap ",
+		"--name conjur-bootstrap-agent ", "--name "+p+"-bootstrap-agent ",
+		"--secret source=conjur-bootstrap,target=conjur-bootstrap ", "--secret source="+p+"-bootstrap,target=conjur-bootstrap ",
 		"--secret-rm conjur-bootstrap ", "--secret-rm "+p+"-bootstrap ",
 		"source=conjur-bootstrap-2,", "source="+p+"-bootstrap-2,",
-		"  conjur-bootstrap\n", "  "+p+"-bootstrap\n",
+		"  conjur-bootstrap-agent\n", "  "+p+"-bootstrap-agent\n",
+		"account=myorg", "account="+dev.Account(),
 		"docker secret rm conjur-bootstrap\n", "docker secret rm "+p+"-bootstrap\n",
 		"docker secret create conjur-rollout -", "docker secret create "+p+"-rollout -",
 		"--name conjur-rollout ", "--name "+p+"-rollout ",
@@ -251,6 +252,8 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 	// waiting for a JWT.
 	add("rotation.md", nil, nil, nil)
 	add("conjur.md", nil, nil, map[string]string{
+		// The operator keeps an admin user's API key in a root-only file.
+		"conjur_api() {": fmt.Sprintf("install -m 0600 /dev/null %[1]s/conjur-admin.key && printf %%s \"$SHIM_ADMIN_KEY\" > %[1]s/conjur-admin.key\n", dir),
 		// The operator copies the key from policy load's answer.
 		`"$api_key"`: "api_key=$(jq -r .api_key " + filepath.Join(dir, "credential.json") + ")\n",
 	})
@@ -262,7 +265,7 @@ func TestOperatorDocsRunAsWritten(t *testing.T) {
 	})
 	text := strings.ReplaceAll(script.String(), "1lymbeu1h1o2wrpuxdfllva6z", "$secret_id")
 	t.Cleanup(func() {
-		_, _ = docker("service", "rm", p+"-web", p+"-bootstrap", p+"-rollout", "shop_app")
+		_, _ = docker("service", "rm", p+"-web", p+"-bootstrap-agent", p+"-rollout", "shop_app")
 		_ = waitContainersGone(p)
 		_ = waitContainersGone("shop_app")
 		_, _ = docker("secret", "rm", p+"_db_password", p+"-bootstrap", p+"-bootstrap-2", p+"-rollout", shopSecret)

@@ -113,7 +113,7 @@ var catalog = []entry{
 		"permit execute on the variable to the plugin's host (or its group) in the Conjur policy"},
 	{NoCredential, Configuration, plugin, "the plugin has no Conjur credential yet",
 		"The plugin has no Conjur credential yet (after every plugin start when it relies on the handoff, until the agent hands it over). When the last credential handed over was refused, the answer says so (`the last credential handed over (fingerprint F, at T) was refused [CODE]: ...`) and that code (`AUTH_REFUSED`, `TLS`, `UNAVAILABLE`, ...) is the real cause: fix what it names.",
-		"run the bootstrap agent (check it with `docker service ps conjur-bootstrap` and `docker service logs conjur-bootstrap`) or set CONJUR_SWARM_CREDENTIAL_FILE, then check `conjur-swarm status`"},
+		"run the bootstrap agent (check it with `docker service ps conjur-bootstrap-agent` and `docker service logs conjur-bootstrap-agent`) or set CONJUR_SWARM_CREDENTIAL_FILE, then check `conjur-swarm status`"},
 	{AuthRefused, Refused, plugin, "Conjur refused the plugin's credential (401)",
 		"Conjur refused the plugin's credential (401), e.g. after the key was rotated.",
 		"hand over the current API key of CONJUR_AUTHN_LOGIN (a new conjur-bootstrap secret: conjur.md, Rotating the key) or rewrite the credential file"},
