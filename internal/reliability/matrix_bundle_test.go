@@ -79,8 +79,8 @@ func bundleRows() []matrixRow {
 			s := bundleStack(t)
 			s.expectMember("rel_bundle_unset", "NOT_FOUND", "UNSET")
 			s.set(t, unset, randomValue("now-set"), s.secrets)
-			s.expectValue(s.request("rel_bundle_unset", nil), []byte(`DB="`+string(s.values[dbPassword])+`"`+"\n"+
-				`TOKEN="`+string(s.values[apiToken])+`"`+"\n"+`UNSET="`+string(s.values[unset])+`"`+"\n"))
+			s.expectValue(s.request("rel_bundle_unset", nil), []byte(`DB='`+string(s.values[dbPassword])+`'`+"\n"+
+				`TOKEN='`+string(s.values[apiToken])+`'`+"\n"+`UNSET='`+string(s.values[unset])+`'`+"\n"))
 			return "NOT_FOUND (names the member)", "next Get after the member has a value"
 		}},
 		{"fail/FORBIDDEN: one bundle member lacks execute", "apps/rel/no-execute: read only", func(t *testing.T) (string, string) {
