@@ -70,6 +70,7 @@ type ConjurSettings struct {
 	ServiceID           string
 	ClientCertFile      string
 	ClientKeyFile       string
+	AzureClientID       string
 }
 
 // bindSettings registers every key's default and environment variable with
@@ -148,6 +149,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		JWTHostID:      s.JWTHostID,
 		AuthnType:      s.AuthnType,
 		ServiceID:      s.ServiceID,
+		AzureClientID:  s.AzureClientID,
 		FetchTimeout:   c.FetchTimeout,
 		CacheTTL:       c.CacheTTL,
 		MaxInFlight:    c.MaxInFlight,

@@ -41,8 +41,8 @@ func (s *session) credential() (credChoice, error) {
 		return credChoice{cred: *h, source: "handoff", gen: gen}, nil
 	}
 	switch {
-	case s.cfg.AuthnType == AuthnCert: // the certificate is read by certAuthenticate, into the TLS handshake only
-		return credChoice{cred: credential.Credential{Login: s.cfg.Login}, source: "cert", gen: gen}, nil
+	case s.cfg.AuthnType != "": // the certificate or metadata token is read at authenticate, and used there only
+		return credChoice{cred: credential.Credential{Login: s.cfg.Login}, source: s.cfg.AuthnType, gen: gen}, nil
 	case s.cfg.CredentialFile != "":
 		cred, err := s.readCredentialFile()
 		if err != nil {
@@ -139,6 +139,8 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred credentia
 	var err error
 	if s.cfg.AuthnType == AuthnCert {
 		raw, err = s.certAuthenticate(ctx, ep)
+	} else if s.cfg.AuthnType != "" {
+		raw, err = s.cloudAuthenticate(ctx, ep)
 	} else if cred.JWT != "" {
 		if ep.jwtAPI == nil {
 			return nil, &Error{Code: errcode.CredentialRejected,
@@ -193,6 +195,14 @@ func isAuthRefusal(status int) bool {
 func (s *session) refused(ep *endpoint, cred credential.Credential, status int, cause error) *Error {
 	if s.who != nil {
 		return s.who.refused(ep.url, s.cfg.JWTServiceID, status, cause)
+	}
+	if s.cfg.AuthnType == AuthnAzure || s.cfg.AuthnType == AuthnGCP {
+		svc := "authn-gcp"
+		if s.cfg.AuthnType == AuthnAzure {
+			svc = "authn-azure/" + s.cfg.ServiceID
+		}
+		return &Error{Code: errcode.AuthRefused, Cause: cause,
+			Msg: fmt.Sprintf("Conjur at %s refused this VM's %s token for %s at %s (HTTP %d): check that the authenticator is enabled, and that the host's %s annotations name this VM's identity and it may authenticate", ep.url, cloudName(s.cfg.AuthnType), s.cfg.Login, svc, status, svc)}
 	}
 	if s.cfg.AuthnType == AuthnCert {
 		return &Error{Code: errcode.AuthRefused, Cause: cause,
@@ -325,8 +335,8 @@ func (s *session) adopt(ctx context.Context, cred credential.Credential) error {
 	switch {
 	case s.life.isClosed():
 		return errClosed
-	case s.cfg.AuthnType == AuthnCert:
-		return &Error{Code: errcode.CredentialRejected, Msg: "this plugin logs in with its node certificate (CONJUR_AUTHN_TYPE=cert) and takes no handed-over credential: stop the bootstrap agent for it"}
+	case s.cfg.AuthnType != "":
+		return &Error{Code: errcode.CredentialRejected, Msg: fmt.Sprintf("this plugin logs in with %s (CONJUR_AUTHN_TYPE=%s) and takes no handed-over credential: stop the bootstrap agent for it", ownIdentity(s.cfg.AuthnType), s.cfg.AuthnType)}
 	case cred.IsZero():
 		return &Error{Code: errcode.CredentialRejected, Msg: "the handed-over credential is empty: give {\"login\":..,\"api_key\":..} or {\"jwt\":..}"}
 	case cred.JWT != "" && s.cfg.JWTServiceID == "":

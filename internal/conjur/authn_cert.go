@@ -23,35 +23,47 @@ import (
 const AuthnCert = "cert"
 
 // authnTypes are the values CONJUR_AUTHN_TYPE accepts ("" = API key or JWT).
-var authnTypes = []string{"", AuthnCert}
+var authnTypes = []string{"", AuthnCert, AuthnAzure, AuthnGCP}
 
-// certProblems lists what the authn-cert mode needs and cannot have.
-func (c Config) certProblems() []error {
+// authnTypeProblems lists what CONJUR_AUTHN_TYPE's mode needs and cannot
+// have: the plugin's own identity (cert, azure, gcp) needs a host and no
+// other credential.
+func (c Config) authnTypeProblems() []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.ServiceID == "" {
-		bad("CONJUR_AUTHN_TYPE=cert needs CONJUR_SERVICE_ID: give the authn-cert service id (the part after conjur/authn-cert/ in Conjur's webservice), e.g. swarm")
-	} else if strings.ContainsAny(c.ServiceID, "/ \t\n") {
-		bad("CONJUR_SERVICE_ID %q contains '/' or whitespace: give the service id only (the part after conjur/authn-cert/)", c.ServiceID)
+	mode := "CONJUR_AUTHN_TYPE=" + c.AuthnType
+	switch {
+	case c.AuthnType == AuthnGCP && c.ServiceID != "":
+		bad("CONJUR_SERVICE_ID is set but authn-gcp has no service id: clear it")
+	case c.AuthnType != AuthnGCP && c.ServiceID == "":
+		bad("%s needs CONJUR_SERVICE_ID: give the authenticator's service id (the part after conjur/authn-%s/ in Conjur's webservice), e.g. swarm", mode, c.AuthnType)
+	case strings.ContainsAny(c.ServiceID, "/ \t\n"):
+		bad("CONJUR_SERVICE_ID %q contains '/' or whitespace: give the service id only (the part after conjur/authn-%s/)", c.ServiceID, c.AuthnType)
 	}
 	if c.Login == "" {
-		bad("CONJUR_AUTHN_TYPE=cert needs CONJUR_AUTHN_LOGIN: give the Conjur host pinned to this node's certificate, e.g. host/swarm/managers/<node id>")
+		bad("%s needs CONJUR_AUTHN_LOGIN: give the Conjur host the plugin logs in as, e.g. host/swarm/managers/<node id>", mode)
 	}
-	if c.ClientCertFile == "" || c.ClientKeyFile == "" {
+	if c.AuthnType == AuthnCert && (c.ClientCertFile == "" || c.ClientKeyFile == "") {
 		bad("CONJUR_AUTHN_TYPE=cert needs CONJUR_AUTHN_CERT_FILE and CONJUR_AUTHN_CERT_KEY_FILE: give the node certificate and key inside the plugin, e.g. /etc/conjur-swarm/swarm/swarm-node.crt and swarm-node.key (mount swarm)")
+	}
+	if c.AuthnType != AuthnAzure && c.AzureClientID != "" {
+		bad("CONJUR_AUTHN_AZURE_CLIENT_ID is set but CONJUR_AUTHN_TYPE is not azure: clear it")
 	}
 	for _, s := range []struct{ name, value string }{
 		{"CONJUR_AUTHN_API_KEY", c.APIKey.Reveal()}, {"CONJUR_SWARM_CREDENTIAL_FILE", c.CredentialFile},
 		{"JWT_TOKEN_PATH", c.JWTTokenPath}, {"CONJUR_AUTHN_JWT_SERVICE_ID", c.JWTServiceID}, {"CONJUR_AUTHN_JWT_HOST_ID", c.JWTHostID},
 	} {
 		if s.value != "" {
-			bad("%s is set but CONJUR_AUTHN_TYPE=cert logs in with the node certificate: clear %s", s.name, s.name)
+			bad("%s is set but %s logs in with %s: clear %s", s.name, mode, ownIdentity(c.AuthnType), s.name)
 		}
 	}
 	if c.Signer != nil {
-		bad("CONJUR_SWARM_IDENTITY=per-request and CONJUR_AUTHN_TYPE=cert are both set: keep one")
+		bad("CONJUR_SWARM_IDENTITY=per-request and %s are both set: keep one", mode)
 	}
 	for _, u := range c.ApplianceURLs {
+		if c.AuthnType != AuthnCert {
+			continue
+		}
 		if IsCloudURL(u) {
 			bad("CONJUR_APPLIANCE_URL %q is Conjur Cloud, which has no authn-cert: use another authenticator", u)
 		} else if !strings.HasPrefix(strings.ToLower(u), "https://") {
@@ -59,6 +71,13 @@ func (c Config) certProblems() []error {
 		}
 	}
 	return errs
+}
+
+func ownIdentity(authnType string) string {
+	if authnType == AuthnCert {
+		return "the node certificate"
+	}
+	return "the VM's identity from the metadata service"
 }
 
 // nodeCert reads the client certificate and key now (Swarm replaces them

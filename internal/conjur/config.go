@@ -46,6 +46,8 @@ type Config struct {
 	ServiceID      string        // CONJUR_SERVICE_ID: the authenticator's service id (authn-cert/<id>)
 	ClientCertFile string        // CONJUR_AUTHN_CERT_FILE: authn-cert's client certificate, re-read at each authentication
 	ClientKeyFile  string        // CONJUR_AUTHN_CERT_KEY_FILE: its key, re-read at each authentication
+	AzureClientID  string        // CONJUR_AUTHN_AZURE_CLIENT_ID: the user-assigned managed identity (authn-azure); "" = the system-assigned one
+	MetadataURL    string        // the instance metadata service's base URL ("" = the cloud's own); tests point it at a fake
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
 	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: the ceiling of the adaptive request window (default 32)
 	MaxBatch       int           // default 100
@@ -113,11 +115,11 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case !slices.Contains(authnTypes, c.AuthnType):
-		bad("CONJUR_AUTHN_TYPE is %q: give cert (authn-cert with the node certificate), or leave it empty for an API key or a JWT", c.AuthnType)
-	case c.AuthnType == AuthnCert:
-		errs = append(errs, c.certProblems()...)
-	case c.ServiceID != "" || c.ClientCertFile != "" || c.ClientKeyFile != "":
-		bad("CONJUR_SERVICE_ID, CONJUR_AUTHN_CERT_FILE or CONJUR_AUTHN_CERT_KEY_FILE is set without CONJUR_AUTHN_TYPE: set CONJUR_AUTHN_TYPE=cert, or clear them")
+		bad("CONJUR_AUTHN_TYPE is %q: give cert (authn-cert with the node certificate), azure or gcp (the VM's identity), or leave it empty for an API key or a JWT", c.AuthnType)
+	case c.AuthnType != "":
+		errs = append(errs, c.authnTypeProblems()...)
+	case c.ServiceID != "" || c.ClientCertFile != "" || c.ClientKeyFile != "" || c.AzureClientID != "":
+		bad("CONJUR_SERVICE_ID, CONJUR_AUTHN_CERT_FILE, CONJUR_AUTHN_CERT_KEY_FILE or CONJUR_AUTHN_AZURE_CLIENT_ID is set without CONJUR_AUTHN_TYPE: set CONJUR_AUTHN_TYPE (cert, azure or gcp), or clear them")
 	case c.Signer != nil:
 		errs = append(errs, c.perRequestProblems()...)
 	}

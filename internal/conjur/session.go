@@ -259,10 +259,7 @@ func (s *session) bind(ctx context.Context, base *apiClient, tok *accessToken) a
 	if tok != nil && !parsed {
 		raw = tok.raw
 	}
-	return base.bind(&http.Client{
-		Transport:     ctxTransport{ctx: ctx, rt: s.transport.Load(), proxy: s.cfg.Proxy},
-		CheckRedirect: noRedirect,
-	}, raw)
+	return base.bind(s.bindHTTP(ctx), raw)
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -298,8 +295,8 @@ func (s *session) credStatus(st *Status) {
 
 func (s *session) configuredSource() string {
 	switch {
-	case s.cfg.AuthnType == AuthnCert:
-		return "cert"
+	case s.cfg.AuthnType != "":
+		return s.cfg.AuthnType
 	case s.cfg.CredentialFile != "":
 		return "file"
 	case s.cfg.JWTTokenPath != "":
