@@ -67,6 +67,7 @@ type stmt struct {
 	owner       *ref
 	annotations []kv
 	body        []stmt // policies
+	layers      []ref  // host factories
 
 	// opGrant, opRevoke: roles are granted to members
 	// opPermit, opDeny: roles get privileges on resources
@@ -182,7 +183,9 @@ func (p *parser) statement(n *yaml.Node, depth int) (stmt, error) {
 	switch {
 	case tag == "":
 		return stmt{}, errAt(n, "expected a tagged record or statement such as !variable or !permit")
-	case recordKinds[tag]:
+	case tag == "host-factory":
+		return p.record(n, "host_factory", depth)
+	case recordKinds[tag] && tag != "host_factory":
 		return p.record(n, tag, depth)
 	case tag == "grant" || tag == "revoke":
 		return p.grant(n, tag)

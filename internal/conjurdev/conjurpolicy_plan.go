@@ -137,6 +137,15 @@ func (rv resolver) record(sc scope, st stmt) error {
 	}
 	rec.owner, rec.policy = owner, sc.policy
 	rec.annotations = append(rec.annotations, st.annotations...)
+	for _, l := range st.layers {
+		// The host factory's role holds its layers, to grant them to
+		// the hosts it creates.
+		layer, err := rv.ref(sc, l)
+		if err != nil {
+			return err
+		}
+		rv.p.grants = append(rv.p.grants, planLink{role: layer, member: full, policy: sc.policy})
+	}
 	if st.kind == "policy" {
 		return rv.st.resolve(scope{prefix: ident, policy: full, owner: full}, st.body, rv.p)
 	}

@@ -313,6 +313,8 @@ func (p *parser) recordFields(n *yaml.Node, kind string, depth int, s *stmt) err
 		allowed = append(allowed, "restricted_to", "public_keys", "uidnumber")
 	case "group":
 		allowed = append(allowed, "gidnumber")
+	case "host_factory":
+		allowed = append(allowed, "layers")
 	}
 	f, err := p.fields(n, kind, allowed...)
 	if err != nil {
@@ -345,6 +347,16 @@ func (p *parser) recordFields(n *yaml.Node, kind string, depth int, s *stmt) err
 				return err
 			}
 			s.annotations = append(s.annotations, kv{"conjur/" + key, text})
+		}
+	}
+	if v, ok := f["layers"]; ok {
+		if s.layers, err = p.refs(v, depth+1); err != nil {
+			return err
+		}
+		for _, l := range s.layers {
+			if l.kind != "layer" {
+				return errAt(v, "layers of a host factory must be !layer records, not !%s", l.kind)
+			}
 		}
 	}
 	if v, ok := f["body"]; ok && (v.Kind != yaml.ScalarNode || v.Tag != "!!null") {

@@ -1,6 +1,7 @@
 package conjurdev
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,5 +69,50 @@ func TestPassword_changeThenLogin(t *testing.T) {
 	resp, body := e.do("PUT", "/authn/dev/password", good, map[string]string{"Authorization": tokenHdr})
 	if resp.StatusCode != 401 || !strings.Contains(body, "Credential strength is insufficient") {
 		t.Fatalf("with an access token: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestHostFactory_tokensAndHosts(t *testing.T) {
+	e := newEnv(t)
+	policy := "- !layer apps\n- !host-factory\n  id: factory\n  layers: [ !layer apps ]\n"
+	if _, err := e.srv.LoadConjurPolicy(ModePost, "root", []byte(policy)); err != nil {
+		t.Fatal(err)
+	}
+	admin := e.admin()
+	tokens, err := admin.CreateToken("10m", "dev:host_factory:factory", []string{"192.0.2.0/24"}, 2)
+	if err != nil || len(tokens) != 2 || tokens[0].Token == tokens[1].Token || tokens[0].Cidr[0] != "192.0.2.0/24" {
+		t.Fatalf("CreateToken: %+v, %v", tokens, err)
+	}
+	create := func(tok, xff string) (int, string) {
+		hdr := map[string]string{"Authorization": `Token token="` + tok + `"`, "Content-Type": "application/x-www-form-urlencoded"}
+		if xff != "" {
+			hdr["X-Forwarded-For"] = xff
+		}
+		resp, body := e.do("POST", "/host_factories/hosts", "id=made%2Fone&annotations%5Bcreator%5D=me", hdr)
+		return resp.StatusCode, body
+	}
+	if code, _ := create(tokens[0].Token, ""); code != 401 {
+		t.Fatalf("from 127.0.0.1, outside the token's CIDR: %d, want 401", code)
+	}
+	code, body := create(tokens[0].Token, "192.0.2.7")
+	if code != 201 || !strings.Contains(body, `"api_key"`) || !strings.Contains(body, `"owner":"dev:host_factory:factory"`) {
+		t.Fatalf("from 192.0.2.7 (through a loopback proxy): %d %s", code, body)
+	}
+	members, err := admin.RoleMembers("dev:layer:apps")
+	if err != nil || !strings.Contains(fmt.Sprint(members), "dev:host:made/one") {
+		t.Fatalf("layer members %v, %v; want the new host", members, err)
+	}
+	if err := admin.DeleteToken(tokens[0].Token); err != nil {
+		t.Fatalf("DeleteToken: %v", err)
+	}
+	if code, _ := create(tokens[0].Token, "192.0.2.7"); code != 401 {
+		t.Fatalf("deleted token: %d, want 401", code)
+	}
+	if _, err := admin.CreateToken("10m", "dev:host_factory:nope", nil, 1); statusOf(err) != 404 {
+		t.Fatalf("unknown host factory: %v, want 404", err)
+	}
+	plugin := e.plugin()
+	if _, err := plugin.CreateToken("10m", "dev:host_factory:factory", nil, 1); statusOf(err) != 404 {
+		t.Fatalf("a role that cannot see the host factory: %v, want 404", err)
 	}
 }

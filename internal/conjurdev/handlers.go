@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,6 +47,9 @@ func (s *Server) routes() {
 	}
 
 	s.cloudRoutes()
+	s.handle("POST /host_factory_tokens", EpHostFactory, true, s.authed(s.createHFTokens))
+	s.handle("DELETE /host_factory_tokens/{token}", EpHostFactory, true, s.authed(s.deleteHFToken))
+	s.handle("POST /host_factories/hosts", EpHostFactory, true, s.createHFHost)
 
 	s.handle("GET /secrets/{account}/{kind}/{id...}", EpSecret, false, s.authed(s.getSecret))
 	s.handle("POST /secrets/{account}/{kind}/{id...}", EpSecretSet, true, s.authed(s.setSecret))
@@ -160,10 +162,7 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c caller) {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
+	ip := clientIP(r)
 	type who struct {
 		ClientIP      string `json:"client_ip"`
 		UserAgent     string `json:"user_agent"`

@@ -11,12 +11,12 @@ import (
 const maxVersions = 20
 
 // roleKinds are the kinds whose resources are also roles.
-var roleKinds = map[string]bool{"user": true, "host": true, "group": true, "layer": true, "policy": true}
+var roleKinds = map[string]bool{"user": true, "host": true, "group": true, "layer": true, "policy": true, "host_factory": true}
 
 // recordKinds are every kind a policy may declare.
 var recordKinds = map[string]bool{
 	"user": true, "host": true, "group": true, "layer": true, "policy": true,
-	"variable": true, "webservice": true,
+	"variable": true, "webservice": true, "host_factory": true,
 }
 
 type annotation struct {
@@ -108,6 +108,9 @@ type store struct {
 	// enabled through the API (PATCH), Conjur's authenticator_configs
 	// table.
 	apiEnabled map[string]bool
+	// hfTokens are the host factory tokens by token (not kept in the
+	// rehearsal state).
+	hfTokens map[string]hfToken
 
 	closureMu sync.Mutex
 	closures  map[string]map[string]struct{}
@@ -120,6 +123,7 @@ func newStore(account string) *store {
 		memberOf:       map[string]map[string]edge{},
 		policyVersions: map[string]int{},
 		apiEnabled:     map[string]bool{},
+		hfTokens:       map[string]hfToken{},
 		closures:       map[string]map[string]struct{}{},
 	}
 }

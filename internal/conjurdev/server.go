@@ -65,6 +65,7 @@ const (
 	EpAuthn          = "authn"
 	EpAuthnJWT       = "authn-jwt"
 	EpAuthnCloud     = "authn-cloud" // authn-iam, authn-azure, authn-gcp, authn-cert
+	EpHostFactory    = "host-factory"
 	EpLogin          = "login"
 	EpRotate         = "rotate"
 	EpSecret         = "secret"
@@ -80,7 +81,7 @@ const (
 )
 
 var endpoints = []string{
-	EpAuthn, EpAuthnJWT, EpAuthnCloud, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
+	EpAuthn, EpAuthnJWT, EpAuthnCloud, EpHostFactory, EpLogin, EpRotate, EpSecret, EpSecretSet, EpBatch, EpPolicy,
 	EpResources, EpWhoami, EpInfo, EpAuthenticators, EpRoles, EpOther,
 }
 

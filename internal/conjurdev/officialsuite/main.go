@@ -19,6 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +55,12 @@ func suite(run string, verbose bool, out io.Writer) error {
 		return err
 	}
 	defer func() { _ = l.Close() }()
-	env, err := suiteEnv(srv, l.URL)
+	proxy, err := clientElsewhere(l.URL)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	env, err := suiteEnv(srv, proxy.URL)
 	if err != nil {
 		return err
 	}
@@ -176,4 +185,24 @@ func (res results) print(out io.Writer, verbose bool) error {
 	}
 	_, err := fmt.Fprintf(out, "conjurapi against the dev server: %d passed, %d failed, %d skipped\n", count["pass"], count["fail"], count["skip"])
 	return err
+}
+
+// clientElsewhere is a loopback proxy in front of the dev server that
+// says, with X-Forwarded-For, that the client is at 192.0.2.10: in
+// Conjur's own CI the client runs in another container, and the suite's
+// host factory test counts on the client not being at 127.0.0.1 (a token
+// limited to 127.0.0.1 must refuse it). Conjur trusts 127.0.0.1 as a
+// proxy, and so does the dev server.
+func clientElsewhere(target string) (*httptest.Server, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	direct := rp.Director
+	rp.Director = func(r *http.Request) {
+		direct(r)
+		r.Header.Set("X-Forwarded-For", "192.0.2.10")
+	}
+	return httptest.NewServer(rp), nil
 }
