@@ -2,6 +2,7 @@ package conjur
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,10 +24,16 @@ type fakeMetadata struct {
 }
 
 func newFakeMetadata(t *testing.T, sign func(r *http.Request) (string, error)) *fakeMetadata {
+	return newFakeMetadataAt(t, "", sign)
+}
+
+// newFakeMetadataAt is newFakeMetadata listening on addr ("" = any
+// loopback port).
+func newFakeMetadataAt(t *testing.T, addr string, sign func(r *http.Request) (string, error)) *fakeMetadata {
 	t.Helper()
 	m := &fakeMetadata{}
 	done := make(chan struct{})
-	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.asked.Store(r.URL.String())
 		if m.hang.Load() {
 			select {
@@ -50,6 +57,15 @@ func newFakeMetadata(t *testing.T, sign func(r *http.Request) (string, error)) *
 		}
 		_, _ = w.Write([]byte(tok))
 	}))
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Listener.Close()
+		m.Listener = ln
+	}
+	m.Start()
 	t.Cleanup(func() { close(done); m.Close() })
 	return m
 }
@@ -114,7 +130,29 @@ func cloudServer(t *testing.T) (*devServer, *conjurdev.JWTIssuer, *conjurdev.JWT
 func TestCloudLogin(t *testing.T) {
 	srv, azure, google := cloudServer(t)
 	l := srv.listen(t, false)
-	tokens := map[string]func(r *http.Request) (string, error){
+	tokens := cloudTokens(azure, google)
+	for _, kind := range []string{AuthnAzure, AuthnGCP} {
+		t.Run(kind, func(t *testing.T) {
+			md := newFakeMetadata(t, tokens[kind])
+			cloudLoginCases(t, cloudConfig(l.URL, kind, md.URL), md)
+		})
+	}
+	t.Run("auth-refused/host-not-this-identity", func(t *testing.T) {
+		md := newFakeMetadata(t, func(*http.Request) (string, error) {
+			return azure.Sign(map[string]any{"xms_mirid": strings.Replace(miUser, "swarm-mi", "other-mi", 1), "oid": "oid-1"}, time.Minute)
+		})
+		c := newClient(t, cloudConfig(l.URL, AuthnAzure, md.URL))
+		_, err := c.Get(t.Context(), Ref{ID: varID(1)})
+		if CodeOf(err) != errcode.AuthRefused || !strings.Contains(err.Error(), "authn-azure/prod") {
+			t.Fatalf("got %v (%s)", err, CodeOf(err))
+		}
+	})
+}
+
+// cloudTokens are the fake metadata service's answers: a token of the
+// identity the fixture's hosts are pinned to.
+func cloudTokens(azure, google *conjurdev.JWTIssuer) map[string]func(r *http.Request) (string, error) {
+	return map[string]func(r *http.Request) (string, error){
 		AuthnAzure: func(r *http.Request) (string, error) {
 			if r.URL.Query().Get("client_id") != "client-1" {
 				return "", errString("the user-assigned identity's client id was not asked for")
@@ -126,62 +164,59 @@ func TestCloudLogin(t *testing.T) {
 				"google": map[string]any{"compute_engine": map[string]any{"project_id": "proj-1", "instance_name": "vm-1"}}}, time.Minute)
 		},
 	}
-	for _, kind := range []string{AuthnAzure, AuthnGCP} {
-		t.Run(kind, func(t *testing.T) {
-			md := newFakeMetadata(t, tokens[kind])
-			cfg := Config{ApplianceURLs: []string{l.URL}, Account: "dev", AllowHTTP: true, AuthnType: kind,
-				Login: "host/" + kind + "/swarm", MetadataURL: md.URL, FetchTimeout: 2 * time.Second}
-			if kind == AuthnAzure {
-				cfg.ServiceID, cfg.AzureClientID = "prod", "client-1"
-			}
-			var clock atomic.Int64
-			clock.Store(time.Now().UnixNano())
-			cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
-			c := newClient(t, cfg)
+}
 
-			t.Run("ok/reads-a-secret", func(t *testing.T) {
-				if v := mustGet(t, c, varID(1)); string(v.Data.Reveal()) != varValue(1) {
-					t.Fatalf("got %q", v.Data.Reveal())
-				}
-				if st := c.Status(); st.CredentialSource != kind || st.Login != cfg.Login {
-					t.Fatalf("status shows %q %q", st.CredentialSource, st.Login)
-				}
-			})
-			t.Run("no-credential/no-identity-assigned", func(t *testing.T) {
-				md.fail.Store(true)
-				defer md.fail.Store(false)
-				clock.Add(int64(9 * time.Minute))
-				_, err := c.Get(t.Context(), Ref{ID: varID(2)})
-				if CodeOf(err) != errcode.NoCredential || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "identity assigned") {
-					t.Fatalf("got %v (%s)", err, CodeOf(err))
-				}
-			})
-			t.Run("no-credential/metadata-never-answers", func(t *testing.T) {
-				md.hang.Store(true)
-				defer md.hang.Store(false)
-				fresh := newClient(t, cfg) // its authentication may outlive the Get: keep it off c
-				_, err := fresh.Get(t.Context(), Ref{ID: varID(3)})
-				if CodeOf(err) == "" || CodeOf(err) == errcode.Internal {
-					t.Fatalf("got %v (%s), want a coded error", err, CodeOf(err))
-				}
-			})
-			t.Run("ok/next-login-recovers", func(t *testing.T) {
-				clock.Add(int64(9 * time.Minute))
-				if v := mustGet(t, c, varID(4)); string(v.Data.Reveal()) != varValue(4) {
-					t.Fatalf("got %q", v.Data.Reveal())
-				}
-			})
-		})
+// cloudConfig is the plugin's configuration for kind at the dev server u,
+// asking the metadata service at mdURL ("" = the cloud's own address).
+func cloudConfig(u, kind, mdURL string) Config {
+	cfg := Config{ApplianceURLs: []string{u}, Account: "dev", AllowHTTP: true, AuthnType: kind,
+		Login: "host/" + kind + "/swarm", MetadataURL: mdURL, FetchTimeout: 2 * time.Second}
+	if kind == AuthnAzure {
+		cfg.ServiceID, cfg.AzureClientID = "prod", "client-1"
 	}
-	t.Run("auth-refused/host-not-this-identity", func(t *testing.T) {
-		md := newFakeMetadata(t, func(*http.Request) (string, error) {
-			return azure.Sign(map[string]any{"xms_mirid": strings.Replace(miUser, "swarm-mi", "other-mi", 1), "oid": "oid-1"}, time.Minute)
-		})
-		c := newClient(t, Config{ApplianceURLs: []string{l.URL}, Account: "dev", AllowHTTP: true, AuthnType: AuthnAzure,
-			ServiceID: "prod", Login: "host/azure/swarm", MetadataURL: md.URL, FetchTimeout: 2 * time.Second})
-		_, err := c.Get(t.Context(), Ref{ID: varID(1)})
-		if CodeOf(err) != errcode.AuthRefused || !strings.Contains(err.Error(), "authn-azure/prod") {
+	return cfg
+}
+
+// cloudLoginCases: a secret is read with the VM's identity; a metadata
+// service that refuses or never answers is a coded error, and the next
+// login recovers.
+func cloudLoginCases(t *testing.T, cfg Config, md *fakeMetadata) {
+	kind := cfg.AuthnType
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	c := newClient(t, cfg)
+
+	t.Run("ok/reads-a-secret", func(t *testing.T) {
+		if v := mustGet(t, c, varID(1)); string(v.Data.Reveal()) != varValue(1) {
+			t.Fatalf("got %q", v.Data.Reveal())
+		}
+		if st := c.Status(); st.CredentialSource != kind || st.Login != cfg.Login {
+			t.Fatalf("status shows %q %q", st.CredentialSource, st.Login)
+		}
+	})
+	t.Run("no-credential/no-identity-assigned", func(t *testing.T) {
+		md.fail.Store(true)
+		defer md.fail.Store(false)
+		clock.Add(int64(9 * time.Minute))
+		_, err := c.Get(t.Context(), Ref{ID: varID(2)})
+		if CodeOf(err) != errcode.NoCredential || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "identity assigned") {
 			t.Fatalf("got %v (%s)", err, CodeOf(err))
+		}
+	})
+	t.Run("no-credential/metadata-never-answers", func(t *testing.T) {
+		md.hang.Store(true)
+		defer md.hang.Store(false)
+		fresh := newClient(t, cfg) // its authentication may outlive the Get: keep it off c
+		_, err := fresh.Get(t.Context(), Ref{ID: varID(3)})
+		if CodeOf(err) == "" || CodeOf(err) == errcode.Internal {
+			t.Fatalf("got %v (%s), want a coded error", err, CodeOf(err))
+		}
+	})
+	t.Run("ok/next-login-recovers", func(t *testing.T) {
+		clock.Add(int64(9 * time.Minute))
+		if v := mustGet(t, c, varID(4)); string(v.Data.Reveal()) != varValue(4) {
+			t.Fatalf("got %q", v.Data.Reveal())
 		}
 	})
 }
