@@ -55,7 +55,7 @@ type batcher struct {
 	mu       sync.Mutex
 	inflight map[refKey]*call
 	pending  []*call         // calls waiting for a slot, oldest first
-	waiters  []chan struct{} // narrowing requests waiting for a slot, oldest first; served before pending
+	waiters  []chan struct{} // narrowing requests waiting for a slot, oldest first; served before pending, so never waiting while a slot is free
 	active   int             // request slots in use (at most win.size(), unless the window just shrank)
 	win      *window
 }
@@ -157,7 +157,7 @@ func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, i
 	if coalesced || key.version != 0 {
 		return cl, coalesced, false
 	}
-	if b.active < b.win.size() && len(b.waiters) == 0 && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
+	if b.active < b.win.size() && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
 		b.pending = b.pending[:0]
 		b.active++
 		cl.full = b.active >= b.win.size()
@@ -315,7 +315,7 @@ func (b *batcher) dispatchLocked() {
 		batch := append([]*call(nil), b.pending[:n]...)
 		b.pending = append(b.pending[:0], b.pending[n:]...)
 		b.active++
-		sl := slot{held: true, full: b.active >= b.win.size() || len(b.pending) > 0}
+		sl := slot{held: true, full: b.active >= b.win.size()}
 		if !b.life.spawn(func() { b.runBatch(batch, sl) }) {
 			b.active--
 			for _, cl := range batch {

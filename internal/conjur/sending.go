@@ -89,7 +89,7 @@ func (r *sending) another(ctx context.Context) func(map[string]result) {
 	b := r.b
 	b.mu.Lock()
 	var wait chan struct{}
-	if b.active < b.win.size() && len(b.waiters) == 0 {
+	if b.active < b.win.size() { // then no one waits (dispatchLocked serves waiters first)
 		b.active++
 	} else {
 		wait = make(chan struct{})

@@ -53,8 +53,8 @@ func newWindow(ceiling int) *window {
 func (w *window) size() int { return int(w.limit) }
 
 // observe takes one request's outcome: it went out at sent and returned at
-// now; full says the window was full when it went out (or Gets waited for
-// it), overloaded that Conjur answered 5xx/429 or did not answer in time.
+// now; full says the window was full when it went out, overloaded that
+// Conjur answered 5xx/429 or did not answer in time.
 func (w *window) observe(sent, now time.Time, full, overloaded bool) {
 	rtt := now.Sub(sent)
 	if now.After(w.periodEnd) {

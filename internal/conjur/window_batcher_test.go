@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +93,7 @@ type slowConjur struct {
 	latency    time.Duration
 	overloaded bool
 	cur, most  int
+	ids        int // variables of the requests it holds
 	requests   int
 }
 
@@ -104,6 +106,7 @@ func (s *slowConjur) set(latency time.Duration, overloaded bool) {
 func (s *slowConjur) fetch(ctx context.Context, ids []string, version int, to answerSink) {
 	s.mu.Lock()
 	s.cur++
+	s.ids += len(ids)
 	s.requests++
 	s.most = max(s.most, s.cur)
 	latency, overloaded := s.latency, s.overloaded
@@ -119,6 +122,7 @@ func (s *slowConjur) fetch(ctx context.Context, ids []string, version int, to an
 	}
 	s.mu.Lock()
 	s.cur--
+	s.ids -= len(ids)
 	s.mu.Unlock()
 	to.deliver(out)
 	s.clock.nudge()
@@ -131,20 +135,36 @@ type stats struct {
 
 // perNode runs the per-node model on b: nodes send gets Gets each, one after
 // another (distinct variables), while the test moves the fake clock each
-// time every request in flight is waiting for Conjur's answer.
+// time every node's Get is either in a request waiting for Conjur's answer
+// or queued in the batcher (settled), so that the outcome does not depend on
+// how the goroutines are scheduled.
 func perNode(t *testing.T, b *batcher, conj *slowConjur, phase string, nodes, gets int) stats {
 	t.Helper()
 	var failed sync.Map
+	var live atomic.Int64
+	live.Store(int64(nodes))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for n := range nodes {
 		wg.Go(func() {
+			defer conj.clock.nudge()
+			defer live.Add(-1)
 			for i := range gets {
 				if o := b.get(t.Context(), refKey{id: fmt.Sprintf("apps/%s/n%02d/g%03d", phase, n, i)}); o.err != nil {
 					failed.Store(fmt.Sprint(n, i), o.err)
 				}
 			}
 		})
+	}
+	settled := func() bool {
+		b.mu.Lock()
+		active, pending := b.active, len(b.pending)
+		b.mu.Unlock()
+		conj.mu.Lock()
+		ids := conj.ids
+		conj.mu.Unlock()
+		asleep := conj.clock.asleep()
+		return asleep > 0 && asleep == active && int64(ids+pending) == live.Load()
 	}
 	go func() { wg.Wait(); close(done) }()
 	for {
@@ -157,8 +177,9 @@ func perNode(t *testing.T, b *batcher, conj *slowConjur, phase string, nodes, ge
 			failed.Range(func(any, any) bool { st.failed++; return true })
 			return st
 		case <-conj.clock.poke:
+		case <-time.After(time.Millisecond): // a Get that queued pokes no one: look again
 		}
-		for n := conj.clock.asleep(); n > 0 && n == activeOf(b); n = conj.clock.asleep() {
+		for settled() {
 			conj.clock.next()
 		}
 	}
@@ -218,6 +239,83 @@ func TestWindowFollowsConjursLatency(t *testing.T) {
 	}
 }
 
+// A window that Gets never fill does not grow: two nodes asking one after
+// another leave it at its start, however flat the latency.
+func TestWindowGrowsOnlyWhenFull(t *testing.T) {
+	clock := newFakeClock()
+	conj := &slowConjur{clock: clock}
+	b := newTestBatcher(t, conj, Config{MaxInFlight: 12})
+	b.now = clock.now
+	conj.set(2*time.Millisecond, false)
+	st := perNode(t, b, conj, "few", 2, 50)
+	if st.window != windowStart || st.failed > 0 || st.most > 2 {
+		t.Errorf("two nodes: window %d, %d failed, at most %d requests at once; want the start %d, none failed, at most 2", st.window, st.failed, st.most, windowStart)
+	}
+
+	// Batches that leave the window room (a bundle's members, one caller)
+	// do not grow it either.
+	f := &fakeFetcher{}
+	b = newTestBatcher(t, f, Config{MaxInFlight: 12})
+	b.now = func() time.Time { return time.Unix(1_000_000, 0) } // round trips of 0: neither baseline nor cut
+	for i := range 30 {
+		b.getMany(t.Context(), []refKey{{id: fmt.Sprintf("apps/b%02d/x", i)}, {id: fmt.Sprintf("apps/b%02d/y", i)}})
+	}
+	if w := windowOf(b); w != windowStart || len(f.requests()) != 30 {
+		t.Errorf("30 bundles one after another: window %d after %d requests; want the start %d after 30", w, len(f.requests()), windowStart)
+	}
+}
+
+// A narrowing request waits for a slot while the window is full, takes the
+// one that frees before any queued Get, and gives up waiting when its
+// context ends (the request then fails on it, holding no slot).
+func TestAnotherWaitsForTheWindow(t *testing.T) {
+	f := &fakeFetcher{gate: make(chan struct{}), started: make(chan []string, 4)}
+	b := newTestBatcher(t, f, Config{MaxInFlight: 1})
+	held := make(chan outcome, 1)
+	go func() { held <- b.get(t.Context(), refKey{id: "apps/held"}) }()
+	<-f.started // the window's one slot is taken
+	r := &sending{b: b}
+	granted := make(chan func(map[string]result), 1)
+	go func() { granted <- r.another(t.Context()) }()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.waiters) == 1 }, "another to wait")
+	queued := make(chan outcome, 1)
+	go func() { queued <- b.get(t.Context(), refKey{id: "apps/queued"}) }()
+	waitFor(t, func() bool { _, p, _ := batcherState(b); return p == 1 }, "a Get to queue")
+	select {
+	case <-granted:
+		t.Fatal("another returned while the window was full")
+	default:
+	}
+	f.gate <- struct{}{} // the held fetch answers: its slot goes to the waiting narrowing, not the queue
+	deliver := <-granted
+	if a, p, _ := batcherState(b); a != 1 || p != 1 {
+		t.Fatalf("after the slot freed: %d slots taken, %d queued; want 1 (the narrowing's) and 1", a, p)
+	}
+	deliver(map[string]result{})
+	close(f.gate)
+	if o := <-queued; o.err != nil {
+		t.Errorf("the queued Get: %v", o.err)
+	}
+	if o := <-held; o.err != nil {
+		t.Errorf("the held Get: %v", o.err)
+	}
+
+	// A full window and a context that ends: no slot, no waiter left.
+	b2 := newTestBatcher(t, &fakeFetcher{gate: make(chan struct{})}, Config{MaxInFlight: 1})
+	b2.mu.Lock()
+	b2.active = 1
+	b2.mu.Unlock()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r2 := &sending{b: b2}
+	r2.another(ctx)
+	b2.mu.Lock()
+	defer b2.mu.Unlock()
+	if b2.active != 1 || len(b2.waiters) != 0 {
+		t.Errorf("after giving up: %d slots taken, %d waiting; want 1 (not its own), 0", b2.active, len(b2.waiters))
+	}
+}
+
 // The requests that narrow a refused batch hold slots of the window (issue
 // 21 item 12): a batch of 32 missing variables costs about 2n requests, and
 // with a window of 2 each of them goes out holding a slot and never more
@@ -233,7 +331,8 @@ func TestNarrowingIsBoundedByTheWindow(t *testing.T) {
 	var mu sync.Mutex
 	cur, most := 0, 0
 	var outside []string
-	enter := func(id string) func() {
+	var late []string
+	enter := func(ctx context.Context, id string) func() {
 		b.mu.Lock()
 		active, size := b.active, b.win.size()
 		b.mu.Unlock()
@@ -244,6 +343,9 @@ func TestNarrowingIsBoundedByTheWindow(t *testing.T) {
 		if active < 1 || active > size {
 			outside = append(outside, fmt.Sprintf("%s with %d slots taken of %d", id, active, size))
 		}
+		if ctx.Err() != nil {
+			late = append(late, id)
+		}
 		return func() {
 			mu.Lock()
 			defer mu.Unlock()
@@ -251,11 +353,11 @@ func TestNarrowingIsBoundedByTheWindow(t *testing.T) {
 		}
 	}
 	batch := func(ctx context.Context, ids []string) (map[string]result, bool) {
-		defer enter(ids[0])()
+		defer enter(ctx, ids[0])()
 		return conj.batch(ctx, ids)
 	}
 	one := func(ctx context.Context, id string) result {
-		defer enter(id)()
+		defer enter(ctx, id)()
 		return conj.one(ctx, id)
 	}
 	b = newTestBatcher(t, fetcherFunc(func(ctx context.Context, ids []string, version int, to answerSink) {
@@ -276,6 +378,9 @@ func TestNarrowingIsBoundedByTheWindow(t *testing.T) {
 	}
 	if most > 2 {
 		t.Errorf("%d requests in flight at once, want at most the window's 2", most)
+	}
+	if len(late) > 0 {
+		t.Errorf("%d requests went out after their deadline (waiting for a slot that never came), e.g. %s", len(late), late[0])
 	}
 	if a := activeOf(b); a != 0 {
 		t.Errorf("%d slots still taken after every Get was answered", a)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // sample is one request's outcome as the window sees it: sent at at, back
@@ -45,6 +47,9 @@ func TestWindowAdapts(t *testing.T) {
 		{"latency three times the baseline for a while cuts it", 32, seq(flat, run(50*ms, 10, 6*ms, false)), 9},
 		{"latency within twice the baseline keeps growing it", 32, seq(flat, run(50*ms, 3, 4*ms, true)), 27},
 		{"an overloaded answer halves it", 32, seq(flat, one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true})), 12},
+		{"a fast overloaded answer does not lower the baseline", 32, seq(flat,
+			one(sample{at: 50 * ms, rtt: ms / 5, overloaded: true}),
+			run(60*ms, 3, 2*ms, true)), 12},
 		{"requests sent before the cut do not cut again", 32, seq(flat,
 			one(sample{at: 50 * ms, rtt: 2 * ms, overloaded: true}),
 			one(sample{at: 49 * ms, rtt: 4 * ms, overloaded: true})), 12},
@@ -75,6 +80,27 @@ func TestWindowAdapts(t *testing.T) {
 			}
 			if got := w.size(); got != tc.want {
 				t.Errorf("window %d (%.2f), want %d", got, w.limit, tc.want)
+			}
+		})
+	}
+}
+
+func TestOverloadedAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a value is not overload", nil, false},
+		{"5xx or 429 (UNAVAILABLE) is overload", &Error{Code: errcode.Unavailable}, true},
+		{"no answer in time (TIMEOUT) is overload", &Error{Code: errcode.Timeout}, true},
+		{"a 404 is an answer", &Error{Code: errcode.NotFound}, false},
+		{"a 403 is an answer", &Error{Code: errcode.Forbidden}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answers := map[string]result{"apps/a": {data: []byte("x")}, "apps/b": {err: tc.err}}
+			if got := overloaded(answers); got != tc.want {
+				t.Errorf("overloaded = %t, want %t", got, tc.want)
 			}
 		})
 	}
