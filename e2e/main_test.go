@@ -335,7 +335,8 @@ func (s *suite) pluginLog(name string) string {
 
 // e2eMapping is docs/examples/mapping.yml after, first, one reusable rule
 // for the DoNotReuse scenario (matched by its own label, so it changes
-// nothing for the documented rules), the suite's own by-label rule and the
+// nothing for the documented rules), a stale_if_error rule (its own label
+// too), the suite's own by-label rule and the
 // bundle scenario's rules (matched by their own secret names).
 func e2eMapping(docsMapping string) ([]byte, error) {
 	data, err := os.ReadFile(docsMapping)
@@ -364,6 +365,11 @@ func e2eMapping(docsMapping string) ([]byte, error) {
 		"match":    map[string]any{"secret_labels": map[string]any{"cse2e.reusable": "*"}},
 		"variable": "{secret_label:cse2e.reusable}",
 		"reuse":    true,
+	}, map[string]any{
+		"name":           "e2e-stale",
+		"match":          map[string]any{"secret_labels": map[string]any{"cse2e.stale": "*"}, "service_labels": map[string]any{e2eServiceLabel: runID}},
+		"variable":       "{secret_label:cse2e.stale}",
+		"stale_if_error": "10m",
 	}, map[string]any{
 		"name":     "e2e-by-label",
 		"match":    map[string]any{"secret_labels": map[string]any{"conjur.variable": "*"}, "service_labels": map[string]any{e2eServiceLabel: runID}},
