@@ -103,7 +103,7 @@ func (s *Server) applyRecords(mode LoadMode, branch string, p *plan) (map[string
 		res, exists := st.resources[rec.full]
 		if !exists {
 			res = &resource{
-				id: rec.full, kind: rec.kind, ident: rec.ident, policy: rec.policy, created: now,
+				id: rec.full, kind: rec.kind, ident: rec.ident, policy: rec.policy, loadedBy: branch, created: now,
 				annotations: map[string]annotation{}, permits: map[string]map[string]string{},
 			}
 			st.resources[rec.full] = res
@@ -117,7 +117,7 @@ func (s *Server) applyRecords(mode LoadMode, branch string, p *plan) (map[string
 				created[rec.full] = redact.String(key)
 			}
 		} else if mode != ModePost {
-			res.policy = rec.policy
+			res.policy, res.loadedBy = rec.policy, branch
 			st.setOwner(res, rec.owner)
 		}
 		given := map[string]bool{}

@@ -20,9 +20,13 @@ import (
 type conjurPolicyError struct {
 	Line, Col int
 	Msg       string
+	ruby      bool // a Ruby exception's message, passed on as it is (line and column 0)
 }
 
 func (e *conjurPolicyError) Error() string {
+	if e.ruby {
+		return e.Msg
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("Error at line %d, column %d in policy: %s", e.Line, e.Col, e.Msg)
 	}
@@ -181,6 +185,11 @@ func tagName(n *yaml.Node) string {
 func (p *parser) statement(n *yaml.Node, depth int) (stmt, error) {
 	tag := tagName(n)
 	switch {
+	case tag == "" && n.Kind == yaml.ScalarNode && n.Tag != "!!null":
+		// Conjur's parser takes an untagged string as a statement, and its
+		// loader then fails on it with Ruby's NoMethodError, line 0.
+		return stmt{}, &conjurPolicyError{ruby: true,
+			Msg: fmt.Sprintf("undefined method `referenced_records' for %q:String", n.Value)}
 	case tag == "":
 		return stmt{}, errAt(n, "expected a tagged record or statement such as !variable or !permit")
 	case tag == "host-factory":

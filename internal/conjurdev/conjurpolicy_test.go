@@ -378,10 +378,11 @@ func TestDryRun(t *testing.T) {
 	if err != nil || resp.Status != "Valid YAML" {
 		t.Fatalf("dry run: %+v, %v", resp, err)
 	}
-	if len(resp.Created.Items) != 1 || resp.Created.Items[0].Id != "dev:variable:apps/new/one" {
+	// Conjur's primitives: identifier is the full id, id the identifier.
+	if len(resp.Created.Items) != 1 || resp.Created.Items[0].Id != "apps/new/one" || resp.Created.Items[0].Identifier != "dev:variable:apps/new/one" {
 		t.Errorf("created %+v", resp.Created.Items)
 	}
-	if len(resp.Deleted.Items) != 1 || resp.Deleted.Items[0].Id != "dev:variable:apps/demo/read-only" {
+	if len(resp.Deleted.Items) != 1 || resp.Deleted.Items[0].Id != "apps/demo/read-only" {
 		t.Errorf("deleted %+v", resp.Deleted.Items)
 	}
 	if ok, _ := exists(admin, "dev:variable:apps/new/one"); ok {
@@ -390,11 +391,18 @@ func TestDryRun(t *testing.T) {
 	if ok, _ := exists(admin, "dev:variable:apps/demo/read-only"); !ok {
 		t.Errorf("a dry run deleted a record")
 	}
+	// An untagged string fails in Conjur's loader as Ruby's NoMethodError,
+	// at line 0.
+	untagged, err := admin.DryRunPolicy(conjurapi.PolicyModePut, "apps", strings.NewReader("- host x\n"))
+	if err != nil || untagged.Status != "Invalid YAML" || len(untagged.Errors) != 1 || untagged.Errors[0].Line != 0 ||
+		!strings.Contains(untagged.Errors[0].Message, "undefined method `referenced_records'") {
+		t.Fatalf("untagged dry run: %+v, %v", untagged, err)
+	}
 	bad, err := admin.DryRunPolicy(conjurapi.PolicyModePatch, "apps", strings.NewReader("- !nonsense x\n"))
 	if err != nil || bad.Status != "Invalid YAML" || len(bad.Errors) != 1 || bad.Errors[0].Line != 1 {
 		t.Fatalf("invalid dry run: %+v, %v", bad, err)
 	}
-	if got := e.srv.Counts()[EpPolicy] - before; got != 2 {
-		t.Errorf("policy requests %d, want 2", got)
+	if got := e.srv.Counts()[EpPolicy] - before; got != 3 {
+		t.Errorf("policy requests %d, want 3", got)
 	}
 }

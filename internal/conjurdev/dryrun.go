@@ -2,24 +2,23 @@ package conjurdev
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 )
 
-// dryRunItem is one record in a dry-run answer, in the shape conjur-api-go
-// reads (conjurapi.Resource).
-type dryRunItem struct {
-	Identifier  string            `json:"identifier"`
-	ID          string            `json:"id"`
-	Type        string            `json:"type"`
-	Owner       string            `json:"owner"`
-	Policy      string            `json:"policy"`
-	Annotations map[string]string `json:"annotations"`
-}
+// Policy dry runs (?dryRun=true) as Conjur 1.24's Loader::DryRun reports
+// them: the load is applied to a copy of the store, and every role and
+// resource whose data (owner, policy, annotations, permissions,
+// memberships) differs is listed: created (only after), updated (before
+// and after) and deleted (only before), roles first, then variables and
+// webservices, in DataObjects::PrimitiveFactory's shapes. What the caller
+// cannot see is only named and typed.
 
 type dryRunItems struct {
-	Items []dryRunItem `json:"items"`
+	Items []map[string]any `json:"items"`
 }
 
 type dryRunError struct {
@@ -39,25 +38,6 @@ type dryRunJSON struct {
 	Errors  []dryRunError `json:"errors"`
 }
 
-func itemOf(res *resource) dryRunItem {
-	it := dryRunItem{Identifier: res.ident, ID: res.id, Type: res.kind, Owner: res.owner, Policy: res.policy, Annotations: map[string]string{}}
-	for k, a := range res.annotations {
-		it.Annotations[k] = a.value
-	}
-	return it
-}
-
-func sortItems(items []dryRunItem) []dryRunItem {
-	slices.SortFunc(items, func(a, b dryRunItem) int { return strings.Compare(a.ID, b.ID) })
-	if items == nil {
-		items = []dryRunItem{}
-	}
-	return items
-}
-
-// dryRun answers ?dryRun=true: it validates the policy against the current
-// state and lists the records the load would create, update and delete,
-// changing nothing (Conjur 1.21.1 and later).
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode LoadMode, body []byte) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -66,8 +46,10 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 		return
 	}
 	out := dryRunJSON{Status: "Valid YAML", Errors: []dryRunError{}}
-	p, err := s.planConjurPolicy(mode, branch, body)
-	if err != nil {
+	empty := func() dryRunItems { return dryRunItems{Items: []map[string]any{}} }
+	out.Created, out.Deleted, out.Updated.Before, out.Updated.After = empty(), empty(), empty(), empty()
+	trial := &Server{account: s.account, st: s.st.clone(), clock: s.clock, log: s.log}
+	if _, err := trial.loadConjurPolicyLocked(mode, branch, body); err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
 			s.writeErr(w, err)
@@ -75,52 +57,118 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 		}
 		out.Status = "Invalid YAML"
 		out.Errors = []dryRunError{{Line: se.Line, Column: se.Col, Message: se.Message}}
-		out.Created.Items, out.Updated.Before.Items, out.Updated.After.Items, out.Deleted.Items = sortItems(nil), sortItems(nil), sortItems(nil), sortItems(nil)
 		writeJSON(w, http.StatusUnprocessableEntity, out)
 		return
 	}
-	var created, before, after, deleted []dryRunItem
-	for _, rec := range p.records {
-		res, exists := s.st.resources[rec.full]
-		if !exists {
-			it := dryRunItem{Identifier: rec.ident, ID: rec.full, Type: rec.kind, Owner: rec.owner, Policy: rec.policy, Annotations: map[string]string{}}
-			for _, a := range rec.annotations {
-				it.Annotations[a.key] = a.value
-			}
-			created = append(created, it)
-			continue
-		}
-		if mode == ModePost {
-			continue
-		}
-		was := itemOf(res)
-		now := itemOf(res)
-		now.Owner, now.Policy = rec.owner, rec.policy
-		for _, a := range rec.annotations {
-			now.Annotations[a.key] = a.value
-		}
-		if now.Owner != was.Owner || now.Policy != was.Policy || len(rec.annotations) > 0 {
-			before, after = append(before, was), append(after, now)
+	for _, id := range dryRunOrder(s.st, trial.st) {
+		before, after := s.st.primitive(id, c.role), trial.st.primitive(id, c.role)
+		switch {
+		case before == nil:
+			out.Created.Items = append(out.Created.Items, after)
+		case after == nil:
+			out.Deleted.Items = append(out.Deleted.Items, before)
+		case !reflect.DeepEqual(before, after):
+			out.Updated.Before.Items = append(out.Updated.Before.Items, before)
+			out.Updated.After.Items = append(out.Updated.After.Items, after)
 		}
 	}
-	gone := map[string]bool{}
-	for _, id := range p.deletes {
-		if res, ok := s.st.resources[id]; ok && !s.protected(id) && !gone[id] {
-			gone[id] = true
-			deleted = append(deleted, itemOf(res))
-		}
-	}
-	if mode == ModePut {
-		for id, res := range s.st.resources {
-			if _, keep := p.byID[id]; keep || gone[id] || id == branch || s.protected(id) {
-				continue
-			}
-			if s.st.inTree(branch, res.policy) {
-				deleted = append(deleted, itemOf(res))
-			}
-		}
-	}
-	out.Created.Items, out.Deleted.Items = sortItems(created), sortItems(deleted)
-	out.Updated.Before.Items, out.Updated.After.Items = sortItems(before), sortItems(after)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// dryRunOrder is every id of either store: roles, then the other
+// resources, each sorted by id.
+func dryRunOrder(a, b *store) []string {
+	ids := slices.Collect(maps.Keys(a.resources))
+	for id := range b.resources {
+		if _, ok := a.resources[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	isRole := func(id string) int {
+		if roleKinds[kindOf(id)] {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(ids, func(x, y string) int {
+		if d := isRole(x) - isRole(y); d != 0 {
+			return d
+		}
+		return strings.Compare(x, y)
+	})
+	return ids
+}
+
+// primitive is id's DataObjects primitive as role sees it, nil when id
+// does not exist.
+func (st *store) primitive(id, role string) map[string]any {
+	res, ok := st.resources[id]
+	if !ok {
+		return nil
+	}
+	if !st.visible(role, res) {
+		return map[string]any{"identifier": id, "type": res.kind}
+	}
+	out := map[string]any{
+		"identifier": id, "id": res.ident, "type": res.kind, "owner": res.owner, "policy": res.policyID(),
+		"annotations": map[string]string{},
+	}
+	for k, a := range res.annotations {
+		out["annotations"].(map[string]string)[k] = a.value
+	}
+	if !res.isRole() {
+		permitted := map[string][]string{}
+		for priv, holders := range res.permits {
+			for h := range holders {
+				permitted[priv] = append(permitted[priv], h)
+			}
+			slices.Sort(permitted[priv])
+		}
+		out["permitted"] = permitted
+		return out
+	}
+	permissions := map[string][]string{}
+	for _, other := range st.resources {
+		for priv, holders := range other.permits {
+			if _, ok := holders[id]; ok {
+				permissions[priv] = append(permissions[priv], other.id)
+			}
+		}
+	}
+	for priv := range permissions {
+		slices.Sort(permissions[priv])
+	}
+	members, memberships := []string{}, []string{}
+	for member, roles := range st.memberOf {
+		if _, ok := roles[id]; ok {
+			members = append(members, member)
+		}
+	}
+	for r := range st.memberOf[id] {
+		memberships = append(memberships, r)
+	}
+	slices.Sort(members)
+	slices.Sort(memberships)
+	out["permissions"], out["members"], out["memberships"], out["restricted_to"] = permissions, members, memberships, []string{}
+	return out
+}
+
+// clone copies the store for a trial load; values are shared (never
+// modified in place).
+func (st *store) clone() *store {
+	c := newStore(st.account)
+	for id, res := range st.resources {
+		cp := *res
+		cp.annotations = maps.Clone(res.annotations)
+		cp.permits = map[string]map[string]string{}
+		for priv, holders := range res.permits {
+			cp.permits[priv] = maps.Clone(holders)
+		}
+		c.resources[id] = &cp
+	}
+	for member, roles := range st.memberOf {
+		c.memberOf[member] = maps.Clone(roles)
+	}
+	c.policyVersions = maps.Clone(st.policyVersions)
+	return c
 }

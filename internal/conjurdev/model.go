@@ -36,6 +36,11 @@ type resource struct {
 	ident   string
 	owner   string // full role id
 	policy  string // full id of the policy that defined it
+	// loadedBy is the policy whose load last defined it: Conjur's
+	// policy_id (Loader::Orchestrate#policy_id), which is the branch
+	// loaded, not the policy block the record sits in. "" before it was
+	// kept: policy stands in.
+	loadedBy string
 	created time.Time
 
 	annotations map[string]annotation
@@ -49,6 +54,14 @@ type resource struct {
 }
 
 func (r *resource) isRole() bool { return roleKinds[r.kind] }
+
+// policyID is Conjur's policy_id of r.
+func (r *resource) policyID() string {
+	if r.loadedBy != "" {
+		return r.loadedBy
+	}
+	return r.policy
+}
 
 func (r *resource) mimeType() string {
 	if a, ok := r.annotations["conjur/mime_type"]; ok && a.value != "" {
