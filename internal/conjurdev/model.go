@@ -31,17 +31,17 @@ type secretVersion struct {
 
 // resource is one Conjur resource; for role kinds it is the role as well.
 type resource struct {
-	id      string // full id "acct:kind:identifier"
-	kind    string
-	ident   string
-	owner   string // full role id
-	policy  string // full id of the policy that defined it
+	id     string // full id "acct:kind:identifier"
+	kind   string
+	ident  string
+	owner  string // full role id
+	policy string // full id of the policy that defined it
 	// loadedBy is the policy whose load last defined it: Conjur's
 	// policy_id (Loader::Orchestrate#policy_id), which is the branch
 	// loaded, not the policy block the record sits in. "" before it was
 	// kept: policy stands in.
 	loadedBy string
-	created time.Time
+	created  time.Time
 
 	annotations map[string]annotation
 	// permits: privilege -> role id -> defining policy
