@@ -147,7 +147,8 @@ func idLines(t *testing.T, m *node, pluginID, service, msg string, since time.Ti
 // plugin signs with its own key. The leader's key is left out of Conjur's
 // public-keys: its plugin gets AUTH_REFUSED, naming the fix. The leader is
 // killed; the new leader, whose key Conjur trusts, serves the task at once:
-// there is no credential to hand over.
+// there is no credential to hand over. This file sorts after the other
+// scenarios' files, so this scenario, which kills a manager, runs last.
 func TestPerStackIdentityFailover(t *testing.T) {
 	f := getFixture(t)
 	ids, states := f.installIdentityPlugins(t)
