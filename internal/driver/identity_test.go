@@ -2,6 +2,7 @@ package driver
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +126,46 @@ func TestPerStackIdentity_driverReadsAsTheDecisionsIdentity(t *testing.T) {
 	}
 	if st := c.Status(); st.Identities != 2 || st.CredentialSource != "per-request" {
 		t.Fatalf("the client holds %d identities (%s), want shop and blog", st.Identities, st.CredentialSource)
+	}
+}
+
+// A bundle's members are read together as the identity its rule chose: a
+// bundle of shop's variables renders for shop; the same bundle asked for by
+// blog (the rule lets any stack have it) is refused by Conjur for blog.
+func TestPerStackIdentity_bundleReadsAsTheDecisionsIdentity(t *testing.T) {
+	c := perStackConjur(t)
+	mapping := filepath.Join(t.TempDir(), "mapping.yml")
+	if err := os.WriteFile(mapping, []byte(`version: 1
+within: [apps/]
+identity: "{service_label:com.docker.stack.namespace}"
+rules:
+  - name: shop-env
+    match:
+      secret_labels: {conjur.bundle: shop-env}
+    bundle:
+      format: dotenv
+      variables:
+        DB_PASSWORD: apps/shop/db-password
+        API_KEY: apps/shop/api-key
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := policy.OpenStore(mapping, zap.NewNop())
+	d, err := New(Options{Resolver: store, Conjur: c, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(stack string) pluginapi.Request {
+		r := stackRequest(stack, "t-"+stack, "")
+		r.SecretLabels = map[string]string{"conjur.bundle": "shop-env"}
+		return r
+	}
+	resp := d.GetSecret(t.Context(), req("shop"))
+	if want := "API_KEY='shop-api-key-0001'\nDB_PASSWORD='shop-db-password-0001'\n"; resp.Err != "" || string(resp.Value) != want {
+		t.Fatalf("shop's bundle: %q, %q; want %q", resp.Value, resp.Err, want)
+	}
+	resp = d.GetSecret(t.Context(), req("blog"))
+	if !strings.Contains(resp.Err, "FORBIDDEN") || !strings.Contains(resp.Err, "identity blog") || len(resp.Value) != 0 {
+		t.Fatalf("blog asking for shop's bundle: %q, %q; want FORBIDDEN for identity blog", resp.Value, resp.Err)
 	}
 }
