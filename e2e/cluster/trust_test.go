@@ -175,6 +175,7 @@ func TestPerStackIdentityFailover(t *testing.T) {
 			break
 		}
 	}
+	f.conjur.ResetRequests() // the reads before this scenario were the other scenarios', as the plugin's one host
 	sec, svc := f.name("idsec"), f.name("idsvc")
 	f.secret(t, ops, idPluginName, sec, "apps/lab/v6")
 	t.Cleanup(func() { _, _ = ops.docker("secret", "rm", sec) })
