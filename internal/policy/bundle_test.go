@@ -76,7 +76,7 @@ rules:
         ok: other/x
         m: {variable: apps/m, field: "", decode: hex, extra: 1}
 `, []string{
-		`7:15: bundle format "jsn" is not one of json, yaml, dotenv, template (did you mean "json"?)`,
+		`7:15: bundle format "jsn" is not one of ` + strings.Join(formatNames(), ", ") + ` (did you mean "json"?)`,
 		`9:9: bundle member name "1bad": use 1 to 64 letters, digits or '_', not starting with a digit (it must be a valid environment variable name)`,
 		`10:13: variable "other/x" always lies outside within (apps/): every request would be denied`,
 		`11:38: bundle member "m": field is empty: name a top-level member of the JSON value, or remove field`,
@@ -131,7 +131,7 @@ rules:
 		`5:13: rule "a" bundle has format template but no template: add "template: ..." (Go text/template over the member names)`,
 	}},
 	{"fail/empty-bundle", "version: 1\nrules:\n  - name: g\n    match: {}\n    bundle: {variables: {}}\n", []string{
-		`5:13: rule "g" bundle has no format: add "format: json" (or yaml, dotenv, template)`,
+		`5:13: rule "g" bundle has no format: add "format: json" (or ` + strings.Join(formatNames()[1:], ", ") + `)`,
 		`5:25: bundle variables is empty: list at least one member as NAME: "variable id"`,
 	}},
 	{"fail/member-bad-placeholder-and-version", "version: 1\nrules:\n  - name: a\n    match: {}\n    bundle:\n      format: json\n      variables:\n        a: apps/{sekret}\n        b: {version: x}\n", []string{
