@@ -37,6 +37,7 @@ func (s *Server) loadConjurPolicyHTTP(w http.ResponseWriter, r *http.Request, c 
 		s.writeErr(w, err)
 		return
 	}
+	s.st.notePolicyVersion(branch, res.Version, body, c.role, clientIP(r), s.now())
 	type createdRole struct {
 		ID     string `json:"id"`
 		APIKey string `json:"api_key"`

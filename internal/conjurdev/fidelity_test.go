@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/cyberark/conjur-api-go/conjurapi"
 )
 
 // Fidelity gaps the official client's own suite met (issue 26 item 6).
@@ -114,5 +116,35 @@ func TestHostFactory_tokensAndHosts(t *testing.T) {
 	plugin := e.plugin()
 	if _, err := plugin.CreateToken("10m", "dev:host_factory:factory", nil, 1); statusOf(err) != 404 {
 		t.Fatalf("a role that cannot see the host factory: %v, want 404", err)
+	}
+}
+
+func TestResourceJSON_restrictedToAndPolicyVersions(t *testing.T) {
+	// Conjur's Resource#as_json: restricted_to for users and hosts (empty
+	// included), policy_versions for policies.
+	e := newEnv(t)
+	admin := e.admin()
+	if _, err := admin.LoadPolicy(conjurapi.PolicyModePost, "root", strings.NewReader("- !policy\n  id: team\n")); err != nil {
+		t.Fatal(err)
+	}
+	const doc = "- !host box\n"
+	if _, err := admin.LoadPolicy(conjurapi.PolicyModePost, "team", strings.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	_, hostJSON := e.do("GET", "/resources/dev/host/team/box", "", map[string]string{"Authorization": e.tokenHeader(admin)})
+	if !strings.Contains(hostJSON, `"restricted_to":[]`) {
+		t.Errorf("host JSON %s: want restricted_to []", hostJSON)
+	}
+	pol, err := admin.Resource("dev:policy:team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, _ := pol["policy_versions"].([]any)
+	if len(versions) != 1 {
+		t.Fatalf("policy_versions %v, want the one load into team", pol["policy_versions"])
+	}
+	v := versions[0].(map[string]any)
+	if v["policy_text"] != doc || v["version"] != float64(1) || v["role"] != "dev:user:admin" || v["id"] != "dev:policy:team" {
+		t.Errorf("policy version %v", v)
 	}
 }

@@ -183,13 +183,12 @@ func (s *Server) createHFHost(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	out := describe(host)
+	out := s.st.describe(host)
 	s.log.Debug("host factory created a host", zap.String("host", host.id))
 	writeJSON(w, http.StatusCreated, struct {
 		resourceJSON
-		RestrictedTo []string `json:"restricted_to"`
-		APIKey       string   `json:"api_key"`
-	}{out, []string{}, key})
+		APIKey string `json:"api_key"`
+	}{out, key})
 }
 
 // allows is HostFactoryToken#valid_origin?: no CIDRs, or one holding ip.

@@ -121,6 +121,9 @@ type store struct {
 	// enabled through the API (PATCH), Conjur's authenticator_configs
 	// table.
 	apiEnabled map[string]bool
+	// policyLog: policy full id -> its last maxPolicyLog loads, Conjur's
+	// policy_versions (not kept in the rehearsal state).
+	policyLog map[string][]policyVersion
 	// hfTokens are the host factory tokens by token (not kept in the
 	// rehearsal state).
 	hfTokens map[string]hfToken
@@ -137,6 +140,7 @@ func newStore(account string) *store {
 		policyVersions: map[string]int{},
 		apiEnabled:     map[string]bool{},
 		hfTokens:       map[string]hfToken{},
+		policyLog:      map[string][]policyVersion{},
 		closures:       map[string]map[string]struct{}{},
 	}
 }

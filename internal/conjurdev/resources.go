@@ -34,11 +34,14 @@ type resourceJSON struct {
 	Permissions  []permissionJSON `json:"permissions"`
 	Annotations  []annotationJSON `json:"annotations"`
 	Secrets      []secretMetaJSON `json:"secrets,omitempty"`
-	RestrictedTo []string         `json:"restricted_to,omitempty"`
+	// Present (possibly empty) by kind, as Conjur's Resource#as_json:
+	// restricted_to for users and hosts, policy_versions for policies.
+	RestrictedTo   *[]string        `json:"restricted_to,omitempty"`
+	PolicyVersions *[]policyVersion `json:"policy_versions,omitempty"`
 }
 
 // describe renders res as Conjur's resource JSON. Caller holds s.mu.
-func describe(res *resource) resourceJSON {
+func (st *store) describe(res *resource) resourceJSON {
 	out := resourceJSON{
 		CreatedAt:   res.created.UTC().Format("2006-01-02T15:04:05.000+00:00"),
 		ID:          res.id,
@@ -68,8 +71,12 @@ func describe(res *resource) resourceJSON {
 			out.Secrets = append(out.Secrets, secretMetaJSON{Version: v.version})
 		}
 	}
-	if res.kind == "host" || res.kind == "user" {
-		out.RestrictedTo = []string{}
+	switch res.kind {
+	case "host", "user":
+		out.RestrictedTo = &[]string{}
+	case "policy":
+		versions := append([]policyVersion{}, st.policyLog[res.id]...)
+		out.PolicyVersions = &versions
 	}
 	return out
 }
@@ -237,7 +244,7 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	out := make([]resourceJSON, 0, len(found))
 	for _, res := range found {
-		out = append(out, describe(res))
+		out = append(out, s.st.describe(res))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -302,7 +309,7 @@ func (s *Server) showResource(w http.ResponseWriter, r *http.Request, c caller) 
 		writeError(w, notFound(full))
 		return
 	}
-	writeJSON(w, http.StatusOK, describe(res))
+	writeJSON(w, http.StatusOK, s.st.describe(res))
 }
 
 // resourceFilter is what a resource listing keeps.

@@ -40,7 +40,11 @@ func (s *Server) LoadConjurPolicy(mode LoadMode, branch string, body []byte) (Lo
 	if err != nil {
 		return LoadResult{}, err
 	}
-	return s.loadConjurPolicyLocked(mode, full, body)
+	res, err := s.loadConjurPolicyLocked(mode, full, body)
+	if err == nil {
+		s.st.notePolicyVersion(full, res.Version, body, s.st.fullID("user", "admin"), "127.0.0.1", s.now())
+	}
+	return res, err
 }
 
 // branchID turns "root", "apps/x" or "acct:policy:apps/x" into a full
