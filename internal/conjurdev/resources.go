@@ -27,13 +27,13 @@ type secretMetaJSON struct {
 }
 
 type resourceJSON struct {
-	CreatedAt    string           `json:"created_at"`
-	ID           string           `json:"id"`
-	Owner        string           `json:"owner"`
-	Policy       string           `json:"policy,omitempty"`
-	Permissions  []permissionJSON `json:"permissions"`
-	Annotations  []annotationJSON `json:"annotations"`
-	Secrets      []secretMetaJSON `json:"secrets,omitempty"`
+	CreatedAt   string           `json:"created_at"`
+	ID          string           `json:"id"`
+	Owner       string           `json:"owner"`
+	Policy      string           `json:"policy,omitempty"`
+	Permissions []permissionJSON `json:"permissions"`
+	Annotations []annotationJSON `json:"annotations"`
+	Secrets     []secretMetaJSON `json:"secrets,omitempty"`
 	// Present (possibly empty) by kind, as Conjur's Resource#as_json:
 	// restricted_to for users and hosts, policy_versions for policies.
 	RestrictedTo   *[]string        `json:"restricted_to,omitempty"`
