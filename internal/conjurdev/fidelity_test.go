@@ -148,3 +148,19 @@ func TestResourceJSON_restrictedToAndPolicyVersions(t *testing.T) {
 		t.Errorf("policy version %v", v)
 	}
 }
+
+func TestRoutes_unknownKinds(t *testing.T) {
+	// Conjur's routes constrain :kind; another kind has no route (404
+	// "No route matches"), not an empty listing.
+	e := newEnv(t)
+	auth := map[string]string{"Authorization": e.tokenHeader(e.admin())}
+	for _, path := range []string{"/resources/dev/nonsense", "/resources/dev/nonsense/x", "/roles/dev/variable/apps/demo/db-password"} {
+		resp, body := e.do("GET", path, "", auth)
+		if resp.StatusCode != 404 || !strings.Contains(body, "No route matches") {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := e.do("GET", "/resources/dev/host_factory", "", auth); resp.StatusCode != 200 {
+		t.Errorf("host_factory listing: %d", resp.StatusCode)
+	}
+}

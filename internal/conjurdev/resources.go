@@ -188,6 +188,10 @@ func kindOf(full string) string {
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
 	kind := r.PathValue("kind")
+	if kind != "" && !resourceRoutedKinds[kind] {
+		noRoute(w, r)
+		return
+	}
 	if kind == "" {
 		kind = q.Get("kind")
 	}
@@ -252,7 +256,18 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, c caller)
 // showResource answers GET /resources/{account}/{kind}/{id} and its ?check
 // and ?permitted_roles forms (present with any value, as Conjur routes
 // them).
+// resourceRoutedKinds are the kinds Conjur's routes take under
+// /resources (config/routes.rb); any other answers "No route matches".
+var resourceRoutedKinds = map[string]bool{
+	"variable": true, "public_key": true, "user": true, "host": true, "layer": true, "group": true,
+	"policy": true, "webservice": true, "host_factory": true, "configuration": true,
+}
+
 func (s *Server) showResource(w http.ResponseWriter, r *http.Request, c caller) {
+	if !resourceRoutedKinds[r.PathValue("kind")] {
+		noRoute(w, r)
+		return
+	}
 	q := r.URL.Query()
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
 	s.mu.RLock()

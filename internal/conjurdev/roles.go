@@ -44,7 +44,7 @@ func (s *Server) membersOf(role string) []membershipJSON {
 }
 
 // roleRoutedKinds are the kinds Conjur routes under /roles.
-var roleRoutedKinds = map[string]bool{"user": true, "host": true, "layer": true, "group": true, "policy": true}
+var roleRoutedKinds = map[string]bool{"user": true, "host": true, "layer": true, "group": true, "policy": true, "host_factory": true}
 
 // queryList reads a Rails array parameter: every NAME[]=v, or else the
 // last NAME=v. ok is false when neither is present.
