@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cyberark/conjur-swarm/internal/audit"
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
@@ -118,6 +119,10 @@ func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffSta
 	switch {
 	case c.CredentialSource == "per-request":
 		sp.p("  credential\tper-request: a JWT this manager signs for each identity the mapping chooses; %d identities hold a token", c.Identities)
+	case c.CredentialSource == conjur.AuthnCert:
+		sp.p("  credential\tcert: this node's swarm certificate, read at each login; in use since %s", sp.when(c.CredentialSetAt))
+	case c.CredentialSource == conjur.AuthnAzure || c.CredentialSource == conjur.AuthnGCP:
+		sp.p("  credential\t%s: the VM's identity from the metadata service, at each login; in use since %s", c.CredentialSource, sp.when(c.CredentialSetAt))
 	case c.CredentialFile != "":
 		sp.p("  credential\t%s, not used yet", c.CredentialSource)
 	case c.HasCredential():

@@ -125,7 +125,10 @@ func sampleStatus() map[string]pluginapi.Status {
 	fileNotUsed.Conjur = &pluginapi.ConjurState{Login: "host/swarm/conjur-plugin", Account: "myorg", CredentialSource: "file",
 		CredentialFile: "[NO_CREDENTIAL] no Conjur credential yet: the credential file /run/secrets/conjur-credential does not exist; create it (readable by the plugin only) with the API key of host/swarm/conjur-plugin, or run the bootstrap agent to hand the credential over",
 		URLs:           []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
-	return map[string]pluginapi.Status{"stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
+	certLogin := noCredential
+	certLogin.Conjur = &pluginapi.ConjurState{Login: "host/swarm/managers/6f9nelwx7v4b6cmbomg8m05el", Account: "myorg", CredentialSource: "cert",
+		CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
+	return map[string]pluginapi.Status{"cert-login": certLogin, "stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 

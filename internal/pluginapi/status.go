@@ -66,7 +66,7 @@ type ConjurState struct {
 	// the plugin first used it (ready, or what is wrong); "" otherwise.
 	CredentialFile        string    `json:"credential_file,omitempty"`
 	Account               string    `json:"account,omitempty"` // CONJUR_ACCOUNT
-	CredentialSource      string    `json:"credential_source"` // handoff, file, env, jwt or none
+	CredentialSource      string    `json:"credential_source"` // handoff, file, env, jwt, cert, azure, gcp, per-request or none
 	CredentialFingerprint string    `json:"credential_fingerprint,omitempty"`
 	CredentialSetAt       time.Time `json:"credential_set_at,omitzero"`
 	TokenExpiresAt        time.Time `json:"token_expires_at,omitzero"`
