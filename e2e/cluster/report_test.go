@@ -79,7 +79,7 @@ func renderStorm(d stormDoc) string {
 	row("most Gets in flight at once", fmt.Sprint(o.MaxInFlight), fmt.Sprint(n.MaxInFlight))
 	row("failed Gets", fmt.Sprint(o.Failed), fmt.Sprint(n.Failed))
 	row("demote to the new leader seen", fmt.Sprintf("%d ms", o.ElectionMS), fmt.Sprintf("%d ms", n.ElectionMS))
-	fmt.Fprintf(&b, "\nThe lab Conjur's round trip from the host is %.2f ms (p50 of 20 requests on one connection); a Get at the\n", d.rttMS)
+	fmt.Fprintf(&b, "\nThe lab Conjur's round trip from the host is %.2f ms (p50 of 20 authenticated reads of one variable on one\nconnection); a Get at the\n", d.rttMS)
 	fmt.Fprintf(&b, "plugin took %.2f ms (p50) with conjur-swarm and %.2f ms with the naive plugin. The first-to-last span is\n", o.GetP50MS, n.GetP50MS)
 	b.WriteString("when swarmkit asked each node again, which the driver does not set: it is not a speed comparison.\n")
 	fmt.Fprintf(&b, "\nWhat it says about the model `make bench` assumes: the leader change re-asked for the running tasks'\n")
