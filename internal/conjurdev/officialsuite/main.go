@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -198,11 +197,10 @@ func clientElsewhere(target string) (*httptest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	direct := rp.Director
-	rp.Director = func(r *http.Request) {
-		direct(r)
-		r.Header.Set("X-Forwarded-For", "192.0.2.10")
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = r.In.Host // as the dev server's clients send it
+		r.Out.Header.Set("X-Forwarded-For", "192.0.2.10")
+	}}
 	return httptest.NewServer(rp), nil
 }
