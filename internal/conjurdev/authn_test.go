@@ -102,7 +102,10 @@ func TestTokenErrors(t *testing.T) {
 		name, header, want string
 	}{
 		{"fail/missing", "", "Authorization missing"},
-		{"fail/not-a-token", "Bearer abc", "Malformed authorization token"},
+		// conjur-rack 5.0.0 (gems/conjur-rack in Conjur 1.24): a header not
+		// matching ^Token token="(.*)" is no token at all.
+		{"fail/not-a-token", "Bearer abc", "Authorization missing"},
+		{"fail/json-but-not-a-token", `Token token="` + base64.StdEncoding.EncodeToString([]byte(`{"a":1}`)) + `"`, "Unauthorized: Invalid token"},
 		{"fail/not-base64", `Token token="%%%"`, "Malformed authorization token"},
 		{"fail/not-json", `Token token="` + base64.StdEncoding.EncodeToString([]byte("nope")) + `"`, "Malformed authorization token"},
 		{"fail/forged-payload", forged, "Unauthorized: Invalid token"},

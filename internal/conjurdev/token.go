@@ -174,30 +174,66 @@ func (s *tokenSigner) parseAuthorization(header string, now time.Time) (tokenCla
 }
 
 // tokenFromHeader extracts and decodes the token bytes of an Authorization
-// header.
+// header as conjur-rack 5.0.0 (vendored in Conjur 1.24) does: the header
+// must match ^Token token="(.*)" (greedy), else "Authorization missing";
+// the token is decoded leniently as Ruby's Base64.decode64 does.
 func tokenFromHeader(header string) ([]byte, error) {
 	const prefix = `Token token="`
 	if !strings.HasPrefix(header, prefix) {
-		return nil, errTokenMalformed
+		return nil, errAuthMissing
 	}
 	rest := header[len(prefix):]
-	end := strings.IndexByte(rest, '"')
+	end := strings.LastIndexByte(rest, '"')
 	if end < 0 {
-		return nil, errTokenMalformed
+		return nil, errAuthMissing
 	}
-	raw, err := base64.StdEncoding.DecodeString(rest[:end])
-	if err != nil {
-		return nil, errTokenMalformed
+	return rubyDecode64(rest[:end]), nil
+}
+
+// rubyDecode64 is Ruby's Base64.decode64 (String#unpack("m")): characters
+// outside the alphabet are skipped, decoding stops at padding, and a
+// trailing partial group is dropped.
+func rubyDecode64(s string) []byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	var out []byte
+	var acc, n uint32
+	for i := 0; i < len(s); i++ {
+		if s[i] == '=' {
+			break
+		}
+		v := strings.IndexByte(alphabet, s[i])
+		if v < 0 {
+			continue
+		}
+		acc = acc<<6 | uint32(v)
+		n++
+		if n == 4 {
+			out = append(out, byte(acc>>16), byte(acc>>8), byte(acc))
+			acc, n = 0, 0
+		}
 	}
-	return raw, nil
+	switch n {
+	case 2:
+		out = append(out, byte(acc>>4))
+	case 3:
+		out = append(out, byte(acc>>10), byte(acc>>2))
+	}
+	return out
 }
 
 // verifyWith checks the token's form, its signature under k and its
 // lifetime.
 func (s *tokenSigner) verifyWith(k *tokenKey, raw []byte, now time.Time) (tokenClaims, error) {
+	// conjur-rack: text that is not JSON is "Malformed authorization
+	// token"; JSON that is not a signed token is "Unauthorized: Invalid
+	// token".
+	var any any
+	if err := json.Unmarshal(raw, &any); err != nil {
+		return tokenClaims{}, errTokenMalformed
+	}
 	var t tokenJSON
 	if err := json.Unmarshal(raw, &t); err != nil || t.Protected == "" || t.Payload == "" || t.Signature == "" {
-		return tokenClaims{}, errTokenMalformed
+		return tokenClaims{}, errTokenInvalid
 	}
 	want := sign(k, t.Protected, t.Payload)
 	if !hmac.Equal([]byte(want), []byte(t.Signature)) {
