@@ -38,40 +38,7 @@ func TestCertLoginOnSwarm(t *testing.T) {
 	rootCA := mustDocker(t, "swarm", "ca")
 	host := "swarm/managers/" + nodeID
 
-	dev, err := conjurdev.New(conjurdev.Options{Logger: zap.NewNop(), Authenticators: []string{"authn", "authn-cert/swarm"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := fmt.Sprintf(`- !webservice conjur/authn-cert/swarm
-- !variable conjur/authn-cert/swarm/ca-cert
-- !host
-  id: %[1]s
-  annotations:
-    authn-cert/swarm/cn: %[2]s
-- !permit
-  role: !host %[1]s
-  privilege: authenticate
-  resource: !webservice conjur/authn-cert/swarm
-- !variable apps/%[3]s/db-password
-- !permit
-  role: !host %[1]s
-  privileges: [read, execute]
-  resource: !variable apps/%[3]s/db-password
-`, host, nodeID, stack)
-	if _, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(policy)); err != nil {
-		t.Fatal(err)
-	}
-	for id, v := range map[string]string{"conjur/authn-cert/swarm/ca-cert": rootCA, "apps/" + stack + "/db-password": stack + "-from-cert-login"} {
-		if err := dev.SetSecret(id, []byte(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := dev.Listen("127.0.0.1:0", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-
+	dev, l := certConjur(t, nodeID, host, rootCA, map[string]string{"apps/" + stack + "/db-password": stack + "-from-cert-login"}, "execute")
 	caDir, mapDir := s.dir(stack+"-ca"), s.dir(stack+"-mapping")
 	if err := os.WriteFile(filepath.Join(caDir, "conjur.pem"), l.CAPEM, 0o644); err != nil {
 		t.Fatal(err)
@@ -133,5 +100,105 @@ networks:
 	}
 	if err := json.Unmarshal([]byte(s.status(t, pluginID)), &st); err != nil || st.Conjur.CredentialSource != "cert" || st.Conjur.Login != "host/"+host {
 		t.Errorf("the status shows credential source %q and login %q (%v), want cert and host/%s", st.Conjur.CredentialSource, st.Conjur.Login, err, host)
+	}
+}
+
+// certConjur is a dev server over TLS whose authn-cert/swarm trusts
+// rootCA, with host pinned to nodeID (authn-cert/swarm/cn) and permitted to
+// authenticate, holding values (id -> value) on which host has read and,
+// with privilege "execute", execute.
+func certConjur(t *testing.T, nodeID, host, rootCA string, values map[string]string, privilege string) (*conjurdev.Server, *conjurdev.Listener) {
+	t.Helper()
+	dev, err := conjurdev.New(conjurdev.Options{Logger: zap.NewNop(), Authenticators: []string{"authn", "authn-cert/swarm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	privileges := "[read]"
+	if privilege == "execute" {
+		privileges = "[read, execute]"
+	}
+	policy := fmt.Sprintf(`- !webservice conjur/authn-cert/swarm
+- !variable conjur/authn-cert/swarm/ca-cert
+- !host
+  id: %[1]s
+  annotations:
+    authn-cert/swarm/cn: %[2]s
+- !permit
+  role: !host %[1]s
+  privilege: authenticate
+  resource: !webservice conjur/authn-cert/swarm
+`, host, nodeID)
+	for id := range values {
+		policy += fmt.Sprintf("- !variable %[1]s\n- !permit\n  role: !host %[2]s\n  privileges: %[3]s\n  resource: !variable %[1]s\n", id, host, privileges)
+	}
+	if _, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(policy)); err != nil {
+		t.Fatal(err)
+	}
+	values["conjur/authn-cert/swarm/ca-cert"] = rootCA
+	for id, v := range values {
+		if err := dev.SetSecret(id, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := dev.Listen("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return dev, l
+}
+
+// Scenario: the rollout agent without a credential. Its replica logs in to
+// authn-cert with the node certificate of the manager it runs on (the
+// engine's certificate directory mounted read-only), as the host that
+// Swarm's template {{.Node.ID}} names, and watches an opted-in service's
+// variable version; no secret holds a credential for it.
+func TestRolloutAgentCertLogin(t *testing.T) {
+	s := getSuite(t)
+	nodeID := strings.TrimSpace(mustDocker(t, "info", "-f", "{{.Swarm.NodeID}}"))
+	host := "swarm/rollout/" + nodeID
+	id := s.newVariable(t, []byte("cert-rollout-v1"))
+	dev, l := certConjur(t, nodeID, host, mustDocker(t, "swarm", "ca"), map[string]string{id: "cert-rollout-v1"}, "read")
+	caDir := s.dir(s.name("rca"))
+	if err := os.WriteFile(filepath.Join(caDir, "conjur.pem"), l.CAPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	sec, watched := s.name("rcsec"), s.name("rcsvc")
+	s.secret(t, s.plugin, sec, "conjur.variable="+id)
+	s.service(t, watched, []string{sec}, "--label", "conjur.rollout=true", "--restart-condition", "none")
+	agent := s.name("rcagent")
+	mustDocker(t, "service", "create", "-d", "--name", agent, "--replicas", "1", "--constraint", "node.role==manager",
+		"--mount", "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock,readonly",
+		"--mount", "type=bind,source="+s.mapDir+",target=/etc/conjur-swarm/mapping,readonly",
+		"--mount", "type=bind,source="+caDir+",target=/etc/conjur-swarm/ca,readonly",
+		"--mount", "type=bind,source=/var/lib/docker/swarm/certificates,target=/etc/conjur-swarm/swarm,readonly",
+		"--mount", "type=tmpfs,target=/run", // the status socket's directory: no secret creates /run here
+		"-e", "CONJUR_APPLIANCE_URL="+l.URL, "-e", "CONJUR_ACCOUNT="+dev.Account(),
+		"-e", "CONJUR_AUTHN_TYPE=cert", "-e", "CONJUR_SERVICE_ID=swarm",
+		"-e", "CONJUR_AUTHN_LOGIN=host/swarm/rollout/{{.Node.ID}}", "-e", "CONJUR_CERT_FILE=/etc/conjur-swarm/ca/conjur.pem",
+		"-e", "CONJUR_SWARM_MAPPING_FILE=/etc/conjur-swarm/mapping/mapping.yml",
+		"--no-resolve-image", "--network", "host", "--entrypoint", "/conjur-swarm rollout-agent", s.agentImage,
+		"--interval", "1s", "--driver", s.plugin, "--log-level", "debug")
+	t.Cleanup(func() { _, _ = docker("service", "rm", agent) })
+
+	poll(t, "the cert-login rollout agent watching "+watched, waitTimeout, func() (bool, string) {
+		st, raw, ok := rolloutStatus(agent)
+		if !ok || !st.Primed {
+			return false, raw
+		}
+		for _, svc := range st.Services {
+			if svc.Name == watched && len(svc.Variables) == 1 && svc.Variables[0].Version == 1 {
+				return true, ""
+			}
+		}
+		return false, raw
+	}, func() string { return agentLogs(agent) })
+	seen := false
+	for _, r := range dev.Requests() {
+		seen = seen || r.Role == dev.Account()+":host:"+host
+	}
+	if !seen {
+		t.Errorf("Conjur saw no request made as host %s", host)
 	}
 }
