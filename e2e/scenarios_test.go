@@ -308,17 +308,27 @@ func waitReadOrFailed(t testing.TB, service string) (f frames, failure string) {
 	return f, failure
 }
 
+// oneSecretTask starts a one-replica reader service of one new driver secret
+// (named after kind) whose variable holds value, waits until its task has
+// read exactly that value, and returns the variable, secret, service and
+// task.
+func (s *suite) oneSecretTask(t *testing.T, kind string, value []byte) (id, sec, svc, taskID string) {
+	t.Helper()
+	id = s.newVariable(t, value)
+	sec = s.name(kind)
+	s.secret(t, s.plugin, sec, "conjur.variable="+id)
+	svc = s.name("svc")
+	s.service(t, svc, []string{sec}, "--restart-condition", "none")
+	taskID, f := only(waitReaders(t, svc, 1, nil))
+	checkValues(t, taskID, f, map[string][]byte{sec: value})
+	return id, sec, svc, taskID
+}
+
 // Scenario 5: rotation. A new value set in Conjur reaches the new task that
 // `docker service update --force` starts.
 func TestRotationReachesNewTasks(t *testing.T) {
 	s := getSuite(t)
-	id := s.newVariable(t, []byte("rotation-value-1"))
-	sec := s.name("rot")
-	s.secret(t, s.plugin, sec, "conjur.variable="+id)
-	svc := s.name("svc")
-	s.service(t, svc, []string{sec}, "--restart-condition", "none")
-	first, f := only(waitReaders(t, svc, 1, nil))
-	checkValues(t, first, f, map[string][]byte{sec: []byte("rotation-value-1")})
+	id, sec, svc, _ := s.oneSecretTask(t, "rot", []byte("rotation-value-1"))
 
 	if err := s.dev.SetSecret(id, []byte("rotation-value-2")); err != nil {
 		t.Fatal(err)
