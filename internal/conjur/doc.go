@@ -37,6 +37,15 @@
 // hands back the token this package obtained. The token itself, its refresh
 // and its locking live here.
 //
+// The plugin's own identity without a secret (CONJUR_AUTHN_TYPE): with cert
+// (authn_cert.go) each login reads the node certificate and key again and
+// presents them on a connection of its own, through a conjurapi client built
+// for that login (NewClientFromCertificate); with azure or gcp
+// (authn_cloud.go) each login asks the metadata service for a token itself,
+// bounded, and hands it to NewClientFromAzureCredentials or
+// NewClientFromGCPCredentials, so the library never fetches one (its fetch
+// has no deadline, and its GCP path ends the process on a failure).
+//
 // Tokens: one per appliance URL. Real Conjur followers accept the leader's
 // tokens, but a token is only known to be good where it was issued, and in
 // tests every URL is a separate conjurdev instance with its own signing key.
