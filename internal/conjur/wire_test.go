@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -66,6 +67,15 @@ func endless(h *hostile, w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// roomy gives a test whose answers are megabytes a fetch timeout that only
+// bounds a failure: under -race on a loaded machine reading 32 MiB or three
+// values near 500 KiB took longer than the usual 2 s (seen in make test).
+// The bounds are still checked by the bytes the server wrote.
+func roomy(cfg Config) Config {
+	cfg.FetchTimeout = 25 * time.Second
+	return cfg
+}
+
 // TestEndlessBodiesAreCutAtTheirBound: an endpoint that streams without end
 // makes a value Get, a batch, an authentication and a listing fail with a
 // code, after the client read no more than the bound of that answer (plus
@@ -74,7 +84,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 	const slack = 16 << 20 // kernel socket buffers and the server's own buffers, far below what a stream reaches in a fetch timeout
 	t.Run("fail/value", func(t *testing.T) {
 		h := newHostile(t, nil, endless)
-		c := newClient(t, clientConfig("k3y", h.srv.URL))
+		c := newClient(t, roomy(clientConfig("k3y", h.srv.URL)))
 		_, err := c.Get(t.Context(), Ref{ID: "apps/x"})
 		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "store a smaller one") {
 			t.Fatalf("Get = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound and what to do", err, CodeOf(err))
@@ -87,7 +97,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 	})
 	t.Run("fail/batch", func(t *testing.T) {
 		h := newHostile(t, nil, endless)
-		c := newClient(t, clientConfig("k3y", h.srv.URL))
+		c := newClient(t, roomy(clientConfig("k3y", h.srv.URL)))
 		_, errs := fetchAll(c, t.Context(), []Ref{{ID: "apps/x"}, {ID: "apps/y"}})
 		for _, err := range errs {
 			if CodeOf(err) != errcode.ValueUnusable {
@@ -101,7 +111,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 	})
 	t.Run("fail/authentication", func(t *testing.T) {
 		h := newHostile(t, endless, endless)
-		c := newClient(t, clientConfig("", h.srv.URL))
+		c := newClient(t, roomy(clientConfig("", h.srv.URL)))
 		err := c.Adopt(t.Context(), credential.Credential{Login: pluginLogin, APIKey: "k3y"})
 		if CodeOf(err) != errcode.ValueUnusable || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("Adopt = %v (%s), want VALUE_UNUSABLE saying the answer is larger than its bound", err, CodeOf(err))
@@ -113,7 +123,7 @@ func TestEndlessBodiesAreCutAtTheirBound(t *testing.T) {
 	})
 	t.Run("fail/listing", func(t *testing.T) {
 		h := newHostile(t, nil, endless)
-		c := newClient(t, clientConfig("k3y", h.srv.URL))
+		c := newClient(t, roomy(clientConfig("k3y", h.srv.URL)))
 		_, err := c.sess.resources(t.Context(), nil)
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("listing = %v, want a refusal saying the answer is larger than its bound", err)
@@ -135,7 +145,7 @@ func TestAStalledBodyEndsWithTheFetchTimeout(t *testing.T) {
 		<-r.Context().Done()
 	})
 	cfg := clientConfig("k3y", h.srv.URL)
-	cfg.FetchTimeout = 300 * 1e6 // 300ms
+	cfg.FetchTimeout = 300 * time.Millisecond
 	c := newClient(t, cfg)
 	if _, err := c.Get(t.Context(), Ref{ID: "apps/x"}); CodeOf(err) != errcode.Timeout {
 		t.Fatalf("Get = %v (%s), want TIMEOUT", err, CodeOf(err))
@@ -310,7 +320,7 @@ func FuzzNetText(f *testing.F) {
 // with its variables).
 func TestLargeValuesWithinTheBoundArrive(t *testing.T) {
 	s := newDevServer(t, conjurdev.Options{})
-	c := newClient(t, clientConfig(s.key, s.listen(t, false).URL))
+	c := newClient(t, roomy(clientConfig(s.key, s.listen(t, false).URL)))
 	var refs []Ref
 	for i := range 3 {
 		v := bytes.Repeat([]byte{byte(0x80 + i), 0x00, 0xff}, (maxSecretValue-1024)/3)
