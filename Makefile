@@ -71,8 +71,7 @@ tidy-check: ## Fail when `go mod tidy` would change go.mod or go.sum (prints the
 .PHONY: lint
 lint: tidy-check ## go mod tidy -diff, go vet, staticcheck and govulncheck (offline database; fails on a reachable vulnerability)
 	$(GO) vet ./...
-	"$$($(GO) env GOPATH)/bin/staticcheck" -version 2>/dev/null | grep -q '$(STATICCHECK_VERSION)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
+	staticcheck=$$(GO='$(GO)' scripts/gotool.sh honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)) && "$$staticcheck" ./...
 	GO='$(GO)' scripts/vulncheck.sh
 
 STORM_FLAGS ?=

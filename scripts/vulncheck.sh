@@ -29,14 +29,10 @@ if [[ ! -f "$db/index/db.json" ]]; then
   mv "$db.tmp" "$db"
 fi
 
-gobin=$("$go" env GOPATH)/bin
-installed=$("$gobin/govulncheck" -version 2>/dev/null || true)
-if [[ $installed != *"govulncheck@$govulncheck_version"* ]]; then
-  "$go" install "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version"
-fi
+govulncheck=$(GO="$go" "$(dirname "$0")/gotool.sh" "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version")
 
 # govulncheck runs `go list` and type-checks the standard library of the go
 # first on PATH: put the selected toolchain there (plain `go` may be older).
 goroot=$("$go" env GOROOT)
 echo "vulncheck: $("$go" env GOVERSION), database $vulndb_version, govulncheck $govulncheck_version"
-PATH="$goroot/bin:$PATH" "$gobin/govulncheck" -db "file://$db" ./...
+PATH="$goroot/bin:$PATH" "$govulncheck" -db "file://$db" ./...
