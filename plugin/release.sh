@@ -86,5 +86,5 @@ ssh-keygen -q -Y sign -f "$key" -n conjur-swarm-release "$out/SHA256SUMS"
   -s SHA256SUMS.sig <SHA256SUMS >/dev/null) || { echo "release: the signature of SHA256SUMS does not verify" >&2; exit 1; }
 (cd "$out" && sha256sum --quiet -c SHA256SUMS) || { echo "release: SHA256SUMS does not match the artifacts" >&2; exit 1; }
 rm -rf "$out/work"
-echo "release: artifacts in $out (SHA256SUMS signed: SHA256SUMS.sig, key $(ssh-keygen -l -f "$out/allowed_signers" 2>/dev/null | cut -d' ' -f2 || echo "see allowed_signers")):"
+echo "release: artifacts in $out (SHA256SUMS signed: SHA256SUMS.sig, key $(ssh-keygen -l -f - <<<"$pub" | cut -d' ' -f2)):"
 sed 's/^/  /' "$out/SHA256SUMS"

@@ -24,10 +24,9 @@ refuse() { echo "upgrade: refused, nothing changed: $*" >&2; exit 1; }
 
 command -v docker >/dev/null || refuse "the docker CLI is not installed"
 [[ -f $dir/config.json && -d $dir/rootfs ]] || refuse "$dir is not a plugin directory (config.json and rootfs/); build one with make upgrade or plugin/build.sh"
-docker plugin inspect "$name" >/dev/null 2>&1 || refuse "no plugin named $name is installed (docker plugin ls); install it as docs/install.md says"
+old=$(docker plugin inspect "$name" 2>/dev/null) || refuse "no plugin named $name is installed (docker plugin ls); install it as docs/install.md says"
 
-enabled=$(docker plugin inspect -f '{{.Enabled}}' "$name")
-old=$(docker plugin inspect "$name")
+enabled=$(jq -r '.[0].Enabled' <<<"$old")
 
 # The operator's settings, as NUL-separated docker plugin set arguments: the
 # env values that are not the old manifest's defaults, the mount sources and
