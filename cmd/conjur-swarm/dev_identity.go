@@ -11,7 +11,6 @@ import (
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/identity"
-	"github.com/cyberark/conjur-swarm/internal/redact"
 )
 
 // The per-stack identity demo: `serve --dev` with CONJUR_SWARM_IDENTITY=per-request
@@ -73,16 +72,7 @@ func serveDevIdentity(srv *conjurdev.Server, id IdentitySettings) (ConjurSetting
 			return ConjurSettings{}, nil, fmt.Errorf("--dev: the demo data has no authn-jwt/%s service (use %s): %w", devJWTService, devIdentityDir, err)
 		}
 	}
-	l, err := srv.Listen("127.0.0.1:0", true)
-	if err != nil {
-		return ConjurSettings{}, nil, err
-	}
-	return ConjurSettings{
-		ApplianceURLs:  []string{l.URL},
-		Account:        srv.Account(),
-		SSLCertificate: redact.String(l.CAPEM),
-		JWTServiceID:   devJWTService,
-	}, func() { _ = l.Close() }, nil
+	return listenDev(srv, ConjurSettings{JWTServiceID: devJWTService})
 }
 
 func printDevIdentityNextStep(w io.Writer, prog, socket, url string) {

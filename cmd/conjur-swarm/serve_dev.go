@@ -35,17 +35,18 @@ func startDevConjur(dir string, id IdentitySettings, log *zap.Logger) (ConjurSet
 		}
 		key = redact.String(k)
 	}
+	return listenDev(srv, ConjurSettings{Login: devPluginLogin, APIKey: key})
+}
+
+// listenDev starts srv's TLS listener on loopback and completes s with its
+// URL, account and CA; the func closes the listener.
+func listenDev(srv *conjurdev.Server, s ConjurSettings) (ConjurSettings, func(), error) {
 	l, err := srv.Listen("127.0.0.1:0", true)
 	if err != nil {
 		return ConjurSettings{}, nil, err
 	}
-	return ConjurSettings{
-		ApplianceURLs:  []string{l.URL},
-		Account:        srv.Account(),
-		Login:          devPluginLogin,
-		SSLCertificate: redact.String(l.CAPEM),
-		APIKey:         key,
-	}, func() { _ = l.Close() }, nil
+	s.ApplianceURLs, s.Account, s.SSLCertificate = []string{l.URL}, srv.Account(), redact.String(l.CAPEM)
+	return s, func() { _ = l.Close() }, nil
 }
 
 func printDevNextStep(w io.Writer, prog, socket, url string) {
