@@ -29,14 +29,24 @@ func (n *node) docker(args ...string) (string, error) {
 }
 
 // dockerIn is docker with stdin (secret data is only passed this way).
+// A swarm object update (node demote or promote, service update) that
+// races another change of the same object, e.g. a restarted node reporting
+// its status, fails "update out of sequence"; the CLI reads the object
+// again on each call, so it is run again, a few times (stdin-less calls only).
 func (n *node) dockerIn(stdin io.Reader, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	out, err := harness.Run(ctx, stdin, "docker", append([]string{"-H", "unix://" + n.sock}, args...)...)
-	if err != nil {
-		err = fmt.Errorf("node %s: %w", n.name, err)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		out, err := harness.Run(ctx, stdin, "docker", append([]string{"-H", "unix://" + n.sock}, args...)...)
+		cancel()
+		if err != nil && stdin == nil && attempt < 5 && strings.Contains(out+err.Error(), "update out of sequence") {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("node %s: %w", n.name, err)
+		}
+		return strings.TrimSpace(out), err
 	}
-	return strings.TrimSpace(out), err
 }
 
 // must is docker that fails the test on error.
