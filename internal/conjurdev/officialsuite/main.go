@@ -8,8 +8,9 @@
 // The suite is copied out of the module cache (it is read-only there) and
 // run with the environment its tests read: CONJUR_APPLIANCE_URL,
 // CONJUR_ACCOUNT=conjur (TestClient_JwtAuthenticate names that account),
-// CONJUR_AUTHN_LOGIN=admin, CONJUR_AUTHN_API_KEY, and a JWT with its
-// PUBLIC_KEYS for the authn-jwt test. Tests of Enterprise and Cloud
+// CONJUR_AUTHN_LOGIN=admin, CONJUR_AUTHN_API_KEY, a JWT with its
+// PUBLIC_KEYS for the authn-jwt test, and a client certificate for the
+// authn-cert test (see certEnv). Tests of Enterprise and Cloud
 // features fail or skip by design: docs/dev-server.md lists them.
 package main
 
@@ -59,10 +60,25 @@ func suite(run string, verbose bool, out io.Writer) error {
 		return err
 	}
 	defer proxy.Close()
+	tl, err := srv.Listen("127.0.0.1:0", true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tl.Close() }()
 	env, err := suiteEnv(srv, proxy.URL)
 	if err != nil {
 		return err
 	}
+	certDir, err := os.MkdirTemp("", "officialsuite-cert-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(certDir) }()
+	cenv, err := certEnv(certDir, tl.URL, tl.CAPEM)
+	if err != nil {
+		return err
+	}
+	env = append(env, cenv...)
 	dir, err := copySuite()
 	if err != nil {
 		return err
