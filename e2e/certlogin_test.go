@@ -26,8 +26,8 @@ rules:
 `
 
 // Scenario: no secret zero. The managed plugin logs in to Conjur's
-// authn-cert with this engine's own swarm node certificate (its default
-// swarm mount, read-only), as the host pinned to this node's id; the
+// authn-cert with this engine's own swarm node certificate (its swarm
+// mount set to the engine's certificate directory, read-only), as the host pinned to this node's id; the
 // Conjur side trusts the swarm root CA as `docker swarm ca` prints it. No
 // API key, credential file, JWT or bootstrap secret exists, and a stack's
 // service gets its secret.
@@ -48,7 +48,7 @@ func TestCertLoginOnSwarm(t *testing.T) {
 	}
 	plugin := runID + "/conjur-cert:e2e"
 	t.Cleanup(func() { removePlugin(plugin) })
-	pluginID, err := s.installPlugin(plugin, "e2e-cert-"+runID, []string{ // the swarm mount keeps its default source
+	pluginID, err := s.installPlugin(plugin, "e2e-cert-"+runID, []string{
 		"CONJUR_APPLIANCE_URL=" + l.URL,
 		"CONJUR_ACCOUNT=" + dev.Account(),
 		"CONJUR_CERT_FILE=" + pluginCAFile,
@@ -58,6 +58,7 @@ func TestCertLoginOnSwarm(t *testing.T) {
 		"CONJUR_AUTHN_LOGIN=host/" + host,
 		"mapping.source=" + mapDir,
 		"ca.source=" + caDir,
+		"swarm.source=" + swarmCertDir(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestRolloutAgentCertLogin(t *testing.T) {
 		"--mount", "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock,readonly",
 		"--mount", "type=bind,source="+s.mapDir+",target=/etc/conjur-swarm/mapping,readonly",
 		"--mount", "type=bind,source="+caDir+",target=/etc/conjur-swarm/ca,readonly",
-		"--mount", "type=bind,source=/var/lib/docker/swarm/certificates,target=/etc/conjur-swarm/swarm,readonly",
+		"--mount", "type=bind,source="+swarmCertDir(t)+",target=/etc/conjur-swarm/swarm,readonly",
 		"--mount", "type=tmpfs,target=/run", // the status socket's directory: no secret creates /run here
 		"-e", "CONJUR_APPLIANCE_URL="+l.URL, "-e", "CONJUR_ACCOUNT="+dev.Account(),
 		"-e", "CONJUR_AUTHN_TYPE=cert", "-e", "CONJUR_SERVICE_ID=swarm",
@@ -201,4 +202,11 @@ func TestRolloutAgentCertLogin(t *testing.T) {
 	if !seen {
 		t.Errorf("Conjur saw no request made as host %s", host)
 	}
+}
+
+// swarmCertDir is this engine's swarm certificate directory, as an operator
+// finds it: under the engine's data-root.
+func swarmCertDir(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(strings.TrimSpace(mustDocker(t, "info", "-f", "{{.DockerRootDir}}")), "swarm", "certificates")
 }

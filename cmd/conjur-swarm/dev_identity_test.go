@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.uber.org/goleak"
+
+	"github.com/cyberark/conjur-swarm/internal/identity"
 )
 
 // `make run-per-stack`: serve --dev in the per-request identity mode prints
@@ -77,7 +79,12 @@ func TestServeDevPerStackNextStepWorks(t *testing.T) {
 		}
 	}
 	status, _, _ := execCLI(strings.Fields(statusLine)[1:]...)
-	for _, want := range []string{"per-request: a JWT this manager signs", "2 identities hold a token", "IDENTITY", "FORBIDDEN"} {
+	keys, err := identity.Open(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing := "issuer " + devIdentityIssuer + ", key " + keys.Current().ID
+	for _, want := range []string{"per-request: a JWT this manager signs", "2 identities hold a token", signing, "IDENTITY", "FORBIDDEN"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}

@@ -119,6 +119,7 @@ func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffSta
 	switch {
 	case c.CredentialSource == "per-request":
 		sp.p("  credential\tper-request: a JWT this manager signs for each identity the mapping chooses; %d identities hold a token", c.Identities)
+		sp.p("  signing\tissuer %s, key %s (conjur-swarm jwks prints it for Conjur's public-keys)", orDash(c.SigningIssuer), orDash(c.SigningKeyID))
 	case c.CredentialSource == conjur.AuthnCert:
 		sp.p("  credential\tcert: this node's swarm certificate, read at each login; in use since %s", sp.when(c.CredentialSetAt))
 	case c.CredentialSource == conjur.AuthnAzure || c.CredentialSource == conjur.AuthnGCP:

@@ -49,6 +49,10 @@ type Workload = identity.Claims
 // status or an error.
 type Signer interface {
 	Sign(w Workload) (jwt redact.String, expires time.Time, err error)
+	// Issuer and KeyID name the JWTs' iss and the kid of the key that
+	// signs now, for the status (what Conjur's public-keys must hold).
+	Issuer() string
+	KeyID() string
 }
 
 // principal is one identity of the per-request mode: what its session
@@ -240,6 +244,7 @@ func (w windowed) fetch(ctx context.Context, ids []string, version int, to answe
 // health of each URL as the identities saw it (the worst of them).
 func (ids *identities) status(st *Status) {
 	st.Login, st.CredentialSource = "", sourcePerRequest
+	st.SigningIssuer, st.SigningKeyID = ids.signer.Issuer(), ids.signer.KeyID()
 	st.URLs = st.URLs[:0]
 	all := ids.all()
 	for i, u := range ids.root.cfg.ApplianceURLs {

@@ -139,6 +139,9 @@ type recordingSigner struct {
 	signed []string
 }
 
+func (r *recordingSigner) Issuer() string { return r.s.Issuer() }
+func (r *recordingSigner) KeyID() string  { return r.s.KeyID() }
+
 func (r *recordingSigner) Sign(w Workload) (redact.String, time.Time, error) {
 	if r.fail.Load() {
 		return "", time.Time{}, errors.New("the signing key cannot be read")

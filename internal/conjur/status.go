@@ -22,6 +22,9 @@ type Status struct {
 	// Identities is how many identities the per-request mode holds now
 	// (CredentialSource "per-request"); 0 in the single-identity modes.
 	Identities int
+	// SigningIssuer and SigningKeyID: the per-request mode's JWT issuer and
+	// the kid of the key signing now; "" in the single-identity modes.
+	SigningIssuer, SigningKeyID string
 }
 
 // URLStatus is the health of one appliance URL.

@@ -29,6 +29,8 @@ func (d *Driver) Status() pluginapi.Status {
 			CredentialSetAt:       cs.CredentialSetAt,
 			TokenExpiresAt:        cs.TokenExpiresAt,
 			Identities:            cs.Identities,
+			SigningIssuer:         cs.SigningIssuer,
+			SigningKeyID:          cs.SigningKeyID,
 			LastContact:           cs.LastContact,
 			LastURL:               cs.LastURL,
 			LastErrorCode:         string(cs.LastErrorCode),

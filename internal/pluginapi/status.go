@@ -72,7 +72,12 @@ type ConjurState struct {
 	TokenExpiresAt        time.Time `json:"token_expires_at,omitzero"`
 	// Identities is how many Conjur identities the per-request identity
 	// mode holds tokens for now (credential_source "per-request").
-	Identities    int        `json:"identities,omitempty"`
+	Identities int `json:"identities,omitempty"`
+	// SigningIssuer and SigningKeyID: in the per-request mode, the iss of
+	// the JWTs this manager signs and the kid of its key signing now (the
+	// key Conjur's authn-jwt public-keys must hold).
+	SigningIssuer string     `json:"signing_issuer,omitempty"`
+	SigningKeyID  string     `json:"signing_key_id,omitempty"`
 	LastContact   time.Time  `json:"last_contact,omitzero"`
 	LastURL       string     `json:"last_url,omitempty"`
 	LastErrorCode string     `json:"last_error_code,omitempty"`
