@@ -2,15 +2,19 @@ package e2e
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/cyberark/conjur-swarm/internal/conjur"
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
+	"github.com/cyberark/conjur-swarm/internal/errcode"
 )
 
 // certMapping serves a stack's own variables apps/<stack>/<key>.
@@ -209,4 +213,65 @@ func TestRolloutAgentCertLogin(t *testing.T) {
 func swarmCertDir(t *testing.T) string {
 	t.Helper()
 	return filepath.Join(strings.TrimSpace(mustDocker(t, "info", "-f", "{{.DockerRootDir}}")), "swarm", "certificates")
+}
+
+// Scenario: an autolocked swarm. `docker swarm update --autolock=true`
+// makes the engine rewrite its node key encrypted (observed on Docker
+// 20.10: the PEM block becomes "ENCRYPTED PRIVATE KEY"), so authn-cert
+// cannot use it: each login is CREDENTIAL_REJECTED naming the fix, without
+// quoting the file. Autolock off again, the engine writes the key in clear
+// and the next login succeeds, without a new client (the files are read at
+// each login). Cleanup turns autolock off whatever happens.
+func TestCertLoginOnAnAutolockedSwarm(t *testing.T) {
+	getSuite(t)
+	nodeID := strings.TrimSpace(mustDocker(t, "info", "-f", "{{.Swarm.NodeID}}"))
+	host := "swarm/managers/" + nodeID
+	dev, l := certConjur(t, nodeID, host, mustDocker(t, "swarm", "ca"), map[string]string{"apps/locked/v": "autolock-v1"}, "execute")
+	dir := swarmCertDir(t)
+	keyFile := filepath.Join(dir, "swarm-node.key")
+	c, err := conjur.New(conjur.Config{
+		ApplianceURLs: []string{l.URL}, Account: dev.Account(), Login: "host/" + host, CACertPEM: l.CAPEM,
+		AuthnType: conjur.AuthnCert, ServiceID: "swarm",
+		ClientCertFile: filepath.Join(dir, "swarm-node.crt"), ClientKeyFile: keyFile,
+		FetchTimeout: 10 * time.Second,
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	t.Cleanup(func() { _, _ = docker("swarm", "update", "--autolock=false") })
+	mustDocker(t, "swarm", "update", "--autolock=true") // prints the unlock key: not kept
+	waitKeyBlock(t, keyFile, "ENCRYPTED PRIVATE KEY")
+	_, err = c.Get(t.Context(), conjur.Ref{ID: "apps/locked/v"})
+	if conjur.CodeOf(err) != errcode.CredentialRejected || !strings.Contains(err.Error(), "--autolock=false") || strings.Contains(err.Error(), "BEGIN") || strings.Contains(err.Error(), "raft-dek") {
+		t.Fatalf("a login with the autolocked node key: %v, want CREDENTIAL_REJECTED naming --autolock=false and quoting nothing", err)
+	}
+
+	mustDocker(t, "swarm", "update", "--autolock=false")
+	waitKeyBlock(t, keyFile, "PRIVATE KEY")
+	v, err := c.Get(t.Context(), conjur.Ref{ID: "apps/locked/v"})
+	if err != nil || string(v.Data.Reveal()) != "autolock-v1" {
+		t.Fatalf("after autolock was turned off: %v, want the value without a restart", err)
+	}
+}
+
+// waitKeyBlock waits until the PEM block of the key file is of type
+// blockType (the engine rewrites it after a swarm update).
+func waitKeyBlock(t *testing.T, keyFile, blockType string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			t.Fatalf("the engine's node key: %v", err)
+		}
+		if p, _ := pem.Decode(b); p != nil && p.Type == blockType {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine's node key %s did not become a %q block within 30s", keyFile, blockType)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
