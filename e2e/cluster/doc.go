@@ -17,7 +17,8 @@
 // the real default paths, as a real host does. The PID namespace makes
 // dockerd its init: SIGKILL of a node's dockerd takes its containerd, its
 // plugins and its containers with it, as a host crash does, and leaves
-// nothing behind.
+// nothing behind but files; each start empties the node's /run/docker
+// first, as a host's /run is after a crash (see startScript for why).
 //
 // The switch (the bridge) lives in a network namespace of its own, so the
 // host's firewall (br_netfilter and Docker's FORWARD DROP) never sees the

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,10 +240,22 @@ func makeCgroups(name string) error {
 // startScript runs as the node's PID 1 inside its namespaces: it moves into
 // the node's cgroups, mounts a private /run and the node's own directories
 // over /run/docker and /var/lib/docker, and becomes dockerd.
+//
+// The node's exec-root ($dir/run, its /run/docker) is emptied first, as a
+// host's /run is after a crash. A killed dockerd leaves
+// containerd/containerd.pid there; dockerd 20.10 (libcontainerd's
+// supervisor) reads it and, when a process with that PID is alive, takes it
+// for its containerd, waits for a socket nobody opens and exits after 15 s
+// with "timeout waiting for containerd to start". In the node's new PID
+// namespace that small PID is another live process: containerd was PID 13,
+// after the script's few commands and dockerd's first threads, and on a
+// restart dockerd's own sixth thread gets 13 or not, by timing.
 const startScript = `set -e
 cg=$1 dir=$2
 hostname "$cg"
 for procs in /sys/fs/cgroup/*/cgroup.procs; do echo 0 > "${procs%/cgroup.procs}/$cg/cgroup.procs"; done
+rm -rf "$dir/run"
+mkdir -m 0700 "$dir/run"
 mount -t tmpfs -o mode=0755 "$cg-run" /run
 mkdir -p /run/docker
 mount --bind "$dir/run" /run/docker
@@ -257,8 +270,8 @@ var errExitedDuringStart = errors.New("dockerd exited during start")
 
 // start starts the node's dockerd and waits until its API answers. Like a
 // host's service manager, it starts dockerd again (at most three times in
-// all) when it exits during start: on a loaded machine a restarted node's
-// dockerd can give up with "timeout waiting for containerd to start".
+// all) when it exits during start; each start runs startScript again, so
+// each begins from an empty exec-root.
 func (n *node) start() error {
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -281,6 +294,10 @@ func (n *node) startOnce() error {
 		return err
 	}
 	defer logf.Close()
+	var from int64
+	if fi, err := logf.Stat(); err == nil {
+		from = fi.Size()
+	}
 	cmd := exec.Command("unshare", "-m", "-u", "-p", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--propagation", "private",
 		"nsenter", "--net="+filepath.Join(netnsDir, n.netns),
 		"sh", "-c", startScript, "node-start", n.netns, n.dir)
@@ -304,7 +321,7 @@ func (n *node) startOnce() error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("node %s: %w; its log:\n%s", n.name, errExitedDuringStart, n.logTail(30))
+			return fmt.Errorf("node %s: %w; what it said of containerd and its errors:\n%s\nthe end of its log:\n%s", n.name, errExitedDuringStart, n.startNotes(from), n.logTail(15))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -435,6 +452,32 @@ func (n *node) logTail(lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// startNotes is what dockerd logged from byte offset from on about
+// containerd (libcontainerd's lines) and its errors: where a failed start
+// says why, which the end of the log, full of gRPC retries, does not.
+func (n *node) startNotes(from int64) string {
+	f, err := os.Open(filepath.Join(n.dir, "dockerd.log"))
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return err.Error()
+	}
+	var notes []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.Contains(l, "libcontainerd") || strings.Contains(l, "level=error") || strings.Contains(l, "level=fatal") || !strings.HasPrefix(l, "time=") {
+			notes = append(notes, l)
+		}
+	}
+	if len(notes) > 20 {
+		notes = notes[len(notes)-20:]
+	}
+	return strings.Join(notes, "\n")
 }
 
 // close kills every node and removes the network, the cgroups and the

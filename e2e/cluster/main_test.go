@@ -127,11 +127,12 @@ type fixture struct {
 	seq          int
 	mu           sync.Mutex
 	agentService string
+	broken       string // why the lab cannot serve another scenario (see restore)
 }
 
-// getFixture skips when the machine cannot run the lab, builds the shared
-// fixture on first use and fails the test when that failed.
-func getFixture(t *testing.T) *fixture {
+// needLab skips (fails under CI=true or -cluster.require) when the machine
+// cannot run the lab.
+func needLab(t *testing.T) {
 	t.Helper()
 	switch {
 	case testing.Short():
@@ -139,6 +140,13 @@ func getFixture(t *testing.T) *fixture {
 	case skipReason != "":
 		harness.Unavailable(t, "the cluster lab", skipReason)
 	}
+}
+
+// getFixture skips when the machine cannot run the lab, builds the shared
+// fixture on first use and fails the test when that failed.
+func getFixture(t *testing.T) *fixture {
+	t.Helper()
+	needLab(t)
 	fixOnce.Do(func() {
 		start := time.Now()
 		theFix = &fixture{values: map[string][]byte{}, pluginIDs: map[*node]string{}, naiveIDs: map[*node]string{}}
@@ -149,6 +157,14 @@ func getFixture(t *testing.T) *fixture {
 	if fixErr != nil {
 		t.Fatalf("cluster setup: %v", fixErr)
 	}
+	if reason := theFix.unusable(); reason != "" {
+		t.Fatalf("the lab is unusable: %s", reason)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			theFix.restore(t.Name())
+		}
+	})
 	return theFix
 }
 
@@ -510,17 +526,28 @@ func (f *fixture) status(m *node) (pluginStatus, error) {
 func (f *fixture) waitHandoff(t testing.TB, m *node) pluginStatus {
 	t.Helper()
 	var st pluginStatus
-	poll(t, "the credential handed over to "+m.name+"'s plugin", 3*time.Minute, func() (bool, string) {
-		var err error
-		if st, err = f.status(m); err != nil {
-			return false, err.Error()
-		}
-		if st.Conjur == nil || st.Conjur.CredentialSource != "handoff" {
-			return false, fmt.Sprintf("%+v", st.Conjur)
-		}
-		return true, ""
+	poll(t, handoffWait(m), 3*time.Minute, func() (bool, string) {
+		var ok bool
+		var status string
+		st, ok, status = f.handedOver(m)
+		return ok, status
 	}, func() string { return m.logTail(20) })
 	return st
+}
+
+func handoffWait(m *node) string { return "the credential handed over to " + m.name + "'s plugin" }
+
+// handedOver reports whether manager m's plugin holds the handed-over
+// credential, with its status.
+func (f *fixture) handedOver(m *node) (pluginStatus, bool, string) {
+	st, err := f.status(m)
+	if err != nil {
+		return st, false, err.Error()
+	}
+	if st.Conjur == nil || st.Conjur.CredentialSource != "handoff" {
+		return st, false, fmt.Sprintf("%+v", st.Conjur)
+	}
+	return st, true, ""
 }
 
 // name returns a unique object name.

@@ -359,19 +359,7 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 // waitManagers waits until every manager is Leader or Reachable.
 func (f *fixture) waitManagers(t *testing.T) {
 	t.Helper()
-	poll(t, "every manager reachable", 3*time.Minute, func() (bool, string) {
-		ld, rows, err := f.lab.leader(nil)
-		if err != nil || ld == nil {
-			return false, fmt.Sprint(err)
-		}
-		ok := 0
-		for _, r := range rows {
-			if r.ManagerStatus == "Leader" || r.ManagerStatus == "Reachable" {
-				ok++
-			}
-		}
-		return ok == managers, fmt.Sprintf("%+v", rows)
-	}, nil)
+	poll(t, "every manager reachable", 3*time.Minute, f.lab.managersReachable, nil)
 }
 
 // removeService removes a service and its secrets and waits until no

@@ -156,25 +156,51 @@ func (l *lab) leader(except *node) (*node, []nodeRow, error) {
 func (l *lab) waitLeader(t testing.TB, except *node, down ...*node) *node {
 	t.Helper()
 	var lead *node
-	poll(t, "a swarm leader other than "+nodeName(except)+" with every live node ready", 3*time.Minute, func() (bool, string) {
-		ld, rows, err := l.leader(except)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, r := range rows {
-			n := l.byID(r.ID)
-			skip := false
-			for _, d := range down {
-				skip = skip || d == n
-			}
-			if !skip && r.Status != "Ready" {
-				return false, fmt.Sprintf("node %s is %s", nodeName(n), r.Status)
-			}
-		}
-		lead = ld
-		return true, ""
+	poll(t, leaderWait(except), 3*time.Minute, func() (bool, string) {
+		var status string
+		lead, status = l.leaderReady(except, down...)
+		return lead != nil, status
 	}, nil)
 	return lead
+}
+
+func leaderWait(except *node) string {
+	return "a swarm leader other than " + nodeName(except) + " with every live node ready"
+}
+
+// leaderReady returns the leader when a manager other than except leads
+// and every node but down is Ready; otherwise nil and what is missing.
+func (l *lab) leaderReady(except *node, down ...*node) (*node, string) {
+	lead, rows, err := l.leader(except)
+	if err != nil {
+		return nil, err.Error()
+	}
+	for _, r := range rows {
+		n := l.byID(r.ID)
+		skip := false
+		for _, d := range down {
+			skip = skip || d == n
+		}
+		if !skip && r.Status != "Ready" {
+			return nil, fmt.Sprintf("node %s is %s", nodeName(n), r.Status)
+		}
+	}
+	return lead, ""
+}
+
+// managersReachable reports whether every manager is Leader or Reachable.
+func (l *lab) managersReachable() (bool, string) {
+	ld, rows, err := l.leader(nil)
+	if err != nil || ld == nil {
+		return false, fmt.Sprint(err)
+	}
+	ok := 0
+	for _, r := range rows {
+		if r.ManagerStatus == "Leader" || r.ManagerStatus == "Reachable" {
+			ok++
+		}
+	}
+	return ok == len(l.managers()), fmt.Sprintf("%+v", rows)
 }
 
 func nodeName(n *node) string {

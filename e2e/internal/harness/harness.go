@@ -33,24 +33,32 @@ func Run(ctx context.Context, stdin io.Reader, name string, args ...string) (str
 // and diag's output (diag may be nil).
 func Poll(t testing.TB, what string, timeout, interval time.Duration, check func() (done bool, status string), diag func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var status string
-	for {
-		var done bool
-		done, status = check()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(interval)
+	err := Wait(what, timeout, interval, check)
+	if err == nil {
+		return
 	}
 	extra := ""
 	if diag != nil {
 		extra = "\n" + diag()
 	}
-	t.Fatalf("%s: not reached within %s; last seen: %s%s", what, timeout, status, extra)
+	t.Fatalf("%v%s", err, extra)
+}
+
+// Wait is Poll for code that must not end the test (a cleanup that
+// reports what it could not do): it returns an error naming what and the
+// last status instead of failing.
+func Wait(what string, timeout, interval time.Duration, check func() (done bool, status string)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, status := check()
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not reached within %s; last seen: %s", what, timeout, status)
+		}
+		time.Sleep(interval)
+	}
 }
 
 // Lock takes an exclusive flock on path, trying every interval for at most
