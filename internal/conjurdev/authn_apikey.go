@@ -26,8 +26,15 @@ func (s *Server) authnEnabled(name string) bool {
 	return s.authenticators[name]
 }
 
-// writeToken issues an access token for login, as raw JSON or base64.
+// writeToken issues an access token for login, as raw JSON or base64,
+// once every authenticator's last check passes: the client's address must
+// be inside the role's restricted_to (401 otherwise, as Conjur answers).
 func (s *Server) writeToken(w http.ResponseWriter, r *http.Request, login string) {
+	if ip := clientIP(r); !s.originAllowed(s.loginRole(login), ip) {
+		s.logOriginRefused(login, ip)
+		unauthorized(w, "")
+		return
+	}
 	tok := s.tokens.issue(login, s.now(), s.ttl)
 	if acceptsBase64(r) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,6 +1,7 @@
 package conjurdev
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -55,10 +56,19 @@ func notFound(full string) *StatusError {
 	}
 }
 
+// invalidConjurPolicy is how Conjur's ApplicationController renders a
+// policy error: 422 policy_invalid with the message, and for the parser's
+// Invalid errors an innererror naming the file ("policy") and position.
+// A YAML syntax error escapes every rescue_from in Conjur 1.24 and ends in
+// Rails' bare 500 (see yamlSyntaxError).
 func invalidConjurPolicy(err error) *StatusError {
+	var ys *yamlSyntaxError
+	if errors.As(err, &ys) {
+		return &StatusError{Status: http.StatusInternalServerError, Message: ys.msg, yamlSyntax: true}
+	}
 	se := &StatusError{Status: http.StatusUnprocessableEntity, Code: "policy_invalid", Message: err.Error()}
-	if pe, ok := err.(*conjurPolicyError); ok {
-		se.Line, se.Col = pe.Line, pe.Col
+	if pe, ok := err.(*conjurPolicyError); ok && !pe.ruby {
+		se.Line, se.Col, se.Filename, se.detail = pe.Line, pe.Col, "policy", pe.Msg
 	}
 	return se
 }
@@ -119,6 +129,9 @@ func (s *Server) applyRecords(mode LoadMode, branch string, p *plan) (map[string
 		} else if mode != ModePost {
 			res.policy, res.loadedBy = rec.policy, branch
 			st.setOwner(res, rec.owner)
+		}
+		if res.isRole() && (res.kind == "user" || res.kind == "host") {
+			res.restrictedTo = mergeRestrictedTo(mode, res.restrictedTo, rec.restrictedTo)
 		}
 		given := map[string]bool{}
 		for _, a := range rec.annotations {

@@ -1,9 +1,12 @@
 package conjurdev
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 func (s *Server) loadConjurPolicyHTTP(w http.ResponseWriter, r *http.Request, c caller) {
@@ -34,6 +37,11 @@ func (s *Server) loadConjurPolicyHTTP(w http.ResponseWriter, r *http.Request, c 
 	}
 	res, err := s.loadConjurPolicyLocked(mode, branch, body)
 	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && se.yamlSyntax {
+			s.log.Info("policy load refused: the document is not YAML (Conjur 1.24 answers 500 with no body)",
+				zap.String("policy", branch), zap.String("problem", se.Message))
+		}
 		s.writeErr(w, err)
 		return
 	}

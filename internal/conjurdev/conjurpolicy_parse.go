@@ -1,6 +1,7 @@
 package conjurdev
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,30 +17,53 @@ import (
 // nest and be shared through YAML anchors and aliases. Anything else is
 // rejected with its line and column, as Conjur does.
 
-// conjurPolicyError is a syntax or semantic error in a policy document.
+// conjurPolicyError is a semantic error in a policy document, as Conjur's
+// policy parser raises it: Conjur::PolicyParser::Invalid, whose message is
+// "Error at line L, column C in policy : MSG" with L and C the YAML
+// scanner's position (0-based) when the parser met the problem, or, when
+// ruby is set, a resolver's error (Conjur::PolicyParser::ResolverError),
+// whose message is the bare text and which has no position.
 type conjurPolicyError struct {
 	Line, Col int
 	Msg       string
-	ruby      bool // a Ruby exception's message, passed on as it is (line and column 0)
+	ruby      bool
+
+	// Where the problem was met, turned into Line and Col by
+	// parseConjurPolicy (see scanMark): after node, or after the ':' that
+	// follows node when afterKey.
+	node     *yaml.Node
+	afterKey bool
 }
 
 func (e *conjurPolicyError) Error() string {
 	if e.ruby {
 		return e.Msg
 	}
-	if e.Line > 0 {
-		return fmt.Sprintf("Error at line %d, column %d in policy: %s", e.Line, e.Col, e.Msg)
-	}
-	return "Error in policy: " + e.Msg
+	return fmt.Sprintf("Error at line %d, column %d in policy : %s", e.Line, e.Col, e.Msg)
 }
 
 func errAt(n *yaml.Node, format string, args ...any) *conjurPolicyError {
-	e := &conjurPolicyError{Msg: fmt.Sprintf(format, args...)}
+	e := &conjurPolicyError{Msg: fmt.Sprintf(format, args...), node: n}
 	if n != nil {
-		e.Line, e.Col = n.Line, n.Column
+		e.Line, e.Col = n.Line-1, n.Column-1
 	}
 	return e
 }
+
+// errAtKey is errAt for a problem Conjur meets at a mapping key (its
+// scanner then stands after the key's ':').
+func errAtKey(k *yaml.Node, format string, args ...any) *conjurPolicyError {
+	e := errAt(k, format, args...)
+	e.afterKey = true
+	return e
+}
+
+// yamlSyntaxError is a document that is not YAML. Conjur's loader does not
+// catch the parser's exception (Psych::SyntaxError) on a load, so a load
+// answers 500; a dry run reports it as invalid YAML.
+type yamlSyntaxError struct{ msg string }
+
+func (e *yamlSyntaxError) Error() string { return e.msg }
 
 // ref names a record: kind plus an id relative to the enclosing policy (a
 // leading "/" makes it absolute).
@@ -67,11 +91,12 @@ type stmt struct {
 	line, col int
 
 	// opRecord
-	kind, id    string
-	owner       *ref
-	annotations []kv
-	body        []stmt // policies
-	layers      []ref  // host factories
+	kind, id     string
+	owner        *ref
+	annotations  []kv
+	body         []stmt   // policies
+	layers       []ref    // host factories
+	restrictedTo []string // users and hosts: CIDRs, normalised ("10.0.0.0/24")
 
 	// opGrant, opRevoke: roles are granted to members
 	// opPermit, opDeny: roles get privileges on resources
@@ -90,7 +115,7 @@ const maxPolicyDepth = 64
 func parseConjurPolicy(data []byte) ([]stmt, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &conjurPolicyError{Msg: yamlMsg(err)}
+		return nil, &yamlSyntaxError{msg: yamlMsg(err)}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, nil
@@ -103,7 +128,12 @@ func parseConjurPolicy(data []byte) ([]stmt, error) {
 		return nil, errAt(root, "policy must be a sequence of records and statements")
 	}
 	p := &parser{}
-	return p.list(root, 0)
+	stmts, err := p.list(root, 0)
+	var pe *conjurPolicyError
+	if errors.As(err, &pe) && pe.node != nil {
+		pe.Line, pe.Col = scanMark(data, pe.node, pe.afterKey)
+	}
+	return stmts, err
 }
 
 func yamlMsg(err error) string {
@@ -203,6 +233,9 @@ func (p *parser) statement(n *yaml.Node, depth int) (stmt, error) {
 	case tag == "delete":
 		return p.del(n)
 	default:
+		if n.Kind == yaml.MappingNode && len(n.Content) > 0 {
+			return stmt{}, errAtKey(n.Content[0], "Unrecognized data type '!%s'", tag)
+		}
 		return stmt{}, errAt(n, "Unrecognized data type '!%s'", tag)
 	}
 }
@@ -226,11 +259,12 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) (map[strin
 				break
 			}
 		}
-		if !ok {
-			return nil, errAt(k, "!%s has no attribute '%s'", what, k.Value)
-		}
 		if _, dup := out[k.Value]; dup {
-			return nil, errAt(k, "!%s: attribute '%s' given twice", what, k.Value)
+			return nil, errAtKey(k, "Duplicate attribute: %s", k.Value)
+		}
+		if !ok {
+			// Conjur meets it when the value is read.
+			return nil, errAt(v, "No such attribute '%s' on type %s", k.Value, rubyTypeName(what))
 		}
 		v, err := p.deref(v)
 		if err != nil {
@@ -267,4 +301,15 @@ func checkID(n *yaml.Node, id string) error {
 		}
 	}
 	return nil
+}
+
+// rubyTypeName is the policy parser's class for a record kind or
+// statement tag (Types::HostFactory for host_factory, Types::Grant for
+// grant).
+func rubyTypeName(what string) string {
+	parts := strings.FieldsFunc(what, func(r rune) bool { return r == '_' || r == '-' })
+	for i, p := range parts {
+		parts[i] = strings.ToUpper(p[:1]) + p[1:]
+	}
+	return strings.Join(parts, "")
 }

@@ -11,6 +11,7 @@ type planRecord struct {
 	owner             string
 	policy            string // full id of the defining policy
 	annotations       []kv
+	restrictedTo      []string // users and hosts
 }
 
 type planLink struct{ role, member, policy string }
@@ -130,6 +131,10 @@ func (rv resolver) record(sc scope, st stmt) error {
 		owner = o
 	}
 	rec, ok := rv.p.byID[full]
+	if ok {
+		// Conjur's DuplicateResolver.
+		return &conjurPolicyError{ruby: true, Msg: fmt.Sprintf("%s '%s' is declared more than once", strings.ReplaceAll(st.kind, "_", " "), ident)}
+	}
 	if !ok {
 		rec = &planRecord{kind: st.kind, ident: ident, full: full}
 		rv.p.byID[full] = rec
@@ -137,6 +142,7 @@ func (rv resolver) record(sc scope, st stmt) error {
 	}
 	rec.owner, rec.policy = owner, sc.policy
 	rec.annotations = append(rec.annotations, st.annotations...)
+	rec.restrictedTo = st.restrictedTo
 	for _, l := range st.layers {
 		// The host factory's role holds its layers, to grant them to
 		// the hosts it creates.
@@ -213,11 +219,6 @@ func (rv resolver) permits(sc scope, st stmt) error {
 func (s *Server) planConjurPolicy(mode LoadMode, branch string, body []byte) (*plan, error) {
 	st := s.st
 	_, _, branchIdent, _ := splitID(branch)
-	invalidConjurPolicy := func(err error) *StatusError {
-		se := invalidConjurPolicy(err)
-		se.Filename = branchIdent
-		return se
-	}
 	if blank(body) {
 		// Conjur validates the PolicyVersion before parsing: an empty or
 		// blank policy_text is not present.
@@ -237,7 +238,9 @@ func (s *Server) planConjurPolicy(mode LoadMode, branch string, body []byte) (*p
 		return nil, invalidConjurPolicy(err)
 	}
 	if mode == ModePost && p.hasWrite {
-		return nil, invalidConjurPolicy(&conjurPolicyError{Msg: "!delete, !deny and !revoke are not allowed when loading a policy with POST: use PATCH or PUT"})
+		// PolicyVersion#validate: a POST may not delete, deny or revoke.
+		return nil, &StatusError{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "policy_text may not contain deletion statements", Field: "policy_text", FieldMessage: "may not contain deletion statements"}
 	}
 	// Every reference must name a record declared here or existing already.
 	for _, r := range p.refs {

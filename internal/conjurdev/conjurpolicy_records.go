@@ -349,6 +349,11 @@ func (p *parser) recordFields(n *yaml.Node, kind string, depth int, s *stmt) err
 			s.annotations = append(s.annotations, kv{"conjur/" + key, text})
 		}
 	}
+	if v, ok := f["restricted_to"]; ok {
+		if s.restrictedTo, err = restrictedTo(v); err != nil {
+			return err
+		}
+	}
 	if v, ok := f["layers"]; ok {
 		if s.layers, err = p.refs(v, depth+1); err != nil {
 			return err

@@ -81,8 +81,8 @@ func TestLoadConjurPolicy_modes(t *testing.T) {
 
 	// POST may not delete.
 	_, err = loadVia(t, admin, conjurapi.PolicyModePost, "team", "- !delete\n  record: !variable two\n")
-	if statusOf(err) != 422 || conjurErr(err).Details.Code != "policy_invalid" {
-		t.Fatalf("POST with !delete: %v, want 422 policy_invalid", err)
+	if statusOf(err) != 422 || conjurErr(err).Details.Code != "validation_failed" {
+		t.Fatalf("POST with !delete: %v, want 422 validation_failed", err)
 	}
 
 	// PATCH into the branch: deny, revoke and delete apply.
@@ -213,7 +213,6 @@ var policyErrorTests = []struct {
 }{
 	{"fail/unknown-tag", "root", "- !secret x\n", 422, "policy_invalid"},
 	{"fail/not-a-list", "root", "a: b\n", 422, "policy_invalid"},
-	{"fail/bad-yaml", "root", "- !variable [\n", 422, "policy_invalid"},
 	{"fail/unknown-attribute", "root", "- !variable {id: x, colour: red}\n", 422, "policy_invalid"},
 	{"fail/missing-reference-is-invalid-policy", "root", "- !permit {role: !group nobody, privilege: read, resource: !variable apps/demo/db-password}\n", 422, "policy_invalid"},
 	{"fail/missing-branch", "nowhere", "- !variable x\n", 404, "not_found"},
@@ -394,7 +393,7 @@ func TestDryRun(t *testing.T) {
 	// An untagged string fails in Conjur's loader as Ruby's NoMethodError,
 	// at line 0.
 	untagged, err := admin.DryRunPolicy(conjurapi.PolicyModePut, "apps", strings.NewReader("- host x\n"))
-	if err != nil || untagged.Status != "Invalid YAML" || len(untagged.Errors) != 1 || untagged.Errors[0].Line != 0 ||
+	if err != nil || untagged.Status != "Invalid YAML" || len(untagged.Errors) != 1 || untagged.Errors[0].Line != 0 || untagged.Created.Items != nil ||
 		!strings.Contains(untagged.Errors[0].Message, "undefined method `referenced_records'") {
 		t.Fatalf("untagged dry run: %+v, %v", untagged, err)
 	}

@@ -2,6 +2,7 @@ package conjurdev
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"reflect"
@@ -21,10 +22,61 @@ type dryRunItems struct {
 	Items []map[string]any `json:"items"`
 }
 
+// dryRunError is EnhancedPolicyError#as_validation: the position only for
+// the parser's errors (null otherwise), the message followed by a line of
+// advice (often empty), and the context.
 type dryRunError struct {
-	Line    int    `json:"line"`
-	Column  int    `json:"column"`
-	Message string `json:"message"`
+	Line    *int          `json:"line"`
+	Column  *int          `json:"column"`
+	Message string        `json:"message"`
+	Context dryRunContext `json:"context"`
+}
+
+type dryRunContext struct {
+	PolicyID       string `json:"policy_id"`
+	OffendingLines []int  `json:"offending_lines"`
+}
+
+// dryRunInvalid is Loader::Validate's report of a failed dry run.
+type dryRunInvalid struct {
+	Status string        `json:"status"`
+	Errors []dryRunError `json:"errors"`
+}
+
+// policyAdvice is Commands::Policy::ExplainError's advice for the
+// messages the dev server produces that have one.
+func policyAdvice(msg string) string {
+	switch {
+	case strings.HasPrefix(msg, "Unrecognized data type"):
+		return "The tag must be one of the following: !delete, !deny, !grant, !group, !host, !host-factory, !layer, !permit, !policy, !revoke, !user, !variable, !webservice"
+	case strings.HasPrefix(msg, "Invalid IP address or CIDR range") && !strings.Contains(msg, "Value has bits set to right of mask"):
+		return "Make sure your address or range is in the correct format (e.g. 192.168.1.0 or 192.168.1.0/16)"
+	}
+	return ""
+}
+
+func newDryRunError(se *StatusError, branch string) dryRunError {
+	_, _, ident, _ := splitID(branch)
+	msg := se.Message
+	out := dryRunError{Context: dryRunContext{PolicyID: ident, OffendingLines: []int{}}}
+	switch {
+	case se.Filename != "":
+		line, col := se.Line, se.Col
+		out.Line, out.Column, msg = &line, &col, se.detail
+		if line > 0 {
+			out.Context.OffendingLines = []int{line}
+		}
+	case se.yamlSyntax:
+		// go-yaml words it "line N: problem"; Psych adds its context and column.
+		line, col := 0, 0
+		if n, err := fmt.Sscanf(msg, "line %d:", &line); n == 1 && err == nil {
+			_, msg, _ = strings.Cut(msg, ": ")
+			out.Context.OffendingLines = []int{line}
+		}
+		out.Line, out.Column = &line, &col
+	}
+	out.Message = msg + "\n" + policyAdvice(msg)
+	return out
 }
 
 type dryRunJSON struct {
@@ -55,9 +107,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 			s.writeErr(w, err)
 			return
 		}
-		out.Status = "Invalid YAML"
-		out.Errors = []dryRunError{{Line: se.Line, Column: se.Col, Message: se.Message}}
-		writeJSON(w, http.StatusUnprocessableEntity, out)
+		writeJSON(w, http.StatusUnprocessableEntity, dryRunInvalid{Status: "Invalid YAML", Errors: []dryRunError{newDryRunError(se, branch)}})
 		return
 	}
 	for _, id := range dryRunOrder(s.st, trial.st) {
@@ -149,7 +199,11 @@ func (st *store) primitive(id, role string) map[string]any {
 	}
 	slices.Sort(members)
 	slices.Sort(memberships)
-	out["permissions"], out["members"], out["memberships"], out["restricted_to"] = permissions, members, memberships, []string{}
+	restricted := []string{}
+	if len(res.restrictedTo) > 0 {
+		restricted = slices.Clone(res.restrictedTo)
+	}
+	out["permissions"], out["members"], out["memberships"], out["restricted_to"] = permissions, members, memberships, restricted
 	return out
 }
 

@@ -10,12 +10,17 @@ import (
 )
 
 // FuzzParseConjurPolicy checks that no policy document panics the parser or the
-// loader, and that a document the parser accepts either loads or is
-// refused with a Conjur error (never a 500).
+// loader, that a document that is not YAML answers Conjur's bare 500, and
+// that one the parser accepts either loads or is refused with a Conjur
+// error (never a 500).
 func FuzzParseConjurPolicy(f *testing.F) {
 	for _, tt := range policyErrorTests {
 		f.Add(tt.body)
 	}
+	for _, tt := range policyLoadErrorBodies {
+		f.Add(tt.body)
+	}
+	f.Add("- !host {id: h, restricted_to: [10.0.0.0/8, 10.0.0.1/24]}\n")
 	for _, b := range emptyPolicies {
 		f.Add(b)
 	}
@@ -34,6 +39,14 @@ func FuzzParseConjurPolicy(f *testing.F) {
 		_, lerr := srv.LoadConjurPolicy(ModePatch, "root", []byte(body))
 		if perr != nil {
 			var pe *conjurPolicyError
+			var ys *yamlSyntaxError
+			if errors.As(perr, &ys) {
+				var se *StatusError
+				if !errors.As(lerr, &se) || se.Status != 500 || !se.yamlSyntax {
+					t.Fatalf("YAML syntax error %v: load answered %v, want Conjur's bare 500", perr, lerr)
+				}
+				return
+			}
 			if !errors.As(perr, &pe) {
 				t.Fatalf("parse error of type %T: %v", perr, perr)
 			}

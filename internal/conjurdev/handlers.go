@@ -113,6 +113,11 @@ func unauthorized(w http.ResponseWriter, msg string) {
 }
 
 func writeError(w http.ResponseWriter, e *StatusError) {
+	if e.yamlSyntax {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(e.Status)
+		return
+	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}

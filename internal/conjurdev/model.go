@@ -47,10 +47,13 @@ type resource struct {
 	// permits: privilege -> role id -> defining policy
 	permits map[string]map[string]string
 
-	apiKey   string // users and hosts
-	password string // users, once set with PUT /authn/{account}/password
-	versions []secretVersion
-	nextVer  int // the version the next value gets
+	apiKey string // users and hosts
+	// restrictedTo: users and hosts, the CIDRs (normalised) they may
+	// authenticate from; none means anywhere.
+	restrictedTo []string
+	password     string // users, once set with PUT /authn/{account}/password
+	versions     []secretVersion
+	nextVer      int // the version the next value gets
 }
 
 func (r *resource) isRole() bool { return roleKinds[r.kind] }

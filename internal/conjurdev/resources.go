@@ -74,6 +74,9 @@ func (st *store) describe(res *resource) resourceJSON {
 	switch res.kind {
 	case "host", "user":
 		out.RestrictedTo = &[]string{}
+		if len(res.restrictedTo) > 0 {
+			out.RestrictedTo = &res.restrictedTo
+		}
 	case "policy":
 		versions := append([]policyVersion{}, st.policyLog[res.id]...)
 		out.PolicyVersions = &versions

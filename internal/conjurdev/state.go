@@ -52,6 +52,7 @@ type stateResource struct {
 	Permits     map[string]map[string]string `json:"permits,omitempty"`
 	APIKey      string                       `json:"api_key,omitempty"`
 	Password    string                       `json:"password,omitempty"`
+	Restricted  []string                     `json:"restricted_to,omitempty"`
 	Versions    []stateVersion               `json:"versions,omitempty"`
 	NextVersion int                          `json:"next_version,omitempty"`
 }
@@ -151,7 +152,7 @@ func (s *Server) restoreState(dir, adminKey string) error {
 		res := &resource{
 			id: r.ID, kind: kind, ident: ident, owner: r.Owner, policy: r.Policy, created: r.Created,
 			annotations: map[string]annotation{}, permits: map[string]map[string]string{},
-			apiKey: r.APIKey, password: r.Password, nextVer: r.NextVersion,
+			apiKey: r.APIKey, password: r.Password, nextVer: r.NextVersion, restrictedTo: r.Restricted,
 		}
 		for k, a := range r.Annotations {
 			res.annotations[k] = annotation{value: a.Value, policy: a.Policy}
@@ -205,7 +206,7 @@ func (s *Server) persistLocked() error {
 	}
 	for _, res := range s.st.resources {
 		r := stateResource{ID: res.id, Owner: res.owner, Policy: res.policy, Created: res.created,
-			APIKey: res.apiKey, Password: res.password, NextVersion: res.nextVer}
+			APIKey: res.apiKey, Password: res.password, NextVersion: res.nextVer, Restricted: res.restrictedTo}
 		if len(res.annotations) > 0 {
 			r.Annotations = map[string]stateAnnotation{}
 			for k, a := range res.annotations {

@@ -22,6 +22,9 @@ type StatusError struct {
 	Field, FieldMessage string
 
 	RetryAfter int // seconds, sent as Retry-After when > 0 (409 policy_conflict)
+
+	detail     string // policy_invalid: the message without its position prefix
+	yamlSyntax bool   // a YAML syntax error: Rails' bare 500 on a load
 }
 
 func (e *StatusError) Error() string {
