@@ -66,11 +66,15 @@ type ConjurSettings struct {
 	Environment         string
 	Proxy               string
 	ProxyCredentialFile string
-	AuthnType           string // "" or conjur.AuthnCert
+	AuthnType           string // "" or one of conjur's Authn* modes
 	ServiceID           string
 	ClientCertFile      string
 	ClientKeyFile       string
 	AzureClientID       string
+	IAMRegion           string
+	AWSAccessKeyID      redact.String // authn-iam's credentials when not the instance role's
+	AWSSecretAccessKey  redact.String
+	AWSSessionToken     redact.String
 }
 
 // bindSettings registers every key's default and environment variable with
@@ -158,8 +162,12 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		Proxy:               s.Proxy,
 		ProxyCredentialFile: s.ProxyCredentialFile,
 	}
-	if s.AuthnType == conjur.AuthnCert { // the files' defaults mean nothing in the other modes
+	switch s.AuthnType {
+	case conjur.AuthnCert: // the files' defaults mean nothing in the other modes
 		cc.ClientCertFile, cc.ClientKeyFile = s.ClientCertFile, s.ClientKeyFile
+	case conjur.AuthnIAM: // the AWS_* variables may be set for other tools in the other modes
+		cc.IAMRegion = s.IAMRegion
+		cc.AWSAccessKeyID, cc.AWSSecretAccessKey, cc.AWSSessionToken = s.AWSAccessKeyID, s.AWSSecretAccessKey, s.AWSSessionToken
 	}
 	return cc
 }

@@ -124,6 +124,15 @@ func TestLoadConfig(t *testing.T) {
 			want: func(c *Config) { c.Conjur.AuthnType, c.Conjur.ServiceID = "cert", "swarm" },
 		},
 		{
+			name: "ok/authn-iam with credentials from the environment",
+			env: map[string]string{"CONJUR_AUTHN_TYPE": "iam", "CONJUR_SERVICE_ID": "prod", "CONJUR_AUTHN_IAM_REGION": "eu-west-1",
+				"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "aws-secret", "AWS_SESSION_TOKEN": "aws-token"},
+			want: func(c *Config) {
+				c.Conjur.AuthnType, c.Conjur.ServiceID, c.Conjur.IAMRegion = "iam", "prod", "eu-west-1"
+				c.Conjur.AWSAccessKeyID, c.Conjur.AWSSecretAccessKey, c.Conjur.AWSSessionToken = "ASIAEXAMPLE", "aws-secret", "aws-token"
+			},
+		},
+		{
 			name: "ok/cache ttl zero and the dev API key",
 			env:  map[string]string{"CONJUR_SWARM_CACHE_TTL": "0", "CONJUR_AUTHN_API_KEY": " k3y "},
 			want: func(c *Config) { c.Conjur.APIKey = "k3y" },
@@ -215,10 +224,31 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConjurConfigAWSOnlyForIAM: the AWS_* variables, which other tools on
+// the host may set, reach the Conjur client only with CONJUR_AUTHN_TYPE=iam.
+func TestConjurConfigAWSOnlyForIAM(t *testing.T) {
+	env := map[string]string{"CONJUR_SERVICE_ID": "prod", "CONJUR_AUTHN_IAM_REGION": "eu-west-1",
+		"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "aws-secret", "AWS_SESSION_TOKEN": "aws-token"}
+	for _, mode := range []string{"", "cert", "azure", "iam"} {
+		env["CONJUR_AUTHN_TYPE"] = mode
+		c, err := load(t, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := c.conjurConfig(nil)
+		got := cc.AWSAccessKeyID != "" || cc.AWSSecretAccessKey != "" || cc.AWSSessionToken != "" || cc.IAMRegion != ""
+		if got != (mode == "iam") {
+			t.Errorf("CONJUR_AUTHN_TYPE=%q: the AWS settings reached the client: %t", mode, got)
+		}
+	}
+}
+
 func TestConfigRedactsCredentials(t *testing.T) {
 	const key = "api-key-that-must-not-show"
 	const pem = "-----BEGIN CERTIFICATE-----\nMIIBnotreally\n-----END CERTIFICATE-----\n"
-	c, err := load(t, map[string]string{"CONJUR_AUTHN_API_KEY": key, "CONJUR_SSL_CERTIFICATE": pem})
+	const awsSecret, awsToken = "aws-secret-that-must-not-show", "aws-token-that-must-not-show"
+	c, err := load(t, map[string]string{"CONJUR_AUTHN_API_KEY": key, "CONJUR_SSL_CERTIFICATE": pem,
+		"CONJUR_AUTHN_TYPE": "iam", "AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": awsSecret, "AWS_SESSION_TOKEN": awsToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +257,7 @@ func TestConfigRedactsCredentials(t *testing.T) {
 	}
 	var outputs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
-		outputs = append(outputs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, c.Conjur))
+		outputs = append(outputs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, c.Conjur), fmt.Sprintf(verb, c.conjurConfig(nil)))
 	}
 	var buf bytes.Buffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel))
@@ -241,7 +271,7 @@ func TestConfigRedactsCredentials(t *testing.T) {
 		outputs = append(outputs, string(b))
 	}
 	for _, out := range outputs {
-		if strings.Contains(out, key) || strings.Contains(out, "MIIBnotreally") {
+		if strings.Contains(out, key) || strings.Contains(out, "MIIBnotreally") || strings.Contains(out, awsSecret) || strings.Contains(out, awsToken) {
 			t.Errorf("credential shown: %s", out)
 		}
 		if !strings.Contains(out, "REDACTED") {

@@ -84,17 +84,21 @@ var settings = []setting{
 	{key: "jwt_token_path", env: "JWT_TOKEN_PATH", help: "file holding the JWT for authn-jwt, re-read at each authentication",
 		doc:   "File holding the JWT inside the plugin, e.g. `/etc/conjur-swarm/identity/jwt`; re-read at each authentication.",
 		value: text(func(c *Config) *string { return &c.Conjur.JWTTokenPath }, nil)},
-	{key: "authn_type", env: "CONJUR_AUTHN_TYPE", help: "cert: log in with the swarm node certificate (authn-cert); azure or gcp: with the VM's identity; empty = API key or JWT",
+	{key: "authn_type", env: "CONJUR_AUTHN_TYPE", help: "cert: log in with the swarm node certificate (authn-cert); iam, azure or gcp: with the VM's identity; empty = API key or JWT",
 		doc: "`cert`: log in to Conjur's authn-cert (`CONJUR_SERVICE_ID`) as the host `CONJUR_AUTHN_LOGIN` with this node's own swarm certificate (mount `swarm`), re-read at each login so Swarm's rotation needs no restart. " +
-			"`azure` or `gcp`: log in to authn-azure (`CONJUR_SERVICE_ID`) or authn-gcp as that host with a token of the VM's identity, asked of the instance metadata service at each login. No API key, no bootstrap secret. " +
-			"Empty: an API key or a JWT. See [conjur.md](conjur.md#log-in-with-the-swarm-node-certificate) and [conjur.md](conjur.md#log-in-with-the-cloud-vms-identity).",
-		value: word(func(c *Config) *string { return &c.Conjur.AuthnType }, oneOf("", conjur.AuthnCert, conjur.AuthnAzure, conjur.AuthnGCP))},
-	{key: "service_id", env: "CONJUR_SERVICE_ID", help: "service id of the authenticator CONJUR_AUTHN_TYPE names (authn-cert/<id>, authn-azure/<id>; none for gcp)",
-		doc:   "With `CONJUR_AUTHN_TYPE=cert` or `azure`: the authenticator's service id, e.g. `swarm` for `conjur/authn-cert/swarm`. Empty with `gcp` (authn-gcp has none).",
+			"`azure` or `gcp`: log in to authn-azure (`CONJUR_SERVICE_ID`) or authn-gcp as that host with a token of the VM's identity, asked of the instance metadata service at each login. " +
+			"`iam`: log in to authn-iam (`CONJUR_SERVICE_ID`) with an STS GetCallerIdentity request the plugin signs with the EC2 instance role's credentials (IMDSv2, fetched again before they expire). No API key, no bootstrap secret. " +
+			"Empty: an API key or a JWT. See [conjur.md](conjur.md#log-in-with-the-swarm-node-certificate), [conjur.md](conjur.md#log-in-with-the-cloud-vms-identity) and [conjur.md](conjur.md#log-in-with-the-ec2-instance-role-authn-iam).",
+		value: word(func(c *Config) *string { return &c.Conjur.AuthnType }, oneOf("", conjur.AuthnCert, conjur.AuthnIAM, conjur.AuthnAzure, conjur.AuthnGCP))},
+	{key: "service_id", env: "CONJUR_SERVICE_ID", help: "service id of the authenticator CONJUR_AUTHN_TYPE names (authn-cert/<id>, authn-iam/<id>, authn-azure/<id>; none for gcp)",
+		doc:   "With `CONJUR_AUTHN_TYPE=cert`, `iam` or `azure`: the authenticator's service id, e.g. `swarm` for `conjur/authn-cert/swarm`. Empty with `gcp` (authn-gcp has none).",
 		value: text(func(c *Config) *string { return &c.Conjur.ServiceID }, nil)},
 	{key: "authn_azure_client_id", env: "CONJUR_AUTHN_AZURE_CLIENT_ID", help: "client id of the user-assigned managed identity for CONJUR_AUTHN_TYPE=azure; empty = the system-assigned one",
 		doc:   "With `CONJUR_AUTHN_TYPE=azure`: the client id of the user-assigned managed identity to ask a token for. Empty: the VM's system-assigned identity.",
 		value: text(func(c *Config) *string { return &c.Conjur.AzureClientID }, nil)},
+	{key: "authn_iam_region", env: "CONJUR_AUTHN_IAM_REGION", help: "AWS region whose STS endpoint CONJUR_AUTHN_TYPE=iam signs for; empty = the global endpoint (us-east-1)",
+		doc:   "With `CONJUR_AUTHN_TYPE=iam`: the AWS region whose STS endpoint (`sts.REGION.amazonaws.com`) the signed request names, e.g. `eu-west-1`; Conjur sends it there. Empty: the global endpoint `sts.amazonaws.com`, signed for `us-east-1`.",
+		value: text(func(c *Config) *string { return &c.Conjur.IAMRegion }, nil)},
 	{key: "authn_cert_file", env: "CONJUR_AUTHN_CERT_FILE", def: "/etc/conjur-swarm/swarm/swarm-node.crt", help: "client certificate for CONJUR_AUTHN_TYPE=cert",
 		doc:   "With `CONJUR_AUTHN_TYPE=cert`: the client certificate inside the plugin; the default is the node's swarm certificate on the `swarm` mount.",
 		value: text(func(c *Config) *string { return &c.Conjur.ClientCertFile }, nil)},
@@ -176,6 +180,15 @@ var settings = []setting{
 	{key: "authn_jwt_host_id", env: "CONJUR_AUTHN_JWT_HOST_ID", help: "host id for authn-jwt (optional)",
 		table: serveTable, doc: "Host id for authn-jwt, when the JWT does not name it.",
 		value: text(func(c *Config) *string { return &c.Conjur.JWTHostID }, nil)},
+	{key: "aws_access_key_id", env: "AWS_ACCESS_KEY_ID", help: "AWS access key id for CONJUR_AUTHN_TYPE=iam; empty = the EC2 instance role's credentials",
+		table: serveTable, doc: "With `CONJUR_AUTHN_TYPE=iam`: the AWS credentials to sign with instead of the instance role's, with `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary ones). Not a plugin setting: it would show in `docker plugin inspect`; the managed plugin uses the instance role.",
+		value: secret(func(c *Config) *redact.String { return &c.Conjur.AWSAccessKeyID }, true)},
+	{key: "aws_secret_access_key", env: "AWS_SECRET_ACCESS_KEY", help: "AWS secret access key of AWS_ACCESS_KEY_ID",
+		table: serveTable, doc: "The secret access key of `AWS_ACCESS_KEY_ID`.",
+		value: secret(func(c *Config) *redact.String { return &c.Conjur.AWSSecretAccessKey }, true)},
+	{key: "aws_session_token", env: "AWS_SESSION_TOKEN", help: "AWS session token of temporary credentials",
+		table: serveTable, doc: "The session token of temporary credentials (`ASIA...` key ids); empty for long-term ones.",
+		value: secret(func(c *Config) *redact.String { return &c.Conjur.AWSSessionToken }, true)},
 }
 
 // field is how one setting's text becomes its Config field. set's error

@@ -122,6 +122,8 @@ func (sp statusPrinter) conjur(c *pluginapi.ConjurState, h *pluginapi.HandoffSta
 		sp.p("  signing\tissuer %s, key %s (conjur-swarm jwks prints it for Conjur's public-keys)", orDash(c.SigningIssuer), orDash(c.SigningKeyID))
 	case c.CredentialSource == conjur.AuthnCert:
 		sp.p("  credential\tcert: this node's swarm certificate, read at each login; in use since %s", sp.when(c.CredentialSetAt))
+	case c.CredentialSource == conjur.AuthnIAM:
+		sp.p("  credential\tiam: AWS credentials (the instance role's, or the environment's) signing each login; in use since %s", sp.when(c.CredentialSetAt))
 	case c.CredentialSource == conjur.AuthnAzure || c.CredentialSource == conjur.AuthnGCP:
 		sp.p("  credential\t%s: the VM's identity from the metadata service, at each login; in use since %s", c.CredentialSource, sp.when(c.CredentialSetAt))
 	case c.CredentialFile != "":

@@ -41,7 +41,7 @@ func (s *session) credential() (credChoice, error) {
 		return credChoice{cred: *h, source: "handoff", gen: gen}, nil
 	}
 	switch {
-	case s.cfg.AuthnType != "": // the certificate or metadata token is read at authenticate, and used there only
+	case s.cfg.AuthnType != "": // the certificate, metadata token or AWS credentials are read at authenticate, and used there only
 		return credChoice{cred: credential.Credential{Login: s.cfg.Login}, source: s.cfg.AuthnType, gen: gen}, nil
 	case s.cfg.CredentialFile != "":
 		cred, err := s.readCredentialFile()
@@ -139,6 +139,8 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred credentia
 	var err error
 	if s.cfg.AuthnType == AuthnCert {
 		raw, err = s.certAuthenticate(ctx, ep)
+	} else if s.cfg.AuthnType == AuthnIAM {
+		raw, err = s.iamAuthenticate(ctx, ep)
 	} else if s.cfg.AuthnType != "" {
 		raw, err = s.cloudAuthenticate(ctx, ep)
 	} else if cred.JWT != "" {
@@ -195,6 +197,9 @@ func isAuthRefusal(status int) bool {
 func (s *session) refused(ep *endpoint, cred credential.Credential, status int, cause error) *Error {
 	if s.who != nil {
 		return s.who.refused(ep.url, s.cfg.JWTServiceID, status, cause)
+	}
+	if s.cfg.AuthnType == AuthnIAM {
+		return s.iamRefused(ep.url, status, cause)
 	}
 	if s.cfg.AuthnType == AuthnAzure || s.cfg.AuthnType == AuthnGCP {
 		svc := "authn-gcp"

@@ -23,10 +23,10 @@ import (
 const AuthnCert = "cert"
 
 // authnTypes are the values CONJUR_AUTHN_TYPE accepts ("" = API key or JWT).
-var authnTypes = []string{"", AuthnCert, AuthnAzure, AuthnGCP}
+var authnTypes = []string{"", AuthnCert, AuthnIAM, AuthnAzure, AuthnGCP}
 
 // authnTypeProblems lists what CONJUR_AUTHN_TYPE's mode needs and cannot
-// have: the plugin's own identity (cert, azure, gcp) needs a host and no
+// have: the plugin's own identity (cert, iam, azure, gcp) needs a host and no
 // other credential.
 func (c Config) authnTypeProblems() []error {
 	var errs []error
@@ -74,8 +74,11 @@ func (c Config) authnTypeProblems() []error {
 }
 
 func ownIdentity(authnType string) string {
-	if authnType == AuthnCert {
+	switch authnType {
+	case AuthnCert:
 		return "the node certificate"
+	case AuthnIAM:
+		return "the AWS identity (the instance role, or AWS_ACCESS_KEY_ID's credentials)"
 	}
 	return "the VM's identity from the metadata service"
 }

@@ -68,7 +68,7 @@ func (s *session) metadataToken(ctx context.Context) (redact.String, error) {
 		u = base + "/metadata/identity/oauth2/token?" + q.Encode()
 		hdr.Set("Metadata", "true")
 	}
-	body, err := metadataGet(ctx, u, hdr, s.cfg.FetchTimeout)
+	body, err := metadataRequest(ctx, http.MethodGet, u, hdr, s.cfg.FetchTimeout)
 	if err != nil {
 		return "", &Error{Code: errcode.NoCredential, Cause: err,
 			Msg: fmt.Sprintf("the %s at %s gave no identity token (%s): run the manager on a %s VM with an identity assigned (%s)", what, base, netText(err.Error()), cloudName(s.cfg.AuthnType), identityHint(s.cfg.AuthnType))}
@@ -90,15 +90,16 @@ func (s *session) metadataToken(ctx context.Context) (redact.String, error) {
 	return redact.String(tok), nil
 }
 
-// metadataGet is one GET of the metadata service: no proxy, no redirect,
-// bounded in time and size; a non-200 answer is an error naming its status.
-func metadataGet(ctx context.Context, u string, hdr http.Header, timeout time.Duration) ([]byte, error) {
+// metadataRequest is one request to the metadata service (a GET, or
+// IMDSv2's token PUT): no proxy, no redirect, no body, bounded in time and
+// size; a non-200 answer is an error naming its status.
+func metadataRequest(ctx context.Context, method, u string, hdr http.Header, timeout time.Duration) ([]byte, error) {
 	hc := &http.Client{
 		Transport:     &http.Transport{DialContext: (&net.Dialer{Timeout: timeout}).DialContext, DisableKeepAlives: true},
 		Timeout:       timeout,
 		CheckRedirect: noRedirect,
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
 	}

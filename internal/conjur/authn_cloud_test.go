@@ -16,7 +16,8 @@ import (
 
 // fakeMetadata is an instance metadata service answering as Azure's IMDS
 // and GCP's metadata server do, with a token its issuer signs; fail makes
-// it answer 404 (no identity assigned), hang makes it never answer.
+// it answer 404 (no identity assigned), hang makes it never answer. EC2's
+// paths (/latest/) go to imds, when given.
 type fakeMetadata struct {
 	*httptest.Server
 	fail, hang atomic.Bool
@@ -24,16 +25,20 @@ type fakeMetadata struct {
 }
 
 func newFakeMetadata(t *testing.T, sign func(r *http.Request) (string, error)) *fakeMetadata {
-	return newFakeMetadataAt(t, "", sign)
+	return newFakeMetadataAt(t, "", sign, nil)
 }
 
 // newFakeMetadataAt is newFakeMetadata listening on addr ("" = any
-// loopback port).
-func newFakeMetadataAt(t *testing.T, addr string, sign func(r *http.Request) (string, error)) *fakeMetadata {
+// loopback port), with EC2's IMDS at imds (nil = none).
+func newFakeMetadataAt(t *testing.T, addr string, sign func(r *http.Request) (string, error), imds http.Handler) *fakeMetadata {
 	t.Helper()
 	m := &fakeMetadata{}
 	done := make(chan struct{})
 	m.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if imds != nil && strings.HasPrefix(r.URL.Path, "/latest/") {
+			imds.ServeHTTP(w, r)
+			return
+		}
 		m.asked.Store(r.URL.String())
 		if m.hang.Load() {
 			select {
@@ -73,8 +78,9 @@ func newFakeMetadataAt(t *testing.T, addr string, sign func(r *http.Request) (st
 const miUser = "/subscriptions/sub-1/resourcegroups/rg-1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/swarm-mi"
 
 // cloudServer is the dev server with authn-azure/prod (host azure/swarm
-// pinned to the user-assigned identity swarm-mi) and authn-gcp (host
-// gcp/swarm pinned to project proj-1), both members of apps/readers.
+// pinned to the user-assigned identity swarm-mi), authn-gcp (host
+// gcp/swarm pinned to project proj-1) and authn-iam/prod (iamPolicy's
+// host, iamIdentities' credentials), all members of apps/readers.
 func cloudServer(t *testing.T) (*devServer, *conjurdev.JWTIssuer, *conjurdev.JWTIssuer) {
 	t.Helper()
 	azure, err := conjurdev.NewJWTIssuer("https://sts.windows.net/tenant-1/")
@@ -85,8 +91,8 @@ func cloudServer(t *testing.T) (*devServer, *conjurdev.JWTIssuer, *conjurdev.JWT
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newDevServer(t, conjurdev.Options{Authenticators: []string{"authn", "authn-azure/prod", "authn-gcp"},
-		ProviderKeys: map[string]string{azure.Issuer(): azure.JWKS(), google.Issuer(): google.JWKS()}})
+	srv := newDevServer(t, conjurdev.Options{Authenticators: []string{"authn", "authn-azure/prod", "authn-gcp", "authn-iam/prod"},
+		ProviderKeys: map[string]string{azure.Issuer(): azure.JWKS(), google.Issuer(): google.JWKS()}, IAM: iamIdentities})
 	policy := `- !host
   id: azure/swarm
   annotations:
@@ -111,7 +117,7 @@ func cloudServer(t *testing.T) (*devServer, *conjurdev.JWTIssuer, *conjurdev.JWT
 - !grant
   role: !group apps/readers
   members: [!host azure/swarm, !host gcp/swarm]
-`
+` + iamPolicy
 	if _, err := srv.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(policy)); err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +177,11 @@ func cloudTokens(azure, google *conjurdev.JWTIssuer) map[string]func(r *http.Req
 func cloudConfig(u, kind, mdURL string) Config {
 	cfg := Config{ApplianceURLs: []string{u}, Account: "dev", AllowHTTP: true, AuthnType: kind,
 		Login: "host/" + kind + "/swarm", MetadataURL: mdURL, FetchTimeout: 2 * time.Second}
-	if kind == AuthnAzure {
+	switch kind {
+	case AuthnAzure:
 		cfg.ServiceID, cfg.AzureClientID = "prod", "client-1"
+	case AuthnIAM:
+		cfg.ServiceID, cfg.Login = "prod", iamLogin
 	}
 	return cfg
 }

@@ -14,8 +14,9 @@ import (
 // network namespace TestCloudLoginAtTheRealAddresses creates.
 const netnsChild = "CONJUR_SWARM_TEST_NETNS_CHILD"
 
-// TestCloudLoginAtTheRealAddresses: the Azure and GCP logins reach the
-// metadata service where the clouds put it, with no address overridden:
+// TestCloudLoginAtTheRealAddresses: the Azure, GCP and AWS (authn-iam,
+// IMDSv2) logins reach the metadata service where the clouds put it, with
+// no address overridden:
 // inside a network namespace this test creates (as e2e/cluster's lab
 // does), 169.254.169.254 is on the loopback device and
 // metadata.google.internal resolves to it (ip netns exec's
@@ -71,12 +72,13 @@ func TestCloudLoginAtTheRealAddresses(t *testing.T) {
 }
 
 // cloudLoginInside runs in the namespace: the fake metadata service on
-// 169.254.169.254:80, the dev server on loopback, and the plugin's
-// configuration without MetadataURL.
+// 169.254.169.254:80 (Azure's, GCP's and EC2's paths), the dev server on
+// loopback, and the plugin's configuration without MetadataURL.
 func cloudLoginInside(t *testing.T) {
 	srv, azure, google := cloudServer(t)
 	l := srv.listen(t, false)
 	tokens := cloudTokens(azure, google)
+	imds := newFakeIMDS(t, iamRole)
 	md := newFakeMetadataAt(t, "169.254.169.254:80", func(r *http.Request) (string, error) {
 		if strings.HasPrefix(r.URL.Path, "/metadata/identity/oauth2/token") {
 			return tokens[AuthnAzure](r)
@@ -85,10 +87,11 @@ func cloudLoginInside(t *testing.T) {
 			return "", errString("not a path the clouds serve: " + r.Host + r.URL.Path)
 		}
 		return tokens[AuthnGCP](r)
-	})
+	}, imds)
 	for _, kind := range []string{AuthnAzure, AuthnGCP} {
 		t.Run(kind, func(t *testing.T) { cloudLoginCases(t, cloudConfig(l.URL, kind, ""), md) })
 	}
+	t.Run(AuthnIAM, func(t *testing.T) { iamLoginCases(t, cloudConfig(l.URL, AuthnIAM, ""), imds) })
 }
 
 // unavailable fails under CI=true (the real parts must be there) and skips

@@ -42,16 +42,23 @@ type Config struct {
 	JWTServiceID   string        // CONJUR_AUTHN_JWT_SERVICE_ID
 	JWTTokenPath   string        // JWT_TOKEN_PATH: re-read at each authentication
 	JWTHostID      string        // CONJUR_AUTHN_JWT_HOST_ID (optional)
-	AuthnType      string        // CONJUR_AUTHN_TYPE: "" (API key or JWT) or AuthnCert
-	ServiceID      string        // CONJUR_SERVICE_ID: the authenticator's service id (authn-cert/<id>)
+	AuthnType      string        // CONJUR_AUTHN_TYPE: "" (API key or JWT), AuthnCert, AuthnAzure, AuthnGCP or AuthnIAM
+	ServiceID      string        // CONJUR_SERVICE_ID: the authenticator's service id (authn-cert/<id>, authn-azure/<id>, authn-iam/<id>)
 	ClientCertFile string        // CONJUR_AUTHN_CERT_FILE: authn-cert's client certificate, re-read at each authentication
 	ClientKeyFile  string        // CONJUR_AUTHN_CERT_KEY_FILE: its key, re-read at each authentication
 	AzureClientID  string        // CONJUR_AUTHN_AZURE_CLIENT_ID: the user-assigned managed identity (authn-azure); "" = the system-assigned one
+	IAMRegion      string        // CONJUR_AUTHN_IAM_REGION: the STS region authn-iam's request is signed for; "" = the global endpoint (us-east-1)
 	MetadataURL    string        // the instance metadata service's base URL ("" = the cloud's own); tests point it at a fake
 	FetchTimeout   time.Duration // default 5s; must be > 0 and < 30s
 	MaxInFlight    int           // CONJUR_SWARM_MAX_IN_FLIGHT: the ceiling of the adaptive request window (default 32)
 	MaxBatch       int           // default 100
 	CacheTTL       time.Duration // 0 = off (default)
+
+	// AWS credentials of authn-iam (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+	// AWS_SESSION_TOKEN); empty = the instance role's, from IMDSv2.
+	AWSAccessKeyID     redact.String
+	AWSSecretAccessKey redact.String
+	AWSSessionToken    redact.String
 
 	Environment string // CONJUR_ENVIRONMENT: "" detects Conjur Cloud from the URL; saas, self-hosted or oss forces it
 
@@ -71,10 +78,10 @@ type Config struct {
 
 // String describes the configuration (the API key redacted by its type).
 func (c Config) String() string {
-	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q per_request_identity=%t authn_type=%q service_id=%q client_cert_file=%q client_key_file=%q}",
+	return fmt.Sprintf("conjur.Config{urls=%v account=%q login=%q api_key=%q credential_file=%q jwt_service=%q jwt_path=%q fetch_timeout=%s max_in_flight=%d max_batch=%d cache_ttl=%s allow_http=%t ca=%t proxy=%q proxy_credential_file=%q per_request_identity=%t authn_type=%q service_id=%q client_cert_file=%q client_key_file=%q iam_region=%q aws_access_key_id=%q}",
 		c.ApplianceURLs, c.Account, c.Login, c.APIKey, c.CredentialFile, c.JWTServiceID, c.JWTTokenPath,
 		c.FetchTimeout, c.MaxInFlight, c.MaxBatch, c.CacheTTL, c.AllowHTTP, len(c.CACertPEM) > 0,
-		redactUserinfo(c.Proxy), c.ProxyCredentialFile, c.Signer != nil, c.AuthnType, c.ServiceID, c.ClientCertFile, c.ClientKeyFile)
+		redactUserinfo(c.Proxy), c.ProxyCredentialFile, c.Signer != nil, c.AuthnType, c.ServiceID, c.ClientCertFile, c.ClientKeyFile, c.IAMRegion, c.AWSAccessKeyID)
 }
 
 // Validate reports every problem at once, naming the setting to fix. A zero
@@ -115,14 +122,15 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case !slices.Contains(authnTypes, c.AuthnType):
-		bad("CONJUR_AUTHN_TYPE is %q: give cert (authn-cert with the node certificate), azure or gcp (the VM's identity), or leave it empty for an API key or a JWT", c.AuthnType)
+		bad("CONJUR_AUTHN_TYPE is %q: give cert (authn-cert with the node certificate), iam, azure or gcp (the VM's identity), or leave it empty for an API key or a JWT", c.AuthnType)
 	case c.AuthnType != "":
 		errs = append(errs, c.authnTypeProblems()...)
 	case c.ServiceID != "" || c.ClientCertFile != "" || c.ClientKeyFile != "" || c.AzureClientID != "":
-		bad("CONJUR_SERVICE_ID, CONJUR_AUTHN_CERT_FILE, CONJUR_AUTHN_CERT_KEY_FILE or CONJUR_AUTHN_AZURE_CLIENT_ID is set without CONJUR_AUTHN_TYPE: set CONJUR_AUTHN_TYPE (cert, azure or gcp), or clear them")
+		bad("CONJUR_SERVICE_ID, CONJUR_AUTHN_CERT_FILE, CONJUR_AUTHN_CERT_KEY_FILE or CONJUR_AUTHN_AZURE_CLIENT_ID is set without CONJUR_AUTHN_TYPE: set CONJUR_AUTHN_TYPE (cert, iam, azure or gcp), or clear them")
 	case c.Signer != nil:
 		errs = append(errs, c.perRequestProblems()...)
 	}
+	errs = append(errs, c.iamProblems()...)
 	if c.Login == "" && c.JWTServiceID == "" && c.Signer == nil {
 		bad("CONJUR_AUTHN_LOGIN is not set: give the plugin's Conjur identity, e.g. host/swarm/conjur-plugin (or set CONJUR_AUTHN_JWT_SERVICE_ID for authn-jwt)")
 	}

@@ -38,6 +38,7 @@ type session struct {
 	eps       []*endpoint
 	now       func() time.Time
 	creds     credentials
+	iam       iamCache // the instance role's AWS credentials (authn-iam)
 
 	// who is set on the session of one identity of the per-request mode
 	// (identity.go): that identity's JWT is its only credential.
