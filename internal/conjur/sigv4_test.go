@@ -48,7 +48,7 @@ func TestSigV4AgainstAWSExamples(t *testing.T) {
 		{
 			name: "iam-list-users",
 			req: sigV4Request{method: "GET", path: "/", query: url.Values{"Version": {"2010-05-08"}, "Action": {"ListUsers"}},
-				headers: [][2]string{{"Host", "iam.amazonaws.com"}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}, {"X-Amz-Date", "20150830T123600Z"}},
+				headers:     [][2]string{{"Host", "iam.amazonaws.com"}, {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}, {"X-Amz-Date", "20150830T123600Z"}},
 				payloadHash: emptySHA256},
 			scope: sigV4Scope{at: awsExampleTime, region: "us-east-1", service: "iam"},
 			canonical: "GET\n/\nAction=ListUsers&Version=2010-05-08\n" +
