@@ -64,7 +64,7 @@ func notFound(full string) *StatusError {
 func invalidConjurPolicy(err error) *StatusError {
 	var ys *yamlSyntaxError
 	if errors.As(err, &ys) {
-		return &StatusError{Status: http.StatusInternalServerError, Message: ys.msg, yamlSyntax: true}
+		return &StatusError{Status: http.StatusInternalServerError, Code: "invalid_yaml", Message: ys.msg, yamlSyntax: true}
 	}
 	se := &StatusError{Status: http.StatusUnprocessableEntity, Code: "policy_invalid", Message: err.Error()}
 	if pe, ok := err.(*conjurPolicyError); ok && !pe.ruby {

@@ -124,11 +124,22 @@ func parseConjurPolicy(data []byte) ([]stmt, error) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return nil, nil
 	}
-	if root.Kind != yaml.SequenceNode {
-		return nil, errAt(root, "policy must be a sequence of records and statements")
-	}
 	p := &parser{}
-	stmts, err := p.list(root, 0)
+	var stmts []stmt
+	var err error
+	switch {
+	case root.Kind == yaml.SequenceNode:
+		stmts, err = p.list(root, 0)
+	case root.Kind == yaml.MappingNode && len(root.Content) > 0:
+		// Conjur's handler wants a sequence at the root.
+		err = errAtKey(root.Content[0], "Unexpected mapping")
+	case root.Kind == yaml.ScalarNode && root.Value == "":
+		return nil, nil
+	case root.Kind == yaml.ScalarNode:
+		err = errAt(root, "Unexpected scalar")
+	default:
+		err = errAt(root, "policy must be a sequence of records and statements")
+	}
 	var pe *conjurPolicyError
 	if errors.As(err, &pe) && pe.node != nil {
 		pe.Line, pe.Col = scanMark(data, pe.node, pe.afterKey)
