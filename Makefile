@@ -64,6 +64,17 @@ bench-smoke: build ## Every benchmark once (-benchtime 1x) and make bench's stor
 	$(GO) build -o build/bench/storm ./bench/storm
 	build/bench/storm -plugin $(BIN) $(SMOKE_FLAGS) | tail -n 1
 
+# The storm at a small size for profiling the plugin (make bench-profile PROFILE_FLAGS='...' for another).
+PROFILE_FLAGS ?= -tasks 1000 -secrets 5 -nodes 20 -rounds 1 -samples 200 -server-slots 0 -scale-tasks 0 -extras=false
+
+.PHONY: bench-profile
+bench-profile: ## The storm at a small size, each plugin process writing the CPU, allocation and peak-heap profiles of each run to build/bench/profile/<process>/ (go tool pprof; windows.txt names the runs); writes no report
+	mkdir -p build/bench
+	$(GO) build -tags profile -o build/bench/conjur-swarm-profile ./cmd/conjur-swarm
+	$(GO) build -o build/bench/storm ./bench/storm
+	rm -rf build/bench/profile
+	build/bench/storm -plugin build/bench/conjur-swarm-profile -profile build/bench/profile $(PROFILE_FLAGS) | tail -n 1
+
 .PHONY: tidy-check
 tidy-check: ## Fail when `go mod tidy` would change go.mod or go.sum (prints the diff)
 	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }

@@ -21,6 +21,9 @@ type child struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	exited chan error
+
+	profile string // the plugin's profile directory (-profile), else ""
+	windows int    // profiling windows opened so far
 }
 
 // startChild runs bin with args and exactly env (nil: only PATH and HOME).
@@ -70,6 +73,34 @@ func (c *child) waitReady(ctx context.Context, ready func() error) error {
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// profileWindow opens a profiling window of a plugin started with -profile
+// (a binary built with -tags profile: cmd/conjur-swarm/profile.go) for the
+// run named name, and returns the func that closes it; without -profile it
+// does nothing. The window's number and name go to windows.txt in the
+// plugin's profile directory.
+func (c *child) profileWindow(name string) (func(), error) {
+	if c.profile == "" {
+		return func() {}, nil
+	}
+	c.windows++
+	f, err := os.OpenFile(filepath.Join(c.profile, "windows.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, err = fmt.Fprintf(f, "%d %s\n", c.windows, name)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return nil, err
+	}
+	time.Sleep(100 * time.Millisecond) // the window's first profiles are written before the run is measured
+	return func() { _ = c.cmd.Process.Signal(syscall.SIGUSR1) }, nil
+}
 
 // stop sends SIGTERM and waits for the process (SIGKILL after 10 s).
 func (c *child) stop() {

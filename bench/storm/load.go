@@ -185,6 +185,11 @@ func (l *load) run(ctx context.Context, name, socket string, workers int, next f
 	if err := cj.resetCounts(); err != nil {
 		return stormResult{}, err
 	}
+	endProfile, err := proc.profileWindow(name)
+	if err != nil {
+		return stormResult{}, err
+	}
+	defer endProfile()
 	cpu0, err := processCPU(proc.pid())
 	if err != nil {
 		return stormResult{}, err

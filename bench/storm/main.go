@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +81,7 @@ func main() {
 	flag.IntVar(&o.scaleNodes, "scale-nodes", 400, "nodes of the scale row (the per-node model at scale)")
 	flag.IntVar(&o.scaleTasks, "scale-tasks", 10000, "tasks of the scale row: scale-tasks x secrets Gets (0: skip the row)")
 	flag.Var(&o.pluginEnv, "plugin-env", "extra KEY=VALUE in the plugin's environment (repeatable), e.g. CONJUR_SWARM_CACHE_TTL=30s")
+	flag.StringVar(&profileDir, "profile", "", "write the plugin processes' CPU, allocation and peak-heap profiles of every run to DIR/<process>/ (the -plugin binary must be built with -tags profile)")
 	flag.StringVar(&o.child, "child", "", "internal: run as the harness's conjur, naive or null child process")
 	flag.StringVar(&o.work, "work", "", "internal: the child's work directory")
 	flag.StringVar(&o.conjurURL, "conjur-url", "", "internal: the driver child's Conjur URL")
@@ -95,6 +97,14 @@ func main() {
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "storm:", err)
 		os.Exit(2)
+	}
+	if profileDir != "" {
+		abs, err := filepath.Abs(profileDir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storm: -profile:", err)
+			os.Exit(2)
+		}
+		profileDir = abs
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ rules:
 `, reuse)
 }
 
+// profileDir is -profile: each plugin process writes its profiles to a
+// directory of its name below it ("" = none).
+var profileDir string
+
 // startPlugin runs `conjur-swarm serve` as its own process, configured
 // through the environment only, as the managed plugin is, with the
 // credential in a file.
@@ -46,10 +51,19 @@ func startPlugin(ctx context.Context, name, bin string, reuse bool, extraEnv []s
 		"CONJUR_SWARM_SOCKET=" + sock,
 	}
 	settings = append(settings, extraEnv...)
-	p, err := startChild(bin, work, name, []string{"serve"}, settings)
+	env, profile := settings, ""
+	if profileDir != "" {
+		profile = filepath.Join(profileDir, name)
+		if err := os.MkdirAll(profile, 0o755); err != nil {
+			return nil, "", nil, err
+		}
+		env = append(slices.Clip(settings), "STORM_PROFILE_DIR="+profile)
+	}
+	p, err := startChild(bin, work, name, []string{"serve"}, env)
 	if err != nil {
 		return nil, "", nil, err
 	}
+	p.profile = profile
 	c := pluginapi.NewClient(sock, time.Second)
 	err = p.waitReady(ctx, func() error {
 		_, err := c.Status(ctx)
