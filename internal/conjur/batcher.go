@@ -24,7 +24,9 @@ type fetcher interface {
 // answerSink takes the answers of one request of a fetch. A fetch that
 // needs more requests than its first (the narrowing of a refused batch)
 // takes a request slot for each from another, which returns the func that
-// delivers that request's answers and frees its slot.
+// delivers that request's answers and frees its slot. A deliver func reads
+// answers before it returns and keeps no reference to the map (a single
+// answer's map is pooled: deliverOne).
 type answerSink interface {
 	deliver(answers map[string]result)
 	another(ctx context.Context) (deliver func(answers map[string]result))

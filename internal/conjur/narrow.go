@@ -30,7 +30,7 @@ type oneFunc func(ctx context.Context, id string) result
 // flight than the window.
 func narrow(ctx context.Context, ids []string, batch batchFunc, one oneFunc, to answerSink) {
 	if len(ids) == 1 {
-		to.deliver(map[string]result{ids[0]: one(ctx, ids[0])})
+		deliverOne(to.deliver, ids[0], one(ctx, ids[0]))
 		return
 	}
 	res, refused := batch(ctx, ids)
@@ -45,7 +45,7 @@ func narrow(ctx context.Context, ids []string, batch batchFunc, one oneFunc, to 
 func narrowPart(ctx context.Context, ids []string, batch batchFunc, one oneFunc, to answerSink) {
 	deliver := to.another(ctx)
 	if len(ids) == 1 {
-		deliver(map[string]result{ids[0]: one(ctx, ids[0])})
+		deliverOne(deliver, ids[0], one(ctx, ids[0]))
 		return
 	}
 	res, refused := batch(ctx, ids)

@@ -64,9 +64,10 @@ type credUse struct {
 
 // endpoint is one appliance URL: its conjurapi clients, its token and its health.
 type endpoint struct {
-	url    string
-	api    *apiClient // authn (API key) and secrets
-	jwtAPI *apiClient // authn-jwt; nil without a service id
+	url     string
+	api     *apiClient // authn (API key) and secrets
+	jwtAPI  *apiClient // authn-jwt; nil without a service id
+	secrets secretURLs // the single-variable request (secret.go); empty: through api
 
 	mu       sync.Mutex
 	tok      *accessToken
@@ -112,6 +113,9 @@ func newEndpoint(cfg Config, u string) (*endpoint, error) {
 		return nil, fmt.Errorf("conjur client for %s: %w", u, err)
 	}
 	ep := &endpoint{url: u, api: newAPIClient(c)}
+	if p, ok := newSecretURLs(c, cfg.Account); ok {
+		ep.secrets = p
+	}
 	if cfg.JWTServiceID != "" {
 		jc := base
 		jc.AuthnType = "jwt"
@@ -142,12 +146,12 @@ func (s *session) fetch(ctx context.Context, ids []string, version int, to answe
 		return
 	}
 	if len(ids) == 1 { // on the caller's goroutine: a lone fetch starts no goroutine
-		to.deliver(map[string]result{ids[0]: s.fetchOne(ctx, ids[0], version)})
+		deliverOne(to.deliver, ids[0], s.fetchOne(ctx, ids[0], version))
 		return
 	}
 	var wg sync.WaitGroup
 	for _, id := range ids {
-		wg.Go(func() { to.deliver(map[string]result{id: s.fetchOne(ctx, id, version)}) })
+		wg.Go(func() { deliverOne(to.deliver, id, s.fetchOne(ctx, id, version)) })
 	}
 	wg.Wait()
 }
@@ -200,17 +204,10 @@ func (s *session) batchOnce(ctx context.Context, ids []string) (map[string]resul
 
 // fetchOne fetches one variable (version 0 = latest) with a single request.
 func (s *session) fetchOne(ctx context.Context, id string, version int) result {
-	full := s.cfg.Account + ":variable:" + id
 	var data []byte
 	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return s.authorized(ctx, ep, func(api apiOps) error {
-			var d []byte
-			var err error
-			if version > 0 {
-				d, err = api.retrieveSecretAtVersion(full, version)
-			} else {
-				d, err = api.retrieveSecret(full)
-			}
+		return s.authorizedWith(ctx, ep, func(tok *accessToken) error {
+			d, err := s.retrieveSecret(ctx, ep, tok, id, version)
 			if err == nil {
 				data = d
 			}
@@ -226,11 +223,17 @@ func (s *session) fetchOne(ctx context.Context, id string, version int) result {
 // authorized runs do against ep with an access token; on a 401 it forces one
 // re-authentication and retries once.
 func (s *session) authorized(ctx context.Context, ep *endpoint, do func(apiOps) error) error {
+	return s.authorizedWith(ctx, ep, func(tok *accessToken) error { return do(s.bind(ctx, ep.api, tok)) })
+}
+
+// authorizedWith is authorized for a request that this package sends
+// itself with the token.
+func (s *session) authorizedWith(ctx context.Context, ep *endpoint, do func(*accessToken) error) error {
 	tok, err := s.token(ctx, ep, nil)
 	if err != nil {
 		return err
 	}
-	err = do(s.bind(ctx, ep.api, tok))
+	err = do(tok)
 	if httpStatus(err) != 401 {
 		return err
 	}
@@ -238,7 +241,7 @@ func (s *session) authorized(ctx context.Context, ep *endpoint, do func(apiOps) 
 	if err != nil {
 		return err
 	}
-	err = do(s.bind(ctx, ep.api, fresh))
+	err = do(fresh)
 	if httpStatus(err) == 401 {
 		return &Error{Code: errcode.AuthRefused, Cause: err,
 			Msg: fmt.Sprintf("Conjur at %s rejected a freshly issued access token (401): check that every appliance URL belongs to the same Conjur cluster and that the plugin host's clock is right", ep.url)}

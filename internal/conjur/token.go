@@ -28,6 +28,10 @@ type accessToken struct {
 	staleAt   time.Time
 	expiresAt time.Time
 
+	// header is the Authorization header that carries raw, as
+	// conjur-api-go writes it; made once, with the token.
+	header string
+
 	// api is base (the endpoint's conjurapi client) with this token already
 	// parsed into it (see withToken); nil until authenticate sets both, and
 	// then never changed. Copies of it send requests without parsing the
@@ -73,11 +77,25 @@ func parseAccessToken(raw []byte, now time.Time) (*accessToken, error) {
 	frac := func(f float64) time.Time { return now.Add(time.Duration(float64(life) * f)) }
 	return &accessToken{
 		raw:       append([]byte(nil), raw...),
+		header:    authorizationOf(raw),
 		obtained:  now,
 		refreshAt: frac(refreshAtFraction),
 		staleAt:   frac(staleAtFraction),
 		expiresAt: now.Add(life),
 	}, nil
+}
+
+// authorizationOf is the Authorization header of access token raw.
+func authorizationOf(raw []byte) string {
+	return `Token token="` + base64.StdEncoding.EncodeToString(raw) + `"`
+}
+
+// authorization is the Authorization header that carries the token.
+func (t *accessToken) authorization() string {
+	if t.header == "" { // a token made without parseAccessToken
+		return authorizationOf(t.raw)
+	}
+	return t.header
 }
 
 func decodeB64(s string) ([]byte, error) {
