@@ -12,9 +12,9 @@ import (
 	"github.com/cyberark/conjur-swarm/internal/pluginapi"
 )
 
-// auditFields returns the record as flat zap fields (one audit line).
-func auditFields(r *audit.Record) []zap.Field {
-	fields := []zap.Field{
+// auditFields appends the record's fields to fields (one audit line).
+func auditFields(fields []zap.Field, r *audit.Record) []zap.Field {
+	fields = append(fields,
 		zap.String("secret", r.Secret),
 		zap.String("service", r.Service),
 		zap.String("service_id", r.ServiceID),
@@ -29,7 +29,7 @@ func auditFields(r *audit.Record) []zap.Field {
 		zap.Bool("coalesced", r.Coalesced),
 		zap.Bool("cached", r.Cached),
 		zap.Bool("do_not_reuse", r.DoNotReuse),
-	}
+	)
 	if r.Identity != "" {
 		fields = append(fields, zap.String("identity", r.Identity))
 	}
@@ -47,6 +47,12 @@ func auditFields(r *audit.Record) []zap.Field {
 	}
 	return fields
 }
+
+// lineFields pools the field slices of audit lines: zap's cores encode (or,
+// the test observer, copy) a line's fields before Write returns, so a
+// slice is free again once the line is written, and a GetSecret costs no
+// new one (about 1 KiB each).
+var lineFields = sync.Pool{New: func() any { s := make([]zap.Field, 0, 24); return &s }}
 
 // journal keeps the counters, a ring of the most recent records and the
 // secrets seen with a stack label that disagrees with their name.

@@ -361,11 +361,17 @@ func (d *Driver) record(rec *audit.Record, extra []zap.Field) {
 // 8 KiB every one of the (512 in flight) goroutines' stacks doubles
 // (docs/architecture.md, "Code shaped by a measurement").
 func (d *Driver) auditLine(rec *audit.Record, extra []zap.Field) {
-	fields := auditFields(rec)
+	pooled := lineFields.Get().(*[]zap.Field)
+	fields := auditFields((*pooled)[:0], rec)
 	if rec.Decision != audit.DecisionAllow {
 		fields = append(fields, zap.String("err", rec.Reason))
 	}
 	fields = append(fields, extra...)
+	defer func() {
+		clear(fields) // no reference to the record's strings stays in the pool
+		*pooled = fields[:0]
+		lineFields.Put(pooled)
+	}()
 	switch rec.Decision {
 	case audit.DecisionAllow:
 		d.audit.Info("secret served", fields...)
