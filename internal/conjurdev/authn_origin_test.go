@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 )
@@ -156,4 +157,32 @@ func TestRestrictedTo_policyErrors(t *testing.T) {
 
 func basicAuth(login, key string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(login+":"+key))
+}
+
+// The check applies to every authenticator, authn-jwt here, after its own
+// rules: the same valid token is refused once the host is restricted to a
+// network the client is not in.
+func TestRestrictedTo_authnJWT(t *testing.T) {
+	e, iss := jwtEnv(t, "")
+	tok, err := iss.Sign(map[string]any{"sub": "anything", "aud": "conjur-swarm"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "host/swarm/conjur-plugin"
+	if _, err := e.jwtClient(tok, host).WhoAmI(); err != nil {
+		t.Fatalf("unrestricted: %v", err)
+	}
+	patch := "- !host\n  id: swarm/conjur-plugin\n  annotations:\n    authn-jwt/swarm/sub: anything\n  restricted_to: [10.0.0.0/8]\n"
+	if _, err := loadVia(t, e.admin(), conjurapi.PolicyModePatch, "root", patch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.jwtClient(tok, host).WhoAmI(); statusOf(err) != 401 {
+		t.Errorf("restricted to 10.0.0.0/8, from 127.0.0.1: %v, want 401", err)
+	}
+	form := "jwt=" + url.QueryEscape(tok)
+	resp, body := e.do("POST", "/authn-jwt/swarm/dev/"+url.PathEscape(host)+"/authenticate", form,
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": "10.9.8.7"})
+	if resp.StatusCode != 200 {
+		t.Errorf("restricted to 10.0.0.0/8, forwarded from 10.9.8.7: %d %q, want 200", resp.StatusCode, body)
+	}
 }
