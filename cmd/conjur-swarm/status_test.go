@@ -128,7 +128,10 @@ func sampleStatus() map[string]pluginapi.Status {
 	certLogin := noCredential
 	certLogin.Conjur = &pluginapi.ConjurState{Login: "host/swarm/managers/6f9nelwx7v4b6cmbomg8m05el", Account: "myorg", CredentialSource: "cert",
 		CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
-	return map[string]pluginapi.Status{"cert-login": certLogin, "stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
+	iamLogin := noCredential
+	iamLogin.Conjur = &pluginapi.ConjurState{Login: "host/swarm/aws/123456789012/swarm-manager", Account: "myorg", CredentialSource: "iam",
+		CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
+	return map[string]pluginapi.Status{"cert-login": certLogin, "iam-login": iamLogin, "stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 

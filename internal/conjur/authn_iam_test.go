@@ -3,6 +3,7 @@ package conjur
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -11,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/errcode"
@@ -389,4 +393,51 @@ func FuzzParseIMDSCredentials(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIAMErrorsNeverEchoTheSignedHeaders: an appliance in front of Conjur
+// that echoes parts of the authn-iam body in its error page (the session
+// token, the signature) puts none of them in the error, the status or the
+// log.
+func TestIAMErrorsNeverEchoTheSignedHeaders(t *testing.T) {
+	var echoed atomic.Value // the session token and the signature the echo sent back
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		_, sig, _ := strings.Cut(body["authorization"], "Signature=")
+		echoed.Store([]string{body["x-amz-security-token"], sig})
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "rejected token %s with signature %s", body["x-amz-security-token"], sig)
+	}))
+	t.Cleanup(echo.Close)
+	var buf strings.Builder
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zapcore.DebugLevel))
+	cfg := cloudConfig(echo.URL, AuthnIAM, deadURL(t))
+	cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, cfg.AWSSessionToken = redact.String(iamEnv.AccessKeyID), iamEnv.SecretAccessKey, iamEnv.SessionToken
+	c, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, getErr := c.Get(t.Context(), Ref{ID: varID(1)})
+	checkIAMError(t, getErr, errcode.AuthRefused, "authn-iam/prod")
+	st, err := json.Marshal(c.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := echoed.Load().([]string)
+	if len(sent) != 2 || sent[0] != iamEnv.SessionToken.Reveal() || len(sent[1]) != 64 {
+		t.Fatalf("the echo saw %q, want the session token and a signature", sent)
+	}
+	full := fmt.Sprintf("%+v", getErr)
+	if !strings.Contains(full, "rejected token [REDACTED]") {
+		t.Errorf("the cause does not show the scrubbed echo: %s", full)
+	}
+	for _, text := range []string{full, string(st), buf.String()} {
+		for _, v := range sent {
+			if strings.Contains(text, v) {
+				t.Errorf("%q shows: %s", v, text)
+			}
+		}
+	}
 }

@@ -44,7 +44,12 @@
 // (authn_cloud.go) each login asks the metadata service for a token itself,
 // bounded, and hands it to NewClientFromAzureCredentials or
 // NewClientFromGCPCredentials, so the library never fetches one (its fetch
-// has no deadline, and its GCP path ends the process on a failure).
+// has no deadline, and its GCP path ends the process on a failure); with
+// iam (authn_iam.go) each login signs an STS GetCallerIdentity request with
+// SigV4 (sigv4.go) using the environment's AWS credentials or the instance
+// role's from IMDSv2 (kept until shortly before they expire), and sends the
+// signed headers in the request conjurapi's IAMAuthenticateRequest builds:
+// the library's own IAM path would link the AWS SDK.
 //
 // Tokens: one per appliance URL. Real Conjur followers accept the leader's
 // tokens, but a token is only known to be good where it was issued, and in

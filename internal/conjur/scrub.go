@@ -24,7 +24,8 @@ func scrub(text string, secrets []string) string {
 
 // sentSecrets lists what r carried that may be a credential (the
 // Authorization header, the token in it and that token decoded, the body
-// sent, and each value of a form body), each in every form an error page
+// sent, each value of a form body or of a JSON object body, and a SigV4
+// signature in one), each in every form an error page
 // may echo it: raw, URL-encoded (query and path forms, either case of hex),
 // base64 (standard and URL alphabets, padded or not) and JSON- or
 // Go-escaped; longest first, so that a longer one is not left half replaced
@@ -55,6 +56,17 @@ func sentSecrets(r *http.Request) []string {
 				for _, vs := range vals {
 					for _, v := range vs {
 						add(v)
+					}
+				}
+			}
+			var fields map[string]any // authn-iam's body: the signed headers as JSON
+			if json.Unmarshal(b, &fields) == nil {
+				for _, v := range fields {
+					if s, ok := v.(string); ok {
+						add(s)
+						if _, sig, ok := strings.Cut(s, "Signature="); ok {
+							add(sig)
+						}
 					}
 				}
 			}
