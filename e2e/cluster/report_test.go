@@ -25,7 +25,12 @@ type stormDoc struct {
 	ours, naive stormResult
 	engine      string
 	at          time.Time
-	rttMS       float64 // the lab Conjur's round trip from the test host
+	// The lab Conjur's round trip from rttFrom's network namespace: one
+	// variable, and the batch of the storm's variables.
+	rttMS, batchRTTMS float64
+	rttFrom           string
+	// The load average (1, 5, 15 min) before and after the storms.
+	loadBefore, loadAfter string
 }
 
 var stormForDoc *stormDoc
@@ -55,6 +60,22 @@ func byNode(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+// requests is a storm's Conjur requests, with the endpoints they asked.
+func requests(r stormResult) string {
+	if len(r.ByEndpoint) == 0 {
+		return fmt.Sprint(r.ConjurRequests)
+	}
+	var eps []string
+	for ep := range r.ByEndpoint {
+		eps = append(eps, ep)
+	}
+	sort.Strings(eps)
+	for i, ep := range eps {
+		eps[i] = fmt.Sprintf("%s %d", ep, r.ByEndpoint[ep])
+	}
+	return fmt.Sprintf("%d (%s)", r.ConjurRequests, strings.Join(eps, ", "))
+}
+
 // renderStorm is the Markdown of the real-swarm storm.
 func renderStorm(d stormDoc) string {
 	o, n := d.ours, d.naive
@@ -65,23 +86,30 @@ func renderStorm(d stormDoc) string {
 	fmt.Fprintf(&b, "the four nodes, each task with %d driver secrets; then one leader change (`docker node demote` of the\n", o.Secrets)
 	b.WriteString("leader, which hands leadership to another manager). The figures are read from the new leader's plugin\n")
 	b.WriteString("(its audit lines: when each Get started and ended) and from the Conjur-compatible servers' request\n")
-	b.WriteString("counters. The same run then does the same with a naive managed plugin (a new conjur-api-go client,\n")
-	b.WriteString("authentication and one fetch per Get; e2e/cluster/testdata/naive).\n\n")
+	b.WriteString("counters. The same run then removes that service and does the same with a naive managed plugin (a new\n")
+	b.WriteString("conjur-api-go client, authentication and one fetch per Get; e2e/cluster/testdata/naive).\n\n")
 	b.WriteString("| at the new leader | conjur-swarm | naive plugin |\n| --- | --- | --- |\n")
 	row := func(name, a, bb string) { fmt.Fprintf(&b, "| %s | %s | %s |\n", name, a, bb) }
 	row("GetSecret calls received", fmt.Sprint(o.Gets), fmt.Sprint(n.Gets))
 	row("per task and secret", fmt.Sprintf("%.2f", o.GetsPerTaskSec), fmt.Sprintf("%.2f", n.GetsPerTaskSec))
 	row("by node of the task", byNode(o.ByNode), byNode(n.ByNode))
-	row("Conjur requests it sent", fmt.Sprint(o.ConjurRequests), fmt.Sprint(n.ConjurRequests))
-	row("**per-Get latency at the plugin, p50 / p99**", fmt.Sprintf("%.2f / %.2f ms", o.GetP50MS, o.GetP99MS), fmt.Sprintf("%.2f / %.2f ms", n.GetP50MS, n.GetP99MS))
+	row("Conjur requests it sent", requests(o), requests(n))
+	row("**per-Get latency at the plugin, p50 / p99**", fmt.Sprintf("%.3f / %.3f ms", o.GetP50MS, o.GetP99MS), fmt.Sprintf("%.3f / %.3f ms", n.GetP50MS, n.GetP99MS))
+	row("Gets served from memory (prefetched for the task, or the value cache)", fmt.Sprint(o.FromMemory), fmt.Sprint(n.FromMemory))
+	row("per-Get p50 of the others (each waited for a Conjur answer)", fmt.Sprintf("%.3f ms", o.FetchP50MS), fmt.Sprintf("%.3f ms", n.FetchP50MS))
 	row("driver busy time (sum of the Gets' durations)", fmt.Sprintf("%d ms", o.BusyMS), fmt.Sprintf("%d ms", n.BusyMS))
 	row("first to last Get (swarmkit pacing, not the driver's speed)", fmt.Sprintf("%d ms", o.SpanMS), fmt.Sprintf("%d ms", n.SpanMS))
 	row("most Gets in flight at once", fmt.Sprint(o.MaxInFlight), fmt.Sprint(n.MaxInFlight))
 	row("failed Gets", fmt.Sprint(o.Failed), fmt.Sprint(n.Failed))
 	row("demote to the new leader seen", fmt.Sprintf("%d ms", o.ElectionMS), fmt.Sprintf("%d ms", n.ElectionMS))
-	fmt.Fprintf(&b, "\nThe lab Conjur's round trip from the host is %.2f ms (p50 of 20 authenticated reads of one variable on one\nconnection); a Get at the\n", d.rttMS)
-	fmt.Fprintf(&b, "plugin took %.2f ms (p50) with conjur-swarm and %.2f ms with the naive plugin. The first-to-last span is\n", o.GetP50MS, n.GetP50MS)
-	b.WriteString("when swarmkit asked each node again, which the driver does not set: it is not a speed comparison.\n")
+	fmt.Fprintf(&b, "\nThe lab Conjur's round trip from %s, the node where conjur-swarm's Gets were measured, is %.3f ms for one\n", d.rttFrom, d.rttMS)
+	fmt.Fprintf(&b, "variable and %.3f ms for the batch of the storm's %d variables (what a task's first Get sends with prefetch\n", d.batchRTTMS, o.Secrets)
+	b.WriteString("on): the p50 of 50 authenticated reads as the plugin's host, one after another on one kept-alive TLS\n")
+	b.WriteString("connection, from a process in that node's network namespace (the plugin's path to Conjur), timed after\n")
+	fmt.Fprintf(&b, "conjur-swarm's burst. A Get at the plugin took %.3f ms (p50) with conjur-swarm, %.3f ms for those that\n", o.GetP50MS, o.FetchP50MS)
+	fmt.Fprintf(&b, "waited for a Conjur answer, and %.3f ms with the naive plugin. The first-to-last span is when swarmkit\n", n.GetP50MS)
+	b.WriteString("asked each node again, which the driver does not set: it is not a speed comparison.\n")
+	fmt.Fprintf(&b, "The machine's load average (1, 5, 15 min) was %s before the storms and %s after (2 CPUs shared with\nother work): the latencies carry that noise.\n", d.loadBefore, d.loadAfter)
 	fmt.Fprintf(&b, "\nWhat it says about the model `make bench` assumes: the leader change re-asked for the running tasks'\n")
 	fmt.Fprintf(&b, "secrets, %.2f (conjur-swarm) and %.2f (naive) times per task and secret", o.GetsPerTaskSec, n.GetsPerTaskSec)
 	if o.GetsPerTaskSec == 1 && n.GetsPerTaskSec == 1 {
@@ -144,16 +172,21 @@ func TestWithBlock(t *testing.T) {
 func TestRenderStormStatesTheFigures(t *testing.T) {
 	d := stormDoc{
 		ours: stormResult{Tasks: 200, Secrets: 3, Gets: 900, GetsPerTaskSec: 1.5, ConjurRequests: 310, SpanMS: 12846, MaxInFlight: 3, ByNode: map[string]int{"m1 (old leader)": 150, "w1": 150},
-			GetP50MS: 1.25, GetP99MS: 8.5, BusyMS: 1400},
-		naive:  stormResult{Tasks: 200, Secrets: 3, Gets: 600, GetsPerTaskSec: 1, ConjurRequests: 1400, SpanMS: 14019, MaxInFlight: 1, GetP50MS: 4.75, GetP99MS: 20, BusyMS: 3100},
-		engine: "20.10.24", at: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), rttMS: 0.85,
+			GetP50MS: 1.25, GetP99MS: 8.5, BusyMS: 1400, FromMemory: 400, FetchP50MS: 2.5},
+		naive:  stormResult{Tasks: 200, Secrets: 3, Gets: 600, GetsPerTaskSec: 1, ConjurRequests: 1400, ByEndpoint: map[string]int64{"secret": 700, "authn": 700}, SpanMS: 14019, MaxInFlight: 1, GetP50MS: 4.75, GetP99MS: 20, BusyMS: 3100},
+		engine: "20.10.24", at: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), rttMS: 0.85, batchRTTMS: 0.95, rttFrom: "m2",
+		loadBefore: "3.10 2.00 1.50", loadAfter: "4.20 2.50 1.70",
 	}
 	got := renderStorm(d)
-	for _, want := range []string{"| GetSecret calls received | 900 | 600 |", "| Conjur requests it sent | 310 | 1400 |",
+	for _, want := range []string{"| GetSecret calls received | 900 | 600 |", "| Conjur requests it sent | 310 | 1400 (authn 700, secret 700) |",
 		"m1 (old leader) 150, w1 150", "1.50 (conjur-swarm) and 1.00 (naive) times", "not exactly once",
 		"at most 3 (conjur-swarm) and 1", "first to last Get 12846 ms with conjur-swarm and 14019 ms",
-		"| **per-Get latency at the plugin, p50 / p99** | 1.25 / 8.50 ms | 4.75 / 20.00 ms |", "| driver busy time (sum of the Gets' durations) | 1400 ms | 3100 ms |",
-		"| first to last Get (swarmkit pacing, not the driver's speed) | 12846 ms | 14019 ms |", "round trip from the host is 0.85 ms",
+		"| **per-Get latency at the plugin, p50 / p99** | 1.250 / 8.500 ms | 4.750 / 20.000 ms |", "| driver busy time (sum of the Gets' durations) | 1400 ms | 3100 ms |",
+		"| Gets served from memory (prefetched for the task, or the value cache) | 400 | 0 |",
+		"| per-Get p50 of the others (each waited for a Conjur answer) | 2.500 ms | 0.000 ms |",
+		"| first to last Get (swarmkit pacing, not the driver's speed) | 12846 ms | 14019 ms |", "round trip from m2, the node where conjur-swarm's Gets were measured, is 0.850 ms for one",
+		"0.950 ms for the batch of the storm's 3 variables",
+		"1.250 ms (p50) with conjur-swarm, 2.500 ms for those", "4.750 ms with the naive plugin", "was 3.10 2.00 1.50 before the storms and 4.20 2.50 1.70 after",
 		"200 storm tasks"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the storm section lacks %q:\n%s", want, got)

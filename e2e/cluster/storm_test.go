@@ -1,30 +1,32 @@
 package cluster
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cyberark/conjur-swarm/e2e/internal/harness"
 )
 
 // naiveName is the naive managed plugin of the storm comparison.
 const naiveName = "csl/naive:latest"
+
+// stormVariables are what the storm's three driver secrets name.
+var stormVariables = []string{"apps/lab/v1", "apps/lab/v2", "apps/lab/v3"}
 
 // get is one GetSecret a plugin answered: when it started and ended.
 type get struct {
 	start, end time.Time
 	ok         bool
 	task       string
+	fromMemory bool // prefetched or from the value cache: no Conjur answer waited for
 }
 
 // stormResult is what one leader change cost at the new leader's plugin.
@@ -35,14 +37,20 @@ type stormResult struct {
 	GetsPerTaskSec float64 `json:"gets_per_task_secret"`
 	Failed         int     `json:"failed_gets"`
 	ConjurRequests int64   `json:"conjur_requests"`
-	SpanMS         int64   `json:"first_to_last_get_ms"` // swarmkit's pacing, not the driver's speed
-	GetP50MS       float64 `json:"get_p50_ms"`           // per-Get latency at the plugin (its audit durations)
-	GetP99MS       float64 `json:"get_p99_ms"`
-	BusyMS         int64   `json:"busy_ms"` // the sum of the Gets' durations
-	MaxInFlight    int     `json:"max_in_flight"`
-	ElectionMS     int64   `json:"leader_change_ms"`
+	// ByEndpoint is ConjurRequests by the Conjur endpoint they asked.
+	ByEndpoint  map[string]int64 `json:"conjur_requests_by_endpoint"`
+	SpanMS      int64            `json:"first_to_last_get_ms"` // swarmkit's pacing, not the driver's speed
+	GetP50MS    float64          `json:"get_p50_ms"`           // per-Get latency at the plugin (its audit durations)
+	GetP99MS    float64          `json:"get_p99_ms"`
+	FromMemory  int              `json:"gets_from_memory"` // served from values prefetched for the task or the value cache
+	FetchP50MS  float64          `json:"fetch_get_p50_ms"` // p50 of the other Gets, which waited for a Conjur answer
+	BusyMS      int64            `json:"busy_ms"`          // the sum of the Gets' durations
+	MaxInFlight int              `json:"max_in_flight"`
+	ElectionMS  int64            `json:"leader_change_ms"`
 	// ByNode is the Gets for the tasks of each node ("m1 (old leader)").
 	ByNode map[string]int `json:"gets_by_node"`
+
+	newLead *node // where the Gets were measured
 }
 
 // ourGets reads the audit lines of our plugin on m since a time.
@@ -62,7 +70,10 @@ func (f *fixture) ourGets(m *node, since time.Time) ([]get, error) {
 			continue
 		}
 		d, _ := l.fields["duration"].(float64) // seconds (zap's production encoder)
-		gs = append(gs, get{start: end.Add(-time.Duration(d * float64(time.Second))), end: end, ok: msg == "secret served", task: l.str("task")})
+		prefetched, _ := l.fields["prefetched"].(bool)
+		cached, _ := l.fields["cached"].(bool)
+		gs = append(gs, get{start: end.Add(-time.Duration(d * float64(time.Second))), end: end, ok: msg == "secret served", task: l.str("task"),
+			fromMemory: prefetched || cached})
 	}
 	return gs, nil
 }
@@ -150,84 +161,105 @@ func (f *fixture) stormFigures(gs []get, taskNode map[string]string, lead, newLe
 }
 
 // latencies sets the per-Get figures: p50 and p99 of the Gets' durations
-// at the plugin, and their sum (the driver's busy time).
+// at the plugin, their sum (the driver's busy time), how many were served
+// from memory and the p50 of the others.
 func (r *stormResult) latencies(gs []get) {
-	if len(gs) == 0 {
-		return
-	}
-	ds := make([]time.Duration, len(gs))
+	var all, fetched []time.Duration
 	var busy time.Duration
-	for i, g := range gs {
-		ds[i] = g.end.Sub(g.start)
-		busy += ds[i]
+	for _, g := range gs {
+		d := g.end.Sub(g.start)
+		all = append(all, d)
+		busy += d
+		if g.fromMemory {
+			r.FromMemory++
+		} else {
+			fetched = append(fetched, d)
+		}
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	at := func(q float64) float64 {
-		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
-	}
-	r.GetP50MS, r.GetP99MS, r.BusyMS = at(0.50), at(0.99), busy.Milliseconds()
+	r.GetP50MS, r.GetP99MS, r.BusyMS = quantileMS(all, 0.50), quantileMS(all, 0.99), busy.Milliseconds()
+	r.FetchP50MS = quantileMS(fetched, 0.50)
 }
 
-// conjurRTT is the lab Conjur's round trip from this host for what a
-// plugin's fetch asks: the p50 of 20 authenticated reads of one variable, as
-// the plugin's host, over one kept-alive TLS connection (a fetch's floor,
-// without the plugin).
-func (f *fixture) conjurRTT(t *testing.T) time.Duration {
+// quantileMS is the q quantile of ds in milliseconds (0 when ds is empty);
+// it sorts ds.
+func quantileMS(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+}
+
+// conjurRTT is the lab Conjur's round trip for what a plugin's fetch asks,
+// from manager m's network namespace (the path the plugin's requests take:
+// its veth, the lab's bridge, the host's veth) and from a process of its
+// own, as the plugin is: the p50 of rttReads authenticated reads as the
+// plugin's host, one after another, over one kept-alive TLS connection
+// (e2e/cluster/testdata/rtt). It is a fetch's floor, without the plugin.
+// variables names one variable (a single read) or several (the batch
+// request the plugin sends).
+func (f *fixture) conjurRTT(t *testing.T, m *node, variables ...string) time.Duration {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(f.conjurL.CAPEM)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	bin := filepath.Join(f.dir("rtt"), "rtt")
+	if _, err := os.Stat(bin); err != nil {
+		if err := f.goBuild(bin, "./e2e/cluster/testdata/rtt", "-s -w"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	key, err := f.conjur.APIKey("host:swarm/conjur-plugin")
 	if err != nil {
 		t.Fatalf("timing the lab Conjur's round trip: %v", err)
 	}
-	acct := f.conjur.Account()
-	resp, err := c.Post(f.conjurL.URL+"/authn/"+acct+"/"+url.PathEscape(pluginLogin)+"/authenticate", "text/plain", strings.NewReader(key))
+	_, ca, _ := hostDirs(m)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := harness.Run(ctx, strings.NewReader(key), "nsenter", "--net="+filepath.Join(netnsDir, m.netns), bin,
+		"-url", f.conjurL.URL, "-account", f.conjur.Account(), "-login", pluginLogin, "-ca-file", filepath.Join(ca, "conjur.pem"),
+		"-variables", strings.Join(variables, ","), "-n", itoa(rttReads))
 	if err != nil {
-		t.Fatalf("timing the lab Conjur's round trip: authenticating: %v", err)
+		t.Fatalf("timing the lab Conjur's round trip from %s: %v", m.name, err)
 	}
-	token, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("timing the lab Conjur's round trip: authenticating answered %d", resp.StatusCode)
-	}
-	auth := `Token token="` + base64.StdEncoding.EncodeToString(token) + `"`
 	var ds []time.Duration
-	for i := range 21 {
-		req, err := http.NewRequest(http.MethodGet, f.conjurL.URL+"/secrets/"+acct+"/variable/"+url.PathEscape("apps/lab/v1"), nil)
+	for _, f := range strings.Fields(out) {
+		ns, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("timing the lab Conjur's round trip from %s: %q is not a duration in ns", m.name, f)
 		}
-		req.Header.Set("Authorization", auth)
-		t0 := time.Now()
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("timing the lab Conjur's round trip: %v", err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("timing the lab Conjur's round trip: reading apps/lab/v1 answered %d", resp.StatusCode)
-		}
-		if i > 0 { // the first one also connects
-			ds = append(ds, time.Since(t0))
-		}
+		ds = append(ds, time.Duration(ns))
+	}
+	if len(ds) != rttReads {
+		t.Fatalf("timing the lab Conjur's round trip from %s: %d durations, want %d", m.name, len(ds), rttReads)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	return ds[len(ds)/2]
 }
 
-// conjurRequests is every request both Conjur servers answered so far.
-func (f *fixture) conjurRequests() int64 {
-	var n int64
+// rttReads is how many reads conjurRTT times.
+const rttReads = 50
+
+// conjurRequests is the requests both Conjur servers answered so far, by
+// endpoint.
+func (f *fixture) conjurRequests() map[string]int64 {
+	n := map[string]int64{}
 	for _, s := range []map[string]int64{f.conjur.Counts(), f.follower.Counts()} {
-		for _, c := range s {
-			n += c
+		for ep, c := range s {
+			n[ep] += c
 		}
 	}
 	return n
+}
+
+// requestsSince is the requests counted in now and not in before, in all
+// and by endpoint.
+func requestsSince(before, now map[string]int64) (int64, map[string]int64) {
+	var all int64
+	by := map[string]int64{}
+	for ep, c := range now {
+		if d := c - before[ep]; d > 0 {
+			by[ep], all = d, all+d
+		}
+	}
+	return all, by
 }
 
 // installNaive builds the naive driver as a managed plugin and installs it
@@ -288,9 +320,9 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 	t.Helper()
 	lead := f.lab.waitLeader(t, nil)
 	var names []string
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("storm-%s-%d", kind, i)
-		f.secret(t, lead, driver, name, fmt.Sprintf("apps/lab/v%d", i))
+	for i, v := range stormVariables {
+		name := fmt.Sprintf("storm-%s-%d", kind, i+1)
+		f.secret(t, lead, driver, name, v)
 		names = append(names, name)
 	}
 	svc := "storm-" + kind
@@ -300,7 +332,12 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 	}
 	args = append(args, "--no-resolve-image", "--network", "host", f.readerImage)
 	lead.must(t, append(args, names...)...)
-	t.Cleanup(func() { f.removeService(t, svc, names...) })
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			f.removeService(t, svc, names...)
+		}
+	})
 	startAt := time.Now()
 	poll(t, fmt.Sprintf("%d running tasks of %s", tasks, svc), 10*time.Minute, func() (bool, string) {
 		n := f.runningTasks(svc)
@@ -347,12 +384,18 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 		return (len(gs) > 0 && quiet > 10*time.Second) || (len(gs) == 0 && quiet > time.Minute), fmt.Sprintf("%d Gets", len(gs))
 	}, nil)
 	r := f.stormFigures(gs, taskNode, lead, newLead, tasks, len(names))
-	r.ConjurRequests, r.ElectionMS = f.conjurRequests()-before, elected.Milliseconds()
-	t.Logf("%s: leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed), per Get p50 %.2f ms p99 %.2f ms, busy %d ms, %d Conjur requests, first to last Get (swarmkit pacing) %d ms, at most %d in flight; Gets by node of the task: %v",
-		kind, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.GetP50MS, r.GetP99MS, r.BusyMS, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
+	r.ConjurRequests, r.ByEndpoint = requestsSince(before, f.conjurRequests())
+	r.ElectionMS, r.newLead = elected.Milliseconds(), newLead
+	t.Logf("%s: leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed, %d from memory), per Get p50 %.3f ms p99 %.3f ms, p50 of those that waited for Conjur %.3f ms, busy %d ms, %d Conjur requests, first to last Get (swarmkit pacing) %d ms, at most %d in flight; Gets by node of the task: %v",
+		kind, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.FromMemory, r.GetP50MS, r.GetP99MS, r.FetchP50MS, r.BusyMS, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
 
 	other.must(t, "node", "promote", lead.id)
 	f.waitManagers(t)
+	// Gone before the next storm: its leader change would re-ask this
+	// service's secrets too, and the other driver's Conjur requests and CPU
+	// would count in that storm's figures.
+	f.removeService(t, svc, names...)
+	removed = true
 	return r
 }
 
@@ -398,19 +441,31 @@ func TestLeaderChangeStorm(t *testing.T) {
 		f.waitHandoff(t, m)
 	}
 	f.installNaive(t)
-	rtt := f.conjurRTT(t)
+	loadBefore := loadAvg()
 	ours := f.storm(t, "ours", pluginName, *stormTasks, f.ourGets)
+	// After ours' burst, from the node where its Gets were measured: one
+	// variable, and the batch of the storm's variables a task's first Get
+	// sends with prefetch on.
+	rtt := f.conjurRTT(t, ours.newLead, "apps/lab/v1")
+	batchRTT := f.conjurRTT(t, ours.newLead, stormVariables...)
 	naive := f.storm(t, "naive", naiveName, *stormTasks, f.naiveGets)
 	engine, _ := f.lab.nodes[0].docker("version", "--format", "{{.Server.Version}}")
-	stormForDoc = &stormDoc{ours: ours, naive: naive, engine: engine, at: time.Now(), rttMS: float64(rtt.Microseconds()) / 1000}
+	stormForDoc = &stormDoc{ours: ours, naive: naive, engine: engine, at: time.Now(), rttMS: float64(rtt.Microseconds()) / 1000,
+		batchRTTMS: float64(batchRTT.Microseconds()) / 1000, rttFrom: ours.newLead.name, loadBefore: loadBefore, loadAfter: loadAvg()}
+	t.Logf("the lab Conjur's round trip from %s: p50 %.3f ms (one variable), %.3f ms (batch of %d); load average %s before the storms, %s after",
+		ours.newLead.name, stormForDoc.rttMS, stormForDoc.batchRTTMS, len(stormVariables), loadBefore, stormForDoc.loadAfter)
 	record("storm_conjur_rtt_ms", stormForDoc.rttMS)
+	record("storm_conjur_batch_rtt_ms", stormForDoc.batchRTTMS)
+	record("storm_load_avg_before", loadBefore)
+	record("storm_load_avg_after", stormForDoc.loadAfter)
 	record("storm_tasks", *stormTasks)
 	record("storm_gets", ours.Gets)
 	record("storm_gets_per_task_secret", ours.GetsPerTaskSec)
 	for kind, r := range map[string]stormResult{"ours": ours, "naive": naive} {
 		for key, v := range map[string]any{"gets": r.Gets, "conjur_requests": r.ConjurRequests, "pacing_ms": r.SpanMS,
 			"get_p50_ms": r.GetP50MS, "get_p99_ms": r.GetP99MS, "busy_ms": r.BusyMS,
-			"max_in_flight": r.MaxInFlight, "failed_gets": r.Failed, "gets_by_node": r.ByNode} {
+			"gets_from_memory": r.FromMemory, "fetch_get_p50_ms": r.FetchP50MS,
+			"max_in_flight": r.MaxInFlight, "failed_gets": r.Failed, "gets_by_node": r.ByNode, "conjur_requests_by_endpoint": r.ByEndpoint} {
 			record("storm_"+kind+"_"+key, v)
 		}
 	}
@@ -422,4 +477,18 @@ func TestLeaderChangeStorm(t *testing.T) {
 	if ours.Failed != 0 {
 		t.Errorf("conjur-swarm failed %d of the burst's Gets", ours.Failed)
 	}
+}
+
+// loadAvg is the machine's load average over 1, 5 and 15 minutes
+// (/proc/loadavg), for the figures' context.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
