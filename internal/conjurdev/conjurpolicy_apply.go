@@ -34,6 +34,34 @@ type LoadResult struct {
 	// Version is the loaded policy's version after the load (1 for the
 	// first load of that policy).
 	Version int
+	// Warnings are Conjur 1.24's warnings for annotations named like a
+	// policy attribute (an annotation "owner" sets no owner).
+	Warnings []string
+}
+
+// knownPolicyAttributes are the names PoliciesController warns about
+// when an annotation takes one.
+var knownPolicyAttributes = map[string]bool{
+	"id": true, "owner": true, "body": true, "user": true, "annotations": true, "restricted_to": true,
+	"permit": true, "deny": true, "role": true, "privileges": true, "resource": true, "grant": true,
+	"revoke": true, "member": true, "host-factory": true, "layers": true, "layer": true, "variable": true,
+	"kind": true, "mime_type": true, "delete": true, "record": true, "group": true, "host": true, "webservice": true,
+}
+
+// annotationWarnings are the plan's annotation names that are policy
+// attributes, each once, in the order the document gives them.
+func annotationWarnings(p *plan) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, rec := range p.records {
+		for _, a := range rec.annotations {
+			if knownPolicyAttributes[a.key] && !seen[a.key] {
+				seen[a.key] = true
+				out = append(out, "Annotation '"+a.key+"' matches a known policy attribute. This annotation will not be treated as a standard attribute and may not have the intended effect.")
+			}
+		}
+	}
+	return out
 }
 
 // kindTitle is the capitalised kind Conjur uses in not-found messages.
@@ -98,7 +126,7 @@ func (s *Server) loadConjurPolicyLocked(mode LoadMode, branch string, body []byt
 	st.invalidate()
 	st.policyVersions[branch]++
 	s.saveLocked()
-	return LoadResult{CreatedRoles: created, Version: st.policyVersions[branch]}, nil
+	return LoadResult{CreatedRoles: created, Version: st.policyVersions[branch], Warnings: annotationWarnings(p)}, nil
 }
 
 // applyRecords creates the plan's new records (users and hosts with an

@@ -1,6 +1,7 @@
 package conjurdev
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -101,5 +102,24 @@ func TestDryRun_errorBody(t *testing.T) {
 				t.Errorf("%d\n got %s\nwant %s", resp.StatusCode, body, tt.want)
 			}
 		})
+	}
+}
+
+// Conjur 1.24 warns when an annotation is named like a policy attribute,
+// in a load's answer and a dry run's.
+func TestLoadConjurPolicy_annotationWarnings(t *testing.T) {
+	e := newEnv(t)
+	hdr := map[string]string{"Authorization": e.tokenHeader(e.admin())}
+	doc := "- !variable\n  id: w\n  annotations:\n    owner: bob\n    team: x\n    id: y\n- !host {id: h, annotations: {owner: z}}\n"
+	want := `"warnings":["Annotation 'owner' matches a known policy attribute. This annotation will not be treated as a standard attribute and may not have the intended effect.","Annotation 'id' matches a known policy attribute. This annotation will not be treated as a standard attribute and may not have the intended effect."]`
+	for _, path := range []string{"/policies/dev/policy/root?dryRun=true", "/policies/dev/policy/root"} {
+		resp, body := e.do("POST", path, doc, hdr)
+		if resp.StatusCode/100 != 2 || !strings.Contains(body, want) {
+			t.Errorf("POST %s: %d %s, want %s", path, resp.StatusCode, body, want)
+		}
+	}
+	resp, body := e.do("POST", "/policies/dev/policy/root", "- !variable {id: v, annotations: {team: x}}\n", hdr)
+	if resp.StatusCode != 201 || strings.Contains(body, "warnings") {
+		t.Errorf("no conflicting annotation: %d %s, want no warnings", resp.StatusCode, body)
 	}
 }

@@ -54,7 +54,11 @@ func (s *Server) loadConjurPolicyHTTP(w http.ResponseWriter, r *http.Request, c 
 	for id, key := range res.CreatedRoles {
 		created[id] = createdRole{ID: id, APIKey: key.Reveal()}
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"created_roles": created, "version": res.Version})
+	out := map[string]any{"created_roles": created, "version": res.Version}
+	if len(res.Warnings) > 0 {
+		out["warnings"] = res.Warnings
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // mayLoad resolves the request's policy branch and checks that the caller

@@ -86,8 +86,8 @@ type dryRunJSON struct {
 		Before dryRunItems `json:"before"`
 		After  dryRunItems `json:"after"`
 	} `json:"updated"`
-	Deleted dryRunItems   `json:"deleted"`
-	Errors  []dryRunError `json:"errors"`
+	Deleted  dryRunItems `json:"deleted"`
+	Warnings []string    `json:"warnings,omitempty"`
 }
 
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode LoadMode, body []byte) {
@@ -97,11 +97,12 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 	if !ok {
 		return
 	}
-	out := dryRunJSON{Status: "Valid YAML", Errors: []dryRunError{}}
+	out := dryRunJSON{Status: "Valid YAML"}
 	empty := func() dryRunItems { return dryRunItems{Items: []map[string]any{}} }
 	out.Created, out.Deleted, out.Updated.Before, out.Updated.After = empty(), empty(), empty(), empty()
 	trial := &Server{account: s.account, st: s.st.clone(), clock: s.clock, log: s.log}
-	if _, err := trial.loadConjurPolicyLocked(mode, branch, body); err != nil {
+	res, err := trial.loadConjurPolicyLocked(mode, branch, body)
+	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
 			s.writeErr(w, err)
@@ -122,6 +123,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, c caller, mode L
 			out.Updated.After.Items = append(out.Updated.After.Items, after)
 		}
 	}
+	out.Warnings = res.Warnings
 	writeJSON(w, http.StatusOK, out)
 }
 
