@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/cyberark/conjur-swarm/internal/conjur"
+	"github.com/cyberark/conjur-swarm/internal/conjurdev"
 	"github.com/cyberark/conjur-swarm/internal/rollout"
 )
 
@@ -74,5 +78,58 @@ func TestRolloutAgentNeedsConjurSettings(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("want %q in:\n%s", want, got)
 		}
+	}
+}
+
+// TestRolloutAgentIAMLogin: the rollout agent's Conjur client, built from
+// the shared settings as runRolloutAgent builds it, logs in with
+// CONJUR_AUTHN_TYPE=iam and AWS credentials from the environment (the dev
+// server's stand-in for STS verifies the signature) and reads versions.
+func TestRolloutAgentIAMLogin(t *testing.T) {
+	id := conjurdev.IAMIdentity{AccessKeyID: "ASIAROLLOUTEXAMPLE", SecretAccessKey: "rollout-secret-key", SessionToken: "rollout-session-token",
+		ARN: "arn:aws:sts::123456789012:assumed-role/swarm-rollout/i-0abc"}
+	dev, err := conjurdev.New(conjurdev.Options{Authenticators: []string{"authn", "authn-iam/prod"}, IAM: []conjurdev.IAMIdentity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := `- !host rollout/123456789012/swarm-rollout
+- !variable apps/db
+- !webservice conjur/authn-iam/prod
+- !permit
+  role: !host rollout/123456789012/swarm-rollout
+  privilege: authenticate
+  resource: !webservice conjur/authn-iam/prod
+- !permit
+  role: !host rollout/123456789012/swarm-rollout
+  privilege: read
+  resource: !variable apps/db
+`
+	if _, err := dev.LoadConjurPolicy(conjurdev.ModePost, "root", []byte(policy)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v1", "v2"} {
+		if err := dev.SetSecret("apps/db", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := dev.Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cfg, err := load(t, map[string]string{"CONJUR_APPLIANCE_URL": l.URL, "CONJUR_ACCOUNT": dev.Account(), "CONJUR_SWARM_ALLOW_HTTP": "true",
+		"CONJUR_AUTHN_TYPE": "iam", "CONJUR_SERVICE_ID": "prod", "CONJUR_AUTHN_LOGIN": "host/rollout/123456789012/swarm-rollout",
+		"AWS_ACCESS_KEY_ID": id.AccessKeyID, "AWS_SECRET_ACCESS_KEY": id.SecretAccessKey.Reveal(), "AWS_SESSION_TOKEN": id.SessionToken.Reveal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := conjur.New(cfg.conjurConfig(nil), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	got, err := client.Versions(t.Context(), "", []string{"apps/db"})
+	if err != nil || got["apps/db"] != 2 {
+		t.Fatalf("versions %v, %v", got, err)
 	}
 }
