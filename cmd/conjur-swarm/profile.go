@@ -7,8 +7,8 @@ package main
 // this). With STORM_PROFILE_DIR set, each SIGUSR1 starts or stops a window:
 // its CPU profile (cpu-N.pprof), the allocation profiles at its start and
 // end (allocs-N-start.pprof, allocs-N.pprof: `go tool pprof -base` gives the
-// window's), the heap profile at the highest heap the window reached
-// (heap-peak-N.pprof), and that peak's runtime/metrics figures
+// window's), the heap and goroutine profiles at the highest memory use the
+// window reached (heap-peak-N.pprof, goroutine-peak-N.pprof), and that peak's runtime/metrics figures
 // (peak-N.txt). The variable is read here, not with the settings: it is no
 // setting of the plugin.
 
@@ -101,7 +101,7 @@ var peakMetrics = []string{
 }
 
 // sample reads the runtime's memory every 5 ms until the window stops, and
-// writes a heap profile each time the total grows by a tenth over the last
+// writes the heap and goroutine profiles each time the total grows by a tenth over the last
 // one written.
 func (w *window) sample() {
 	ss := make([]metrics.Sample, len(peakMetrics))
@@ -131,6 +131,7 @@ func (w *window) sample() {
 		if total > written+written/10 {
 			written = total
 			_ = w.write("heap", fmt.Sprintf("heap-peak-%d.pprof", w.n))
+			_ = w.write("goroutine", fmt.Sprintf("goroutine-peak-%d.pprof", w.n))
 		}
 	}
 }
