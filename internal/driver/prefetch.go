@@ -157,7 +157,10 @@ func (p *prefetcher) take(t taskKey, k prefetchKey) ([]byte, bool) {
 // plan starts task t's prefetch at a Get for k: it returns the other
 // variables t's service was allowed before, and marks t as started so that
 // its later Gets do not plan again; nil when t has started already (within
-// ttl), its service taught nothing else, or the store is full.
+// ttl), its service taught nothing else, or the store is full. A task of a
+// service that has taught nothing yet (its first) is marked too, with
+// nothing to prefetch: its later Gets would otherwise fetch again, in their
+// batches, the variables its own earlier Gets were just served.
 func (p *prefetcher) plan(t taskKey, k prefetchKey) []learned {
 	now := p.now()
 	p.mu.Lock()
@@ -167,16 +170,17 @@ func (p *prefetcher) plan(t taskKey, k prefetchKey) []learned {
 	if e := p.tasks[t]; e != nil && now.Before(e.expires) {
 		return nil
 	}
+	known := p.allowed[t.service]
 	var out []learned
-	for _, a := range p.allowed[t.service] {
+	for _, a := range known {
 		if a.key != k && len(out) < prefetchMaxPerTask {
 			out = append(out, a)
 		}
 	}
-	if len(out) == 0 || len(p.tasks) >= prefetchMaxTasks {
+	if len(known) > 0 && len(out) == 0 || len(p.tasks) >= prefetchMaxTasks {
 		return nil
 	}
-	p.tasks[t] = &prefetchEntry{expires: now.Add(p.ttl), values: map[prefetchKey]heldValue{}}
+	p.tasks[t] = &prefetchEntry{expires: now.Add(p.ttl)}
 	return out
 }
 
@@ -196,6 +200,9 @@ func (p *prefetcher) keep(t taskKey, k prefetchKey, data []byte, fresh bool) {
 	if old, ok := e.values[k]; ok {
 		p.removeLocked(e, k)
 		clear(old.data)
+	}
+	if e.values == nil {
+		e.values = map[prefetchKey]heldValue{}
 	}
 	stamp := maphash.Bytes(p.seed, data)
 	st := p.latest[k.varKey()]

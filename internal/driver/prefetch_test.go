@@ -126,6 +126,31 @@ func (fx *prefetchFixture) get(task, service, team, v, rule string) pluginapi.Re
 	})
 }
 
+// A service's first task fetches each of its variables once: its later
+// Gets do not fetch again, in their batches, what its earlier Gets were just
+// served (the service has taught nothing when the task starts).
+func TestPrefetchFirstTaskFetchesEachVariableOnce(t *testing.T) {
+	fx := newPrefetchFixture(t)
+	for _, v := range []string{"a/v1", "a/v2", "a/v3"} {
+		if r := fx.get("task1", "svc1", "a", v, ""); r.Err != "" {
+			t.Fatal(r.Err)
+		}
+	}
+	gets, manys := fx.f.fetches()
+	if gets != 3 || manys != 0 {
+		t.Errorf("the first task cost %d Gets and %d GetManys, want 3 and 0", gets, manys)
+	}
+	// The next task still gets the service's other variables in one batch.
+	if r := fx.get("task2", "svc1", "a", "a/v1", ""); r.Err != "" {
+		t.Fatal(r.Err)
+	}
+	fx.f.mu.Lock()
+	defer fx.f.mu.Unlock()
+	if len(fx.f.manys) != 1 || len(fx.f.manys[0]) != 3 {
+		t.Errorf("task2's first Get sent %v, want one batch of its variable and the 2 others", fx.f.manys)
+	}
+}
+
 // A service's first task teaches which variables it is allowed; a later
 // task's first Get fetches them all in one batch, and its later Gets are
 // served from it, each once, with prefetched: true in the audit line.
