@@ -44,6 +44,7 @@ var policyLoadErrorBodies = []struct {
 	{"fail/duplicate-host-factory", "POST", "root", "- !layer l\n- !host-factory {id: hf, layers: [!layer l]}\n- !host-factory {id: hf, layers: [!layer l]}\n", 422,
 		`{"error":{"code":"policy_invalid","message":"host factory 'hf' is declared more than once"}}`},
 	{"ok/same-id-other-kind", "POST", "root", "- !host h\n- !policy h\n", 201, ``},
+	{"ok/same-node-twice-through-an-alias", "POST", "root", "- &vars\n  - !variable a\n  - !variable b\n- *vars\n", 201, ``},
 	{"fail/missing-record", "POST", "root", "- !variable password\n\n- !permit\n  role: !user bob\n  privilege: [ execute ]\n  resource: !variable password\n", 422,
 		`{"error":{"code":"policy_invalid","message":"User 'bob' not found in account 'dev'"}}`},
 	{"fail/untagged-entry", "POST", "root", "- host x\n", 422,

@@ -154,6 +154,8 @@ func yamlMsg(err error) string {
 type parser struct {
 	aliases int // alias expansions, bounded against alias bombs
 	nodes   int // statements and references produced, bounded likewise
+
+	seen map[*yaml.Node]bool // nodes already listed as statements
 }
 
 const (
@@ -196,6 +198,15 @@ func (p *parser) list(n *yaml.Node, depth int) ([]stmt, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p.seen[item] {
+			// The same node again through an alias: Conjur's resolvers
+			// visit each parsed object once.
+			continue
+		}
+		if p.seen == nil {
+			p.seen = map[*yaml.Node]bool{}
+		}
+		p.seen[item] = true
 		if item.Kind == yaml.SequenceNode {
 			sub, err := p.list(item, depth+1)
 			if err != nil {
