@@ -29,8 +29,6 @@ type stormDoc struct {
 	// variable, and the batch of the storm's variables.
 	rttMS, batchRTTMS float64
 	rttFrom           string
-	// The load average (1, 5, 15 min) before and after the storms.
-	loadBefore, loadAfter string
 }
 
 var stormForDoc *stormDoc
@@ -102,6 +100,7 @@ func renderStorm(d stormDoc) string {
 	row("most Gets in flight at once", fmt.Sprint(o.MaxInFlight), fmt.Sprint(n.MaxInFlight))
 	row("failed Gets", fmt.Sprint(o.Failed), fmt.Sprint(n.Failed))
 	row("demote to the new leader seen", fmt.Sprintf("%d ms", o.ElectionMS), fmt.Sprintf("%d ms", n.ElectionMS))
+	row("machine's load average (1, 5, 15 min) at the leader change", o.LoadAvg, n.LoadAvg)
 	fmt.Fprintf(&b, "\nThe lab Conjur's round trip from %s, the node where conjur-swarm's Gets were measured, is %.3f ms for one\n", d.rttFrom, d.rttMS)
 	fmt.Fprintf(&b, "variable and %.3f ms for the batch of the storm's %d variables (what a task's first Get sends with prefetch\n", d.batchRTTMS, o.Secrets)
 	b.WriteString("on): the p50 of 50 authenticated reads as the plugin's host, one after another on one kept-alive TLS\n")
@@ -109,7 +108,8 @@ func renderStorm(d stormDoc) string {
 	fmt.Fprintf(&b, "conjur-swarm's burst. A Get at the plugin took %.3f ms (p50) with conjur-swarm, %.3f ms for those that\n", o.GetP50MS, o.FetchP50MS)
 	fmt.Fprintf(&b, "waited for a Conjur answer, and %.3f ms with the naive plugin. The first-to-last span is when swarmkit\n", n.GetP50MS)
 	b.WriteString("asked each node again, which the driver does not set: it is not a speed comparison.\n")
-	fmt.Fprintf(&b, "The machine's load average (1, 5, 15 min) was %s before the storms and %s after (2 CPUs shared with\nother work): the latencies carry that noise.\n", d.loadBefore, d.loadAfter)
+	b.WriteString("The machine (2 CPUs) was shared with other work: the load average row says how busy it was as each\n")
+	b.WriteString("leader change began, and the latencies carry that noise.\n")
 	fmt.Fprintf(&b, "\nWhat it says about the model `make bench` assumes: the leader change re-asked for the running tasks'\n")
 	fmt.Fprintf(&b, "secrets, %.2f (conjur-swarm) and %.2f (naive) times per task and secret", o.GetsPerTaskSec, n.GetsPerTaskSec)
 	if o.GetsPerTaskSec == 1 && n.GetsPerTaskSec == 1 {
@@ -172,10 +172,9 @@ func TestWithBlock(t *testing.T) {
 func TestRenderStormStatesTheFigures(t *testing.T) {
 	d := stormDoc{
 		ours: stormResult{Tasks: 200, Secrets: 3, Gets: 900, GetsPerTaskSec: 1.5, ConjurRequests: 310, SpanMS: 12846, MaxInFlight: 3, ByNode: map[string]int{"m1 (old leader)": 150, "w1": 150},
-			GetP50MS: 1.25, GetP99MS: 8.5, BusyMS: 1400, FromMemory: 400, FetchP50MS: 2.5},
-		naive:  stormResult{Tasks: 200, Secrets: 3, Gets: 600, GetsPerTaskSec: 1, ConjurRequests: 1400, ByEndpoint: map[string]int64{"secret": 700, "authn": 700}, SpanMS: 14019, MaxInFlight: 1, GetP50MS: 4.75, GetP99MS: 20, BusyMS: 3100},
+			GetP50MS: 1.25, GetP99MS: 8.5, BusyMS: 1400, FromMemory: 400, FetchP50MS: 2.5, LoadAvg: "3.10 2.00 1.50"},
+		naive:  stormResult{Tasks: 200, Secrets: 3, Gets: 600, GetsPerTaskSec: 1, ConjurRequests: 1400, ByEndpoint: map[string]int64{"secret": 700, "authn": 700}, LoadAvg: "4.20 2.50 1.70", SpanMS: 14019, MaxInFlight: 1, GetP50MS: 4.75, GetP99MS: 20, BusyMS: 3100},
 		engine: "20.10.24", at: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), rttMS: 0.85, batchRTTMS: 0.95, rttFrom: "m2",
-		loadBefore: "3.10 2.00 1.50", loadAfter: "4.20 2.50 1.70",
 	}
 	got := renderStorm(d)
 	for _, want := range []string{"| GetSecret calls received | 900 | 600 |", "| Conjur requests it sent | 310 | 1400 (authn 700, secret 700) |",
@@ -186,7 +185,7 @@ func TestRenderStormStatesTheFigures(t *testing.T) {
 		"| per-Get p50 of the others (each waited for a Conjur answer) | 2.500 ms | 0.000 ms |",
 		"| first to last Get (swarmkit pacing, not the driver's speed) | 12846 ms | 14019 ms |", "round trip from m2, the node where conjur-swarm's Gets were measured, is 0.850 ms for one",
 		"0.950 ms for the batch of the storm's 3 variables",
-		"1.250 ms (p50) with conjur-swarm, 2.500 ms for those", "4.750 ms with the naive plugin", "was 3.10 2.00 1.50 before the storms and 4.20 2.50 1.70 after",
+		"1.250 ms (p50) with conjur-swarm, 2.500 ms for those", "4.750 ms with the naive plugin", "| machine's load average (1, 5, 15 min) at the leader change | 3.10 2.00 1.50 | 4.20 2.50 1.70 |",
 		"200 storm tasks"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the storm section lacks %q:\n%s", want, got)

@@ -47,6 +47,7 @@ type stormResult struct {
 	BusyMS      int64            `json:"busy_ms"`          // the sum of the Gets' durations
 	MaxInFlight int              `json:"max_in_flight"`
 	ElectionMS  int64            `json:"leader_change_ms"`
+	LoadAvg     string           `json:"load_avg"` // the machine's, over 1, 5 and 15 min, at the leader change
 	// ByNode is the Gets for the tasks of each node ("m1 (old leader)").
 	ByNode map[string]int `json:"gets_by_node"`
 
@@ -362,6 +363,7 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 		}
 	}
 	before := f.conjurRequests()
+	load := loadAvg()
 	changeAt := time.Now()
 	other.must(t, "node", "demote", lead.id)
 	newLead := f.lab.waitLeader(t, lead)
@@ -385,9 +387,9 @@ func (f *fixture) storm(t *testing.T, kind, driver string, tasks int, gets func(
 	}, nil)
 	r := f.stormFigures(gs, taskNode, lead, newLead, tasks, len(names))
 	r.ConjurRequests, r.ByEndpoint = requestsSince(before, f.conjurRequests())
-	r.ElectionMS, r.newLead = elected.Milliseconds(), newLead
-	t.Logf("%s: leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed, %d from memory), per Get p50 %.3f ms p99 %.3f ms, p50 of those that waited for Conjur %.3f ms, busy %d ms, %d Conjur requests, first to last Get (swarmkit pacing) %d ms, at most %d in flight; Gets by node of the task: %v",
-		kind, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.FromMemory, r.GetP50MS, r.GetP99MS, r.FetchP50MS, r.BusyMS, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
+	r.ElectionMS, r.LoadAvg, r.newLead = elected.Milliseconds(), load, newLead
+	t.Logf("%s (load average %s): leader %s -> %s in %s; at %s's plugin: %d Gets (%.3f per task and secret, %d failed, %d from memory), per Get p50 %.3f ms p99 %.3f ms, p50 of those that waited for Conjur %.3f ms, busy %d ms, %d Conjur requests, first to last Get (swarmkit pacing) %d ms, at most %d in flight; Gets by node of the task: %v",
+		kind, r.LoadAvg, lead.name, newLead.name, elected.Round(time.Millisecond), newLead.name, r.Gets, r.GetsPerTaskSec, r.Failed, r.FromMemory, r.GetP50MS, r.GetP99MS, r.FetchP50MS, r.BusyMS, r.ConjurRequests, r.SpanMS, r.MaxInFlight, r.ByNode)
 
 	other.must(t, "node", "promote", lead.id)
 	f.waitManagers(t)
@@ -441,7 +443,6 @@ func TestLeaderChangeStorm(t *testing.T) {
 		f.waitHandoff(t, m)
 	}
 	f.installNaive(t)
-	loadBefore := loadAvg()
 	ours := f.storm(t, "ours", pluginName, *stormTasks, f.ourGets)
 	// After ours' burst, from the node where its Gets were measured: one
 	// variable, and the batch of the storm's variables a task's first Get
@@ -451,20 +452,18 @@ func TestLeaderChangeStorm(t *testing.T) {
 	naive := f.storm(t, "naive", naiveName, *stormTasks, f.naiveGets)
 	engine, _ := f.lab.nodes[0].docker("version", "--format", "{{.Server.Version}}")
 	stormForDoc = &stormDoc{ours: ours, naive: naive, engine: engine, at: time.Now(), rttMS: float64(rtt.Microseconds()) / 1000,
-		batchRTTMS: float64(batchRTT.Microseconds()) / 1000, rttFrom: ours.newLead.name, loadBefore: loadBefore, loadAfter: loadAvg()}
-	t.Logf("the lab Conjur's round trip from %s: p50 %.3f ms (one variable), %.3f ms (batch of %d); load average %s before the storms, %s after",
-		ours.newLead.name, stormForDoc.rttMS, stormForDoc.batchRTTMS, len(stormVariables), loadBefore, stormForDoc.loadAfter)
+		batchRTTMS: float64(batchRTT.Microseconds()) / 1000, rttFrom: ours.newLead.name}
+	t.Logf("the lab Conjur's round trip from %s: p50 %.3f ms (one variable), %.3f ms (batch of %d)",
+		ours.newLead.name, stormForDoc.rttMS, stormForDoc.batchRTTMS, len(stormVariables))
 	record("storm_conjur_rtt_ms", stormForDoc.rttMS)
 	record("storm_conjur_batch_rtt_ms", stormForDoc.batchRTTMS)
-	record("storm_load_avg_before", loadBefore)
-	record("storm_load_avg_after", stormForDoc.loadAfter)
 	record("storm_tasks", *stormTasks)
 	record("storm_gets", ours.Gets)
 	record("storm_gets_per_task_secret", ours.GetsPerTaskSec)
 	for kind, r := range map[string]stormResult{"ours": ours, "naive": naive} {
 		for key, v := range map[string]any{"gets": r.Gets, "conjur_requests": r.ConjurRequests, "pacing_ms": r.SpanMS,
 			"get_p50_ms": r.GetP50MS, "get_p99_ms": r.GetP99MS, "busy_ms": r.BusyMS,
-			"gets_from_memory": r.FromMemory, "fetch_get_p50_ms": r.FetchP50MS,
+			"gets_from_memory": r.FromMemory, "fetch_get_p50_ms": r.FetchP50MS, "load_avg": r.LoadAvg,
 			"max_in_flight": r.MaxInFlight, "failed_gets": r.Failed, "gets_by_node": r.ByNode, "conjur_requests_by_endpoint": r.ByEndpoint} {
 			record("storm_"+kind+"_"+key, v)
 		}
