@@ -68,7 +68,9 @@ func (s *session) metadataToken(ctx context.Context) (redact.String, error) {
 		u = base + "/metadata/identity/oauth2/token?" + q.Encode()
 		hdr.Set("Metadata", "true")
 	}
-	body, err := metadataRequest(ctx, http.MethodGet, u, hdr, s.cfg.FetchTimeout)
+	// Half the fetch timeout: a metadata service that never answers ends
+	// in NO_CREDENTIAL naming it, not in the Get's TIMEOUT.
+	body, err := metadataRequest(ctx, http.MethodGet, u, hdr, s.cfg.FetchTimeout/2)
 	if err != nil {
 		return "", &Error{Code: errcode.NoCredential, Cause: err,
 			Msg: fmt.Sprintf("the %s at %s gave no identity token (%s): run the manager on a %s VM with an identity assigned (%s)", what, base, netText(err.Error()), cloudName(s.cfg.AuthnType), identityHint(s.cfg.AuthnType))}
