@@ -86,7 +86,8 @@ func (w *window) write(profile, name string) error {
 }
 
 // peakMetrics are the figures sample records at the window's highest
-// memory use (everything the Go runtime mapped).
+// memory use: what the Go runtime mapped (the first) less what it released
+// to the OS (the fifth).
 var peakMetrics = []string{
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/objects:bytes",
@@ -120,7 +121,7 @@ func (w *window) sample() {
 		case <-tick.C:
 		}
 		metrics.Read(ss)
-		total := ss[0].Value.Uint64()
+		total := ss[0].Value.Uint64() - ss[4].Value.Uint64() // what is not released to the OS
 		if total <= peak {
 			continue
 		}
