@@ -39,8 +39,11 @@ func (c Config) metadataBase() string {
 	if c.MetadataURL != "" {
 		return strings.TrimRight(c.MetadataURL, "/")
 	}
-	if c.AuthnType == AuthnGCP {
+	switch c.AuthnType {
+	case AuthnGCP:
 		return gcpMetadata
+	case AuthnIAM:
+		return imdsBase
 	}
 	return azureMetadata
 }

@@ -134,10 +134,7 @@ func (s *session) iamCredentials(ctx context.Context) (awsCredentials, error) {
 // then its credentials. Every step is bounded, with no proxy and no
 // redirect (metadataRequest); no error quotes an answer.
 func (s *session) imdsCredentials(ctx context.Context) (awsCredentials, error) {
-	base := imdsBase
-	if s.cfg.MetadataURL != "" {
-		base = strings.TrimRight(s.cfg.MetadataURL, "/")
-	}
+	base := s.cfg.metadataBase()
 	wait := min(s.cfg.FetchTimeout/3, imdsMaxWait)
 	tok, err := metadataRequest(ctx, http.MethodPut, base+"/latest/api/token",
 		http.Header{"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": {imdsTokenTTL}}, wait)
