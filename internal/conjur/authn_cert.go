@@ -179,20 +179,9 @@ func (s *session) certAuthenticate(ctx context.Context, ep *endpoint) ([]byte, e
 // library reads the files only to check them at construction; the
 // certificate presented is the one this package read.
 func (s *session) certConfig(u string) conjurapi.Config {
-	c := conjurapi.Config{
-		Account:               s.cfg.Account,
-		ApplianceURL:          u,
-		AuthnType:             AuthnCert,
-		ServiceID:             s.cfg.ServiceID,
-		CertHostID:            s.cfg.Login,
-		ClientCertFile:        s.cfg.ClientCertFile,
-		ClientCertKeyFile:     s.cfg.ClientKeyFile,
-		CredentialStorage:     conjurapi.CredentialStorageNone,
-		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
-		Environment:           s.cfg.environmentFor(u),
-		HTTPTimeout:           int(s.cfg.FetchTimeout/time.Second) + 1,
-	}
-	c.SetKeychainNamespaceResolved(true)
+	c := s.cfg.apiConfig(u)
+	c.AuthnType, c.ServiceID, c.CertHostID = AuthnCert, s.cfg.ServiceID, s.cfg.Login
+	c.ClientCertFile, c.ClientCertKeyFile = s.cfg.ClientCertFile, s.cfg.ClientKeyFile
 	return c
 }
 
@@ -200,7 +189,7 @@ func (s *session) certConfig(u string) conjurapi.Config {
 // hostID. hc presents the certificate; the client's own transport is
 // replaced by it (the CA, proxy, bounds and deadline of this package).
 func certLogin(conf conjurapi.Config, hc *http.Client, hostID string) ([]byte, error) {
-	c, err := conjurapi.NewClientFromCertificate(conf, conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", ""))
+	c, err := conjurapi.NewClientFromCertificate(conf, apiTelemetry())
 	if err != nil {
 		return nil, &Error{Code: errcode.CredentialRejected, Cause: err,
 			Msg: "conjur-api-go refused the authn-cert settings: check that CONJUR_APPLIANCE_URL is https and not Conjur Cloud, CONJUR_SERVICE_ID, and the certificate files"}

@@ -149,22 +149,11 @@ func (s *session) cloudAuthenticate(ctx context.Context, ep *endpoint) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	conf := conjurapi.Config{
-		Account:               s.cfg.Account,
-		ApplianceURL:          ep.url,
-		AuthnType:             s.cfg.AuthnType,
-		ServiceID:             s.cfg.ServiceID,
-		JWTHostID:             s.cfg.Login,
-		JWTContent:            tok.Reveal(),
-		AzureClientID:         s.cfg.AzureClientID,
-		CredentialStorage:     conjurapi.CredentialStorageNone,
-		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
-		Environment:           s.cfg.environmentFor(ep.url),
-		HTTPTimeout:           int(s.cfg.FetchTimeout/time.Second) + 1,
-	}
-	conf.SetKeychainNamespaceResolved(true)
+	conf := s.cfg.apiConfig(ep.url)
+	conf.AuthnType, conf.ServiceID, conf.JWTHostID = s.cfg.AuthnType, s.cfg.ServiceID, s.cfg.Login
+	conf.JWTContent, conf.AzureClientID = tok.Reveal(), s.cfg.AzureClientID
 	hc := s.bindHTTP(ctx)
-	tele := conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", "")
+	tele := apiTelemetry()
 	if s.cfg.AuthnType == AuthnGCP {
 		c, err := conjurapi.NewClientFromGCPCredentials(conf, "-", tele) // "-": never asked, the token is given
 		if err != nil {

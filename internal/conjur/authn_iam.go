@@ -248,19 +248,9 @@ func (s *session) iamAuthenticate(ctx context.Context, ep *endpoint) ([]byte, er
 		return nil, &Error{Code: errcode.Internal, Cause: err, Msg: "the authn-iam request could not be encoded: report it"}
 	}
 	defer clear(body)
-	conf := conjurapi.Config{
-		Account:               s.cfg.Account,
-		ApplianceURL:          ep.url,
-		AuthnType:             AuthnIAM,
-		ServiceID:             s.cfg.ServiceID,
-		JWTHostID:             s.cfg.Login,
-		CredentialStorage:     conjurapi.CredentialStorageNone,
-		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
-		Environment:           s.cfg.environmentFor(ep.url),
-		HTTPTimeout:           int(s.cfg.FetchTimeout/time.Second) + 1,
-	}
-	conf.SetKeychainNamespaceResolved(true)
-	c, err := conjurapi.NewClient(conf, conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", ""))
+	conf := s.cfg.apiConfig(ep.url)
+	conf.AuthnType, conf.ServiceID, conf.JWTHostID = AuthnIAM, s.cfg.ServiceID, s.cfg.Login
+	c, err := conjurapi.NewClient(conf, apiTelemetry())
 	if err != nil {
 		return nil, &Error{Code: errcode.CredentialRejected, Cause: err,
 			Msg: "conjur-api-go refused the authn-iam settings: check CONJUR_SERVICE_ID and CONJUR_AUTHN_LOGIN"}

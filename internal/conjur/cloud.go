@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 )
@@ -84,4 +85,27 @@ func (c Config) environmentFor(u string) conjurapi.EnvironmentType {
 		return conjurapi.EnvironmentSaaS
 	}
 	return conjurapi.EnvironmentSH
+}
+
+// apiConfig is the conjurapi configuration at appliance URL u that every
+// client of this package starts from, each authenticator adding its own
+// fields: no credential storage, the environment explicit (no probing at
+// construction), the library's HTTP timeout just above the fetch timeout,
+// and CONJUR_KEYCHAIN_NAMESPACE never consulted.
+func (c Config) apiConfig(u string) conjurapi.Config {
+	conf := conjurapi.Config{
+		Account:               c.Account,
+		ApplianceURL:          u,
+		CredentialStorage:     conjurapi.CredentialStorageNone,
+		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
+		Environment:           c.environmentFor(u),
+		HTTPTimeout:           int(c.FetchTimeout/time.Second) + 1,
+	}
+	conf.SetKeychainNamespaceResolved(true)
+	return conf
+}
+
+// apiTelemetry is how this package's conjurapi clients name the caller.
+func apiTelemetry() conjurapi.Telemetry {
+	return conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", "")
 }

@@ -98,16 +98,7 @@ func newSession(cfg Config, log *zap.Logger, life *lifecycle, status *statusBook
 }
 
 func newEndpoint(cfg Config, u string) (*endpoint, error) {
-	base := conjurapi.Config{
-		Account:               cfg.Account,
-		ApplianceURL:          u,
-		CredentialStorage:     conjurapi.CredentialStorageNone,
-		CredentialStorageMode: conjurapi.CredentialStorageModeReadOnly,
-		Environment:           cfg.environmentFor(u), // explicit: no probing at construction
-		HTTPTimeout:           int(cfg.FetchTimeout/time.Second) + 1,
-	}
-	base.SetKeychainNamespaceResolved(true) // do not consult CONJUR_KEYCHAIN_NAMESPACE
-	tele := conjurapi.NewTelemetry("conjur-swarm", "secret-driver", "", "", "")
+	base, tele := cfg.apiConfig(u), apiTelemetry()
 	c, err := conjurapi.NewClient(base, tele)
 	if err != nil {
 		return nil, fmt.Errorf("conjur client for %s: %w", u, err)
