@@ -108,8 +108,9 @@ func renderStorm(d stormDoc) string {
 	fmt.Fprintf(&b, "conjur-swarm's burst. A Get at the plugin took %.3f ms (p50) with conjur-swarm, %.3f ms for those that\n", o.GetP50MS, o.FetchP50MS)
 	fmt.Fprintf(&b, "waited for a Conjur answer, and %.3f ms with the naive plugin. The first-to-last span is when swarmkit\n", n.GetP50MS)
 	b.WriteString("asked each node again, which the driver does not set: it is not a speed comparison.\n")
-	b.WriteString("The machine (2 CPUs) was shared with other work: the load average row says how busy it was as each\n")
-	b.WriteString("leader change began, and the latencies carry that noise.\n")
+	b.WriteString("The load average row says how busy the machine (2 CPUs) was as each leader change began: the lab's own\n")
+	b.WriteString("containers starting on fuse-overlayfs (processes waiting on I/O count in it) and other work on the\n")
+	b.WriteString("machine; the latencies carry that noise.\n")
 	fmt.Fprintf(&b, "\nWhat it says about the model `make bench` assumes: the leader change re-asked for the running tasks'\n")
 	fmt.Fprintf(&b, "secrets, %.2f (conjur-swarm) and %.2f (naive) times per task and secret", o.GetsPerTaskSec, n.GetsPerTaskSec)
 	if o.GetsPerTaskSec == 1 && n.GetsPerTaskSec == 1 {
