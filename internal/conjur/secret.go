@@ -2,6 +2,9 @@ package conjur
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,39 +16,50 @@ import (
 	"github.com/cyberark/conjur-api-go/conjurapi/response"
 )
 
-// The request for one variable's value (GET /secrets/{account}/variable/{id}),
+// The requests for variables' values, GET /secrets/{account}/variable/{id}
+// for one and GET /secrets?variable_ids=... (base64 values) for a batch,
 // built and read by this package: conjur-api-go's RetrieveSecret parses the
 // URL it has just joined, encodes the access token again, clones the
 // headers for a debug line and copies the answer on every fetch, which in a
-// storm of single fetches cost more CPU than the rest of the plugin's Get.
-// The request is the one conjur-api-go sends (same URL, the same
-// Authorization and Conjur-Source headers), through the same bounded,
+// storm of single fetches cost more CPU than the rest of the plugin's Get
+// (and its batch, RetrieveBatchSecretsSafe, all that and two more maps).
+// Each request is the one conjur-api-go sends (same URL, the same
+// Authorization, Conjur-Source and Accept-Encoding headers), through the same bounded,
 // scrubbing transport (wire.go), under the same failover and 401 retry
 // (authorized), and its error answer is read by conjur-api-go's own
 // response.NewConjurError, so every check and error is the same.
 
-// secretURLs are the parts of an endpoint's single-variable requests that
-// do not change between requests, read once from its conjurapi client.
+// secretURLs are the parts of an endpoint's variable requests that do not
+// change between requests, read once from its conjurapi client.
 type secretURLs struct {
 	prefix string // the URL of a variable without its escaped id: .../secrets/{account}/variable/
+	batch  string // the URL of a batch without its escaped ids: .../secrets?variable_ids=
 	source string // the Conjur-Source header conjur-api-go sends
 }
 
-// newSecretURLs reads, from c, the URL conjur-api-go builds for a variable
-// of account, without the id. ok is false when that URL does not end in
-// the id as expected; fetches then go through conjur-api-go.
+// newSecretURLs reads, from c, the URLs conjur-api-go builds for a variable
+// of account and for a batch, without the ids. ok is false when they do
+// not end in the id as expected; fetches then go through conjur-api-go.
 func newSecretURLs(c *conjurapi.Client, account string) (secretURLs, bool) {
 	const probe = "x"
-	req, err := c.RetrieveSecretRequest(account + ":variable:" + probe)
+	full := account + ":variable:" + probe
+	one, err := c.RetrieveSecretRequest(full)
 	if err != nil {
 		return secretURLs{}, false
 	}
-	u := req.URL.String()
-	prefix, ok := strings.CutSuffix(u, "/variable/"+probe)
-	if !ok || req.URL.RawQuery != "" {
+	prefix, ok := strings.CutSuffix(one.URL.String(), "/variable/"+probe)
+	if !ok || one.URL.RawQuery != "" {
 		return secretURLs{}, false
 	}
-	return secretURLs{prefix: prefix + "/variable/", source: c.GetTelemetryHeader()}, true
+	many, err := c.RetrieveBatchSecretsRequest([]string{full}, true)
+	if err != nil {
+		return secretURLs{}, false
+	}
+	batch, ok := strings.CutSuffix(many.URL.String(), "?variable_ids="+url.QueryEscape(full))
+	if !ok || many.Header.Get("Accept-Encoding") != "base64" {
+		return secretURLs{}, false
+	}
+	return secretURLs{prefix: prefix + "/variable/", batch: batch + "?variable_ids=", source: c.GetTelemetryHeader()}, true
 }
 
 // url is the URL of variable id at version (0: latest), as conjur-api-go
@@ -77,9 +91,61 @@ func (s *session) retrieveSecret(ctx context.Context, ep *endpoint, tok *accessT
 		}
 		return api.retrieveSecret(full)
 	}
+	resp, err := s.send(ctx, ep, tok, u, false)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// retrieveBatch fetches the latest values of full (fully qualified variable
+// ids) from ep with tok in one batch request, values base64-encoded, as
+// conjur-api-go's RetrieveBatchSecretsSafe does (or through it, when this
+// package cannot build the request as it would), with the same errors.
+func (s *session) retrieveBatch(ctx context.Context, ep *endpoint, tok *accessToken, full []string) (map[string][]byte, error) {
+	if ep.secrets.batch == "" || tok == nil {
+		return s.bind(ctx, ep.api, tok).retrieveBatchSecrets(full)
+	}
+	resp, err := s.send(ctx, ep, tok, ep.secrets.batch+url.QueryEscape(strings.Join(full, ",")), true)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header.Get("Content-Encoding") != "base64" {
+		return nil, errNotBase64
+	}
+	var encoded map[string]string
+	if err := json.Unmarshal(data, &encoded); err != nil {
+		return nil, err
+	}
+	vals := make(map[string][]byte, len(encoded))
+	for id, v := range encoded {
+		if vals[id], err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, err
+		}
+	}
+	return vals, nil
+}
+
+// errNotBase64: a batch answer without base64 values (the server ignored
+// Accept-Encoding: base64), which cannot carry a binary value intact.
+var errNotBase64 = errors.New("the batch answer's values are not base64-encoded (no Content-Encoding: base64)")
+
+// send sends GET u to ep with tok, and base64 values asked for when batch
+// is set; an answer of status 300 or more is returned as conjur-api-go's
+// *response.ConjurError, read from the scrubbed body.
+func (s *session) send(ctx context.Context, ep *endpoint, tok *accessToken, u string, batch bool) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if batch {
+		req.Header.Add("Accept-Encoding", "base64")
 	}
 	req.Header.Set("Authorization", tok.authorization())
 	req.Header.Add(conjurapi.ConjurSourceHeader, ep.secrets.source)
@@ -90,8 +156,7 @@ func (s *session) retrieveSecret(ctx context.Context, ep *endpoint, tok *accessT
 	if resp.StatusCode >= 300 {
 		return nil, response.NewConjurError(resp)
 	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
+	return resp, nil
 }
 
 // oneAnswer pools the one-entry answer maps of single fetches: a sink reads

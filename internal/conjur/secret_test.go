@@ -1,14 +1,17 @@
 package conjur
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cyberark/conjur-api-go/conjurapi"
 )
 
-// The single-variable request this package builds has the URL conjur-api-go
-// builds for the same variable and version, on every kind of appliance URL;
+// The single-variable and batch requests this package builds have the URLs
+// conjur-api-go builds for the same variables and version, on every kind of
+// appliance URL;
 // the ids conjur-api-go would resolve ("." and "..") go through it instead.
 func TestSecretURLIsConjurAPIGos(t *testing.T) {
 	ids := []string{"apps/db-password", "a b/c?d#e%f", "x:y:z", "ünï/cødé", "apps/./x", "a/../b", "prod/my+var", "trailing/"}
@@ -49,6 +52,17 @@ func TestSecretURLIsConjurAPIGos(t *testing.T) {
 					t.Errorf("%s %q v%d: URL %s, want conjur-api-go's %s", base, id, version, got, req.URL)
 				}
 			}
+		}
+		var full []string
+		for _, id := range ids {
+			full = append(full, "myorg:variable:"+id)
+		}
+		req, err := c.RetrieveBatchSecretsRequest(full, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ep.secrets.batch + url.QueryEscape(strings.Join(full, ",")); ep.secrets.batch == "" || got != req.URL.String() {
+			t.Errorf("%s: batch URL %s, want conjur-api-go's %s", base, got, req.URL)
 		}
 		for _, id := range []string{".", ".."} {
 			if u, ok := ep.secrets.url(id, 0); ok {

@@ -159,8 +159,8 @@ func (s *session) batchOnce(ctx context.Context, ids []string) (map[string]resul
 	}
 	var vals map[string][]byte
 	u, err := s.withFailover(ctx, func(ctx context.Context, ep *endpoint) error {
-		return s.authorized(ctx, ep, func(api apiOps) error {
-			m, err := api.retrieveBatchSecrets(full)
+		return s.authorizedWith(ctx, ep, func(tok *accessToken) error {
+			m, err := s.retrieveBatch(ctx, ep, tok, full)
 			if err == nil {
 				vals = m
 			}
