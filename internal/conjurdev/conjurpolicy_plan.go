@@ -130,19 +130,14 @@ func (rv resolver) record(sc scope, st stmt) error {
 		}
 		owner = o
 	}
-	rec, ok := rv.p.byID[full]
-	if ok {
+	if _, dup := rv.p.byID[full]; dup {
 		// Conjur's DuplicateResolver.
 		return &conjurPolicyError{ruby: true, Msg: fmt.Sprintf("%s '%s' is declared more than once", strings.ReplaceAll(st.kind, "_", " "), ident)}
 	}
-	if !ok {
-		rec = &planRecord{kind: st.kind, ident: ident, full: full}
-		rv.p.byID[full] = rec
-		rv.p.records = append(rv.p.records, rec)
-	}
-	rec.owner, rec.policy = owner, sc.policy
-	rec.annotations = append(rec.annotations, st.annotations...)
-	rec.restrictedTo = st.restrictedTo
+	rec := &planRecord{kind: st.kind, ident: ident, full: full, owner: owner, policy: sc.policy,
+		annotations: st.annotations, restrictedTo: st.restrictedTo}
+	rv.p.byID[full] = rec
+	rv.p.records = append(rv.p.records, rec)
 	for _, l := range st.layers {
 		// The host factory's role holds its layers, to grant them to
 		// the hosts it creates.
