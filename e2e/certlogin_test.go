@@ -260,18 +260,15 @@ func TestCertLoginOnAnAutolockedSwarm(t *testing.T) {
 // blockType (the engine rewrites it after a swarm update).
 func waitKeyBlock(t *testing.T, keyFile, blockType string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll(t, fmt.Sprintf("the engine's node key %s as a %q block", keyFile, blockType), 30*time.Second, func() (bool, string) {
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
 			t.Fatalf("the engine's node key: %v", err)
 		}
-		if p, _ := pem.Decode(b); p != nil && p.Type == blockType {
-			return
+		p, _ := pem.Decode(b)
+		if p == nil {
+			return false, "no PEM block"
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the engine's node key %s did not become a %q block within 30s", keyFile, blockType)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return p.Type == blockType, "a " + p.Type + " block"
+	}, nil)
 }
