@@ -21,9 +21,9 @@ import (
 // authentication only: tokens already issued stay valid, and a Basic
 // login (GET /authn/{account}/login) is not checked.
 
-// restrictedTo parses a restricted_to value into normalised CIDRs.
+// restrictedTo parses a restricted_to value into CIDRs.
 // A null value restricts nothing.
-func restrictedTo(n *yaml.Node) ([]string, error) {
+func restrictedTo(n *yaml.Node) ([]netip.Prefix, error) {
 	items := []*yaml.Node{n}
 	switch {
 	case n.Kind == yaml.SequenceNode:
@@ -33,7 +33,7 @@ func restrictedTo(n *yaml.Node) ([]string, error) {
 	case n.Tag == "!!null":
 		return nil, nil
 	}
-	var out []string
+	var out []netip.Prefix
 	for _, it := range items {
 		if it.Kind != yaml.ScalarNode {
 			return nil, errAt(it, "Invalid IP address or CIDR range '%s'", yamlText(it))
@@ -64,28 +64,28 @@ func (e cidrError) Error() string { return string(e) }
 
 // parseConjurCIDR is Conjur::CIDR: an address (a /32 or /128) or a range
 // whose address has no bits right of its mask, written "a.b.c.d/n".
-func parseConjurCIDR(text string) (string, error) {
+func parseConjurCIDR(text string) (netip.Prefix, error) {
 	invalid := cidrError("Invalid IP address or CIDR range '" + text + "'")
 	if !strings.Contains(text, "/") {
 		a, err := netip.ParseAddr(text)
 		if err != nil || a.Zone() != "" {
-			return "", invalid
+			return netip.Prefix{}, invalid
 		}
-		return netip.PrefixFrom(a, a.BitLen()).String(), nil
+		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(text)
 	if err != nil {
-		return "", invalid
+		return netip.Prefix{}, invalid
 	}
 	if masked := p.Masked(); masked != p {
-		return "", cidrError("Invalid IP address or CIDR range '" + text + "': Value has bits set to right of mask. Did you mean '" + masked.String() + "'?")
+		return netip.Prefix{}, cidrError("Invalid IP address or CIDR range '" + text + "': Value has bits set to right of mask. Did you mean '" + masked.String() + "'?")
 	}
-	return p.String(), nil
+	return p, nil
 }
 
 // mergeRestrictedTo is what a load leaves on a role: POST adds to what it
 // had, PATCH and PUT replace it with what the document gives.
-func mergeRestrictedTo(mode LoadMode, had, given []string) []string {
+func mergeRestrictedTo(mode LoadMode, had, given []netip.Prefix) []netip.Prefix {
 	if mode != ModePost {
 		return slices.Clone(given)
 	}
@@ -103,22 +103,27 @@ func mergeRestrictedTo(mode LoadMode, had, given []string) []string {
 // ranges. ip is the client address as clientIP reads it.
 func (s *Server) originAllowed(role, ip string) bool {
 	s.mu.RLock()
-	res, ok := s.st.resources[role]
-	var cidrs []string
-	if ok {
+	var cidrs []netip.Prefix
+	if res, ok := s.st.resources[role]; ok {
 		cidrs = res.restrictedTo
 	}
 	s.mu.RUnlock()
+	return validOrigin(cidrs, ip)
+}
+
+// validOrigin is Conjur's valid_origin? check, shared by roles and host
+// factory tokens: no ranges allow every address; otherwise ip must lie
+// inside one of them.
+func validOrigin(cidrs []netip.Prefix, ip string) bool {
 	if len(cidrs) == 0 {
 		return true
 	}
-	addr, err := netip.ParseAddr(ip)
+	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
-	addr = addr.Unmap()
-	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(addr) {
+	for _, p := range cidrs {
+		if p.Contains(a.Unmap()) {
 			return true
 		}
 	}

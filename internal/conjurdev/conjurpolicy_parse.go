@@ -3,6 +3,7 @@ package conjurdev
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -94,9 +95,9 @@ type stmt struct {
 	kind, id     string
 	owner        *ref
 	annotations  []kv
-	body         []stmt   // policies
-	layers       []ref    // host factories
-	restrictedTo []string // users and hosts: CIDRs, normalised ("10.0.0.0/24")
+	body         []stmt         // policies
+	layers       []ref          // host factories
+	restrictedTo []netip.Prefix // users and hosts
 
 	// opGrant, opRevoke: roles are granted to members
 	// opPermit, opDeny: roles get privileges on resources

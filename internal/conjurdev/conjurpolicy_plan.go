@@ -3,6 +3,7 @@ package conjurdev
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -11,7 +12,7 @@ type planRecord struct {
 	owner             string
 	policy            string // full id of the defining policy
 	annotations       []kv
-	restrictedTo      []string // users and hosts
+	restrictedTo      []netip.Prefix // users and hosts
 }
 
 type planLink struct{ role, member, policy string }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -201,7 +202,7 @@ func (st *store) primitive(id, role string) map[string]any {
 	}
 	slices.Sort(members)
 	slices.Sort(memberships)
-	restricted := []string{}
+	restricted := []netip.Prefix{}
 	if len(res.restrictedTo) > 0 {
 		restricted = slices.Clone(res.restrictedTo)
 	}

@@ -192,21 +192,7 @@ func (s *Server) createHFHost(w http.ResponseWriter, r *http.Request) {
 }
 
 // allows is HostFactoryToken#valid_origin?: no CIDRs, or one holding ip.
-func (t hfToken) allows(ip string) bool {
-	if len(t.cidrs) == 0 {
-		return true
-	}
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	for _, p := range t.cidrs {
-		if p.Contains(a.Unmap()) {
-			return true
-		}
-	}
-	return false
-}
+func (t hfToken) allows(ip string) bool { return validOrigin(t.cidrs, ip) }
 
 // buildHost is HostBuilder: find and rotate, or create with the form's
 // annotations[NAME] and membership in the factory's layers. The caller

@@ -2,6 +2,7 @@ package conjurdev
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -48,9 +49,9 @@ type resource struct {
 	permits map[string]map[string]string
 
 	apiKey string // users and hosts
-	// restrictedTo: users and hosts, the CIDRs (normalised) they may
-	// authenticate from; none means anywhere.
-	restrictedTo []string
+	// restrictedTo: users and hosts, the CIDRs they may authenticate
+	// from (each marshals as its normalised text); none means anywhere.
+	restrictedTo []netip.Prefix
 	password     string // users, once set with PUT /authn/{account}/password
 	versions     []secretVersion
 	nextVer      int // the version the next value gets

@@ -3,6 +3,7 @@ package conjurdev
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -36,7 +37,7 @@ type resourceJSON struct {
 	Secrets     []secretMetaJSON `json:"secrets,omitempty"`
 	// Present (possibly empty) by kind, as Conjur's Resource#as_json:
 	// restricted_to for users and hosts, policy_versions for policies.
-	RestrictedTo   *[]string        `json:"restricted_to,omitempty"`
+	RestrictedTo   *[]netip.Prefix  `json:"restricted_to,omitempty"`
 	PolicyVersions *[]policyVersion `json:"policy_versions,omitempty"`
 }
 
@@ -73,7 +74,7 @@ func (st *store) describe(res *resource) resourceJSON {
 	}
 	switch res.kind {
 	case "host", "user":
-		out.RestrictedTo = &[]string{}
+		out.RestrictedTo = &[]netip.Prefix{}
 		if len(res.restrictedTo) > 0 {
 			out.RestrictedTo = &res.restrictedTo
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,7 +53,7 @@ type stateResource struct {
 	Permits     map[string]map[string]string `json:"permits,omitempty"`
 	APIKey      string                       `json:"api_key,omitempty"`
 	Password    string                       `json:"password,omitempty"`
-	Restricted  []string                     `json:"restricted_to,omitempty"`
+	Restricted  []netip.Prefix               `json:"restricted_to,omitempty"`
 	Versions    []stateVersion               `json:"versions,omitempty"`
 	NextVersion int                          `json:"next_version,omitempty"`
 }
