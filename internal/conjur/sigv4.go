@@ -40,8 +40,10 @@ type sigV4Scope struct {
 	service string
 }
 
+// date is the scope's day, YYYYMMDD in UTC.
 func (s sigV4Scope) date() string { return s.at.UTC().Format("20060102") }
 
+// String is the credential scope: date/region/service/aws4_request.
 func (s sigV4Scope) String() string {
 	return s.date() + "/" + s.region + "/" + s.service + "/aws4_request"
 }
@@ -69,6 +71,9 @@ func (r sigV4Request) signedHeaders() string {
 	return strings.Join(names, ";")
 }
 
+// canonicalHeaders are r's headers as SigV4 signs them: names lower case
+// and sorted, the values of a repeated name joined with ',', each value
+// trimmed with inner runs of blanks made one space.
 func (r sigV4Request) canonicalHeaders() (names, values []string) {
 	byName := map[string]string{}
 	for _, h := range r.headers {

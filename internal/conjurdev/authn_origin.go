@@ -58,6 +58,8 @@ func yamlText(n *yaml.Node) string {
 	return strings.TrimSpace(string(b))
 }
 
+// cidrError is a restricted_to value Conjur::CIDR refuses, worded as
+// Conjur words it.
 type cidrError string
 
 func (e cidrError) Error() string { return string(e) }

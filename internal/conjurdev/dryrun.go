@@ -33,6 +33,8 @@ type dryRunError struct {
 	Context dryRunContext `json:"context"`
 }
 
+// dryRunContext is where a dry run's error lies: the policy branch loaded
+// and the lines at fault (none when the error has no position).
 type dryRunContext struct {
 	PolicyID       string `json:"policy_id"`
 	OffendingLines []int  `json:"offending_lines"`
@@ -56,6 +58,8 @@ func policyAdvice(msg string) string {
 	return ""
 }
 
+// newDryRunError is a failed load's error se as a dry run into branch
+// reports it (EnhancedPolicyError#as_validation).
 func newDryRunError(se *StatusError, branch string) dryRunError {
 	_, _, ident, _ := splitID(branch)
 	msg := se.Message
