@@ -131,7 +131,11 @@ func sampleStatus() map[string]pluginapi.Status {
 	iamLogin := noCredential
 	iamLogin.Conjur = &pluginapi.ConjurState{Login: "host/swarm/aws/123456789012/swarm-manager", Account: "myorg", CredentialSource: "iam",
 		CredentialSetAt: t0, URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
-	return map[string]pluginapi.Status{"cert-login": certLogin, "iam-login": iamLogin, "stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
+	perRequest := noCredential // the signing line: what Conjur's public-keys must hold
+	perRequest.Conjur = &pluginapi.ConjurState{Account: "myorg", CredentialSource: "per-request", Identities: 3,
+		SigningIssuer: "https://swarm.example.com/conjur-swarm", SigningKeyID: "k-3f2a9c",
+		URLs: []pluginapi.URLState{{URL: "https://conjur.example.com", Healthy: true}}}
+	return map[string]pluginapi.Status{"cert-login": certLogin, "iam-login": iamLogin, "per-request-identity": perRequest, "stale-values": staleValues, "credential-file-missing": fileNotUsed, "stack-mismatch": relabelled, "healthy": healthy, "per-stack-identity": perStack, "unconfigured": unconfigured, "no-credential": noCredential,
 		"mapping-invalid": mappingInvalid, "handoff-refused": handoffRefused, "no-credential-handoff-refused": noCredentialRefused}
 }
 

@@ -54,8 +54,12 @@ func TestPerIdentity_eachStackReadsAsItsOwnHost(t *testing.T) {
 	if !roles["dev:host:swarm/stacks/shop"] || !roles["dev:host:swarm/stacks/blog"] || len(roles) != 2 {
 		t.Fatalf("the reads were made as %v, want host/swarm/stacks/shop and host/swarm/stacks/blog only", roles)
 	}
-	if st := c.Status(); st.CredentialSource != "per-request" || st.Identities != 2 {
+	st := c.Status()
+	if st.CredentialSource != "per-request" || st.Identities != 2 {
 		t.Fatalf("status: source %q, identities %d; want per-request, 2", st.CredentialSource, st.Identities)
+	}
+	if st.SigningKeyID == "" || st.SigningKeyID != srv.signer.KeyID() || st.SigningIssuer != srv.signer.Issuer() {
+		t.Fatalf("status: signing issuer %q, key %q; want the manager signer's %q, %q", st.SigningIssuer, st.SigningKeyID, srv.signer.Issuer(), srv.signer.KeyID())
 	}
 }
 
