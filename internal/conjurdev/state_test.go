@@ -161,3 +161,26 @@ func tlsClient(caPEM []byte) *http.Client {
 	pool.AppendCertsFromPEM(caPEM)
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
+
+// TestStateDir_restrictedTo: the ranges a load gave a host are kept in the
+// state directory, and a server restarted on it refuses a login from
+// outside them and takes one from inside.
+func TestStateDir_restrictedTo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	srv, err := New(Options{Account: "dev", StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.LoadConjurPolicy(ModePost, "root", []byte("- !host {id: app, restricted_to: [10.0.0.0/8, 192.0.2.7]}\n")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(Options{Account: "dev", StateDir: dir})
+	if err != nil || !again.Restored() {
+		t.Fatalf("restart on %s: restored %v, %v", dir, again != nil && again.Restored(), err)
+	}
+	for ip, want := range map[string]bool{"127.0.0.1": false, "10.1.2.3": true, "192.0.2.7": true, "192.0.2.8": false} {
+		if got := again.originAllowed("dev:host:app", ip); got != want {
+			t.Errorf("after the restart, host app from %s: allowed %v, want %v", ip, got, want)
+		}
+	}
+}
