@@ -199,7 +199,7 @@ func parseIMDSCredentials(body []byte) (awsCredentials, error) {
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)
 	if err != nil {
-		return awsCredentials{}, errors.New("Expiration is missing or not an RFC 3339 time")
+		return awsCredentials{}, errors.New("the Expiration field is missing or not an RFC 3339 time")
 	}
 	return awsCredentials{keyID: redact.String(d.AccessKeyID), secret: redact.String(d.SecretAccessKey), token: redact.String(d.Token), expires: exp}, nil
 }

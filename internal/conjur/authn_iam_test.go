@@ -349,7 +349,7 @@ var imdsCredentialCases = []struct {
 	{"fail/no-secret", `{"AccessKeyId":"ASIAX","Token":"tok","Expiration":"2026-12-07T18:00:00Z"}`, "SecretAccessKey is missing"},
 	{"fail/no-token", `{"AccessKeyId":"ASIAX","SecretAccessKey":"sk","Expiration":"2026-12-07T18:00:00Z"}`, "Token is missing"},
 	{"fail/key-with-space", `{"AccessKeyId":"ASIA X","SecretAccessKey":"sk","Token":"tok","Expiration":"2026-12-07T18:00:00Z"}`, "AccessKeyId is missing or malformed"},
-	{"fail/no-expiration", `{"AccessKeyId":"ASIAX","SecretAccessKey":"sk","Token":"tok"}`, "Expiration is missing"},
+	{"fail/no-expiration", `{"AccessKeyId":"ASIAX","SecretAccessKey":"sk","Token":"tok"}`, "the Expiration field is missing"},
 	{"fail/expiration-not-a-time", `{"AccessKeyId":"ASIAX","SecretAccessKey":"sk","Token":"tok","Expiration":"tomorrow"}`, "not an RFC 3339 time"},
 }
 
