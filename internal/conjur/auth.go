@@ -137,19 +137,20 @@ func (s *session) authenticate(ctx context.Context, ep *endpoint, cred credentia
 	}
 	var raw []byte
 	var err error
-	if s.cfg.AuthnType == AuthnCert {
+	switch {
+	case s.cfg.AuthnType == AuthnCert:
 		raw, err = s.certAuthenticate(ctx, ep)
-	} else if s.cfg.AuthnType == AuthnIAM {
+	case s.cfg.AuthnType == AuthnIAM:
 		raw, err = s.iamAuthenticate(ctx, ep)
-	} else if s.cfg.AuthnType != "" {
+	case s.cfg.AuthnType != "": // azure, gcp
 		raw, err = s.cloudAuthenticate(ctx, ep)
-	} else if cred.JWT != "" {
+	case cred.JWT != "":
 		if ep.jwtAPI == nil {
 			return nil, &Error{Code: errcode.CredentialRejected,
 				Msg: "a JWT credential was given but CONJUR_AUTHN_JWT_SERVICE_ID is not set: set the authn-jwt service id"}
 		}
 		raw, err = s.bind(ctx, ep.jwtAPI, nil).jwtAuthenticate(cred.JWT.Reveal(), s.cfg.JWTHostID)
-	} else {
+	default:
 		raw, err = s.bind(ctx, ep.api, nil).authenticate(authnLoginPair(cred))
 	}
 	if err != nil {
