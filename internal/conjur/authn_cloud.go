@@ -157,22 +157,24 @@ func (s *session) cloudAuthenticate(ctx context.Context, ep *endpoint) ([]byte, 
 	if s.cfg.AuthnType == AuthnGCP {
 		c, err := conjurapi.NewClientFromGCPCredentials(conf, "-", tele) // "-": never asked, the token is given
 		if err != nil {
-			return nil, cloudSettingsError(err)
+			return nil, settingsRefused("authn-gcp", err)
 		}
 		c.SetHttpClient(hc)
 		return c.GCPAuthenticate(tok.Reveal())
 	}
 	c, err := conjurapi.NewClientFromAzureCredentials(conf, tele)
 	if err != nil {
-		return nil, cloudSettingsError(err)
+		return nil, settingsRefused("authn-azure", err)
 	}
 	c.SetHttpClient(hc)
 	return c.AzureAuthenticate(tok.Reveal())
 }
 
-func cloudSettingsError(err error) *Error {
+// settingsRefused is conjur-api-go's refusal, at construction, of the
+// client settings of authenticator (authn-azure, authn-gcp, authn-iam).
+func settingsRefused(authenticator string, err error) *Error {
 	return &Error{Code: errcode.CredentialRejected, Cause: err,
-		Msg: "conjur-api-go refused the cloud authenticator's settings: check CONJUR_SERVICE_ID and CONJUR_AUTHN_LOGIN"}
+		Msg: "conjur-api-go refused the " + authenticator + " settings: check CONJUR_SERVICE_ID and CONJUR_AUTHN_LOGIN"}
 }
 
 // bindHTTP is the HTTP client of one request to Conjur under ctx.

@@ -252,8 +252,7 @@ func (s *session) iamAuthenticate(ctx context.Context, ep *endpoint) ([]byte, er
 	conf.AuthnType, conf.ServiceID, conf.JWTHostID = AuthnIAM, s.cfg.ServiceID, s.cfg.Login
 	c, err := conjurapi.NewClient(conf, apiTelemetry())
 	if err != nil {
-		return nil, &Error{Code: errcode.CredentialRejected, Cause: err,
-			Msg: "conjur-api-go refused the authn-iam settings: check CONJUR_SERVICE_ID and CONJUR_AUTHN_LOGIN"}
+		return nil, settingsRefused("authn-iam", err)
 	}
 	req, err := c.IAMAuthenticateRequest(body)
 	if err != nil {
