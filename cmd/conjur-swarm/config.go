@@ -154,6 +154,7 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 		AuthnType:      s.AuthnType,
 		ServiceID:      s.ServiceID,
 		AzureClientID:  s.AzureClientID,
+		IAMRegion:      s.IAMRegion, // ours: refused outside iam, as AzureClientID outside azure
 		FetchTimeout:   c.FetchTimeout,
 		CacheTTL:       c.CacheTTL,
 		MaxInFlight:    c.MaxInFlight,
@@ -166,7 +167,6 @@ func (c Config) conjurConfig(ca []byte) conjur.Config {
 	case conjur.AuthnCert: // the files' defaults mean nothing in the other modes
 		cc.ClientCertFile, cc.ClientKeyFile = s.ClientCertFile, s.ClientKeyFile
 	case conjur.AuthnIAM: // the AWS_* variables may be set for other tools in the other modes
-		cc.IAMRegion = s.IAMRegion
 		cc.AWSAccessKeyID, cc.AWSSecretAccessKey, cc.AWSSessionToken = s.AWSAccessKeyID, s.AWSSecretAccessKey, s.AWSSessionToken
 	}
 	return cc

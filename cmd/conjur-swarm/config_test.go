@@ -227,7 +227,7 @@ func TestLoadConfigErrors(t *testing.T) {
 // TestConjurConfigAWSOnlyForIAM: the AWS_* variables, which other tools on
 // the host may set, reach the Conjur client only with CONJUR_AUTHN_TYPE=iam.
 func TestConjurConfigAWSOnlyForIAM(t *testing.T) {
-	env := map[string]string{"CONJUR_SERVICE_ID": "prod", "CONJUR_AUTHN_IAM_REGION": "eu-west-1",
+	env := map[string]string{"CONJUR_SERVICE_ID": "prod",
 		"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "aws-secret", "AWS_SESSION_TOKEN": "aws-token"}
 	for _, mode := range []string{"", "cert", "azure", "iam"} {
 		env["CONJUR_AUTHN_TYPE"] = mode
@@ -236,9 +236,25 @@ func TestConjurConfigAWSOnlyForIAM(t *testing.T) {
 			t.Fatal(err)
 		}
 		cc := c.conjurConfig(nil)
-		got := cc.AWSAccessKeyID != "" || cc.AWSSecretAccessKey != "" || cc.AWSSessionToken != "" || cc.IAMRegion != ""
+		got := cc.AWSAccessKeyID != "" || cc.AWSSecretAccessKey != "" || cc.AWSSessionToken != ""
 		if got != (mode == "iam") {
-			t.Errorf("CONJUR_AUTHN_TYPE=%q: the AWS settings reached the client: %t", mode, got)
+			t.Errorf("CONJUR_AUTHN_TYPE=%q: the AWS credentials reached the client: %t", mode, got)
+		}
+	}
+}
+
+// TestIAMRegionOutsideIAMIsRefused: CONJUR_AUTHN_IAM_REGION is the
+// plugin's own setting, so a region set in another mode is a mistake the
+// client refuses, naming it (as CONJUR_AUTHN_AZURE_CLIENT_ID outside azure),
+// not a setting silently ignored.
+func TestIAMRegionOutsideIAMIsRefused(t *testing.T) {
+	for _, mode := range []string{"", "cert", "azure"} {
+		c, err := load(t, map[string]string{"CONJUR_AUTHN_TYPE": mode, "CONJUR_SERVICE_ID": "prod", "CONJUR_AUTHN_IAM_REGION": "eu-west-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.conjurConfig(nil).Validate(); err == nil || !strings.Contains(err.Error(), "CONJUR_AUTHN_IAM_REGION") {
+			t.Errorf("CONJUR_AUTHN_TYPE=%q with a region: %v, want a refusal naming CONJUR_AUTHN_IAM_REGION", mode, err)
 		}
 	}
 }
