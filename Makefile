@@ -42,11 +42,14 @@ run: build ## Run the plugin against the embedded Conjur-compatible server (sock
 run-per-stack: build ## Like run, in the per-stack identity mode: two stacks, each read as its own Conjur host with JWTs the plugin signs (keys under ./run/state)
 	CONJUR_SWARM_IDENTITY=per-request ./$(BIN) serve --dev
 
+.PHONY: deps
+deps: ## Install the host tools the tests drive when one is missing (busybox, dash, jq, iproute2, util-linux; apt-get as root; scripts/deps.sh)
+	scripts/deps.sh
+
 .PHONY: test
-# FuzzRenderRoundTrip sources dotenv bundles with dash and bash (packages dash and bash, both in the
-# machine image CI runs on; with CI=true a missing one fails naming the package), and with busybox ash
-# when a busybox binary is on PATH (apt-get install -y busybox; optional).
-test: ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root; every benchmark once (-benchtime 1x); a 5-second storm
+# FuzzRenderRoundTrip sources dotenv bundles with dash, bash and busybox ash; the docs' shell image is the
+# host's busybox: make deps installs what is missing first.
+test: deps ## Run every test: unit, race, the plugin socket, e2e when a Docker daemon answers, the swarm lab when root; every benchmark once (-benchtime 1x); a 5-second storm
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 14m ./...
 	$(MAKE) --no-print-directory bench-smoke
