@@ -95,6 +95,28 @@ networks:
 	s.waitPluginLog(t, s.pluginID, `"secret":"`+stack+`_app_env"`, `"rule":"e2e-stack-env"`, `"members":["apps/`+stack+`/aws"`)
 }
 
+// readerStack is a stack file of one service that runs image with target
+// as its command, on the host network, once, with the swarm secret target;
+// secrets is the file's secrets: block body (each secret's driver, name).
+func readerStack(image, service, target, secrets string) string {
+	return fmt.Sprintf(`version: "3.8"
+services:
+  %[1]s:
+    image: %[3]s
+    command: [%[2]q]
+    networks: [hostnet]
+    deploy:
+      restart_policy: {condition: none}
+    secrets: [%[2]s]
+secrets:
+%[4]s
+networks:
+  hostnet:
+    external: true
+    name: host
+`, service, target, image, secrets)
+}
+
 // deployStack deploys compose as stack (images as given, never resolved)
 // and removes the stack when the test ends.
 func deployStack(t *testing.T, stack, compose string) {

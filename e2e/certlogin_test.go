@@ -68,23 +68,7 @@ func TestCertLoginOnSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	deployStack(t, stack, fmt.Sprintf(`version: "3.8"
-services:
-  app:
-    image: %[1]s
-    command: ["db-password"]
-    networks: [hostnet]
-    deploy:
-      restart_policy: {condition: none}
-    secrets: [db-password]
-secrets:
-  db-password:
-    driver: %[2]s
-networks:
-  hostnet:
-    external: true
-    name: host
-`, s.readerImage, plugin))
+	deployStack(t, stack, readerStack(s.readerImage, "app", "db-password", "  db-password:\n    driver: "+plugin))
 	taskID, f := only(waitReaders(t, stack+"_app", 1, nil))
 	checkValues(t, taskID, f, map[string][]byte{"db-password": []byte(stack + "-from-cert-login")})
 

@@ -134,23 +134,7 @@ func TestPerStackIdentity(t *testing.T) {
 	dev.ResetRequests()
 
 	for _, st := range []string{a, b} {
-		compose := fmt.Sprintf(`version: "3.8"
-services:
-  app:
-    image: %[1]s
-    command: ["db-password"]
-    networks: [hostnet]
-    deploy:
-      restart_policy: {condition: none}
-    secrets: [db-password]
-secrets:
-  db-password:
-    driver: %[2]s
-networks:
-  hostnet:
-    external: true
-    name: host
-`, s.readerImage, plugin)
+		compose := readerStack(s.readerImage, "app", "db-password", "  db-password:\n    driver: "+plugin)
 		if st == a { // stack A also reaches for B's variable through the broken rule
 			compose = strings.Replace(compose, "services:\n", fmt.Sprintf(`services:
   thief:

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -28,22 +27,7 @@ func TestStackCannotTakeAnotherStacksSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	stackFile := func(service, target, secrets string) string {
-		return fmt.Sprintf(`version: "3.8"
-services:
-  %[1]s:
-    image: %[3]s
-    command: [%[2]q]
-    networks: [hostnet]
-    deploy:
-      restart_policy: {condition: none}
-    secrets: [%[2]s]
-secrets:
-%[4]s
-networks:
-  hostnet:
-    external: true
-    name: host
-`, service, target, s.readerImage, secrets)
+		return readerStack(s.readerImage, service, target, secrets)
 	}
 	deployStack(t, shop, stackFile("app", "db_password", "  db_password:\n    driver: "+s.plugin))
 	first, f := only(waitReaders(t, shop+"_app", 1, nil))
