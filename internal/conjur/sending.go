@@ -12,8 +12,9 @@ import (
 
 // slot is the request slot a fetch holds (held false: versions, which are
 // not windowed): full says the window was full when it went out, so that
-// its round trip may grow the window.
-type slot struct{ held, full bool }
+// its round trip may grow the window, alone that it was the only request
+// in flight, so that its round trip is Conjur's latency without our load.
+type slot struct{ held, full, alone bool }
 
 // send fetches the calls' ids under ctx and answers each call as its answer
 // arrives. With a slot held, the first delivery, which comes when the
@@ -71,7 +72,7 @@ func (r *sending) deliver(answers map[string]result) {
 	defer r.b.mu.Unlock()
 	r.answerLocked(answers)
 	if !r.released && r.slot.held {
-		r.b.win.observe(r.sent, r.b.now(), r.slot.full, overloaded(answers))
+		r.b.win.observe(r.sent, r.b.now(), r.slot, overloaded(answers))
 	}
 	r.releaseLocked()
 	if r.left == 0 {
@@ -95,7 +96,7 @@ func (r *sending) another(ctx context.Context) func(map[string]result) {
 		wait = make(chan struct{})
 		b.waiters = append(b.waiters, wait)
 	}
-	full := wait != nil || b.active >= b.win.size()
+	sl := slot{held: true, full: wait != nil || b.active >= b.win.size(), alone: wait == nil && b.active == 1}
 	b.mu.Unlock()
 	if wait != nil {
 		select {
@@ -117,7 +118,7 @@ func (r *sending) another(ctx context.Context) func(map[string]result) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		r.answerLocked(answers)
-		b.win.observe(sent, b.now(), full, overloaded(answers))
+		b.win.observe(sent, b.now(), sl, overloaded(answers))
 		b.active--
 		b.dispatchLocked()
 		if r.left == 0 {

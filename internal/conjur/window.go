@@ -15,8 +15,18 @@ import "time"
 // baseline that forgets old minima lets it follow a Conjur that became
 // slower for good, and a request that went out before the last cut does not
 // cut again: it was sent under the old window and reports the congestion
-// that cut already answered. Not safe for concurrent use: the batcher's
-// lock guards it.
+// that cut already answered.
+//
+// A request that went out alone (no other of ours in flight) cannot have
+// queued behind ours, so its round trip is Conjur's latency without our
+// load: the baseline is never below the lowest of the last few such round
+// trips. Without that, a Conjur that became slower for a reason not ours
+// (a farther follower, its own load) held the window at 1 for one to two
+// periods, each Get waiting for a batch, because the old minimum said
+// every round trip was queueing (the storm of docs/benchmarks.md: a
+// baseline of 0.13 ms against a stand-in answering in 2 ms kept the window
+// at 1 for the whole per-node run). Not safe for concurrent use: the
+// batcher's lock guards it.
 type window struct {
 	ceiling float64
 	limit   float64 // the window, between 1 and ceiling
@@ -26,6 +36,16 @@ type window struct {
 	periodEnd time.Time     // when cur becomes the previous period's
 	lastCut   time.Time     // when the window last shrank
 	avoid     bool          // a cut has happened: grow by one per window of samples, not one per sample
+
+	alone    [aloneSamples]aloneSample // the last round trips of requests sent alone, a ring
+	aloneEnd int                       // where the next goes
+}
+
+// aloneSample is the round trip of a request that went out alone, and when
+// it returned.
+type aloneSample struct {
+	rtt time.Duration
+	at  time.Time
 }
 
 const (
@@ -39,6 +59,9 @@ const (
 	windowPeriod = 10 * time.Second
 	// windowMinCut bounds one cut: at most halve.
 	windowMinCut = 0.5
+	// aloneSamples: the baseline's floor is the lowest of this many last
+	// round trips of requests sent alone (one slow answer does not raise it).
+	aloneSamples = 4
 	// windowGain is the weight of a new round trip in the smoothed one, so
 	// that one slow answer (a busy machine, a slow query) does not cut.
 	windowGain = 0.25
@@ -52,11 +75,13 @@ func newWindow(ceiling int) *window {
 // size is how many requests may be in flight now.
 func (w *window) size() int { return int(w.limit) }
 
-// observe takes one request's outcome: it went out at sent and returned at
-// now; full says the window was full when it went out, overloaded that
+// observe takes one request's outcome: it went out at sent, holding sl,
+// and returned at now; sl.full says the window was full when it went out,
+// sl.alone that no other request of ours was in flight, overloaded that
 // Conjur answered 5xx/429 or did not answer in time.
-func (w *window) observe(sent, now time.Time, full, overloaded bool) {
+func (w *window) observe(sent, now time.Time, sl slot, overloaded bool) {
 	rtt := now.Sub(sent)
+	full := sl.full
 	if now.After(w.periodEnd) {
 		w.base, w.cur, w.periodEnd = w.cur, 0, now.Add(windowPeriod)
 	}
@@ -68,8 +93,12 @@ func (w *window) observe(sent, now time.Time, full, overloaded bool) {
 			w.srtt = rtt
 		}
 		w.srtt += time.Duration(windowGain * float64(rtt-w.srtt))
+		if sl.alone {
+			w.alone[w.aloneEnd] = aloneSample{rtt: rtt, at: now}
+			w.aloneEnd = (w.aloneEnd + 1) % aloneSamples
+		}
 	}
-	base := w.baseline()
+	base := w.baseline(now)
 	switch {
 	case overloaded:
 		w.cut(sent, now, windowMinCut)
@@ -84,16 +113,26 @@ func (w *window) observe(sent, now time.Time, full, overloaded bool) {
 	}
 }
 
-// baseline is the lowest round trip of the last one to two periods (0:
-// none yet).
-func (w *window) baseline() time.Duration {
+// baseline is the lowest round trip of the last one to two periods, but
+// not below the lowest of the last round trips of requests sent alone
+// within a period of now (0: none yet).
+func (w *window) baseline(now time.Time) time.Duration {
+	var low time.Duration
 	switch {
 	case w.base == 0:
-		return w.cur
+		low = w.cur
 	case w.cur == 0:
-		return w.base
+		low = w.base
+	default:
+		low = min(w.base, w.cur)
 	}
-	return min(w.base, w.cur)
+	var floor time.Duration
+	for _, a := range w.alone {
+		if a.rtt > 0 && now.Sub(a.at) <= windowPeriod && (floor == 0 || a.rtt < floor) {
+			floor = a.rtt
+		}
+	}
+	return max(low, floor)
 }
 
 // cut multiplies the window by factor (at least windowMinCut), unless the

@@ -14,6 +14,7 @@ type sample struct {
 	at         time.Duration // from the test's epoch
 	rtt        time.Duration
 	full       bool
+	alone      bool // no other request in flight
 	overloaded bool
 }
 
@@ -29,6 +30,12 @@ func TestWindowAdapts(t *testing.T) {
 		return s
 	}
 	seq := func(parts ...[]sample) []sample { return slices.Concat(parts...) }
+	alone := func(s []sample) []sample {
+		for i := range s {
+			s[i].alone = true
+		}
+		return s
+	}
 	one := func(s sample) []sample { return []sample{s} }
 	flat := run(0, 20, 2*ms, true) // 4 -> 24
 	p := windowPeriod
@@ -71,12 +78,29 @@ func TestWindowAdapts(t *testing.T) {
 		{"the same latency against the old baseline cuts", 32, seq(flat,
 			run(2*p, 6, 10*ms, false),
 			run(2*p+100*ms, 6, 15*ms, false)), 1},
+		// A rise that requests sent alone see too is Conjur's, not queueing
+		// behind ours: the baseline follows it at once.
+		{"a rise seen by a request sent alone does not cut", 32, seq(flat,
+			alone(run(50*ms, 1, 10*ms, false)),
+			run(60*ms, 10, 10*ms, false)), 24},
+		{"after a cut, requests sent alone raise the baseline and it grows again", 32, seq(flat,
+			run(50*ms, 10, 10*ms, false), // cut to 1
+			alone(run(200*ms, 4, 10*ms, true)),
+			run(250*ms, 20, 10*ms, true)), 7}, // 1 -> 7: after a cut, one per window of samples
+		{"one slow answer sent alone among fast ones does not raise the baseline", 32, seq(flat,
+			alone(run(50*ms, 3, 2*ms, false)),
+			alone(run(60*ms, 1, 10*ms, false)),
+			run(80*ms, 10, 10*ms, false)), 1},
+		{"a round trip sent alone a period ago no longer holds the baseline up", 32, seq(
+			alone(run(0, 4, 10*ms, false)),
+			run(p+50*ms, 20, 2*ms, true),
+			run(p+200*ms, 10, 10*ms, false)), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWindow(tc.ceiling)
 			epoch := time.Unix(1_000_000, 0)
 			for _, s := range tc.samples {
-				w.observe(epoch.Add(s.at), epoch.Add(s.at+s.rtt), s.full, s.overloaded)
+				w.observe(epoch.Add(s.at), epoch.Add(s.at+s.rtt), slot{held: true, full: s.full, alone: s.alone}, s.overloaded)
 			}
 			if got := w.size(); got != tc.want {
 				t.Errorf("window %d (%.2f), want %d", got, w.limit, tc.want)
