@@ -102,10 +102,10 @@ type call struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	res    result
-	joined int    // Gets that joined it after it started (under batcher.mu)
-	gen    uint64 // the credential generation when it started
-	full   bool   // sent inline as the window filled (the window grows only when used)
-	alone  bool   // sent inline as the only request in flight
+	joined int       // Gets that joined it after it started (under batcher.mu)
+	gen    uint64    // the credential generation when it started
+	alone  bool      // sent inline as the only request in flight
+	queued time.Time // when it joined the queue (the window's clock)
 }
 
 // get fetches one variable. No timer of its own: the call this Get starts
@@ -163,7 +163,7 @@ func (b *batcher) start(ctx context.Context, key refKey) (cl *call, coalesced, i
 	if b.active < b.win.size() && len(b.pending) == 1 && b.pending[0] == cl && callerOutlasts(ctx, cl) && b.life.enter() {
 		b.pending = b.pending[:0]
 		b.active++
-		cl.full, cl.alone = b.active >= b.win.size(), b.active == 1
+		cl.alone = b.active == 1
 		return cl, false, true
 	}
 	b.dispatchLocked()
@@ -204,6 +204,7 @@ func (b *batcher) startLocked(key refKey) (cl *call, coalesced bool) {
 		b.finishLocked(cl, result{err: errClosed})
 		return cl, false
 	}
+	cl.queued = b.now()
 	b.pending = append(b.pending, cl)
 	return cl, false
 }
@@ -232,7 +233,7 @@ func (b *batcher) runInline(ctx context.Context, cl *call) outcome {
 		}
 	})
 	defer stop()
-	b.send(cl.ctx, []*call{cl}, slot{held: true, full: cl.full, alone: cl.alone})
+	b.send(cl.ctx, []*call{cl}, slot{held: true, alone: cl.alone})
 	if ctx.Err() != nil {
 		return outcome{err: b.contextError(ctx, cl.key.id), gen: cl.gen}
 	}
@@ -318,7 +319,8 @@ func (b *batcher) dispatchLocked() {
 		batch := append([]*call(nil), b.pending[:n]...)
 		b.pending = append(b.pending[:0], b.pending[n:]...)
 		b.active++
-		sl := slot{held: true, full: b.active >= b.win.size(), alone: b.active == 1}
+		long, short := b.win.waited(b.now().Sub(batch[0].queued))
+		sl := slot{held: true, full: long, short: short, alone: b.active == 1}
 		if !b.life.spawn(func() { b.runBatch(batch, sl) }) {
 			b.active--
 			for _, cl := range batch {

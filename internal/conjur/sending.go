@@ -11,10 +11,11 @@ import (
 // The fetches in progress: their request slots, answers and round trips.
 
 // slot is the request slot a fetch holds (held false: versions, which are
-// not windowed): full says the window was full when it went out, so that
-// its round trip may grow the window, alone that it was the only request
-// in flight, so that its round trip is Conjur's latency without our load.
-type slot struct{ held, full, alone bool }
+// not windowed): full says its Gets waited long for it, so that its round
+// trip may grow the window, short that they waited so little that the
+// window is wider than they need, alone that it was the only request in
+// flight, so that its round trip is Conjur's latency without our load.
+type slot struct{ held, full, short, alone bool }
 
 // send fetches the calls' ids under ctx and answers each call as its answer
 // arrives. With a slot held, the first delivery, which comes when the

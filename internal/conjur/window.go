@@ -5,11 +5,14 @@ import "time"
 // window is the batcher's adaptive request window: how many requests to
 // Conjur may be in flight at once. It grows while Conjur's round trip stays
 // near the lowest one seen lately (the baseline: Conjur is not queueing our
-// requests) and the window was full, and shrinks when the round trip rises
-// (smoothed) well above the baseline or Conjur answers that it is overloaded (5xx, 429,
-// a timeout). Gets that find the window full gather into batches, so a
-// smaller window costs Conjur fewer requests, not the Gets their answers.
-// The ceiling is CONJUR_SWARM_MAX_IN_FLIGHT.
+// requests) and Gets waited for a slot a good share of a round trip (the
+// window holds them back), gives back a little when queued Gets hardly
+// waited (it is wider than they need: a wider one would only send them
+// alone), and shrinks when the round trip rises (smoothed) well above the
+// baseline or Conjur answers that it is overloaded (5xx, 429, a timeout).
+// Gets that find the window full gather into batches, so a smaller window
+// costs Conjur fewer requests, not the Gets their answers. The ceiling is
+// CONJUR_SWARM_MAX_IN_FLIGHT.
 //
 // The idea is that of a congestion window: queueing delay is the signal, a
 // baseline that forgets old minima lets it follow a Conjur that became
@@ -62,6 +65,16 @@ const (
 	// aloneSamples: the baseline's floor is the lowest of this many last
 	// round trips of requests sent alone (one slow answer does not raise it).
 	aloneSamples = 4
+	// windowWaitShare: the window grows only for Gets that waited for a slot
+	// at least this share of a round trip, and shrinks gently for batches
+	// that waited under half of it. With the slots' round trips spread out
+	// a slot frees about every round trip / window, so while Gets arrive one
+	// after another (the per-node model) the window stays between 1 and 2
+	// times 1/windowWaitShare slots, and a burst, whose Gets wait longer,
+	// grows it to what Conjur's round trip allows: waiting for a batch adds
+	// about this share of a round trip to a Get and spares Conjur the
+	// requests a wider window would send alone.
+	windowWaitShare = 0.25
 	// windowGain is the weight of a new round trip in the smoothed one, so
 	// that one slow answer (a busy machine, a slow query) does not cut.
 	windowGain = 0.25
@@ -70,6 +83,16 @@ const (
 func newWindow(ceiling int) *window {
 	c := float64(max(ceiling, 1))
 	return &window{ceiling: c, limit: min(windowStart, c)}
+}
+
+// waited classes the wait of a batch's oldest Get for a slot: long enough
+// to grow the window (windowWaitShare of the smoothed round trip, or any
+// wait before the first round trip), or so short that the window is wider
+// than the Gets need (under half that), which shrinks it gently. A Get
+// that finds a slot free is sent at once and does neither.
+func (w *window) waited(d time.Duration) (long, short bool) {
+	limit := windowWaitShare * float64(w.srtt)
+	return d > 0 && float64(d) >= limit, d > 0 && float64(d) < limit/2
 }
 
 // size is how many requests may be in flight now.
@@ -110,6 +133,10 @@ func (w *window) observe(sent, now time.Time, sl slot, overloaded bool) {
 		w.limit = min(w.ceiling, w.limit+1/w.limit)
 	case full:
 		w.limit = min(w.ceiling, w.limit+1)
+	case sl.short:
+		// Wide enough: end the start's fast growth, and give back a little.
+		w.avoid = true
+		w.limit = max(1, w.limit-1/w.limit)
 	}
 }
 

@@ -94,6 +94,7 @@ type slowConjur struct {
 	mu         sync.Mutex
 	latency    time.Duration
 	workers    int
+	spread     bool // the n-th request takes latency x (1 + (n mod 8)/8): answers come back spread out, not in waves
 	overloaded bool
 	cur, most  int
 	ids        int // variables of the requests it holds
@@ -103,7 +104,7 @@ type slowConjur struct {
 func (s *slowConjur) set(latency time.Duration, overloaded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.latency, s.overloaded, s.most, s.requests, s.workers = latency, overloaded, 0, 0, 0
+	s.latency, s.overloaded, s.most, s.requests, s.workers, s.spread = latency, overloaded, 0, 0, 0, false
 }
 
 func (s *slowConjur) fetch(ctx context.Context, ids []string, version int, to answerSink) {
@@ -115,6 +116,9 @@ func (s *slowConjur) fetch(ctx context.Context, ids []string, version int, to an
 	latency, overloaded := s.latency, s.overloaded
 	if s.workers > 0 {
 		latency *= time.Duration((s.cur + s.workers - 1) / s.workers)
+	}
+	if s.spread {
+		latency += latency * time.Duration(s.requests%8) / 8
 	}
 	s.mu.Unlock()
 	s.clock.sleep(latency)
@@ -191,6 +195,16 @@ func perNode(t *testing.T, b *batcher, conj *slowConjur, phase string, nodes, ge
 	}
 }
 
+// windowModel is a batcher with a window of the ceiling over a slowConjur,
+// both on one fake clock.
+func windowModel(t *testing.T, ceiling int) (*batcher, *slowConjur) {
+	clock := newFakeClock()
+	conj := &slowConjur{clock: clock}
+	b := newTestBatcher(t, conj, Config{MaxInFlight: ceiling})
+	b.now = clock.now
+	return b, conj
+}
+
 func activeOf(b *batcher) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -212,10 +226,7 @@ func windowOf(b *batcher) int {
 // and goes to 1 while Conjur answers 503. Conjur never holds more requests
 // than the window allows.
 func TestWindowFollowsConjursLatency(t *testing.T) {
-	clock := newFakeClock()
-	conj := &slowConjur{clock: clock}
-	b := newTestBatcher(t, conj, Config{MaxInFlight: 12})
-	b.now = clock.now
+	b, conj := windowModel(t, 12)
 	ms := time.Millisecond
 
 	conj.set(2*ms, false)
@@ -257,13 +268,35 @@ func TestWindowFollowsConjursLatency(t *testing.T) {
 	}
 }
 
+// Gets that arrive one after another (the per-node model) against answers
+// that come back spread out wait for a slot about a round trip / window:
+// the window settles where that wait is about windowWaitShare of a round
+// trip (4 to 8 slots), the rest of the Gets batched, rather than growing to
+// the ceiling and sending every Get alone; 512 Gets at once (a burst) go
+// out in batches of many.
+func TestWindowSettlesWhereGetsWaitLittle(t *testing.T) {
+	b, conj := windowModel(t, 32)
+	conj.set(2*time.Millisecond, false)
+	conj.spread = true
+	st := perNode(t, b, conj, "spread", 20, 100)
+	t.Logf("20 nodes, answers spread out: %+v", st)
+	if st.window < 2 || st.window > 2/windowWaitShare+1 || st.failed > 0 || 2*st.requests > st.gets {
+		t.Errorf("20 nodes: window %d, %d failed, %d requests for %d Gets; want 2 to %d, none failed, at most a request for 2 Gets",
+			st.window, st.failed, st.requests, st.gets, int(2/windowWaitShare+1))
+	}
+	conj.set(2*time.Millisecond, false)
+	conj.spread = true
+	burst := perNode(t, b, conj, "burst", 512, 8)
+	t.Logf("512 at once: %+v", burst)
+	if burst.failed > 0 || 20*burst.requests > burst.gets {
+		t.Errorf("a burst of 512: %d failed, %d requests for %d Gets; want none failed, at most a request for 20 Gets", burst.failed, burst.requests, burst.gets)
+	}
+}
+
 // A window that Gets never fill does not grow: two nodes asking one after
 // another leave it at its start, however flat the latency.
 func TestWindowGrowsOnlyWhenFull(t *testing.T) {
-	clock := newFakeClock()
-	conj := &slowConjur{clock: clock}
-	b := newTestBatcher(t, conj, Config{MaxInFlight: 12})
-	b.now = clock.now
+	b, conj := windowModel(t, 12)
 	conj.set(2*time.Millisecond, false)
 	st := perNode(t, b, conj, "few", 2, 50)
 	if st.window != windowStart || st.failed > 0 || st.most > 2 {

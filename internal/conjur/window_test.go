@@ -15,6 +15,7 @@ type sample struct {
 	rtt        time.Duration
 	full       bool
 	alone      bool // no other request in flight
+	short      bool // its Gets waited under half windowWaitShare of a round trip
 	overloaded bool
 }
 
@@ -91,6 +92,14 @@ func TestWindowAdapts(t *testing.T) {
 			alone(run(50*ms, 3, 2*ms, false)),
 			alone(run(60*ms, 1, 10*ms, false)),
 			run(80*ms, 10, 10*ms, false)), 1},
+		{"batches whose Gets hardly waited shrink it by one per window of samples", 32, seq(flat,
+			func() []sample {
+				s := run(50*ms, 24, 2*ms, false)
+				for i := range s {
+					s[i].short = true
+				}
+				return s
+			}()), 22}, // 24 -> 22.98
 		{"a round trip sent alone a period ago no longer holds the baseline up", 32, seq(
 			alone(run(0, 4, 10*ms, false)),
 			run(p+50*ms, 20, 2*ms, true),
@@ -100,7 +109,7 @@ func TestWindowAdapts(t *testing.T) {
 			w := newWindow(tc.ceiling)
 			epoch := time.Unix(1_000_000, 0)
 			for _, s := range tc.samples {
-				w.observe(epoch.Add(s.at), epoch.Add(s.at+s.rtt), slot{held: true, full: s.full, alone: s.alone}, s.overloaded)
+				w.observe(epoch.Add(s.at), epoch.Add(s.at+s.rtt), slot{held: true, full: s.full, short: s.short, alone: s.alone}, s.overloaded)
 			}
 			if got := w.size(); got != tc.want {
 				t.Errorf("window %d (%.2f), want %d", got, w.limit, tc.want)
