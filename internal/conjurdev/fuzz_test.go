@@ -3,10 +3,13 @@ package conjurdev
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzParseConjurPolicy checks that no policy document panics the parser or the
@@ -121,6 +124,72 @@ func FuzzParseValues(f *testing.F) {
 		_, err := ParseValues([]byte(doc))
 		if err != nil && strings.Contains(doc, "SECRETVALUE") && strings.Contains(err.Error(), "SECRETVALUE") {
 			t.Fatalf("error echoes a value: %v", err)
+		}
+	})
+}
+
+// batchJSONTests are batch answers batchJSON writes directly and ones it
+// hands to encoding/json.
+var batchJSONTests = []struct {
+	name   string
+	values []batchValue
+}{
+	{"one", []batchValue{{"dev:variable:a", []byte("v")}}},
+	{"sorted by id", []batchValue{{"dev:variable:b", []byte("2")}, {"dev:variable:a", []byte("1")}, {"dev:variable:A", []byte("0")}}},
+	{"a value of exactly 45 bytes", []batchValue{{"dev:variable:x", []byte(strings.Repeat("k", 45))}}},
+	{"a value of 46 bytes", []batchValue{{"dev:variable:x", []byte(strings.Repeat("k", 46))}}},
+	{"a long value", []batchValue{{"dev:variable:x", []byte(strings.Repeat("0123456789", 40))}}},
+	{"an empty value", []batchValue{{"dev:variable:x", nil}}},
+	{"HTML characters", []batchValue{{"dev:variable:<a&b>", []byte("<script>&amp;</script>")}}},
+	{"quote and backslash", []batchValue{{`dev:variable:q"\`, []byte(`say "hi" \ bye`)}}},
+	{"control characters and newlines", []batchValue{{"dev:variable:c", []byte("line1\nline2\r\t\x00\x1f\b\f")}}},
+	{"unicode", []batchValue{{"dev:variable:é", []byte("naïve \u2028 \u2029 ☃")}}},
+	{"binary", []batchValue{{"dev:variable:bin", []byte{0xff, 0xfe, 0, 1, 2}}}},
+}
+
+// TestBatchJSON_sameBytesAsEncodingJSON: the batch answer written directly
+// is, byte for byte, the one encoding/json writes, with and without base64.
+func TestBatchJSON_sameBytesAsEncodingJSON(t *testing.T) {
+	for _, tt := range batchJSONTests {
+		for _, b64 := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/base64=%v", tt.name, b64), func(t *testing.T) {
+				checkBatchJSON(t, tt.values, b64)
+			})
+		}
+	}
+}
+
+func checkBatchJSON(t *testing.T, values []batchValue, b64 bool) {
+	t.Helper()
+	want := map[string]string{}
+	for _, v := range values {
+		if b64 {
+			want[v.id] = rubyBase64(v.value)
+		} else {
+			want[v.id] = string(v.value)
+		}
+	}
+	if got, want := string(batchJSON(slices.Clone(values), b64)), string(marshalJSON(want)); got != want {
+		t.Errorf("batchJSON(base64=%v) = %q, encoding/json writes %q", b64, got, want)
+	}
+}
+
+// FuzzBatchJSON: any ids and values give the bytes encoding/json writes.
+// Without base64 the values are valid UTF-8 (the batch refuses others).
+func FuzzBatchJSON(f *testing.F) {
+	for _, tt := range batchJSONTests {
+		for _, v := range tt.values {
+			f.Add(v.id, v.value, "dev:variable:other", []byte("x"))
+		}
+	}
+	f.Fuzz(func(t *testing.T, id1 string, v1 []byte, id2 string, v2 []byte) {
+		values := []batchValue{{id1, v1}}
+		if id2 != id1 {
+			values = append(values, batchValue{id2, v2})
+		}
+		checkBatchJSON(t, values, true)
+		if utf8.Valid(v1) && utf8.Valid(v2) {
+			checkBatchJSON(t, values, false)
 		}
 	})
 }

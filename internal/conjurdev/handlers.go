@@ -99,7 +99,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 			unauthorized(w, errTokenInvalid.Error())
 			return
 		}
-		noteRole(r, role)
+		noteRole(w, role)
 		h(w, r, caller{role: role, iat: claims.Iat})
 	}
 }
@@ -138,13 +138,18 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(marshalJSON(v))
+}
+
+// marshalJSON is v in JSON as Rails renders it: no HTML escaping.
+func marshalJSON(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(bytes.TrimRight(buf.Bytes(), "\n"))
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
 func argumentError(msg string) *StatusError {

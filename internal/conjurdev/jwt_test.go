@@ -20,7 +20,7 @@ var (
 
 // testIssuer shares one RSA key across tests (generating one is slow
 // under -race).
-func testIssuer(t *testing.T) *JWTIssuer {
+func testIssuer(t testing.TB) *JWTIssuer {
 	t.Helper()
 	issuerOnce.Do(func() { issuer, issuerErr = NewJWTIssuer("https://issuer.example") })
 	if issuerErr != nil {

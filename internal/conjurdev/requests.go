@@ -2,7 +2,6 @@ package conjurdev
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -65,19 +64,18 @@ func (s *Server) ResetRequests() {
 	s.reqLog.reqs, s.reqLog.next = nil, 0
 }
 
-type reqKey struct{}
-
 // noteRole and noteVariables fill in the log entry of the request being
-// answered.
-func noteRole(r *http.Request, role string) {
-	if e, ok := r.Context().Value(reqKey{}).(*Request); ok {
-		e.Role = role
+// answered: w is the writer handle gave the handler. The entry keeps ids
+// as they are: callers do not change them afterwards.
+func noteRole(w http.ResponseWriter, role string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.entry.Role = role
 	}
 }
 
-func noteVariables(r *http.Request, ids []string) {
-	if e, ok := r.Context().Value(reqKey{}).(*Request); ok {
-		e.Variables = slices.Clone(ids)
+func noteVariables(w http.ResponseWriter, ids []string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.entry.Variables = ids
 	}
 }
 
@@ -88,16 +86,18 @@ func (s *Server) handle(pattern, ep string, write bool, h http.HandlerFunc) {
 	c := s.counts[ep]
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c.Add(1)
-		entry := &Request{Endpoint: ep}
-		rec := &statusRecorder{ResponseWriter: w}
-		defer func() { s.reqLog.add(*entry) }()
-		defer func() { entry.Status = rec.status }()
+		// One allocation per request for the writer and its log entry,
+		// which the handler fills in through the writer (noteRole).
+		rec := &statusRecorder{ResponseWriter: w, entry: Request{Endpoint: ep}}
+		defer s.logRequest(rec) // also when a fault panics to drop the connection
 		if s.faults.apply(rec, r, write) {
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), reqKey{}, entry))
 		ce := s.log.Check(zap.DebugLevel, "request")
-		start := time.Now()
+		var start time.Time
+		if ce != nil {
+			start = time.Now()
+		}
 		h(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -110,9 +110,18 @@ func (s *Server) handle(pattern, ep string, write bool, h http.HandlerFunc) {
 	})
 }
 
+// logRequest adds rec's entry, with the status answered, to the request log.
+func (s *Server) logRequest(rec *statusRecorder) {
+	rec.entry.Status = rec.status
+	s.reqLog.add(rec.entry)
+}
+
+// statusRecorder is the writer every handler is given: it keeps the status
+// answered and the request's log entry.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	entry  Request
 }
 
 func (r *statusRecorder) WriteHeader(code int) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,13 +49,16 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	full := r.PathValue("account") + ":" + r.PathValue("kind") + ":" + r.PathValue("id")
-	noteVariables(r, []string{full})
+	noteVariables(w, []string{full})
 	version := 0
-	if r.URL.Query().Has("version") {
+	var q url.Values
+	if r.URL.RawQuery != "" { // the plugin's fetches have none: no parse
+		q = r.URL.Query()
+	}
+	if q.Has("version") {
 		// Conjur: Integer(version); a version that does not parse is 422,
 		// one that does not exist (0 and negatives included) is 404.
-		v := r.URL.Query().Get("version")
-		n, err := strconv.Atoi(strings.TrimSpace(v))
+		n, err := strconv.Atoi(strings.TrimSpace(q.Get("version")))
 		if err != nil {
 			writeError(w, argumentError("invalid type for parameter 'version'"))
 			return
@@ -67,13 +71,15 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	s.mu.RLock()
 	res, ok := s.st.resources[full]
-	if !ok || !s.st.visible(c.role, res) {
+	// execute implies visible: visible, which looks at every privilege,
+	// is only asked when execute is missing (404 or 403).
+	if !ok || !s.st.can(c.role, res, "execute") {
+		visible := ok && s.st.visible(c.role, res)
 		s.mu.RUnlock()
-		writeError(w, secretNotFound(full))
-		return
-	}
-	if !s.st.can(c.role, res, "execute") {
-		s.mu.RUnlock()
+		if !visible {
+			writeError(w, secretNotFound(full))
+			return
+		}
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -145,7 +151,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 	for len(ids) > 0 && ids[len(ids)-1] == "" { // as Ruby's String#split
 		ids = ids[:len(ids)-1]
 	}
-	noteVariables(r, ids)
+	noteVariables(w, ids)
 	if len(ids) == 0 || slices.Contains(ids, "") {
 		writeError(w, argumentError("variable_ids"))
 		return
@@ -157,13 +163,21 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 	// found, and then names none of them).
 	b64 := batchWantsBase64(r)
 	s.mu.RLock()
-	var vars []*resource
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if res, ok := s.st.resources[id]; ok && !seen[id] {
+	vars := make([]*resource, 0, len(ids))
+	var seen map[string]bool // for long batches; a short one is searched
+	if len(ids) > 32 {
+		seen = make(map[string]bool, len(ids))
+	}
+	for i, id := range ids {
+		repeated := seen[id]
+		if seen == nil {
+			repeated = slices.Contains(ids[:i], id)
+		} else {
+			seen[id] = true
+		}
+		if res, ok := s.st.resources[id]; ok && !repeated {
 			vars = append(vars, res)
 		}
-		seen[id] = true
 	}
 	for _, res := range vars {
 		if !s.st.can(c.role, res, "execute") {
@@ -184,29 +198,110 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, secretNotFound(missing))
 		return
 	}
-	out := make(map[string]string, len(vars))
-	for _, res := range vars {
+	values := make([]batchValue, len(vars))
+	for i, res := range vars {
 		sv, ok := res.latest()
 		if !ok {
 			s.mu.RUnlock()
 			writeError(w, secretNotFound(res.id))
 			return
 		}
-		switch {
-		case b64:
-			out[res.id] = rubyBase64(sv.value)
-		case !utf8.Valid(sv.value):
+		if !b64 && !utf8.Valid(sv.value) {
 			s.mu.RUnlock()
 			writeError(w, &StatusError{Status: http.StatusNotAcceptable, Code: "not_acceptable",
 				Message: "CONJ00074E Issue encoding secret into JSON format, try including 'Accept-Encoding: base64' header in request."})
 			return
-		default:
-			out[res.id] = string(sv.value)
 		}
+		// Stored values are never modified in place: they are read after
+		// the unlock.
+		values[i] = batchValue{id: res.id, value: sv.value}
 	}
 	s.mu.RUnlock()
 	if b64 {
 		w.Header().Set("Content-Encoding", "base64")
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(batchJSON(values, b64))
+}
+
+// batchValue is one variable of a batch answer.
+type batchValue struct {
+	id    string
+	value []byte
+}
+
+// batchJSON is the batch answer: a JSON object of the values by id, in
+// Ruby's Base64.encode64 when b64, written as writeJSON writes a
+// map[string]string (keys sorted, no HTML escaping), byte for byte. Ids and
+// values of printable ASCII are written directly, the rest through
+// encoding/json.
+func batchJSON(values []batchValue, b64 bool) []byte {
+	slices.SortFunc(values, func(a, b batchValue) int { return strings.Compare(a.id, b.id) })
+	size := 2
+	for _, v := range values {
+		if !plainJSON(v.id) || (!b64 && !plainJSON(string(v.value))) {
+			return batchJSONSlow(values, b64)
+		}
+		n := len(v.value)
+		if b64 {
+			n = base64.StdEncoding.EncodedLen(n)
+			n += 2 * (n/60 + 1) // a newline every 60 characters, escaped
+		}
+		size += len(v.id) + n + 6
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, v := range values {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, v.id...)
+		out = append(out, '"', ':', '"')
+		if b64 {
+			out = appendRubyBase64JSON(out, v.value)
+		} else {
+			out = append(out, v.value...)
+		}
+		out = append(out, '"')
+	}
+	return append(out, '}')
+}
+
+// plainJSON reports whether s is printable ASCII that a JSON string holds
+// as it is: no control character, quote or backslash.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendRubyBase64JSON appends rubyBase64(b) as the inside of a JSON
+// string, each newline escaped. 45 bytes are 60 characters of base64, so
+// the value is encoded 45 bytes at a time.
+func appendRubyBase64JSON(out, b []byte) []byte {
+	for len(b) > 45 {
+		out = base64.StdEncoding.AppendEncode(out, b[:45])
+		out = append(out, '\\', 'n')
+		b = b[45:]
+	}
+	out = base64.StdEncoding.AppendEncode(out, b)
+	return append(out, '\\', 'n')
+}
+
+// batchJSONSlow is batchJSON through encoding/json.
+func batchJSONSlow(values []batchValue, b64 bool) []byte {
+	m := make(map[string]string, len(values))
+	for _, v := range values {
+		if b64 {
+			m[v.id] = rubyBase64(v.value)
+		} else {
+			m[v.id] = string(v.value)
+		}
+	}
+	return marshalJSON(m)
 }
