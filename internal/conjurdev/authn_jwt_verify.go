@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"slices"
 	"time"
 
@@ -17,8 +16,27 @@ import (
 // (SUPPORTED_ALGORITHMS in authn_jwt.rb).
 var jwtAlgorithms = []string{"RS256", "RS384", "RS512"}
 
-// jwtShapeRE is DecodedCredentials' JWT_REGEX: three base64url parts.
-var jwtShapeRE = regexp.MustCompile(`\A[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\z`)
+// jwtShaped is DecodedCredentials' JWT_REGEX,
+// \A[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\z: three non-empty
+// parts of base64url characters and '=', joined by dots. (Matching the
+// regexp cost a sixth of an authn-jwt login.)
+func jwtShaped(s string) bool {
+	dots, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if run == 0 {
+				return false
+			}
+			dots, run = dots+1, 0
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '=':
+			run++
+		default:
+			return false
+		}
+	}
+	return dots == 2 && run > 0
+}
 
 // jwtFromBody is DecodedCredentials: the form field jwt (the last one
 // wins), missing or empty 400, not of a JWT's shape 401.
@@ -32,7 +50,7 @@ func jwtFromBody(body []byte) (string, error) {
 		return "", errMissingParam("jwt")
 	}
 	tok := trimRubySpace(vals[len(vals)-1])
-	if !jwtShapeRE.MatchString(tok) {
+	if !jwtShaped(tok) {
 		return "", authnErr(errJwtToken+"RequestBodyMissingJWTToken", "CONJ00077E", "The request body does not contain JWT token")
 	}
 	return tok, nil

@@ -2,9 +2,11 @@ package conjurdev
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -190,6 +192,75 @@ func FuzzBatchJSON(f *testing.F) {
 		checkBatchJSON(t, values, true)
 		if utf8.Valid(v1) && utf8.Valid(v2) {
 			checkBatchJSON(t, values, false)
+		}
+	})
+}
+
+// tokenSubs are logins an access token is issued to: ones its claims are
+// written directly for, and ones that go through encoding/json.
+var tokenSubs = []string{
+	"admin", "host/swarm/conjur-plugin", "host/swarm/stacks/shop", "alice@example.com",
+	"", `q"uote`, `back\slash`, "<b>&amp;", "tab\there", "naïve", "\u2028", "\xff",
+}
+
+// TestTokenIssue_sameBytesAsEncodingJSON: the access token written directly
+// is, byte for byte, the one json.Marshal writes, and it verifies.
+func TestTokenIssue_sameBytesAsEncodingJSON(t *testing.T) {
+	signer, err := newTokenSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	for _, sub := range tokenSubs {
+		t.Run(sub, func(t *testing.T) {
+			tok := signer.issue(sub, now, 8*time.Minute)
+			k := signer.key.Load()
+			p, _ := json.Marshal(tokenClaims{Sub: sub, Iat: now.Unix(), Exp: now.Add(8 * time.Minute).Unix()})
+			payload := tokenB64.EncodeToString(p)
+			want, _ := json.Marshal(tokenJSON{Protected: k.protected, Payload: payload, Signature: sign(k, k.protected, payload)})
+			if string(tok) != string(want) {
+				t.Fatalf("issue(%q) = %s, json.Marshal writes %s", sub, tok, want)
+			}
+			if sub == "" {
+				return // a token without sub is refused, as Conjur does
+			}
+			c, err := signer.verifyWith(k, tok, now)
+			if err != nil || (utf8.ValidString(sub) && c.Sub != sub) {
+				t.Errorf("verifying the token of %q: %+v, %v", sub, c, err)
+			}
+		})
+	}
+}
+
+// FuzzTokenClaimsJSON: any claims are written as json.Marshal writes them.
+func FuzzTokenClaimsJSON(f *testing.F) {
+	for _, sub := range tokenSubs {
+		f.Add(sub, int64(1_700_000_000), int64(1_700_000_480))
+	}
+	f.Add("x", int64(-1), int64(0))
+	f.Fuzz(func(t *testing.T, sub string, iat, exp int64) {
+		c := tokenClaims{Sub: sub, Iat: iat, Exp: exp}
+		want, _ := json.Marshal(c)
+		if got := c.json(); string(got) != string(want) {
+			t.Errorf("%+v.json() = %s, json.Marshal writes %s", c, got, want)
+		}
+	})
+}
+
+// jwtShapeRE is Conjur's JWT_REGEX as written, which jwtShaped implements.
+var jwtShapeRE = regexp.MustCompile(`\A[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\z`)
+
+// FuzzJWTShaped: jwtShaped agrees with Conjur's regexp on any text.
+func FuzzJWTShaped(f *testing.F) {
+	for _, s := range []string{
+		"a.b.c", "eyJh.eyJz.c2ln", "a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", "a.b.c\n", "a.b.c ", "a+b.c.d",
+		"a=.b-.c_", "", "..", "a.b.c/", "é.b.c",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := jwtShaped(s), jwtShapeRE.MatchString(s); got != want {
+			t.Errorf("jwtShaped(%q) = %v, Conjur's regexp says %v", s, got, want)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,10 +132,36 @@ func (s *tokenSigner) issue(sub string, now time.Time, ttl time.Duration) []byte
 	if c.Exp <= c.Iat {
 		c.Exp = c.Iat + 1
 	}
-	p, _ := json.Marshal(c)
-	payload := tokenB64.EncodeToString(p)
-	out, _ := json.Marshal(tokenJSON{Protected: k.protected, Payload: payload, Signature: sign(k, k.protected, payload)})
-	return out
+	payload := tokenB64.EncodeToString(c.json())
+	sig := sign(k, k.protected, payload)
+	// The three fields are base64: nothing in them is escaped, so the
+	// token is written as json.Marshal(tokenJSON{...}) writes it.
+	out := make([]byte, 0, len(k.protected)+len(payload)+len(sig)+48)
+	out = append(out, `{"protected":"`...)
+	out = append(out, k.protected...)
+	out = append(out, `","payload":"`...)
+	out = append(out, payload...)
+	out = append(out, `","signature":"`...)
+	out = append(out, sig...)
+	return append(out, `"}`...)
+}
+
+// json is c as json.Marshal writes it: written directly when sub holds
+// nothing json.Marshal escapes (printable ASCII without quote, backslash,
+// <, > or &), through json.Marshal otherwise.
+func (c tokenClaims) json() []byte {
+	if !plainJSON(c.Sub) || strings.ContainsAny(c.Sub, "<>&") {
+		p, _ := json.Marshal(c)
+		return p
+	}
+	out := make([]byte, 0, len(c.Sub)+64)
+	out = append(out, `{"sub":"`...)
+	out = append(out, c.Sub...)
+	out = append(out, `","iat":`...)
+	out = strconv.AppendInt(out, c.Iat, 10)
+	out = append(out, `,"exp":`...)
+	out = strconv.AppendInt(out, c.Exp, 10)
+	return append(out, '}')
 }
 
 // parseAuthorization checks an Authorization header value of the form
