@@ -139,8 +139,8 @@ var settings = []setting{
 		value: duration(func(c *Config) *time.Duration { return &c.CacheTTL },
 			bounds{min: 0, max: conjur.MaxCacheTTL}, "30s")},
 	{key: "max_in_flight", env: "CONJUR_SWARM_MAX_IN_FLIGHT", def: strconv.Itoa(conjur.DefaultMaxInFlight), flag: "max-in-flight", help: "the most requests to Conjur in flight at once (the adaptive window's ceiling); past the window Gets gather into batches",
-		doc: "The most requests to Conjur in flight at once. The window starts at 4 (or this, if lower), grows while Conjur's round trip stays flat and Gets wait, " +
-			"and shrinks when it rises or Conjur answers 5xx/429; a Get that finds a slot free is sent at once, past the window Gets gather into one batch request per freed slot. " +
+		doc: "The most requests to Conjur in flight at once. The window starts at 4 (or this, if lower), grows while Conjur's round trip stays flat and Gets waited for a slot at least a quarter of a round trip, gives back a little when they hardly waited, " +
+			"and shrinks when the round trip rises past twice that of a request sent alone or Conjur answers 5xx/429; a Get that finds a slot free is sent at once, past the window Gets gather into one batch request per freed slot. " +
 			fmt.Sprintf("From %d (one request at a time) up to %d", conjur.MinMaxInFlight, conjur.MaxMaxInFlight) + "; see docs/benchmarks.md.",
 		value: integer(func(c *Config) *int { return &c.MaxInFlight }, conjur.MinMaxInFlight, conjur.MaxMaxInFlight, strconv.Itoa(conjur.DefaultMaxInFlight))},
 	{key: "prefetch", env: "CONJUR_SWARM_PREFETCH", def: "true", flag: "prefetch", help: "at a task's first Get, fetch the variables its service was allowed before, for that task only",
