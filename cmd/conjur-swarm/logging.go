@@ -6,6 +6,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/cyberark/conjur-swarm/internal/logsink"
 )
 
 // newLogger builds the process logger of a command. level is one of debug,
@@ -24,6 +26,9 @@ func newLogger(level, format string) (*zap.Logger, error) {
 // for `serve`: the daemon records a managed plugin's stdout as level=info
 // and its stderr as level=error, so lines below error go to stdout and
 // errors to stderr, and `level=error` in the daemon's log means an error.
+// Each stream is a logsink.Writer: lines logged at once by concurrent
+// GetSecrets share one write(2), and a line is still written before the
+// Get it records is answered.
 func newPluginLogger(level, format string) (*zap.Logger, error) {
 	enc, lvl, err := logEncoder(level, format)
 	if err != nil {
@@ -32,8 +37,8 @@ func newPluginLogger(level, format string) (*zap.Logger, error) {
 	low := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= lvl && l < zapcore.ErrorLevel })
 	high := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= lvl && l >= zapcore.ErrorLevel })
 	core := zapcore.NewTee(
-		zapcore.NewCore(enc, zapcore.Lock(os.Stdout), low),
-		zapcore.NewCore(enc.Clone(), zapcore.Lock(os.Stderr), high),
+		zapcore.NewCore(enc, logsink.New(os.Stdout, logsink.PipeAtomic), low),
+		zapcore.NewCore(enc.Clone(), logsink.New(os.Stderr, logsink.PipeAtomic), high),
 	)
 	return zap.New(core, zap.AddCaller()), nil
 }
