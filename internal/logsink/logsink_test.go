@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -397,7 +398,7 @@ func TestConcurrentLinesIntoAPipe(t *testing.T) {
 
 func BenchmarkWrite(b *testing.B) {
 	line := []byte(`{"level":"info","ts":"2026-11-30T12:00:00.123Z","logger":"driver","caller":"driver/driver.go:123","msg":"secret served","secret":"shop_db_password","service":"shop_web","task":"k2x9","node":"n7","rule":"shop","variable":"prod/shop/db/password","decision":"allow","duration":0.000812}` + "\n")
-	for _, dest := range []string{"devnull", "pipe"} {
+	for _, dest := range []string{"devnull", "pipe", "slow-pipe"} {
 		for _, kind := range []string{"locked", "group"} {
 			b.Run(dest+"/"+kind, func(b *testing.B) {
 				f, done := benchDest(b, dest)
@@ -424,8 +425,10 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
-// benchDest opens /dev/null, or a pipe drained by a goroutine; done closes
-// it and waits for the drain.
+// benchDest opens /dev/null, or a pipe drained by a goroutine (slow-pipe:
+// one that reads 4 KiB at most every 50 µs, as a busy log collector, so
+// that the pipe fills and writes block); done closes it and waits for the
+// drain.
 func benchDest(b *testing.B, dest string) (*os.File, func()) {
 	if dest == "devnull" {
 		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
@@ -439,6 +442,19 @@ func benchDest(b *testing.B, dest string) (*os.File, func()) {
 		b.Fatal(err)
 	}
 	drained := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, r); close(drained) }()
+	go func() {
+		defer close(drained)
+		if dest != "slow-pipe" {
+			_, _ = io.Copy(io.Discard, r)
+			return
+		}
+		buf := make([]byte, 4096)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
 	return w, func() { _ = w.Close(); <-drained; _ = r.Close() }
 }
