@@ -76,16 +76,30 @@ func New(out Syncer, limit int) *Writer {
 // carried gets the error). p is not kept after Write returns.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	if !w.writing && w.pending == nil {
-		// Nobody writing, nothing gathered: write p directly, no copy.
-		w.writing = true
-		w.mu.Unlock()
-		err := writeAll(w.out, p)
-		w.mu.Lock()
-		w.endLocked()
-		w.mu.Unlock()
-		return result(len(p), err)
+	if w.writing || w.pending != nil {
+		return w.join(p)
 	}
+	// Nobody writing, nothing gathered: write p directly, no copy. (This
+	// path's frame is kept small, the group's work in join: it is under
+	// the audit line, whose stack depth sets every GetSecret goroutine's
+	// stack size; see docs/architecture.md.)
+	w.writing = true
+	w.mu.Unlock()
+	n, err := w.out.Write(p)
+	if err == nil && n != len(p) {
+		err = writeRest(w.out, p, n)
+	}
+	w.mu.Lock()
+	w.endLocked()
+	w.mu.Unlock()
+	return result(len(p), err)
+}
+
+// join adds p to the pending group, with w.mu held on entry, and returns
+// once the group has been written, leading its write if nobody else does.
+//
+//go:noinline
+func (w *Writer) join(p []byte) (int, error) {
 	var mine *group
 	for {
 		switch {
@@ -123,7 +137,7 @@ func (w *Writer) flushLocked() {
 	w.pending = nil
 	w.writing = true
 	w.mu.Unlock()
-	err := writeAll(w.out, g.buf)
+	err := writeRest(w.out, g.buf, 0)
 	w.mu.Lock()
 	g.err, g.done = err, true
 	if cap(g.buf) <= 2*w.limit {
@@ -165,10 +179,10 @@ func (w *Writer) Sync() error {
 	return w.out.Sync()
 }
 
-// writeAll writes all of p, calling out again after a short write that
+// writeRest writes p[done:], calling out again after a short write that
 // reported no error.
-func writeAll(out io.Writer, p []byte) error {
-	for len(p) > 0 {
+func writeRest(out io.Writer, p []byte, done int) error {
+	for p = p[done:]; len(p) > 0; {
 		n, err := out.Write(p)
 		if err != nil {
 			return err
