@@ -148,14 +148,26 @@ func (d *Driver) Close() {
 
 // HandleGetSecret decodes a GetSecret body and answers it. A body that cannot
 // be decoded is answered BAD_REQUEST and audited like any other decision.
+//
+// HandleGetSecret, getSecret and the functions they call are split so that
+// no frame on the GetSecret path holds what only a rare branch needs: a
+// handler goroutine's stack must stay under 8 KiB (docs/architecture.md,
+// "Code shaped by a measurement").
 func (d *Driver) HandleGetSecret(ctx context.Context, body io.Reader) pluginapi.Response {
 	start := d.opts.Now()
 	req, err := pluginapi.ReadRequest(body)
 	if err != nil {
-		return d.finish(start, &audit.Record{}, errcode.BadRequest,
-			fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", pluginapi.OneLine(err)), err, nil)
+		return d.unreadable(start, err)
 	}
 	return d.getSecret(ctx, &req, start)
+}
+
+// unreadable answers a body that could not be decoded.
+//
+//go:noinline
+func (d *Driver) unreadable(start time.Time, err error) pluginapi.Response {
+	return d.finish(start, &audit.Record{}, errcode.BadRequest,
+		fmt.Sprintf("the GetSecret request could not be read: %v; the caller is not a Docker Engine this plugin understands", pluginapi.OneLine(err)), err, nil)
 }
 
 // GetSecret answers one request.
@@ -164,65 +176,113 @@ func (d *Driver) GetSecret(ctx context.Context, req pluginapi.Request) pluginapi
 }
 
 func (d *Driver) getSecret(ctx context.Context, req *pluginapi.Request, start time.Time) pluginapi.Response {
-	rec := audit.Record{
-		Secret:    pluginapi.Clip(req.SecretName),
-		Service:   pluginapi.Clip(req.ServiceName),
-		ServiceID: pluginapi.Clip(req.ServiceID),
-		Task:      pluginapi.Clip(req.TaskID),
-		Node:      pluginapi.Clip(req.NodeID),
-		Image:     pluginapi.Clip(req.TaskImage),
-	}
+	var rec audit.Record
+	noteRequest(&rec, req)
 	if err := req.Validate(); err != nil {
-		return d.finish(start, &rec, errcode.BadRequest,
-			fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", pluginapi.ClipTo(pluginapi.OneLine(err), maxProblemText)), err, nil)
+		return d.invalid(start, &rec, err)
 	}
-
-	dec := d.opts.Resolver.Resolve(policyRequest(*req))
-	rec.Rule, rec.Variable, rec.Identity, rec.DoNotReuse = dec.Rule, dec.Variable, dec.Identity, dec.DoNotReuse
-	rec.StackLabelMismatch = pluginapi.Clip(policy.StackLabelMismatch(req.SecretName, req.SecretLabels))
-	if dec.Bundle != nil {
-		rec.Members = dec.Variables() // also for a deny by an allow condition
+	var dec policy.Decision
+	d.resolve(req, &dec)
+	if !d.noteDecision(req, &rec, &dec) {
+		return d.refuse(start, &rec, &dec)
 	}
-	if !dec.Allow && dec.Condition == policy.ConditionMappingInvalid {
-		return d.finish(start, &rec, errcode.MappingInvalid, dec.Reason, nil, nil)
-	}
-	if !dec.Allow {
-		reason := dec.Reason
-		if reason == "" {
-			reason = "no rule of the mapping policy matched"
-		}
-		msg := reason + "; " + errcode.Denied.Fix()
-		return d.finish(start, &rec, errcode.Denied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
-	}
-	if dec.Account != "" && d.opts.Account != "" && dec.Account != d.opts.Account {
-		return d.finish(start, &rec, errcode.NotConfigured,
-			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 	defer cancel()
 	if dec.Bundle != nil {
 		return d.serveBundle(ctx, start, &rec, &dec, workload(req, dec.Identity))
 	}
-	ref := fetchRef(&dec, dec.Variable, dec.Version, workload(req, dec.Identity))
+	return d.serveVariable(ctx, start, req, &rec, &dec)
+}
+
+// noteRequest records req's facts in rec.
+func noteRequest(rec *audit.Record, req *pluginapi.Request) {
+	rec.Secret = pluginapi.Clip(req.SecretName)
+	rec.Service = pluginapi.Clip(req.ServiceName)
+	rec.ServiceID = pluginapi.Clip(req.ServiceID)
+	rec.Task = pluginapi.Clip(req.TaskID)
+	rec.Node = pluginapi.Clip(req.NodeID)
+	rec.Image = pluginapi.Clip(req.TaskImage)
+}
+
+// resolve sets *dec to the policy's decision for req.
+func (d *Driver) resolve(req *pluginapi.Request, dec *policy.Decision) {
+	*dec = d.opts.Resolver.Resolve(policyRequest(req))
+}
+
+// noteDecision records dec, the decision for req, in rec and reports
+// whether it allows the Get: the policy allows it, for this plugin's
+// Conjur account.
+func (d *Driver) noteDecision(req *pluginapi.Request, rec *audit.Record, dec *policy.Decision) bool {
+	rec.Rule, rec.Variable, rec.Identity, rec.DoNotReuse = dec.Rule, dec.Variable, dec.Identity, dec.DoNotReuse
+	rec.StackLabelMismatch = pluginapi.Clip(policy.StackLabelMismatch(req.SecretName, req.SecretLabels))
+	if dec.Bundle != nil {
+		rec.Members = dec.Variables() // also for a deny by an allow condition
+	}
+	return dec.Allow && (dec.Account == "" || d.opts.Account == "" || dec.Account == d.opts.Account)
+}
+
+// invalid answers a request that fails validation.
+//
+//go:noinline
+func (d *Driver) invalid(start time.Time, rec *audit.Record, err error) pluginapi.Response {
+	return d.finish(start, rec, errcode.BadRequest,
+		fmt.Sprintf("the GetSecret request is invalid: %v; the caller is not a Docker Engine this plugin understands", pluginapi.ClipTo(pluginapi.OneLine(err), maxProblemText)), err, nil)
+}
+
+// refuse answers a decision that does not allow the Get: a denial, an
+// invalid mapping, or a mapping for another Conjur account.
+//
+//go:noinline
+func (d *Driver) refuse(start time.Time, rec *audit.Record, dec *policy.Decision) pluginapi.Response {
+	switch {
+	case !dec.Allow && dec.Condition == policy.ConditionMappingInvalid:
+		return d.finish(start, rec, errcode.MappingInvalid, dec.Reason, nil, nil)
+	case !dec.Allow:
+		reason := dec.Reason
+		if reason == "" {
+			reason = "no rule of the mapping policy matched"
+		}
+		msg := reason + "; " + errcode.Denied.Fix()
+		return d.finish(start, rec, errcode.Denied, msg, nil, []zap.Field{zap.String("condition", dec.Condition)})
+	default:
+		return d.finish(start, rec, errcode.NotConfigured,
+			fmt.Sprintf("the mapping file names Conjur account %q but the plugin authenticates to %q; make the mapping file's account match CONJUR_ACCOUNT", dec.Account, d.opts.Account), nil, nil)
+	}
+}
+
+// serveVariable fetches dec's variable (or its last good value when the
+// fetch fails and the rule allows it) and answers with it.
+func (d *Driver) serveVariable(ctx context.Context, start time.Time, req *pluginapi.Request, rec *audit.Record, dec *policy.Decision) pluginapi.Response {
+	ref := fetchRef(dec, dec.Variable, dec.Version, workload(req, dec.Identity))
 	if dec.StaleIfError > 0 {
 		d.stale.note(dec.Rule, ref)
 	}
-	val, prefetched, err := d.fetchVariable(ctx, req, &dec, ref)
+	val, prefetched, err := d.fetchVariable(ctx, req, dec, ref)
 	rec.Coalesced, rec.Cached, rec.Prefetched = val.Coalesced, val.Cached, prefetched
 	if err != nil {
-		code, msg := d.fetchFailure(err)
-		good, age, ok := d.lastGood(&dec, ref, code)
-		if !ok {
-			return d.finish(start, &rec, code, msg, err, nil)
-		}
-		markStale(&rec, age, code)
-		val = good
+		return d.fetchFailed(start, rec, dec, ref, err)
 	}
 	if dec.Field != "" || dec.Decode != "" {
-		return d.serveRendered(start, &rec, &dec, [][]byte{val.Data})
+		return d.serveRendered(start, rec, dec, [][]byte{val.Data})
 	}
-	return d.serve(start, &rec, &dec, val.Data)
+	return d.serve(start, rec, dec, val.Data)
+}
+
+// fetchFailed answers a failed fetch of ref: with its last good value when
+// dec's rule allows it, else with the failure.
+//
+//go:noinline
+func (d *Driver) fetchFailed(start time.Time, rec *audit.Record, dec *policy.Decision, ref conjur.Ref, err error) pluginapi.Response {
+	code, msg := d.fetchFailure(err)
+	good, age, ok := d.lastGood(dec, ref, code)
+	if !ok {
+		return d.finish(start, rec, code, msg, err, nil)
+	}
+	markStale(rec, age, code)
+	if dec.Field != "" || dec.Decode != "" {
+		return d.serveRendered(start, rec, dec, [][]byte{good.Data})
+	}
+	return d.serve(start, rec, dec, good.Data)
 }
 
 // fetchRef is the ref every path fetches variable id at version with for
@@ -244,6 +304,12 @@ func (d *Driver) fetchVariable(ctx context.Context, req *pluginapi.Request, dec 
 		val, err = d.fetchOne(ctx, ref)
 		return val, false, err
 	}
+	return d.fetchForTask(ctx, req, dec, ref)
+}
+
+// fetchForTask is fetchVariable with prefetch on, for a request that names
+// its task and service.
+func (d *Driver) fetchForTask(ctx context.Context, req *pluginapi.Request, dec *policy.Decision, ref conjur.Ref) (val conjur.Value, prefetched bool, err error) {
 	t := taskKey{task: req.TaskID, service: req.ServiceID}
 	k := prefetchKey{mapping: dec.Mapping, rule: dec.Rule, variable: dec.Variable, version: dec.Version, identity: dec.Identity}
 	if data, ok := d.pf.take(t, k); ok {

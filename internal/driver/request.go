@@ -6,7 +6,7 @@ import (
 )
 
 // policyRequest is what the policy sees of a request.
-func policyRequest(r pluginapi.Request) policy.Request {
+func policyRequest(r *pluginapi.Request) policy.Request {
 	return policy.Request{
 		SecretName:    r.SecretName,
 		SecretLabels:  r.SecretLabels,

@@ -130,7 +130,7 @@ func describeJSONError(err error) string {
 // Validate checks the fields the driver relies on: SecretName is required,
 // every string is valid UTF-8 without control characters and of sane length,
 // and label maps are bounded. Every problem is reported at once.
-func (r Request) Validate() error {
+func (r *Request) Validate() error {
 	var errs []error
 	if r.SecretName == "" {
 		errs = append(errs, errors.New("SecretName is empty"))

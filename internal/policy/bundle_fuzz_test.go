@@ -41,7 +41,7 @@ func checkBundleDecision(t *testing.T, p *Policy, req Request, d Decision) {
 		}
 		for _, ph := range spec.variable.placeholders() {
 			if ph.kind.serviceSide() {
-				pv, _ := lookup(ph, req, nil)
+				pv, _ := lookup(ph, &req, nil)
 				if v := pv.text; strings.Contains(v, "/") {
 					t.Fatalf("member %q: allowed %q with %s = %q, which holds a /", m.Name, m.Variable, ph, pv.text)
 				}

@@ -9,7 +9,7 @@ import (
 // safety rules and within check as a rule's variable. It returns the
 // resolved bundle, or the refusal of the first member, by name, that
 // denies; the reason names the member.
-func (p *Policy) resolveBundle(b *bundleSpec, req Request, groups map[string]groupVal) (*Bundle, refusal) {
+func (p *Policy) resolveBundle(b *bundleSpec, req *Request, groups map[string]groupVal) (*Bundle, refusal) {
 	out := &Bundle{Format: b.format, Members: make([]Member, len(b.members)), spec: b}
 	for i, ms := range b.members {
 		m, no := p.resolveMember(ms, req, groups)
@@ -24,7 +24,7 @@ func (p *Policy) resolveBundle(b *bundleSpec, req Request, groups map[string]gro
 // resolveMember resolves one member; on a deny it returns the refusal, whose
 // condition is bundle.variables[NAME], with .version or .within when those
 // fail.
-func (p *Policy) resolveMember(ms memberSpec, req Request, groups map[string]groupVal) (Member, refusal) {
+func (p *Policy) resolveMember(ms memberSpec, req *Request, groups map[string]groupVal) (Member, refusal) {
 	path := "bundle.variables[" + ms.name + "]"
 	id, no := expand(ms.variable, req, groups, true)
 	if no.denies() {

@@ -23,8 +23,8 @@ func TestExactAllowGlobAgreesWithRegexp(t *testing.T) {
 				ServiceLabels: map[string]string{"team": val},
 			}
 			for _, v := range []string{val, "shop", "a*b", "axb", "team-" + val, val + "." + val + "/x", "", "\xff"} {
-				gotOK, gotWhy := exact.matches(v, req, nil)
-				wantOK, wantWhy := viaRegexp.matches(v, req, nil)
+				gotOK, gotWhy := exact.matches(v, &req, nil)
+				wantOK, wantWhy := viaRegexp.matches(v, &req, nil)
 				if gotOK != wantOK || gotWhy != wantWhy {
 					t.Errorf("%s with %q against %q: exact (%v, %q), regexp (%v, %q)", raw, val, v, gotOK, gotWhy, wantOK, wantWhy)
 				}

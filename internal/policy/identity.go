@@ -70,7 +70,7 @@ func (p *Policy) identityOf(r *rule) *template {
 
 // resolveIdentity expands the identity template for d (no template: d is
 // returned as is), or returns the refusal that denies the Get.
-func resolveIdentity(t *template, req Request, groups map[string]groupVal, d *Decision) refusal {
+func resolveIdentity(t *template, req *Request, groups map[string]groupVal, d *Decision) refusal {
 	if t == nil {
 		return refusal{}
 	}

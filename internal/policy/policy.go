@@ -116,7 +116,7 @@ func (f field) describe(key string) string {
 }
 
 // value returns the request's value for the field and whether it is present.
-func (f field) value(req Request, key string) (string, bool) {
+func (f field) value(req *Request, key string) (string, bool) {
 	switch f {
 	case fSecret:
 		return req.SecretName, req.SecretName != ""

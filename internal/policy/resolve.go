@@ -21,7 +21,17 @@ type groupVal struct {
 // version is expanded, and its allow conditions must all hold, else the
 // request is denied (there is no fall-through to later rules). When no rule
 // matches, the request is denied.
+//
+// The request and the decision go by pointer below Resolve: it runs on every
+// GetSecret handler's stack, which must stay under 8 KiB
+// (docs/architecture.md, "Code shaped by a measurement").
 func (p *Policy) Resolve(req Request) Decision {
+	var d Decision
+	p.resolve(&req, &d)
+	return d
+}
+
+func (p *Policy) resolve(req *Request, d *Decision) {
 	var misses []string
 	for _, r := range p.rules {
 		groups, failed := r.matches(req)
@@ -31,12 +41,19 @@ func (p *Policy) Resolve(req Request) Decision {
 			}
 			continue
 		}
-		return p.decide(r, req, groups)
+		p.decide(r, req, groups, d)
+		return
 	}
+	noMatch(p, req, misses, d)
+}
+
+// noMatch is the decision when no rule matched; misses says why the first
+// ones did not.
+func noMatch(p *Policy, req *Request, misses []string, d *Decision) {
 	if n := len(p.rules) - len(misses); n > 0 {
 		misses = append(misses, fmt.Sprintf("%d more", n))
 	}
-	return Decision{
+	*d = Decision{
 		DoNotReuse: true,
 		Condition:  "match",
 		Reason: oneLine(fmt.Sprintf("no rule matched secret %s (%s); add a rule or fix the secret's labels",
@@ -50,7 +67,7 @@ const maxMissesShown = 8
 // matches reports whether every match condition of r holds, with the named
 // groups the re: patterns captured; else it returns the first condition that
 // failed, e.g. "match.secret_labels[env] is missing".
-func (r *rule) matches(req Request) (map[string]groupVal, string) {
+func (r *rule) matches(req *Request) (map[string]groupVal, string) {
 	var groups map[string]groupVal
 	for _, c := range r.match {
 		v, present := c.field.value(req, c.key)
@@ -119,41 +136,45 @@ func (c cond) first(v string) (pattern, bool) {
 	return pattern{}, false
 }
 
-// decide applies the matched rule r to req; the decision names the policy
-// by its hash.
-func (p *Policy) decide(r *rule, req Request, groups map[string]groupVal) Decision {
-	d := p.decideRule(r, req, groups)
+// decide applies the matched rule r to req and sets *d; the decision names
+// the policy by its hash.
+func (p *Policy) decide(r *rule, req *Request, groups map[string]groupVal, d *Decision) {
+	*d = Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse, StaleIfError: r.staleIfError}
+	if no := p.decideRule(r, req, groups, d); no.denies() {
+		deny(r, d, no)
+	}
 	d.Mapping = p.hash
-	return d
 }
 
-func (p *Policy) decideRule(r *rule, req Request, groups map[string]groupVal) Decision {
-	d := Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse, StaleIfError: r.staleIfError}
-	deny := func(condition, format string, args ...any) Decision {
-		d.Allow = false
-		d.Condition = oneLine(condition)
-		d.Reason = oneLine(fmt.Sprintf("rule %q denies: %s: ", r.name, condition) + fmt.Sprintf(format, args...))
-		return d
-	}
+// deny makes d, a decision by rule r, a denial for no.
+func deny(r *rule, d *Decision, no refusal) {
+	d.Allow = false
+	d.Condition = oneLine(no.condition)
+	d.Reason = oneLine(fmt.Sprintf("rule %q denies: %s: ", r.name, no.condition) + no.reason)
+}
 
+// decideRule resolves r's variable (or bundle), version and identity into
+// d and checks r's allow conditions; a refusal that denies is why d must be
+// denied.
+func (p *Policy) decideRule(r *rule, req *Request, groups map[string]groupVal, d *Decision) refusal {
 	if r.bundle != nil {
 		b, no := p.resolveBundle(r.bundle, req, groups)
 		if no.denies() {
-			return deny(no.condition, "%s", no.reason)
+			return no
 		}
 		d.Bundle = b
-		return finish(r, p.identityOf(r), req, groups, d, deny)
+		return finish(r, p.identityOf(r), req, groups, d)
 	}
 
 	id, no := expand(r.variable, req, groups, true)
 	if no.denies() {
-		return deny(no.condition, "%s", no.reason)
+		return no
 	}
 	if why := checkID(id); why != "" {
-		return deny("variable", "the resolved id %s %s", quote(id), why)
+		return refusal{"variable", fmt.Sprintf("the resolved id %s %s", quote(id), why)}
 	}
 	if !underWithin(id, p.within) {
-		return deny("within", "the resolved id %s is not under %s", quote(id), strings.Join(p.within, ", "))
+		return refusal{"within", fmt.Sprintf("the resolved id %s is not under %s", quote(id), strings.Join(p.within, ", "))}
 	}
 	d.Variable = id
 	d.Field, d.Decode = r.shape.field, r.shape.decode
@@ -161,27 +182,28 @@ func (p *Policy) decideRule(r *rule, req Request, groups map[string]groupVal) De
 	if r.version != nil {
 		text, no := expand(*r.version, req, groups, false)
 		if no.denies() {
-			return deny(strings.Replace(no.condition, "variable", "version", 1), "%s", no.reason)
+			return refusal{strings.Replace(no.condition, "variable", "version", 1), no.reason}
 		}
 		v, why := parseVersion(text)
 		if why != "" {
-			return deny("version", "%s %s", quote(text), why)
+			return refusal{"version", quote(text) + " " + why}
 		}
 		d.Version = v
 	}
-	return finish(r, p.identityOf(r), req, groups, d, deny)
+	return finish(r, p.identityOf(r), req, groups, d)
 }
 
 // finish fills d's identity from the identity template (nil = none) and
-// checks r's allow conditions for d, whose variable or bundle is resolved:
-// deny is decide's, which denies d.
-func finish(r *rule, identity *template, req Request, groups map[string]groupVal, d Decision, deny func(condition, format string, args ...any) Decision) Decision {
-	if no := resolveIdentity(identity, req, groups, &d); no.denies() {
-		return deny(no.condition, "%s", no.reason)
+// checks r's allow conditions for d, whose variable or bundle is resolved;
+// it allows d, or returns why it must be denied.
+func finish(r *rule, identity *template, req *Request, groups map[string]groupVal, d *Decision) refusal {
+	if no := resolveIdentity(identity, req, groups, d); no.denies() {
+		return no
 	}
 	for _, c := range r.allow {
 		if why := c.allows(req, groups); why != "" {
-			return deny(c.path, "%s", why)
+			d.Identity = "" // a denial names no identity
+			return refusal{c.path, why}
 		}
 	}
 	d.Allow = true
@@ -197,7 +219,7 @@ func finish(r *rule, identity *template, req Request, groups map[string]groupVal
 		}
 		d.Reason += fmt.Sprintf(" (%s held)", oneLine(strings.Join(held, ", ")))
 	}
-	return d
+	return refusal{}
 }
 
 // refusal is why a step of resolving a rule denies: the condition that
@@ -213,7 +235,7 @@ func (r refusal) denies() bool { return r.reason != "" }
 // expand fills t's placeholders from the request. For the variable
 // (segments true) service-side values must be a single path segment. It
 // returns the text, or the refusal that denies.
-func expand(t template, req Request, groups map[string]groupVal, segments bool) (string, refusal) {
+func expand(t template, req *Request, groups map[string]groupVal, segments bool) (string, refusal) {
 	var b strings.Builder
 	for _, part := range t.parts {
 		if part.ph == nil {
@@ -251,7 +273,7 @@ type phValue struct {
 // count as missing.
 // The reasons are built only when a value is missing: lookup runs on every
 // GetSecret.
-func lookup(ph placeholder, req Request, groups map[string]groupVal) (phValue, string) {
+func lookup(ph placeholder, req *Request, groups map[string]groupVal) (phValue, string) {
 	var v string
 	var why string
 	switch ph.kind {
@@ -314,7 +336,7 @@ func lookup(ph placeholder, req Request, groups map[string]groupVal) (phValue, s
 // allows returns "" when the allow condition holds for req, else why not.
 // It runs on every GetSecret that reaches an allow clause, so the deny
 // message is built only when the condition fails.
-func (c cond) allows(req Request, groups map[string]groupVal) string {
+func (c cond) allows(req *Request, groups map[string]groupVal) string {
 	what := c.field.describe(c.key)
 	v, present := c.field.value(req, c.key)
 	if !present {
@@ -343,7 +365,7 @@ func (c cond) allows(req Request, groups map[string]groupVal) string {
 // from req; why is set when a placeholder has no value or the glob cannot be
 // built. An exact pattern is compared as a string (v must be valid UTF-8 for
 // that to agree with the regexp); others are compiled with the values quoted.
-func (p pattern) matches(v string, req Request, groups map[string]groupVal) (ok bool, why string) {
+func (p pattern) matches(v string, req *Request, groups map[string]groupVal) (ok bool, why string) {
 	if p.tmpl == nil {
 		return p.re.MatchString(v), ""
 	}
@@ -385,7 +407,7 @@ var unescapeOutsideClass = strings.NewReplacer(`\-`, "-", `\^`, "^", `\!`, "!")
 
 // expandForMessage renders an allow glob with its placeholders filled in,
 // for deny reasons.
-func expandForMessage(t template, req Request, groups map[string]groupVal) string {
+func expandForMessage(t template, req *Request, groups map[string]groupVal) string {
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.ph == nil {

@@ -13,17 +13,18 @@ func (p *Policy) ResolveService(req Request) (d Decision, nodeDependent bool) {
 	req.NodeID = ""
 	for _, r := range p.rules {
 		if r.matchReadsNode() {
-			if r.matchesIgnoringNode(req) {
+			if r.matchesIgnoringNode(&req) {
 				return Decision{Rule: r.name, Account: p.account, DoNotReuse: !r.reuse, Condition: "match.node",
 					Reason: oneLine("rule " + quote(r.name) + " matches on the node, which a service does not have")}, true
 			}
 			continue
 		}
-		groups, failed := r.matches(req)
+		groups, failed := r.matches(&req)
 		if failed != "" {
 			continue
 		}
-		return p.decide(r, req, groups), r.decideReadsNode()
+		p.decide(r, &req, groups, &d)
+		return d, r.decideReadsNode()
 	}
 	return p.Resolve(req), false
 }
@@ -40,7 +41,7 @@ func (r *rule) matchReadsNode() bool {
 
 // matchesIgnoringNode reports whether every match condition of r but the
 // node's holds.
-func (r *rule) matchesIgnoringNode(req Request) bool {
+func (r *rule) matchesIgnoringNode(req *Request) bool {
 	for _, c := range r.match {
 		if c.field == fNode {
 			continue
