@@ -91,20 +91,20 @@ func newWindow(ceiling int) *window {
 // than the Gets need (under half that), which shrinks it gently. A Get
 // that finds a slot free is sent at once and does neither.
 func (w *window) waited(d time.Duration) (long, short bool) {
-	limit := windowWaitShare * float64(w.srtt)
-	return d > 0 && float64(d) >= limit, d > 0 && float64(d) < limit/2
+	grow := windowWaitShare * float64(w.srtt)
+	return d > 0 && float64(d) >= grow, d > 0 && float64(d) < grow/2
 }
 
 // size is how many requests may be in flight now.
 func (w *window) size() int { return int(w.limit) }
 
 // observe takes one request's outcome: it went out at sent, holding sl,
-// and returned at now; sl.full says the window was full when it went out,
-// sl.alone that no other request of ours was in flight, overloaded that
-// Conjur answered 5xx/429 or did not answer in time.
+// and returned at now; sl.full says the window held its Gets back (grow),
+// sl.short that they hardly waited (give back a little), sl.alone that no
+// other request of ours was in flight, overloaded that Conjur answered
+// 5xx/429 or did not answer in time.
 func (w *window) observe(sent, now time.Time, sl slot, overloaded bool) {
 	rtt := now.Sub(sent)
-	full := sl.full
 	if now.After(w.periodEnd) {
 		w.base, w.cur, w.periodEnd = w.cur, 0, now.Add(windowPeriod)
 	}
@@ -129,9 +129,9 @@ func (w *window) observe(sent, now time.Time, sl slot, overloaded bool) {
 		// Conjur (or this machine) is queueing: shrink in proportion to how
 		// far the round trip rose past the tolerance.
 		w.cut(sent, now, windowTolerance*float64(base)/float64(w.srtt))
-	case full && w.avoid:
+	case sl.full && w.avoid:
 		w.limit = min(w.ceiling, w.limit+1/w.limit)
-	case full:
+	case sl.full:
 		w.limit = min(w.ceiling, w.limit+1)
 	case sl.short:
 		// Wide enough: end the start's fast growth, and give back a little.

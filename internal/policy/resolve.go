@@ -146,9 +146,11 @@ func (p *Policy) decide(r *rule, req *Request, groups map[string]groupVal, d *De
 	d.Mapping = p.hash
 }
 
-// deny makes d, a decision by rule r, a denial for no.
+// deny makes d, a decision by rule r, a denial for no. A denial names no
+// identity, whichever step refused.
 func deny(r *rule, d *Decision, no refusal) {
 	d.Allow = false
+	d.Identity = ""
 	d.Condition = oneLine(no.condition)
 	d.Reason = oneLine(fmt.Sprintf("rule %q denies: %s: ", r.name, no.condition) + no.reason)
 }
@@ -202,7 +204,6 @@ func finish(r *rule, identity *template, req *Request, groups map[string]groupVa
 	}
 	for _, c := range r.allow {
 		if why := c.allows(req, groups); why != "" {
-			d.Identity = "" // a denial names no identity
 			return refusal{c.path, why}
 		}
 	}
